@@ -1,0 +1,1 @@
+"""DEEPaaS adapter of TASeg (filled by the API issue)."""

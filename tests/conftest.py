@@ -1,0 +1,63 @@
+"""Shared fixtures: the real sample frame, small saved models, an isolated MODELS_PATH."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# Set before any model library is imported by a test.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"
+
+
+@pytest.fixture(scope="session")
+def sample_path() -> Path:
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def sample_frame():
+    from thermal_anomaly_segmenter.frame_io import read_frame
+
+    return read_frame(SAMPLE)
+
+
+@pytest.fixture()
+def models_root(tmp_path, monkeypatch) -> Path:
+    """A private MODELS_PATH holding a copy of the shipped models, so outputs stay in tmp."""
+    from thermal_anomaly_segmenter.config import reload_settings
+
+    root = tmp_path / "models"
+    shutil.copytree(ROOT / "models", root, ignore=shutil.ignore_patterns("predictions"))
+    monkeypatch.setenv("MODELS_PATH", str(root))
+    monkeypatch.setenv("REMOTE_PATH", str(tmp_path / "remote"))
+    reload_settings()
+    yield root
+    monkeypatch.undo()
+    reload_settings()
+
+
+def save_tiny_model(folder: Path, model_type: str = "segformer_b0", input_size=(64, 80),
+                    seed: int = 0) -> Path:
+    """Save a randomly initialised model folder (real weights, real format)."""
+    import torch
+
+    from thermal_anomaly_segmenter.model_folder import ModelConfig, save_model_folder
+    from thermal_anomaly_segmenter.zoo import build_model
+
+    arch = {"encoder_name": "resnet18"} if model_type.startswith("smp_") else None
+    torch.manual_seed(seed)
+    model = build_model(model_type, arch)
+    config = ModelConfig(model_type=model_type, architecture=arch or {}, input_size=input_size)
+    return save_model_folder(folder, config, model)
+
+
+@pytest.fixture(scope="session")
+def tiny_segformer_dir(tmp_path_factory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("models") / "segformer_b0_tiny")

@@ -1,0 +1,131 @@
+"""All configuration of TASeg in one typed place.
+
+:class:`Settings` holds what comes from the environment (read once by :func:`get_settings`);
+the option dataclasses hold what a caller chooses per call. Both adapters (API and CLI) build
+these objects and hand them to the core; nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from .errors import InvalidInputError
+
+#: Root of the source tree (the folder holding ``models/`` and ``data/`` when run from a checkout
+#: or the Docker image), as in the AI4OS module template.
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+#: Model used when the caller names none and ``TASEG_DEFAULT_MODEL`` is unset.
+DEFAULT_MODEL_NAME = "classical"
+
+Device = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser() if value else default
+
+
+def _env_int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise InvalidInputError(f"environment variable {name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise InvalidInputError(f"environment variable {name}={value} must be >= {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Environment of one process. Paths are absolute; defaults follow the published TASeg."""
+
+    data_path: Path
+    models_path: Path
+    remote_path: Path
+    default_model: str
+    mlflow_tracking_uri: str | None
+    mlflow_username: str | None
+    mlflow_password: str | None = field(repr=False)
+    log_level: str
+    api_log_level: str
+    #: Largest frame accepted, in pixels (height x width). 8192 x 8192 orthomosaics fit.
+    max_pixels: int
+    #: Largest upload accepted by the API, in bytes.
+    max_upload_bytes: int
+    device: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        device = os.environ.get("TASEG_DEVICE", "auto").strip() or "auto"
+        if device not in DEVICES:
+            raise InvalidInputError(f"TASEG_DEVICE={device!r}: choose one of {', '.join(DEVICES)}")
+        return cls(
+            data_path=_env_path("DATA_PATH", BASE_DIR / "data").resolve(),
+            models_path=_env_path("MODELS_PATH", BASE_DIR / "models").resolve(),
+            remote_path=_env_path("REMOTE_PATH", Path("/storage/taseg")),
+            default_model=os.environ.get("TASEG_DEFAULT_MODEL", "").strip() or DEFAULT_MODEL_NAME,
+            mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or None,
+            mlflow_username=os.environ.get("MLFLOW_TRACKING_USERNAME") or None,
+            mlflow_password=os.environ.get("MLFLOW_TRACKING_PASSWORD") or None,
+            log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+            api_log_level=os.environ.get("API_LOG_LEVEL", "INFO").upper(),
+            max_pixels=_env_int("TASEG_MAX_PIXELS", 100_000_000),
+            max_upload_bytes=_env_int("TASEG_MAX_UPLOAD_MB", 1024) * 1024 * 1024,
+            device=device,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings.from_env()
+
+
+def reload_settings() -> Settings:
+    """Forget the cached settings and read the environment again (tests, long-lived servers)."""
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How a frame becomes a mask. Every adapter builds one of these."""
+
+    #: Sigmoid probability above which a pixel is an anomaly (published default 0.5).
+    threshold: float = 0.5
+    #: Frames (or tiles) per forward pass.
+    batch_size: int = 4
+    device: str = "auto"
+    #: Tile size (height, width) for large frames; ``None`` uses the model's training size.
+    tile_size: tuple[int, int] | None = None
+    #: Overlap between neighbouring tiles, as a fraction of the tile size.
+    tile_overlap: float = 0.25
+    #: Components smaller than this many pixels are dropped (specks).
+    min_area_px: int = 4
+    #: Ground sampling distance in metres per pixel, when known and not given by a GeoTIFF.
+    gsd_m: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise InvalidInputError(f"threshold must be within 0..1, got {self.threshold}")
+        if self.batch_size < 1:
+            raise InvalidInputError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.device not in DEVICES:
+            raise InvalidInputError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if not 0.0 <= self.tile_overlap < 0.9:
+            raise InvalidInputError(f"tile_overlap must be within 0..0.9, got {self.tile_overlap}")
+        if self.tile_size is not None and min(self.tile_size) < 32:
+            raise InvalidInputError(f"tile_size must be at least 32 x 32, got {self.tile_size}")
+        if self.min_area_px < 1:
+            raise InvalidInputError(f"min_area_px must be >= 1, got {self.min_area_px}")
+        if self.gsd_m is not None and not self.gsd_m > 0:
+            raise InvalidInputError(f"ground sampling distance must be > 0 m, got {self.gsd_m}")

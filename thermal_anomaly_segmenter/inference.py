@@ -1,0 +1,280 @@
+"""Inference engine: the place where a frame becomes a mask.
+
+:class:`Segmenter` loads a model folder once and keeps it warm. For each frame it normalises
+the temperatures, runs the network under ``torch.inference_mode`` (bf16 autocast on CUDA),
+and turns the sigmoid probabilities into a corridor-restricted mask and anomaly records.
+Frames up to about the training size run whole and are batched together; larger frames go
+through overlapping tiles blended with a smooth window, so memory stays bounded whatever the
+frame size. The classical model skips the network and thresholds T_u directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import PredictOptions
+from .errors import InvalidInputError
+from .frame_io import Frame
+from .model_folder import ModelConfig, load_model_folder
+from .normalization import corridor_median
+from .postprocess import Prediction, extract_anomalies
+
+log = logging.getLogger(__name__)
+
+#: A frame runs whole when it has at most this many times the pixels of a tile.
+WHOLE_FRAME_FACTOR = 1.5
+
+
+def select_device(device: str = "auto") -> str:
+    """Resolve ``auto`` to ``cuda`` when a GPU is usable, else ``cpu``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError("device 'cuda' was asked for, but no CUDA GPU is available")
+    if device not in ("cpu", "cuda"):
+        raise InvalidInputError(f"device must be auto, cpu or cuda, got {device!r}")
+    return device
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Start offsets of overlapping tiles along both axes and the blending window."""
+
+    rows: tuple[int, ...]
+    cols: tuple[int, ...]
+    tile: tuple[int, int]
+    window_y: np.ndarray
+    window_x: np.ndarray
+
+    @classmethod
+    def plan(cls, shape: tuple[int, int], tile: tuple[int, int], overlap: float) -> TileGrid:
+        th, tw = min(tile[0], shape[0]), min(tile[1], shape[1])
+        return cls(
+            _starts(shape[0], th, overlap), _starts(shape[1], tw, overlap), (th, tw),
+            _ramp(th, overlap), _ramp(tw, overlap),
+        )
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((r, c) for r in self.rows for c in self.cols)
+
+    def __len__(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+    def weight_sums(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Per-axis sums of the window over all tiles.
+
+        The 2-D weight of a tile is ``window_y[:, None] * window_x[None, :]`` and the tiles form
+        a product grid, so the total weight at a pixel is the product of these two vectors:
+        no full-size weight image is needed.
+        """
+        sy = np.zeros(shape[0], np.float32)
+        sx = np.zeros(shape[1], np.float32)
+        for r in self.rows:
+            sy[r : r + self.tile[0]] += self.window_y
+        for c in self.cols:
+            sx[c : c + self.tile[1]] += self.window_x
+        return sy, sx
+
+
+def _starts(length: int, tile: int, overlap: float) -> tuple[int, ...]:
+    if length <= tile:
+        return (0,)
+    step = max(1, int(tile * (1.0 - overlap)))
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return tuple(sorted(set(starts)))
+
+
+def _ramp(n: int, overlap: float) -> np.ndarray:
+    """A window that is 1 in the middle and falls linearly over the overlap, never to 0."""
+    ramp = max(1, int(n * overlap))
+    i = np.arange(n, dtype=np.float32)
+    edge = np.minimum(i + 1, n - i) / (ramp + 1)
+    return np.clip(edge, 1.0 / (ramp + 1), 1.0).astype(np.float32)
+
+
+class Segmenter:
+    """A loaded model, warm in memory, that predicts frames."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        model=None,
+        *,
+        model_dir: str | os.PathLike[str] | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.model_dir = Path(model_dir) if model_dir is not None else None
+        self.device = device
+        self.norm = config.norm
+        # One forward at a time: a model is not re-entrant across threads on every backend.
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_folder(cls, model_dir: str | os.PathLike[str], device: str = "auto") -> Segmenter:
+        """Load a model folder (``train_config.json`` + safetensors weights)."""
+        device = select_device(device)
+        model, config = load_model_folder(model_dir, device=device)
+        if model is not None and device == "cuda":
+            import torch
+
+            model = model.to(memory_format=torch.channels_last)
+        log.info("loaded %s from %s on %s", config.model_type, model_dir, device)
+        return cls(config, model, model_dir=model_dir, device=device)
+
+    @property
+    def model_type(self) -> str:
+        return self.config.model_type
+
+    # -- probabilities -----------------------------------------------------------------------
+
+    def probabilities(
+        self,
+        frames: Sequence[Frame],
+        options: PredictOptions,
+        medians: Sequence[float] | None = None,
+    ) -> list[np.ndarray]:
+        """Sigmoid probability maps (H x W float32) for frames, batching same-size frames."""
+        if medians is None:
+            medians = [corridor_median(f.t_u, f.corridor) for f in frames]
+        if self.config.family == "classical":
+            return [self._classical(f) for f in frames]
+        tile = options.tile_size or self.config.input_size
+        out: list[np.ndarray | None] = [None] * len(frames)
+        whole: dict[tuple[int, int], list[int]] = {}
+        for i, frame in enumerate(frames):
+            h, w = frame.shape
+            if h * w <= WHOLE_FRAME_FACTOR * tile[0] * tile[1] and h <= 2 * tile[0] and w <= 2 * tile[1]:
+                whole.setdefault((h, w), []).append(i)
+            else:
+                out[i] = self._tiled(frame, medians[i], tile, options)
+        for indices in whole.values():
+            for start in range(0, len(indices), options.batch_size):
+                chunk = indices[start : start + options.batch_size]
+                batch = np.stack([self.norm.apply(frames[i].data, medians[i]) for i in chunk])
+                for i, prob in zip(chunk, self._forward(batch), strict=True):
+                    out[i] = prob
+        return out  # type: ignore[return-value]
+
+    def _classical(self, frame: Frame) -> np.ndarray:
+        from .classical import ClassicalParams, classical_probability
+
+        params = ClassicalParams(**self.config.architecture)
+        return classical_probability(frame.data, frame.corridor, params)
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        """Run the network on a ``B x H x W x 3`` normalised batch; returns ``B x H x W``."""
+        import torch
+
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2)
+        cuda = self.device == "cuda"
+        if cuda:
+            x = x.to("cuda", non_blocking=True).contiguous(memory_format=torch.channels_last)
+        else:
+            x = x.contiguous()
+        with self._lock, torch.inference_mode(), torch.autocast(
+            device_type="cuda", dtype=torch.bfloat16, enabled=cuda
+        ):
+            logits = self.model(x)
+            probs = torch.sigmoid(logits.float())[:, 0]
+        return probs.cpu().numpy()
+
+    def _tiled(
+        self, frame: Frame, median: float, tile: tuple[int, int], options: PredictOptions
+    ) -> np.ndarray:
+        """Blend overlapping tile predictions; peak extra memory is one H x W float32 map."""
+        shape = frame.shape
+        grid = TileGrid.plan(shape, tile, options.tile_overlap)
+        acc = np.zeros(shape, np.float32)
+        weight = grid.window_y[:, None] * grid.window_x[None, :]
+        th, tw = grid.tile
+        positions = list(grid)
+        for start in range(0, len(positions), options.batch_size):
+            chunk = positions[start : start + options.batch_size]
+            batch = np.stack(
+                [self.norm.apply(frame.data[r : r + th, c : c + tw], median) for r, c in chunk]
+            )
+            for (r, c), prob in zip(chunk, self._forward(batch), strict=True):
+                acc[r : r + th, c : c + tw] += prob * weight
+        sy, sx = grid.weight_sums(shape)
+        # Normalise in row blocks to avoid a full-size temporary.
+        for r0 in range(0, shape[0], 1024):
+            acc[r0 : r0 + 1024] /= sy[r0 : r0 + 1024, None] * sx[None, :]
+        np.clip(acc, 0.0, 1.0, out=acc)
+        return acc
+
+    # -- predictions -------------------------------------------------------------------------
+
+    def predict(self, frame: Frame, options: PredictOptions | None = None) -> Prediction:
+        """Predict one frame: probability, mask, components and anomaly records."""
+        return self.predict_batch([frame], options)[0]
+
+    def predict_batch(
+        self, frames: Sequence[Frame], options: PredictOptions | None = None
+    ) -> list[Prediction]:
+        options = options or PredictOptions()
+        medians = [corridor_median(f.t_u, f.corridor) for f in frames]
+        probs = self.probabilities(frames, options, medians)
+        return [
+            self._finish(*args, options) for args in zip(frames, probs, medians, strict=True)
+        ]
+
+    def _finish(
+        self, frame: Frame, prob: np.ndarray, median: float, options: PredictOptions
+    ) -> Prediction:
+        mask, labels, anomalies = extract_anomalies(
+            frame, prob, options.threshold, corridor_median=median,
+            min_area_px=options.min_area_px, gsd_m=options.gsd_m,
+        )
+        return Prediction(
+            frame=frame, probability=prob, mask=mask, labels=labels, anomalies=anomalies,
+            corridor_median_degc=median, threshold=options.threshold,
+            model_name=self.model_type, gsd_m=options.gsd_m,
+        )
+
+
+_cache: dict[tuple[str, str], tuple[tuple[float, ...], Segmenter]] = {}
+_cache_lock = threading.Lock()
+
+
+def _stamp(model_dir: Path) -> tuple[float, ...]:
+    from .model_folder import CONFIG_NAME, WEIGHTS_NAME
+
+    stamps = []
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        try:
+            stamps.append((model_dir / name).stat().st_mtime_ns)
+        except OSError:
+            stamps.append(0.0)
+    return tuple(stamps)
+
+
+def get_segmenter(model_dir: str | os.PathLike[str], device: str = "auto") -> Segmenter:
+    """A warm :class:`Segmenter` for ``model_dir``, loaded once per process.
+
+    The cache is keyed on the resolved folder and device, and a model folder rewritten on disk
+    (new weights) is loaded again. It holds at most two models to bound memory.
+    """
+    folder = Path(model_dir).resolve()
+    key = (str(folder), select_device(device))
+    stamp = _stamp(folder)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        segmenter = Segmenter.from_folder(folder, device=key[1])
+        if len(_cache) >= 2 and key not in _cache:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = (stamp, segmenter)
+        return segmenter

@@ -1,0 +1,235 @@
+"""The model folder: what training writes and inference loads, without network or pickles.
+
+Layout (in the spirit of Hugging Face ``save_pretrained``)::
+
+    <model_dir>/train_config.json   model type, architecture, normalisation, training size,
+                                    training arguments, package version
+    <model_dir>/model.safetensors   weights (absent for the classical model)
+
+Folders are written to a temporary sibling and renamed into place, so a crash never leaves a
+half-written model where a reader could load it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import InvalidInputError, ModelNotFoundError
+from .normalization import Normalization
+from .zoo import get_spec, resolve_architecture
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "train_config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelConfig:
+    """Contents of ``train_config.json``."""
+
+    model_type: str
+    architecture: dict[str, Any] = field(default_factory=dict)
+    normalization: dict[str, Any] = field(default_factory=lambda: Normalization().to_dict())
+    #: Frame size (height, width) the model was trained on; inference tiles larger frames.
+    input_size: tuple[int, int] = (512, 640)
+    #: Threshold recommended for this model (e.g. the best-F1 threshold of an evaluation).
+    threshold: float = 0.5
+    train_args: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    taseg_version: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        get_spec(self.model_type)  # unknown types fail here with the list of valid ones
+        self.architecture = resolve_architecture(self.model_type, self.architecture)
+        self.input_size = tuple(int(v) for v in self.input_size)  # type: ignore[assignment]
+        if len(self.input_size) != 2 or min(self.input_size) < 32:
+            raise InvalidInputError(f"input_size must be (height, width) >= 32, got {self.input_size}")
+
+    @property
+    def norm(self) -> Normalization:
+        return Normalization.from_dict(self.normalization)
+
+    @property
+    def family(self) -> str:
+        return get_spec(self.model_type).family
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["input_size"] = list(self.input_size)
+        return json.dumps(data, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        if "model_type" not in data:
+            raise InvalidInputError(f"{CONFIG_NAME} has no 'model_type'")
+        if int(data.get("format_version", FORMAT_VERSION)) > FORMAT_VERSION:
+            raise InvalidInputError(
+                f"{CONFIG_NAME} format {data['format_version']} is newer than this TASeg "
+                f"understands ({FORMAT_VERSION}); upgrade thermal-anomaly-segmenter"
+            )
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def is_model_folder(path: str | os.PathLike[str]) -> bool:
+    return (Path(path) / CONFIG_NAME).is_file()
+
+
+def list_model_folders(root: str | os.PathLike[str], depth: int = 2) -> list[Path]:
+    """Model folders under ``root`` (itself included), at most ``depth`` levels down, sorted."""
+    root = Path(root)
+    found: list[Path] = []
+    if not root.is_dir():
+        return found
+    level = [root]
+    for _ in range(depth + 1):
+        nxt: list[Path] = []
+        for folder in level:
+            if is_model_folder(folder):
+                found.append(folder)
+                continue  # a model folder's subfolders (predictions/) are not models
+            try:
+                nxt.extend(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+            except OSError:
+                continue
+        level = sorted(nxt)
+    return sorted(found)
+
+
+def read_model_config(model_dir: str | os.PathLike[str]) -> ModelConfig:
+    """Read and validate ``train_config.json`` of a model folder."""
+    folder = Path(model_dir)
+    path = folder / CONFIG_NAME
+    if not path.is_file():
+        raise ModelNotFoundError(f"{folder} is not a model folder: it has no {CONFIG_NAME}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{path} must hold a JSON object")
+    try:
+        return ModelConfig.from_dict(data)
+    except TypeError as exc:
+        raise InvalidInputError(f"invalid {path}: {exc}") from None
+
+
+def save_model_folder(
+    folder: str | os.PathLike[str],
+    config: ModelConfig,
+    model: torch.nn.Module | None = None,
+    *,
+    half: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Write a model folder atomically. ``half`` stores float weights as float16."""
+    from . import __version__
+
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise FileExistsError(f"model folder {folder} exists; choose another name")
+    if model is None and config.family != "classical":
+        raise InvalidInputError(f"{config.model_type} needs weights to save")
+    config.taseg_version = config.taseg_version or __version__
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        (tmp / CONFIG_NAME).write_text(config.to_json() + "\n", encoding="utf-8")
+        if model is not None:
+            from safetensors.torch import save_file
+
+            state = {}
+            for key, tensor in model.state_dict().items():
+                tensor = tensor.detach().to("cpu").contiguous()
+                if half and tensor.is_floating_point():
+                    tensor = tensor.half()
+                state[key] = tensor.clone()  # no shared storage: safetensors refuses aliases
+            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_model_folder(
+    model_dir: str | os.PathLike[str], device: str = "cpu"
+) -> tuple[torch.nn.Module | None, ModelConfig]:
+    """Build the network of a model folder and load its weights (``None`` for classical)."""
+    folder = Path(model_dir)
+    config = read_model_config(folder)
+    if config.family == "classical":
+        return None, config
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise ModelNotFoundError(f"model folder {folder} has no {WEIGHTS_NAME}")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .zoo import build_model
+
+    model = build_model(config.model_type, config.architecture)
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise InvalidInputError(f"cannot read weights {weights}: {exc}") from None
+    try:
+        # copy_ casts float16 weights back to the model's float32 parameters.
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise InvalidInputError(f"weights in {weights} do not fit {config.model_type}: {first}") from None
+    return model.to(device).eval(), config
+
+
+def resolve_model_dir(model_dir: str | os.PathLike[str] | None = None, settings=None) -> Path:
+    """The model folder to use: the one given, else the default, else the first one found.
+
+    Without ``model_dir``: ``TASEG_DEFAULT_MODEL`` (a folder, or a name under MODELS_PATH;
+    ``classical`` until a trained default ships), then the first model folder under
+    MODELS_PATH, then under REMOTE_PATH (the published order).
+    """
+    from .config import get_settings
+
+    settings = settings or get_settings()
+    if model_dir not in (None, ""):
+        folder = Path(model_dir).expanduser()
+        if not is_model_folder(folder):
+            raise ModelNotFoundError(
+                f"model_dir {model_dir} is not a model folder (no {CONFIG_NAME}); "
+                f"model folders under {settings.models_path}: "
+                f"{', '.join(p.name for p in list_model_folders(settings.models_path)) or 'none'}"
+            )
+        return folder.resolve()
+    default = Path(settings.default_model).expanduser()
+    for candidate in (default, settings.models_path / settings.default_model):
+        if candidate.is_absolute() and is_model_folder(candidate):
+            return candidate.resolve()
+    for root in (settings.models_path, settings.remote_path):
+        found = list_model_folders(root)
+        if found:
+            return found[0].resolve()
+    raise ModelNotFoundError(
+        f"no model folder found under MODELS_PATH={settings.models_path} or "
+        f"REMOTE_PATH={settings.remote_path}; pass --model-dir or train a model"
+    )

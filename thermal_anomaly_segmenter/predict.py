@@ -1,0 +1,279 @@
+"""Predict files: inputs on disk -> frames -> predictions -> output files.
+
+Both adapters call :func:`predict_paths`. Reading and writing run in thread pools beside the
+model, so decoding, post-processing and PNG encoding overlap with the forward passes. A bad
+frame is reported in its :class:`FrameResult` and the others still run. Output names are
+claimed atomically, so nothing is silently overwritten, even by concurrent requests.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import PredictOptions, Settings, get_settings
+from .errors import InvalidInputError, OutputError, TasegError
+from .frame_io import FRAME_SUFFIXES, Frame, read_frame
+from .inference import Segmenter, get_segmenter
+from .model_folder import resolve_model_dir
+from .postprocess import Prediction
+from .reporting import OUTPUT_NAMES, write_outputs
+
+log = logging.getLogger(__name__)
+
+OUTPUT_KINDS: tuple[str, ...] = tuple(OUTPUT_NAMES)
+_MAX_SUFFIX = 10_000
+
+
+@dataclass
+class FrameResult:
+    """What happened to one input."""
+
+    source: str
+    name: str | None = None
+    outputs: dict[str, Path] = field(default_factory=dict)
+    n_anomalies: int = 0
+    max_dt_degc: float | None = None
+    error: str | None = None
+    #: ``"input"`` for a bad frame (exit code 2 / HTTP 400), ``"runtime"`` for anything else.
+    error_kind: str | None = None
+    seconds: float = 0.0
+    prediction: Prediction | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def summary(self) -> str:
+        """One line for a terminal or a log."""
+        if not self.ok:
+            return f"{self.source}: FAILED: {self.error}"
+        dt = "" if self.max_dt_degc is None else f", max dT {self.max_dt_degc:+.1f} degC"
+        where = self.outputs.get("overlay") or next(iter(self.outputs.values()), None)
+        target = f" -> {where}" if where else ""
+        return f"{self.name}: {self.n_anomalies} anomalies{dt}{target}"
+
+
+def collect_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Expand files, folders (frames directly inside, sorted) and glob patterns.
+
+    Missing inputs are kept so that each gets its own error in the results.
+    """
+    found: list[Path] = []
+    for item in inputs:
+        text = os.fspath(item)
+        path = Path(text).expanduser()
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.is_file() and _is_frame_name(p)))
+        elif not path.exists() and glob.has_magic(text):
+            matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise InvalidInputError(f"no file matches {text!r}")
+            found.extend(matches)
+        else:
+            found.append(path)
+    if not found:
+        raise InvalidInputError("no input frames given")
+    return found
+
+
+def _is_frame_name(path: Path) -> bool:
+    name = path.name.lower()
+    return any(name.endswith(suffix) for suffix in FRAME_SUFFIXES)
+
+
+def reserve_stem(out_dir: Path, stem: str, kinds: Sequence[str], overwrite: bool = False) -> str:
+    """Claim an output stem in ``out_dir``: ``stem``, else ``stem-2``, ``stem-3``, ...
+
+    The claim creates the first output file exclusively (``O_EXCL``), so two processes never
+    get the same stem; with ``overwrite`` the plain stem is reused.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
+    for n in range(1, _MAX_SUFFIX):
+        candidate = stem if n == 1 else f"{stem}-{n}"
+        names = [out_dir / f"{candidate}{OUTPUT_NAMES[k]}" for k in kinds]
+        if overwrite:
+            return candidate
+        if any(p.exists() for p in names):
+            continue
+        try:
+            fd = os.open(names[0], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OutputError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+        os.close(fd)
+        return candidate
+    raise OutputError(f"too many outputs named {stem}-N in {out_dir}")
+
+
+class _Writer:
+    """Claims names and writes a prediction's outputs (runs in a worker thread)."""
+
+    def __init__(self, out_dir: Path, kinds: Sequence[str], overwrite: bool, model_dir: Path,
+                 keep: bool) -> None:
+        self.out_dir, self.kinds, self.overwrite = out_dir, tuple(kinds), overwrite
+        self.model_dir, self.keep = model_dir, keep
+
+    def __call__(self, result: FrameResult, pred: Prediction) -> FrameResult:
+        stem = reserve_stem(self.out_dir, pred.frame.name, self.kinds, self.overwrite)
+        try:
+            result.outputs = write_outputs(pred, self.out_dir, stem, model_dir=str(self.model_dir),
+                                           outputs=self.kinds)
+        except BaseException:
+            if not self.overwrite:  # give the claimed name back
+                (self.out_dir / f"{stem}{OUTPUT_NAMES[self.kinds[0]]}").unlink(missing_ok=True)
+            raise
+        result.n_anomalies = len(pred.anomalies)
+        if pred.anomalies:
+            result.max_dt_degc = max(a.mean_dt_degc for a in pred.anomalies)
+        if self.keep:
+            result.prediction = pred
+        return result
+
+
+def _fail(result: FrameResult, exc: BaseException) -> FrameResult:
+    result.error_kind = "input" if isinstance(exc, (InvalidInputError, FileNotFoundError)) else "runtime"
+    if isinstance(exc, FileNotFoundError) and not isinstance(exc, TasegError):
+        result.error = f"no such file: {exc.filename or result.source}"
+    elif isinstance(exc, TasegError):
+        result.error = str(exc)
+    else:
+        log.exception("prediction of %s failed", result.source)
+        result.error = f"{type(exc).__name__}: {exc}"
+    return result
+
+
+def predict_paths(
+    inputs: Iterable[str | os.PathLike[str]],
+    *,
+    model_dir: str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    options: PredictOptions | None = None,
+    corridor: str | os.PathLike[str] | np.ndarray | None = None,
+    overwrite: bool = False,
+    outputs: Sequence[str] = OUTPUT_KINDS,
+    segmenter: Segmenter | None = None,
+    settings: Settings | None = None,
+    keep_predictions: bool = False,
+    names: Sequence[str] | None = None,
+) -> Iterator[FrameResult]:
+    """Predict every input and write its outputs; yields one result per input, in order.
+
+    Args:
+        inputs: files, folders or glob patterns.
+        model_dir: model folder; default from :func:`.model_folder.resolve_model_dir`.
+        out_dir: output folder; default ``<model_dir>/predictions``.
+        options: threshold, batch size, device, tiling and area options.
+        corridor: corridor mask for inputs that need one (single-band TIFF), for all inputs.
+        overwrite: reuse existing output names instead of choosing ``<stem>-N``.
+        outputs: subset of :data:`OUTPUT_KINDS` to write.
+        segmenter: an already loaded model (the API keeps one warm).
+        keep_predictions: attach the in-memory :class:`Prediction` to each result.
+        names: output stems to use instead of the input file names (one per input).
+    """
+    settings = settings or get_settings()
+    options = options or PredictOptions()
+    unknown = set(outputs) - set(OUTPUT_KINDS)
+    if unknown or not outputs:
+        raise InvalidInputError(f"outputs must be a non-empty subset of {', '.join(OUTPUT_KINDS)}")
+    paths = collect_inputs(inputs)
+    if names is not None and len(names) != len(paths):
+        raise InvalidInputError("names must give one output name per input")
+    if segmenter is None:
+        folder = resolve_model_dir(model_dir, settings)
+        segmenter = get_segmenter(folder, options.device)
+    folder = segmenter.model_dir or Path(".")
+    out = Path(out_dir).expanduser() if out_dir else folder / "predictions"
+    writer = _Writer(out, outputs, overwrite, folder, keep_predictions)
+
+    def read(i: int) -> Frame:
+        return read_frame(paths[i], corridor, name=None if names is None else names[i],
+                          max_pixels=settings.max_pixels)
+
+    yield from _pipeline(paths, read, segmenter, options, writer)
+
+
+def _pipeline(
+    paths: list[Path],
+    read: Callable[[int], Frame],
+    segmenter: Segmenter,
+    options: PredictOptions,
+    writer: _Writer,
+) -> Iterator[FrameResult]:
+    prefetch = max(2, options.batch_size * 2)
+    pending: deque[tuple[FrameResult, Future | None, float]] = deque()
+    with ThreadPoolExecutor(2, thread_name_prefix="taseg-read") as readers, \
+            ThreadPoolExecutor(2, thread_name_prefix="taseg-write") as writers:
+        reads = deque(readers.submit(read, i) for i in range(min(prefetch, len(paths))))
+        next_read = len(reads)
+        batch: list[tuple[FrameResult, Frame, float]] = []
+
+        def flush() -> None:
+            if not batch:
+                return
+            frames = [frame for _, frame, _ in batch]
+            try:
+                preds = segmenter.predict_batch(frames, options)
+            except Exception:  # isolate the culprit: retry frame by frame
+                preds = []
+                for res, frame, t0 in batch:
+                    try:
+                        preds.append(segmenter.predict(frame, options))
+                    except Exception as exc:
+                        preds.append(None)
+                        _fail(res, exc)
+            for (res, _, t0), pred in zip(batch, preds, strict=True):
+                fut = writers.submit(writer, res, pred) if pred is not None else None
+                pending.append((res, fut, t0))
+            batch.clear()
+
+        for i, path in enumerate(paths):
+            fut = reads.popleft()
+            if next_read < len(paths):
+                reads.append(readers.submit(read, next_read))
+                next_read += 1
+            result = FrameResult(source=str(path))
+            t0 = time.perf_counter()
+            try:
+                frame = fut.result()
+            except Exception as exc:
+                flush()  # keep results in input order
+                pending.append((_fail(result, exc), None, t0))
+            else:
+                result.name = frame.name
+                if batch and frame.shape != batch[0][1].shape:
+                    flush()
+                batch.append((result, frame, t0))
+                if len(batch) >= options.batch_size:
+                    flush()
+            while pending and (pending[0][1] is None or pending[0][1].done()):
+                yield _finish(*pending.popleft())
+            # Bound memory: wait for writes when too many predictions are queued.
+            while len(pending) > prefetch:
+                yield _finish(*pending.popleft())
+        flush()
+        while pending:
+            yield _finish(*pending.popleft())
+
+
+def _finish(result: FrameResult, fut: Future | None, t0: float) -> FrameResult:
+    if fut is not None:
+        try:
+            result = fut.result()
+        except Exception as exc:
+            _fail(result, exc)
+    result.seconds = time.perf_counter() - t0
+    return result

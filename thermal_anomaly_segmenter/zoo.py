@@ -1,0 +1,261 @@
+"""Model zoo: one registry of every model type TASeg can build, and one factory.
+
+Every network is wrapped in :class:`SegmentationNet`, which takes ``B x 3 x H x W`` normalised
+frames of any size and returns ``B x 1 x H x W`` logits: it pads to the encoder's stride and
+crops back, so callers never think about sizes. ``classical`` is registered too (it needs no
+weights and no torch); :mod:`.inference` runs it directly.
+
+Weights, by the ``weights`` argument of :func:`build_model`:
+
+* ``None`` / ``"random"``: random initialisation (the offline default);
+* a local path: a Hugging Face SegFormer folder, or a ``.safetensors`` state dict of the smp
+  encoder (never a pickle);
+* a hub id (``nvidia/mit-b0``) or ``"imagenet"`` for smp: downloaded, only when asked and
+  only with ``HF_HUB_OFFLINE=0``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .errors import InvalidInputError
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+Family = Literal["segformer", "smp", "classical"]
+
+# Mix Transformer sizes of the SegFormer paper (Xie et al. 2021, table 6).
+_MIT_COMMON: dict[str, Any] = {
+    "num_attention_heads": [1, 2, 5, 8],
+    "sr_ratios": [8, 4, 2, 1],
+    "patch_sizes": [7, 3, 3, 3],
+    "strides": [4, 2, 2, 2],
+    "mlp_ratios": [4, 4, 4, 4],
+}
+_MIT_SIZES: dict[str, tuple[list[int], list[int], int]] = {
+    "b0": ([32, 64, 160, 256], [2, 2, 2, 2], 256),
+    "b1": ([64, 128, 320, 512], [2, 2, 2, 2], 256),
+    "b2": ([64, 128, 320, 512], [3, 4, 6, 3], 768),
+    "b3": ([64, 128, 320, 512], [3, 4, 18, 3], 768),
+    "b4": ([64, 128, 320, 512], [3, 8, 27, 3], 768),
+    "b5": ([64, 128, 320, 512], [3, 6, 40, 3], 768),
+}
+
+
+def _segformer_arch(size: str) -> dict[str, Any]:
+    hidden, depths, decoder = _MIT_SIZES[size]
+    return {"hidden_sizes": hidden, "depths": depths, "decoder_hidden_size": decoder, **_MIT_COMMON}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model type: its family and default architecture arguments."""
+
+    name: str
+    family: Family
+    description: str
+    architecture: dict[str, Any] = field(default_factory=dict)
+    #: Published pretrained checkpoint, used only when a user asks for hub weights.
+    hub_id: str | None = None
+
+
+def _registry() -> dict[str, ModelSpec]:
+    specs = [
+        ModelSpec(
+            f"segformer_{size}",
+            "segformer",
+            f"SegFormer-{size.upper()} (MiT-{size} encoder, all-MLP decoder)",
+            _segformer_arch(size),
+            hub_id=f"nvidia/segformer-{size}-finetuned-ade-512-512",
+        )
+        for size in _MIT_SIZES
+    ]
+    # The published recipe uses a ResNet-101 encoder for every smp model.
+    for name, arch, text in (
+        ("smp_deeplabV3plus", "DeepLabV3Plus", "DeepLabV3+"),
+        ("smp_unet", "Unet", "U-Net"),
+        ("smp_pspnet", "PSPNet", "PSPNet"),
+    ):
+        specs.append(
+            ModelSpec(name, "smp", f"{text} (segmentation-models-pytorch)",
+                      {"arch": arch, "encoder_name": "resnet101"})
+        )
+    specs.append(
+        ModelSpec("classical", "classical",
+                  "Triangle-histogram threshold of T_u inside the corridor (no weights)",
+                  {"bins": 256, "min_area_px": 20, "softness_degc": 0.5})
+    )
+    return {s.name: s for s in specs}
+
+
+MODEL_TYPES: dict[str, ModelSpec] = _registry()
+#: Model types that train (every type but ``classical``).
+TRAINABLE_TYPES: tuple[str, ...] = tuple(n for n, s in MODEL_TYPES.items() if s.family != "classical")
+
+
+def get_spec(model_type: str) -> ModelSpec:
+    """Look a model type up; an unknown name raises an error listing every valid one."""
+    try:
+        return MODEL_TYPES[model_type]
+    except KeyError:
+        raise InvalidInputError(
+            f"unknown model type {model_type!r}; choose one of: {', '.join(MODEL_TYPES)}"
+        ) from None
+
+
+def resolve_architecture(model_type: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The registry's architecture arguments for ``model_type`` updated with ``overrides``."""
+    spec = get_spec(model_type)
+    arch = dict(spec.architecture)
+    for key, value in (overrides or {}).items():
+        if key not in arch:
+            raise InvalidInputError(
+                f"{model_type} has no architecture option {key!r}; options: {', '.join(arch)}"
+            )
+        arch[key] = value
+    return arch
+
+
+class _Wrapper:
+    """Namespace for the lazily defined torch module (keeps ``import zoo`` free of torch)."""
+
+    cls: type | None = None
+
+
+def _net_class() -> type:
+    if _Wrapper.cls is not None:
+        return _Wrapper.cls
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class SegmentationNet(nn.Module):
+        """Any zoo network behind one contract: normalised ``B x 3 x H x W`` in, logits out."""
+
+        def __init__(self, net: nn.Module, family: Family, stride: int = 32) -> None:
+            super().__init__()
+            self.net = net
+            self.family = family
+            self.stride = stride
+
+        def encoder(self) -> nn.Module:
+            """The pretrained-style encoder (frozen in the ``pre_train_frozen`` phase)."""
+            return self.net.segformer if self.family == "segformer" else self.net.encoder
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h, w = x.shape[-2:]
+            pad_h, pad_w = (-h) % self.stride, (-w) % self.stride
+            if pad_h or pad_w:
+                # Replicate, not zeros: a zero border would look like a cold edge.
+                x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+            out = self.net(pixel_values=x).logits if self.family == "segformer" else self.net(x)
+            if out.shape[-2:] != x.shape[-2:]:
+                out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            return out[..., :h, :w]
+
+    _Wrapper.cls = SegmentationNet
+    return SegmentationNet
+
+
+def _hub_allowed(what: str) -> None:
+    if os.environ.get("HF_HUB_OFFLINE", "1") not in ("0", "false", "False", ""):
+        raise InvalidInputError(
+            f"{what} needs a download, but HF_HUB_OFFLINE is set; "
+            "set HF_HUB_OFFLINE=0 (with network) or pass a local weights folder"
+        )
+
+
+def build_model(
+    model_type: str,
+    architecture: dict[str, Any] | None = None,
+    weights: str | os.PathLike[str] | None = None,
+) -> torch.nn.Module:
+    """Build a network of the zoo, wrapped in ``SegmentationNet``.
+
+    Args:
+        model_type: a key of :data:`MODEL_TYPES` other than ``classical``.
+        architecture: overrides of the registry's architecture arguments.
+        weights: ``None``/``"random"``, a local path, a hub id, or ``"imagenet"`` (smp).
+    """
+    spec = get_spec(model_type)
+    if spec.family == "classical":
+        raise InvalidInputError("the classical model has no network; run it through inference")
+    from ._compat import ensure_torchvision
+
+    ensure_torchvision()
+    arch = resolve_architecture(model_type, architecture)
+    weights = None if weights in (None, "", "random") else str(weights)
+    if spec.family == "segformer":
+        net = _build_segformer(arch, weights)
+    else:
+        net = _build_smp(arch, weights)
+    return _net_class()(net, spec.family)
+
+
+def _build_segformer(arch: dict[str, Any], weights: str | None):
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+    if weights is None:
+        return SegformerForSemanticSegmentation(SegformerConfig(num_labels=1, **arch))
+    local = Path(weights).expanduser()
+    if not local.exists():
+        _hub_allowed(f"SegFormer weights {weights!r}")
+    try:
+        # The decode head of a pretrained checkpoint has another number of classes.
+        return SegformerForSemanticSegmentation.from_pretrained(
+            str(local) if local.exists() else weights,
+            num_labels=1,
+            ignore_mismatched_sizes=True,
+            local_files_only=local.exists(),
+            use_safetensors=True,
+        )
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot load SegFormer weights from {weights!r}: {exc}") from None
+
+
+def _build_smp(arch: dict[str, Any], weights: str | None):
+    import segmentation_models_pytorch as smp
+
+    kwargs = dict(arch)
+    name = kwargs.pop("arch")
+    encoder_weights = None
+    if weights == "imagenet":
+        _hub_allowed("ImageNet encoder weights")
+        encoder_weights = "imagenet"
+    try:
+        net = smp.create_model(name, encoder_weights=encoder_weights, in_channels=3, classes=1,
+                               **kwargs)
+    except (KeyError, ValueError) as exc:
+        raise InvalidInputError(f"cannot build smp {name} with {kwargs}: {exc}") from None
+    if weights not in (None, "imagenet"):
+        _load_encoder_weights(net.encoder, Path(weights).expanduser())
+    return net
+
+
+def _load_encoder_weights(encoder, path: Path) -> None:
+    from safetensors.torch import load_file
+
+    if path.is_dir():
+        candidates = sorted(path.glob("*.safetensors"))
+        if not candidates:
+            raise InvalidInputError(f"no .safetensors file in encoder weights folder {path}")
+        path = candidates[0]
+    if path.suffix != ".safetensors" or not path.is_file():
+        raise InvalidInputError(f"encoder weights must be a .safetensors file, got {path}")
+    state = load_file(str(path))
+    expected = set(encoder.state_dict())
+    missing, unexpected = expected - set(state), set(state) - expected
+    if missing == expected:
+        raise InvalidInputError(f"{path.name} holds no weight of this encoder")
+    # smp encoders override load_state_dict (dropping classifier keys) and return nothing.
+    encoder.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
+    if missing or unexpected:
+        log.warning("encoder weights %s: %d missing, %d unexpected keys",
+                    path.name, len(missing), len(unexpected))
