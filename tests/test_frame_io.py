@@ -71,7 +71,8 @@ def assert_refused(exc_info: pytest.ExceptionInfo, *fragments: str) -> None:
 
 
 def write_geotiff(path: Path, data: np.ndarray, extratags: list) -> Path:
-    tifffile.imwrite(path, data, extratags=extratags)
+    photometric = "rgb" if data.ndim == 3 else "minisblack"
+    tifffile.imwrite(path, data, extratags=extratags, photometric=photometric)
     return path
 
 
@@ -126,7 +127,8 @@ def test_npy_version_3_header_is_read(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("dtype", ["<i2", "<u2", "<i4", "<f2", "<f8", ">f4", ">f8"])
 def test_other_numeric_dtypes_become_float32(tmp_path: Path, dtype: str) -> None:
-    t_u = np.round(make_t_u()).astype(dtype)  # integers survive every listed type exactly
+    # Positive integers survive every listed type exactly.
+    t_u = np.round(make_t_u() + 20.0).astype(dtype)
     data = compose_frame(t_u, make_corridor()).astype(dtype)
     path = tmp_path / "f.npy"
     np.save(path, data)
@@ -345,7 +347,7 @@ def test_read_label_refuses_non_png(tmp_path: Path) -> None:
     (tmp_path / "label.npy").rename(path)
     with pytest.raises(InvalidInputError) as exc:
         read_label(path)
-    assert_refused(exc, "label is not a PNG")
+    assert_refused(exc, "label is not a PNG", ".npy array")
 
 
 # --------------------------------------------------------------------------- bad files
@@ -476,7 +478,8 @@ def test_huge_header_refused_before_allocation(tmp_path: Path, container: str) -
 
 def test_lz4_header_claiming_more_than_the_file_can_hold(tmp_path: Path) -> None:
     # 4096 x 4096 x 3 float32 is 201 MB: allowed by max_pixels, impossible from a few bytes.
-    payload = lz4_payload(npy_header((4096, 4096, 3)) + b"\x00" * 1024)
+    # No content size in the LZ4 frame, so only the compression-ratio bound can catch it.
+    payload = lz4_payload(npy_header((4096, 4096, 3)) + b"\x00" * 1024, store_size=False)
     tracemalloc.start()
     try:
         with pytest.raises(InvalidInputError) as exc:
@@ -591,12 +594,16 @@ def test_non_finite_t_u_with_corridor(tmp_path: Path) -> None:
     np.save(path, t_u)
     with pytest.raises(InvalidInputError) as exc:
         read_frame(path, corridor=make_corridor())
-    assert_refused(exc, "1 pixels hold NaN")
+    assert_refused(exc, "1 pixel holds NaN")
 
 
 @pytest.mark.parametrize(
     ("scale", "offset", "fragment"),
-    [(100.0, 27315.0, "Kelvin x 100"), (1.0, 273.15, "subtract 273.15"), (1.0, -500.0, "raw")],
+    [
+        (100.0, 27315.0, "Kelvin x 100"),
+        (1.0, 273.15, "subtract 273.15"),
+        (1.0, -500.0, "no-data fill value"),
+    ],
 )
 def test_implausible_temperatures(tmp_path, scale: float, offset: float, fragment: str) -> None:
     t_u = make_t_u() * scale + offset
@@ -619,7 +626,7 @@ def test_no_corridor(tmp_path: Path) -> None:
 
 def test_corrupt_and_truncated_tiff(tmp_path: Path) -> None:
     good = tmp_path / "good.tif"
-    tifffile.imwrite(good, make_frame())
+    tifffile.imwrite(good, make_frame(), photometric="rgb")
     payload = good.read_bytes()
     broken = write_bytes(tmp_path, payload[:8] + b"\xff" * 64 + payload[72:], "broken.tif")
     with pytest.raises(InvalidInputError) as exc:

@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import predict_paths
+    from .predict import collect_inputs, predict_paths
 
     settings = get_settings()
     options = PredictOptions(
@@ -114,15 +114,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
         gsd_m=args.gsd,
     )
     outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
-    results = predict_paths(args.inputs, model_dir=args.model_dir, out_dir=args.out,
+    paths = collect_inputs(args.inputs)
+    results = predict_paths(paths, model_dir=args.model_dir, out_dir=args.out,
                             options=options, corridor=args.corridor, overwrite=args.overwrite,
                             outputs=outputs, settings=settings)
     failures: list[str] = []
     progress = None
-    if not args.quiet:
+    if not args.quiet and len(paths) > 1:
         from tqdm import tqdm
 
-        progress = tqdm(unit="frame", file=sys.stderr, leave=False, dynamic_ncols=True)
+        progress = tqdm(total=len(paths), unit="frame", file=sys.stderr, leave=False,
+                        dynamic_ncols=True)
     try:
         for result in results:
             line = result.summary()

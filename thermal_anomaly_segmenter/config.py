@@ -129,3 +129,58 @@ class PredictOptions:
             raise InvalidInputError(f"min_area_px must be >= 1, got {self.min_area_px}")
         if self.gsd_m is not None and not self.gsd_m > 0:
             raise InvalidInputError(f"ground sampling distance must be > 0 m, got {self.gsd_m}")
+
+
+PHASES: tuple[str, ...] = ("pre_train_frozen", "pre_train_unfrozen", "fine_tune")
+LOSSES: tuple[str, ...] = ("Tversky", "Dice", "BCE", "Jaccard", "Focal")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """One training run. Names and defaults follow the published TASeg train arguments."""
+
+    model_type: str = "segformer_b0"
+    train_phases: tuple[str, ...] = PHASES
+    #: Folder holding ``generated_set`` and/or ``manual_set``; ``None`` finds one (published
+    #: order: REMOTE_PATH, then DATA_PATH).
+    dataset_path: str | None = None
+    data_augmentation: bool = True
+    loss_fn: str = "Tversky"
+    batch_size: int = 16
+    #: Data-loader workers; ``None`` derives them from cores and memory.
+    worker_count: int | None = None
+    seed: int = 10
+    #: ``None`` uses a GPU when there is one; ``False`` trains on the CPU.
+    gpu: bool | None = None
+    mlflow: bool = True
+    #: Epochs per phase (``{"fine_tune": 5}``) or one number for every phase; ``None`` = recipe.
+    epochs: dict[str, int] | int | None = None
+    #: Learning rate per phase, overriding the recipe.
+    lr: dict[str, float] | None = None
+    #: Wall-time budget for the whole run, in minutes.
+    max_time: float | None = None
+    #: Run folder of an interrupted run to continue from its last checkpoint.
+    resume: str | None = None
+    #: Normalisation mode (see :mod:`.normalization`).
+    normalization: str = "relative"
+    devices: int = 1
+    num_nodes: int = 1
+    early_stopping: int | None = None
+    #: Frames whose label has this many anomaly pixels or fewer are skipped in training.
+    min_label_px: int = 40
+    #: Output model folder; ``None`` = ``MODELS_PATH/<model_type>_<loss>_<timestamp>``.
+    output_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        bad = [p for p in self.train_phases if p not in PHASES]
+        if bad or not self.train_phases:
+            raise InvalidInputError(f"train_phases must be a non-empty subset of {PHASES}, got {bad}")
+        if self.loss_fn not in LOSSES:
+            raise InvalidInputError(f"loss_fn must be one of {', '.join(LOSSES)}, got {self.loss_fn!r}")
+        for name in ("batch_size", "seed", "devices", "num_nodes"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.worker_count is not None and self.worker_count < 0:
+            raise InvalidInputError(f"worker_count must be >= 0, got {self.worker_count}")
+        if self.max_time is not None and not self.max_time > 0:
+            raise InvalidInputError(f"max_time must be > 0 minutes, got {self.max_time}")

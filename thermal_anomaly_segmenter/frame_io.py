@@ -26,6 +26,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from tokenize import TokenError
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -238,7 +239,7 @@ def _check_frame_shape(
             raise _fail(
                 source,
                 f"frame is a 2-D image ({_fmt_shape(shape)}) and no corridor mask was given: pass "
-                f"a corridor mask (PNG/TIFF/npy, nonzero = pipeline corridor) or a {layout} frame",
+                f"a corridor mask (PNG/TIFF/npy, nonzero = pipeline corridor) or an {layout} frame",
             )
     elif len(shape) == 3:
         if shape[2] != 3:
@@ -303,7 +304,9 @@ def _check_temperatures(data: np.ndarray, source: str) -> None:
     if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
         n_nan, n_inf = _count_nonfinite(data)
         parts = [
-            f"{n:,} pixels hold {what}" for n, what in ((n_nan, "NaN"), (n_inf, "infinity")) if n
+            f"{n:,} {'pixel holds' if n == 1 else 'pixels hold'} {what}"
+            for n, what in ((n_nan, "NaN"), (n_inf, "infinity"))
+            if n
         ]
         raise _fail(
             source,
@@ -311,12 +314,19 @@ def _check_temperatures(data: np.ndarray, source: str) -> None:
             "(e.g. np.nan_to_num with the scene minimum) before segmentation",
         )
     u_lo, u_hi = float(lo[-1]), float(hi[-1])
-    if u_lo < T_MIN_DEGC or u_hi > T_MAX_DEGC:
+    if u_hi > T_MAX_DEGC:
         raise _fail(
             source,
-            f"T_u (channel 2) ranges from {u_lo:.6g} to {u_hi:.6g}, outside the plausible "
+            f"T_u (channel 2) ranges from {u_lo:.6g} to {u_hi:.6g}, above the plausible "
             f"{T_MIN_DEGC:g}..{T_MAX_DEGC:g} degC: the data look like raw sensor counts or "
             "Kelvin x 100; convert them to degC",
+        )
+    if u_lo < T_MIN_DEGC:
+        raise _fail(
+            source,
+            f"T_u (channel 2) ranges from {u_lo:.6g} to {u_hi:.6g}, below the plausible "
+            f"{T_MIN_DEGC:g}..{T_MAX_DEGC:g} degC: a no-data fill value or another unit; "
+            "set fill values to a real temperature and convert to degC",
         )
     if u_lo > KELVIN_HINT_DEGC:
         raise _fail(
@@ -388,6 +398,12 @@ def validate_frame(
 
 
 # --------------------------------------------------------------------------- sniffing
+
+
+def _describe(kind: str) -> str:
+    """Words for a :func:`_sniff` result, for error messages."""
+    names = {"lz4": "an LZ4 file", "npy": "a .npy array", "tiff": "a TIFF", "png": "a PNG image"}
+    return f"it looks like {names[kind]}" if kind in names else kind
 
 
 def _sniff(path: Path, source: str, what: str) -> str:
@@ -532,7 +548,7 @@ def _read_npy_header(stream: BinaryIO | _Lz4Reader, source: str, container: str)
             raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
     except InvalidInputError:
         raise
-    except (ValueError, TypeError, SyntaxError, KeyError, OverflowError) as exc:
+    except (ValueError, TypeError, SyntaxError, KeyError, OverflowError, TokenError) as exc:
         raise _fail(source, f".npy header is invalid ({_reason(exc)})") from None
     return _NpyHeader(tuple(int(n) for n in shape), np.dtype(dtype), bool(fortran), stream.tell())
 
@@ -819,7 +835,9 @@ def read_label(path: str | Path) -> np.ndarray:
     source = path.name or "label"
     kind = _sniff(path, source, "label")
     if kind != "png":
-        raise _fail(source, f"label is not a PNG ({kind}); expected an 8-bit PNG holding 0 and 1")
+        raise _fail(
+            source, f"label is not a PNG ({_describe(kind)}); expected an 8-bit PNG holding 0 and 1"
+        )
     check = _mask_meta_check(source, get_settings().max_pixels, None, "label")
     label = _read_png(path, source, "label", check)
     if label.ndim == 3:
@@ -925,7 +943,7 @@ def read_frame(
         elif kind == "tiff":
             array, geo = _read_tiff(path, source, check)
         else:
-            raise _fail(source, f"file is not a TASeg frame ({kind}): {_FRAME_HINT}")
+            raise _fail(source, f"file is not a TASeg frame ({_describe(kind)}): {_FRAME_HINT}")
     except OSError as exc:
         raise _fail(source, f"frame file cannot be read ({_reason(exc)})") from None
     mask = None if corridor is None else _as_corridor(corridor, array.shape[:2], source)

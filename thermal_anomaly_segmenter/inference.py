@@ -130,7 +130,7 @@ class Segmenter:
             import torch
 
             model = model.to(memory_format=torch.channels_last)
-        log.info("loaded %s from %s on %s", config.model_type, model_dir, device)
+        log.debug("loaded %s from %s on %s", config.model_type, model_dir, device)
         return cls(config, model, model_dir=model_dir, device=device)
 
     @property

@@ -618,6 +618,7 @@ def _crs_urn(crs: str) -> str:
 
 def _signed_area(ring: np.ndarray) -> float:
     """Shoelace area; positive for counter-clockwise rings in x-right, y-up terms."""
+    ring = ring - ring[0]  # relative to a vertex: CRS coordinates are large, areas small
     x, y = ring[:, 0], ring[:, 1]
     return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
 
