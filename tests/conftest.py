@@ -43,8 +43,9 @@ def models_root(tmp_path, monkeypatch) -> Path:
     reload_settings()
 
 
-def save_tiny_model(folder: Path, model_type: str = "segformer_b0", input_size=(64, 80),
-                    seed: int = 0) -> Path:
+def save_tiny_model(
+    folder: Path, model_type: str = "segformer_b0", input_size=(64, 80), seed: int = 0
+) -> Path:
     """Save a randomly initialised model folder (real weights, real format)."""
     import torch
 

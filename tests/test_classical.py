@@ -76,7 +76,7 @@ def test_classical_finds_leak_ignores_far_lamp_and_removes_speck() -> None:
     label = classical_label(data, corridor)
 
     assert prob.dtype == np.float32 and prob.shape == corridor.shape
-    assert 0.0 <= prob.min() and prob.max() <= 1.0
+    assert prob.min() >= 0.0 and prob.max() <= 1.0
     assert label.dtype == np.uint8 and set(np.unique(label)) <= {0, 1}
     np.testing.assert_array_equal(label, (prob > 0.5).astype(np.uint8))
     assert not label[~corridor].any() and not prob[~corridor].any()

@@ -20,7 +20,11 @@ STEM = "KA1_DJI_0_0095_R"
 def taseg(*args: str, env: dict | None = None, cwd: Path | None = None):
     return subprocess.run(
         [sys.executable, "-m", "thermal_anomaly_segmenter", *map(str, args)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}, cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
 
 
@@ -67,14 +71,19 @@ def test_a_bad_frame_in_a_folder_is_reported_and_the_others_run(sample_path, tmp
     assert proc.returncode == 2
     assert "b.npy.lz4" in proc.stderr and "Traceback" not in proc.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "a.json", "a_mask.png", "c.json", "c_mask.png"]
+        "a.json",
+        "a_mask.png",
+        "c.json",
+        "c_mask.png",
+    ]
 
 
 def test_glob_input(sample_path, tmp_path):
     for name in ("x1", "x2"):
         shutil.copy(sample_path, tmp_path / f"{name}.npy.lz4")
-    proc = taseg("predict", tmp_path / "x*.npy.lz4", "--out", tmp_path / "o", "--outputs",
-                 "json", "-q")
+    proc = taseg(
+        "predict", tmp_path / "x*.npy.lz4", "--out", tmp_path / "o", "--outputs", "json", "-q"
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["x1.json", "x2.json"]
 

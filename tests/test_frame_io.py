@@ -307,17 +307,16 @@ def test_frame_stem_is_bounded() -> None:
 @pytest.mark.parametrize("kind", ["png", "rgb_png", "tif", "npy", "bool_npy"])
 def test_read_corridor_formats(tmp_path: Path, kind: str) -> None:
     mask = make_corridor()
-    path = tmp_path / "mask"  # no suffix: formats are sniffed
+    written = tmp_path / ("mask.tif" if kind == "tif" else "mask.npy" if "npy" in kind else "m.png")
     if kind == "png":
-        cv2.imwrite(str(path.with_suffix(".png")), mask.astype(np.uint8))
+        cv2.imwrite(str(written), mask.astype(np.uint8))
     elif kind == "rgb_png":
-        cv2.imwrite(str(path.with_suffix(".png")), np.dstack([mask.astype(np.uint8) * 255] * 3))
+        cv2.imwrite(str(written), np.dstack([mask.astype(np.uint8) * 255] * 3))
     elif kind == "tif":
-        tifffile.imwrite(path.with_suffix(".png"), mask.astype(np.float32))
+        tifffile.imwrite(written, mask.astype(np.float32))
     else:
-        np.save(path.with_suffix(".npy"), mask if kind == "bool_npy" else mask.astype(np.uint8))
-        path.with_suffix(".npy").rename(path.with_suffix(".png"))
-    path.with_suffix(".png").rename(path)
+        np.save(written, mask if kind == "bool_npy" else mask.astype(np.uint8))
+    path = written.rename(tmp_path / "mask")  # no suffix: the format is sniffed
     np.testing.assert_array_equal(read_corridor(path, (H, W)), mask)
 
 

@@ -7,8 +7,8 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
-
 from conftest import save_tiny_model
+
 from thermal_anomaly_segmenter.config import PredictOptions
 from thermal_anomaly_segmenter.errors import InvalidInputError
 from thermal_anomaly_segmenter.frame_io import Frame, compose_frame
@@ -67,8 +67,9 @@ def test_tiled_close_to_whole_frame_for_segformer(tiny_segformer_dir):
     whole = seg.probabilities([frame], PredictOptions(tile_size=(128, 160)))[0]
     tiled = seg.probabilities([frame], PredictOptions(tile_size=(64, 80), tile_overlap=0.5))[0]
     # A frame that is exactly one tile goes through the same path: identical.
-    one = seg._tiled(frame, float(np.median(frame.t_u[frame.corridor])), (128, 160),
-                     PredictOptions())
+    one = seg._tiled(
+        frame, float(np.median(frame.t_u[frame.corridor])), (128, 160), PredictOptions()
+    )
     np.testing.assert_allclose(one, whole, atol=1e-5)
     # Transformers see less context per tile; blended tiles stay close to the whole frame.
     assert np.abs(tiled - whole).mean() < 0.05
@@ -94,8 +95,7 @@ def test_batched_equals_one_by_one(tiny_segformer_dir):
     frames = [make_frame(64, 80, seed=s) for s in range(3)]
     batched = seg.probabilities(frames, PredictOptions(batch_size=3))
     for frame, prob in zip(frames, batched, strict=True):
-        np.testing.assert_allclose(seg.probabilities([frame], PredictOptions())[0], prob,
-                                   atol=1e-5)
+        np.testing.assert_allclose(seg.probabilities([frame], PredictOptions())[0], prob, atol=1e-5)
 
 
 def test_relative_normalisation_ignores_a_global_offset(tiny_segformer_dir):
@@ -150,8 +150,9 @@ def _blob_frame():
 
 def test_extract_anomalies_records():
     frame, prob = _blob_frame()
-    mask, labels, anomalies = extract_anomalies(frame, prob, 0.5, corridor_median=0.0,
-                                                min_area_px=2, gsd_m=0.5)
+    mask, labels, anomalies = extract_anomalies(
+        frame, prob, 0.5, corridor_median=0.0, min_area_px=2, gsd_m=0.5
+    )
     assert [a.area_px for a in anomalies] == [200, 12]
     big = anomalies[0]
     assert big.id == 1 and big.bbox == (10, 20, 30, 30)
@@ -170,3 +171,27 @@ def test_threshold_extremes():
     mask, _, found = extract_anomalies(frame, prob, 0.0, corridor_median=0.0)
     assert mask.sum() == (prob > 0).sum() - 25  # the block outside the corridor is dropped
     assert len(found) == 3
+
+
+def test_classical_default_model_finds_a_planted_leak_and_ignores_a_far_lamp():
+    import cv2
+
+    from thermal_anomaly_segmenter.config import BASE_DIR
+    from thermal_anomaly_segmenter.frame_io import compose_frame
+    from thermal_anomaly_segmenter.synthetic import make_scene
+
+    scene = make_scene(seed=7, n_leaks=1)
+    t_u = scene.t_u.copy()
+    # a very hot street lamp as far from the corridor as the frame allows
+    dist = cv2.distanceTransform((~scene.corridor).astype(np.uint8), cv2.DIST_L2, 5)
+    y, x = np.unravel_index(np.argmax(dist), dist.shape)
+    t_u[max(0, y - 3) : y + 4, max(0, x - 3) : x + 4] += 15.0
+    frame = Frame(compose_frame(t_u, scene.corridor), scene.corridor, "planted")
+
+    seg = get_segmenter(BASE_DIR / "models" / "classical", "cpu")
+    pred = seg.predict(frame, PredictOptions())
+    leak = scene.leak_mask.astype(bool)
+    assert (pred.mask.astype(bool) & leak).sum() / leak.sum() > 0.5
+    assert pred.mask[max(0, y - 3) : y + 4, max(0, x - 3) : x + 4].sum() == 0
+    hit = [a for a in pred.anomalies if leak[int(a.centroid[1]), int(a.centroid[0])]]
+    assert hit and hit[0].mean_dt_degc > 0.5

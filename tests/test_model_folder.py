@@ -6,8 +6,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import save_tiny_model
+
 from thermal_anomaly_segmenter.errors import InvalidInputError, ModelNotFoundError
 from thermal_anomaly_segmenter.model_folder import (
     CONFIG_NAME,
@@ -27,8 +27,9 @@ def test_round_trip_gives_identical_outputs(tmp_path, model_type):
     arch = {"encoder_name": "resnet18"} if model_type.startswith("smp_") else {}
     torch.manual_seed(3)
     model = build_model(model_type, arch).eval()
-    config = ModelConfig(model_type=model_type, architecture=arch, input_size=(64, 96),
-                         train_args={"seed": 10})
+    config = ModelConfig(
+        model_type=model_type, architecture=arch, input_size=(64, 96), train_args={"seed": 10}
+    )
     folder = save_model_folder(tmp_path / "m", config, model)
     assert sorted(p.name for p in folder.iterdir()) == sorted([CONFIG_NAME, WEIGHTS_NAME])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
@@ -86,8 +87,9 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
 
 
 def test_newer_format_is_refused(tmp_path):
-    (tmp_path / CONFIG_NAME).write_text(json.dumps({"model_type": "classical",
-                                                    "format_version": 99}))
+    (tmp_path / CONFIG_NAME).write_text(
+        json.dumps({"model_type": "classical", "format_version": 99})
+    )
     with pytest.raises(InvalidInputError, match="upgrade"):
         read_model_config(tmp_path)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from thermal_anomaly_segmenter.classical import classical_label
-from thermal_anomaly_segmenter.errors import InvalidInputError
+from thermal_anomaly_segmenter.errors import InvalidInputError, TasegError
 from thermal_anomaly_segmenter.frame_io import FILL_OFFSET_DEGC
 from thermal_anomaly_segmenter.synthetic import Scene, make_scene, write_dataset
 
@@ -57,7 +57,7 @@ def test_scene_statistics_are_plausible() -> None:
         scene = make_scene(seed)  # full 512 x 640, as the sample frame
         t_u = scene.t_u
         assert 0.08 <= scene.corridor.mean() <= 0.30
-        assert -8.0 < t_u.min() and t_u.max() < 15.0
+        assert t_u.min() > -8.0 and t_u.max() < 15.0
         assert np.isfinite(scene.data).all()
         # Sensor noise: neighbouring ground pixels differ by about 0.1 degC, not 0 and not 1.
         noise = np.median(np.abs(np.diff(t_u, axis=1))) / 0.954
@@ -133,7 +133,9 @@ def test_write_dataset_layout_and_labels(tmp_path: Path) -> None:
         for split, subsets in info["default_splits"].items():
             assert set(subsets) <= set(info["subsets"])
             ids_by_split[split] = {
-                f"{subset}/{p.stem}" for subset in subsets for p in (set_dir / "label" / subset).iterdir()
+                f"{subset}/{p.stem}"
+                for subset in subsets
+                for p in (set_dir / "label" / subset).iterdir()
             }
         assert [len(ids_by_split[s]) for s in ("train", "val", "test")] == [5, 1, 1]
         all_ids = set().union(*ids_by_split.values())
@@ -144,7 +146,8 @@ def test_write_dataset_layout_and_labels(tmp_path: Path) -> None:
         for frame_id in sorted(all_ids):
             subset, stem = frame_id.split("/")
             data = _read_frame(set_dir / "image" / subset / f"{stem}.npy.lz4")
-            label = cv2.imread(str(set_dir / "label" / subset / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+            label_path = set_dir / "label" / subset / f"{stem}.png"
+            label = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
             assert data.shape == (64, 80, 3) and data.dtype == np.float32
             assert label.shape == (64, 80) and label.dtype == np.uint8
             assert set(np.unique(label)) <= {0, 1}
@@ -174,8 +177,9 @@ def test_write_dataset_is_deterministic_and_refuses_to_overwrite(tmp_path: Path)
         assert (a / rel).read_bytes() == (b / rel).read_bytes()
 
     before = (a / "manual_set" / "dataset_info.json").read_bytes()
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(FileExistsError, match="refusing to overwrite") as excinfo:
         write_dataset(a, 2, seed=9, height=48, width=64)
+    assert isinstance(excinfo.value, TasegError)  # the CLI reports it in one line
     assert (a / "manual_set" / "dataset_info.json").read_bytes() == before
     assert not (a / "generated_set").exists()  # nothing written when refusing
     assert not [p for p in a.iterdir() if p.name.startswith(".")]  # no leftovers

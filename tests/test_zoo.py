@@ -16,8 +16,16 @@ def _build(model_type: str):
 
 
 def test_registry_has_published_types_and_more():
-    published = {"segformer_b0", "segformer_b1", "segformer_b2", "segformer_b3", "segformer_b4",
-                 "smp_deeplabV3plus", "smp_pspnet", "smp_unet"}
+    published = {
+        "segformer_b0",
+        "segformer_b1",
+        "segformer_b2",
+        "segformer_b3",
+        "segformer_b4",
+        "smp_deeplabV3plus",
+        "smp_pspnet",
+        "smp_unet",
+    }
     assert published <= set(TRAINABLE_TYPES)
     assert {"segformer_b5", "classical"} <= set(MODEL_TYPES)
 
@@ -69,8 +77,9 @@ def test_segformer_loads_local_hf_folder(tmp_path):
 
     # A local pretrained folder with another number of classes, as the ADE checkpoints have.
     torch.manual_seed(1)
-    src = SegformerForSemanticSegmentation(SegformerConfig(num_labels=150,
-                                                           **get_spec("segformer_b0").architecture))
+    src = SegformerForSemanticSegmentation(
+        SegformerConfig(num_labels=150, **get_spec("segformer_b0").architecture)
+    )
     src.save_pretrained(tmp_path / "hf")
     model = build_model("segformer_b0", weights=tmp_path / "hf")
     w_src = src.segformer.stages[0].patch_embeddings.proj.weight
@@ -84,8 +93,10 @@ def test_smp_loads_local_encoder_safetensors(tmp_path):
 
     torch.manual_seed(2)
     donor = _build("smp_unet")
-    save_file({k: v.contiguous() for k, v in donor.net.encoder.state_dict().items()},
-              str(tmp_path / "encoder.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in donor.net.encoder.state_dict().items()},
+        str(tmp_path / "encoder.safetensors"),
+    )
     model = build_model("smp_unet", SMALL_ENCODER, weights=tmp_path / "encoder.safetensors")
     torch.testing.assert_close(model.net.encoder.conv1.weight, donor.net.encoder.conv1.weight)
     with pytest.raises(InvalidInputError, match="safetensors"):

@@ -10,6 +10,7 @@ It runs in every process that builds models (DEEPaaS spawns workers), through :m
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 
@@ -44,8 +45,7 @@ def _register_missing_ops() -> None:
 
     lib = torch.library.Library("torchvision", "FRAGMENT")
     for op in _MISSING_OPS:
-        try:
+        # RuntimeError: already defined by a partial import.
+        with contextlib.suppress(RuntimeError):
             lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        except RuntimeError:  # already defined by a partial import
-            pass
     _state["lib"] = lib  # the Library object must outlive this call

@@ -32,6 +32,10 @@ _SPECK_SCORE = np.float32(0.1)
 _ABOVE_HALF = np.nextafter(np.float32(0.5), np.float32(1.0))
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class ClassicalParams:
     """Parameters of the classical method.
@@ -49,14 +53,12 @@ class ClassicalParams:
     softness_degc: float = 0.5
 
     def __post_init__(self) -> None:
-        if isinstance(self.bins, bool) or not isinstance(self.bins, (int, np.integer)):
-            raise InvalidInputError(f"bins must be an integer, got {self.bins!r}")
-        if self.bins < 2:
-            raise InvalidInputError(f"bins must be >= 2, got {self.bins}")
-        if isinstance(self.min_area_px, bool) or not isinstance(self.min_area_px, (int, np.integer)):
-            raise InvalidInputError(f"min_area_px must be an integer, got {self.min_area_px!r}")
-        if self.min_area_px < 0:
-            raise InvalidInputError(f"min_area_px must be >= 0, got {self.min_area_px}")
+        if not _is_int(self.bins) or self.bins < 2:
+            raise InvalidInputError(f"bins must be an integer >= 2, got {self.bins!r}")
+        if not _is_int(self.min_area_px) or self.min_area_px < 0:
+            raise InvalidInputError(
+                f"min_area_px must be an integer >= 0, got {self.min_area_px!r}"
+            )
         if not np.isfinite(self.softness_degc) or self.softness_degc <= 0:
             raise InvalidInputError(f"softness_degc must be > 0, got {self.softness_degc!r}")
 
@@ -79,7 +81,7 @@ def triangle_threshold(values: np.ndarray, bins: int = 256) -> float:
     Raises:
         InvalidInputError: If ``bins`` < 2 or there is no finite value.
     """
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 2:
+    if not _is_int(bins) or bins < 2:
         raise InvalidInputError(f"bins must be an integer >= 2, got {bins!r}")
     values = np.asarray(values).ravel()
     if values.dtype.kind not in "biuf":

@@ -60,30 +60,55 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("predict", help="segment frames and write masks, overlays and reports",
-                       description="Segment thermal frames (.npy.lz4, .npy, or float TIFF with "
-                       "--corridor) and write per frame <stem>_mask.png, <stem>_prob.png, "
-                       "<stem>_overlay.png, <stem>.json and <stem>.geojson.")
+    p = sub.add_parser(
+        "predict",
+        help="segment frames and write masks, overlays and reports",
+        description="Segment thermal frames (.npy.lz4, .npy, or float TIFF with "
+        "--corridor) and write per frame <stem>_mask.png, <stem>_prob.png, "
+        "<stem>_overlay.png, <stem>.json and <stem>.geojson.",
+    )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="frame files, folders or globs")
     p.add_argument("--model-dir", help="model folder (default: the default model)")
-    p.add_argument("--threshold", type=_unit_float, default=0.5,
-                   help="probability threshold, 0..1 (default 0.5)")
+    p.add_argument(
+        "--threshold",
+        type=_unit_float,
+        default=0.5,
+        help="probability threshold, 0..1 (default 0.5)",
+    )
     p.add_argument("--out", help="output folder (default: <model-dir>/predictions)")
     p.add_argument("--batch-size", type=_positive_int, default=4, help="frames per forward pass")
-    p.add_argument("--device", choices=DEVICES, default=None,
-                   help="where the model runs (default: TASEG_DEVICE or auto)")
+    p.add_argument(
+        "--device",
+        choices=DEVICES,
+        default=None,
+        help="where the model runs (default: TASEG_DEVICE or auto)",
+    )
     p.add_argument("--corridor", help="corridor mask (nonzero = pipeline corridor) for TIFF input")
     p.add_argument("--gsd", type=_positive_float, help="ground sampling distance, m/pixel")
-    p.add_argument("--tile-size", type=_positive_int, nargs=2, metavar=("H", "W"),
-                   help="tile size for large frames (default: the model's training size)")
+    p.add_argument(
+        "--tile-size",
+        type=_positive_int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="tile size for large frames (default: the model's training size)",
+    )
     p.add_argument("--tile-overlap", type=float, default=0.25, help="tile overlap fraction")
-    p.add_argument("--min-area", type=_positive_int, default=4,
-                   help="smallest anomaly kept, pixels (default 4)")
-    p.add_argument("--outputs", default=",".join(("mask", "probability", "overlay", "json",
-                                                  "geojson")),
-                   help="comma-separated outputs to write")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace earlier outputs of the same name instead of adding -2, -3, ...")
+    p.add_argument(
+        "--min-area",
+        type=_positive_int,
+        default=4,
+        help="smallest anomaly kept, pixels (default 4)",
+    )
+    p.add_argument(
+        "--outputs",
+        default=",".join(("mask", "probability", "overlay", "json", "geojson")),
+        help="comma-separated outputs to write",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace earlier outputs of the same name instead of adding -2, -3, ...",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
@@ -115,16 +140,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
     outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
     paths = collect_inputs(args.inputs)
-    results = predict_paths(paths, model_dir=args.model_dir, out_dir=args.out,
-                            options=options, corridor=args.corridor, overwrite=args.overwrite,
-                            outputs=outputs, settings=settings)
+    results = predict_paths(
+        paths,
+        model_dir=args.model_dir,
+        out_dir=args.out,
+        options=options,
+        corridor=args.corridor,
+        overwrite=args.overwrite,
+        outputs=outputs,
+        settings=settings,
+    )
     failures: list[str] = []
     progress = None
     if not args.quiet and len(paths) > 1:
         from tqdm import tqdm
 
-        progress = tqdm(total=len(paths), unit="frame", file=sys.stderr, leave=False,
-                        dynamic_ncols=True)
+        progress = tqdm(
+            total=len(paths), unit="frame", file=sys.stderr, leave=False, dynamic_ncols=True
+        )
     try:
         for result in results:
             line = result.summary()
@@ -171,8 +204,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     from .synthetic import write_dataset
 
-    root = write_dataset(args.out, args.frames, seed=args.seed, height=args.height,
-                         width=args.width)
+    root = write_dataset(
+        args.out, args.frames, seed=args.seed, height=args.height, width=args.width
+    )
     print(root)
     return EXIT_OK
 
@@ -182,8 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         level = "DEBUG" if args.verbose else get_settings().log_level
-        logging.basicConfig(level=getattr(logging, level, logging.INFO),
-                            format="%(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=getattr(logging, level, logging.INFO),
+            format="%(levelname)s %(name)s: %(message)s",
+        )
         return int(args.func(args))
     except TasegError as exc:
         print(f"taseg: error: {exc}", file=sys.stderr)
@@ -193,8 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         log.debug("internal error", exc_info=True)
-        print(f"taseg: internal error: {type(exc).__name__}: {exc} (run with -v for details)",
-              file=sys.stderr)
+        print(
+            f"taseg: internal error: {type(exc).__name__}: {exc} (run with -v for details)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
 
 

@@ -120,7 +120,9 @@ class PredictOptions:
         if self.batch_size < 1:
             raise InvalidInputError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.device not in DEVICES:
-            raise InvalidInputError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+            raise InvalidInputError(
+                f"device must be one of {', '.join(DEVICES)}, got {self.device!r}"
+            )
         if not 0.0 <= self.tile_overlap < 0.9:
             raise InvalidInputError(f"tile_overlap must be within 0..0.9, got {self.tile_overlap}")
         if self.tile_size is not None and min(self.tile_size) < 32:
@@ -174,9 +176,13 @@ class TrainOptions:
     def __post_init__(self) -> None:
         bad = [p for p in self.train_phases if p not in PHASES]
         if bad or not self.train_phases:
-            raise InvalidInputError(f"train_phases must be a non-empty subset of {PHASES}, got {bad}")
+            raise InvalidInputError(
+                f"train_phases must be a non-empty subset of {PHASES}, got {bad}"
+            )
         if self.loss_fn not in LOSSES:
-            raise InvalidInputError(f"loss_fn must be one of {', '.join(LOSSES)}, got {self.loss_fn!r}")
+            raise InvalidInputError(
+                f"loss_fn must be one of {', '.join(LOSSES)}, got {self.loss_fn!r}"
+            )
         for name in ("batch_size", "seed", "devices", "num_nodes"):
             if getattr(self, name) < 1:
                 raise InvalidInputError(f"{name} must be >= 1, got {getattr(self, name)}")

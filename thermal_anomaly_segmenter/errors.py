@@ -30,3 +30,7 @@ class DatasetNotFoundError(DatasetError, FileNotFoundError):
 
 class OutputError(TasegError, OSError):
     """Outputs cannot be written (read-only or full folder, name clash)."""
+
+
+class DatasetExistsError(OutputError, FileExistsError):
+    """A dataset folder to be written already holds files; nothing was overwritten."""

@@ -59,8 +59,11 @@ class TileGrid:
     def plan(cls, shape: tuple[int, int], tile: tuple[int, int], overlap: float) -> TileGrid:
         th, tw = min(tile[0], shape[0]), min(tile[1], shape[1])
         return cls(
-            _starts(shape[0], th, overlap), _starts(shape[1], tw, overlap), (th, tw),
-            _ramp(th, overlap), _ramp(tw, overlap),
+            _starts(shape[0], th, overlap),
+            _starts(shape[1], tw, overlap),
+            (th, tw),
+            _ramp(th, overlap),
+            _ramp(tw, overlap),
         )
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
@@ -155,7 +158,11 @@ class Segmenter:
         whole: dict[tuple[int, int], list[int]] = {}
         for i, frame in enumerate(frames):
             h, w = frame.shape
-            if h * w <= WHOLE_FRAME_FACTOR * tile[0] * tile[1] and h <= 2 * tile[0] and w <= 2 * tile[1]:
+            if (
+                h * w <= WHOLE_FRAME_FACTOR * tile[0] * tile[1]
+                and h <= 2 * tile[0]
+                and w <= 2 * tile[1]
+            ):
                 whole.setdefault((h, w), []).append(i)
             else:
                 out[i] = self._tiled(frame, medians[i], tile, options)
@@ -183,8 +190,10 @@ class Segmenter:
             x = x.to("cuda", non_blocking=True).contiguous(memory_format=torch.channels_last)
         else:
             x = x.contiguous()
-        with self._lock, torch.inference_mode(), torch.autocast(
-            device_type="cuda", dtype=torch.bfloat16, enabled=cuda
+        with (
+            self._lock,
+            torch.inference_mode(),
+            torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda),
         ):
             logits = self.model(x)
             probs = torch.sigmoid(logits.float())[:, 0]
@@ -226,21 +235,29 @@ class Segmenter:
         options = options or PredictOptions()
         medians = [corridor_median(f.t_u, f.corridor) for f in frames]
         probs = self.probabilities(frames, options, medians)
-        return [
-            self._finish(*args, options) for args in zip(frames, probs, medians, strict=True)
-        ]
+        return [self._finish(*args, options) for args in zip(frames, probs, medians, strict=True)]
 
     def _finish(
         self, frame: Frame, prob: np.ndarray, median: float, options: PredictOptions
     ) -> Prediction:
         mask, labels, anomalies = extract_anomalies(
-            frame, prob, options.threshold, corridor_median=median,
-            min_area_px=options.min_area_px, gsd_m=options.gsd_m,
+            frame,
+            prob,
+            options.threshold,
+            corridor_median=median,
+            min_area_px=options.min_area_px,
+            gsd_m=options.gsd_m,
         )
         return Prediction(
-            frame=frame, probability=prob, mask=mask, labels=labels, anomalies=anomalies,
-            corridor_median_degc=median, threshold=options.threshold,
-            model_name=self.model_type, gsd_m=options.gsd_m,
+            frame=frame,
+            probability=prob,
+            mask=mask,
+            labels=labels,
+            anomalies=anomalies,
+            corridor_median_degc=median,
+            threshold=options.threshold,
+            model_name=self.model_type,
+            gsd_m=options.gsd_m,
         )
 
 

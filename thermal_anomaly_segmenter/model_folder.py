@@ -56,7 +56,9 @@ class ModelConfig:
         self.architecture = resolve_architecture(self.model_type, self.architecture)
         self.input_size = tuple(int(v) for v in self.input_size)  # type: ignore[assignment]
         if len(self.input_size) != 2 or min(self.input_size) < 32:
-            raise InvalidInputError(f"input_size must be (height, width) >= 32, got {self.input_size}")
+            raise InvalidInputError(
+                f"input_size must be (height, width) >= 32, got {self.input_size}"
+            )
 
     @property
     def norm(self) -> Normalization:
@@ -198,7 +200,9 @@ def load_model_folder(
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise InvalidInputError(f"weights in {weights} do not fit {config.model_type}: {first}") from None
+        raise InvalidInputError(
+            f"weights in {weights} do not fit {config.model_type}: {first}"
+        ) from None
     return model.to(device).eval(), config
 
 

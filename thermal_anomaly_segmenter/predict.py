@@ -122,16 +122,18 @@ def reserve_stem(out_dir: Path, stem: str, kinds: Sequence[str], overwrite: bool
 class _Writer:
     """Claims names and writes a prediction's outputs (runs in a worker thread)."""
 
-    def __init__(self, out_dir: Path, kinds: Sequence[str], overwrite: bool, model_dir: Path,
-                 keep: bool) -> None:
+    def __init__(
+        self, out_dir: Path, kinds: Sequence[str], overwrite: bool, model_dir: Path, keep: bool
+    ) -> None:
         self.out_dir, self.kinds, self.overwrite = out_dir, tuple(kinds), overwrite
         self.model_dir, self.keep = model_dir, keep
 
     def __call__(self, result: FrameResult, pred: Prediction) -> FrameResult:
         stem = reserve_stem(self.out_dir, pred.frame.name, self.kinds, self.overwrite)
         try:
-            result.outputs = write_outputs(pred, self.out_dir, stem, model_dir=str(self.model_dir),
-                                           outputs=self.kinds)
+            result.outputs = write_outputs(
+                pred, self.out_dir, stem, model_dir=str(self.model_dir), outputs=self.kinds
+            )
         except BaseException:
             if not self.overwrite:  # give the claimed name back
                 (self.out_dir / f"{stem}{OUTPUT_NAMES[self.kinds[0]]}").unlink(missing_ok=True)
@@ -145,7 +147,9 @@ class _Writer:
 
 
 def _fail(result: FrameResult, exc: BaseException) -> FrameResult:
-    result.error_kind = "input" if isinstance(exc, (InvalidInputError, FileNotFoundError)) else "runtime"
+    result.error_kind = (
+        "input" if isinstance(exc, (InvalidInputError, FileNotFoundError)) else "runtime"
+    )
     if isinstance(exc, FileNotFoundError) and not isinstance(exc, TasegError):
         result.error = f"no such file: {exc.filename or result.source}"
     elif isinstance(exc, TasegError):
@@ -200,8 +204,12 @@ def predict_paths(
     writer = _Writer(out, outputs, overwrite, folder, keep_predictions)
 
     def read(i: int) -> Frame:
-        return read_frame(paths[i], corridor, name=None if names is None else names[i],
-                          max_pixels=settings.max_pixels)
+        return read_frame(
+            paths[i],
+            corridor,
+            name=None if names is None else names[i],
+            max_pixels=settings.max_pixels,
+        )
 
     yield from _pipeline(paths, read, segmenter, options, writer)
 
@@ -215,8 +223,10 @@ def _pipeline(
 ) -> Iterator[FrameResult]:
     prefetch = max(2, options.batch_size * 2)
     pending: deque[tuple[FrameResult, Future | None, float]] = deque()
-    with ThreadPoolExecutor(2, thread_name_prefix="taseg-read") as readers, \
-            ThreadPoolExecutor(2, thread_name_prefix="taseg-write") as writers:
+    with (
+        ThreadPoolExecutor(2, thread_name_prefix="taseg-read") as readers,
+        ThreadPoolExecutor(2, thread_name_prefix="taseg-write") as writers,
+    ):
         reads = deque(readers.submit(read, i) for i in range(min(prefetch, len(paths))))
         next_read = len(reads)
         batch: list[tuple[FrameResult, Frame, float]] = []
@@ -229,7 +239,7 @@ def _pipeline(
                 preds = segmenter.predict_batch(frames, options)
             except Exception:  # isolate the culprit: retry frame by frame
                 preds = []
-                for res, frame, t0 in batch:
+                for res, frame, _ in batch:
                     try:
                         preds.append(segmenter.predict(frame, options))
                     except Exception as exc:
@@ -240,7 +250,7 @@ def _pipeline(
                 pending.append((res, fut, t0))
             batch.clear()
 
-        for i, path in enumerate(paths):
+        for path in paths:
             fut = reads.popleft()
             if next_read < len(paths):
                 reads.append(readers.submit(read, next_read))

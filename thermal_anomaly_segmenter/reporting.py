@@ -316,7 +316,8 @@ def _draw_anomalies(image: np.ndarray, pred: Prediction, lay: _Layout) -> list[t
         return []
     labels = np.asarray(pred.labels)
     height, width = labels.shape
-    s = lay.scale
+    same_size = (lay.h, lay.w) == (height, width)
+    sx, sy = lay.w / width, lay.h / height  # exact per-axis ratios after rounding the size
     blobs = np.zeros((lay.h, lay.w), dtype=np.uint8)
     boxes = []
     for a in pred.anomalies:
@@ -324,10 +325,10 @@ def _draw_anomalies(image: np.ndarray, pred: Prediction, lay: _Layout) -> list[t
         if x1 <= x0 or y1 <= y0:
             continue
         crop = labels[y0:y1, x0:x1] == a.id
-        ox0, oy0 = min(lay.w - 1, int(x0 * s)), min(lay.h - 1, int(y0 * s))
-        ox1 = min(lay.w, max(ox0 + 1, math.ceil(x1 * s)))
-        oy1 = min(lay.h, max(oy0 + 1, math.ceil(y1 * s)))
-        if s == 1.0:
+        ox0, oy0 = min(lay.w - 1, int(x0 * sx)), min(lay.h - 1, int(y0 * sy))
+        ox1 = min(lay.w, max(ox0 + 1, math.ceil(x1 * sx)))
+        oy1 = min(lay.h, max(oy0 + 1, math.ceil(y1 * sy)))
+        if same_size:
             small = crop.view(np.uint8)
         else:
             small = cv2.resize(

@@ -1,14 +1,15 @@
 """Seeded synthetic winter-night thermal scenes and datasets in the TASeg layout.
 
 A scene imitates a drone thermal frame of a street at night, like the sample frame
-``KA1_DJI_0_0095_R`` (``T_u`` about -3.5..7 degC, mean about -1.3 degC): a ground temperature
+``KA1_DJI_0_0095_R`` (``T_u`` about -4..8 degC, mean about -1.3 degC): a ground temperature
 with low-frequency drift and texture; asphalt roads slightly warmer than the ground; buildings
 with cold or warm roofs, warm edges and hot vents; cold tree crowns with bare branches; parked
 cars with cold bodies and, when recently driven, hot engine blocks; very hot street lamps with
 a halo; warm manholes; and a district-heating pipe that follows the main road, with its faint
-warm trace and a corridor of varying width around it (15-25 % of the frame). Zero to three
-leaks are diffuse, elongated warm plumes on the pipe (+1.5..+5 degC at their peak). The
-sensor adds a slight optical blur and noise.
+warm trace and a corridor of varying width around it (15-25 % of the frame unless the frame
+is very elongated). Zero to three leaks are diffuse, elongated warm plumes on the pipe
+(+1.5..+5 degC at their peak, 150-3000 px at 512 x 640). The sensor adds a slight optical
+blur and noise (0.05-0.09 degC).
 
 Everything comes from one ``numpy.random.Generator(PCG64(seed))``, so a seed gives a
 bit-identical scene and different seeds give different scenes. Features are sized for
@@ -28,8 +29,8 @@ import json
 import math
 import os
 import re
+import secrets
 import shutil
-import tempfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidInputError
+from .errors import DatasetExistsError, InvalidInputError
 from .frame_io import compose_frame, write_frame, write_label
 
 #: Ground temperature of the default scene, chosen so the frame mean is about -1.3 degC.
@@ -91,8 +92,9 @@ def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
     return value
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: tuple[int, int],
-                  amplitude: float) -> np.ndarray:
+def _smooth_noise(
+    rng: np.random.Generator, shape: tuple[int, int], cells: tuple[int, int], amplitude: float
+) -> np.ndarray:
     """Zero-mean random field varying over about ``cells`` periods, standard deviation ~amp."""
     import cv2
 
@@ -218,20 +220,29 @@ def _stamp_free(blocked: np.ndarray, corners: np.ndarray) -> bool:
     return True
 
 
-def _draw_car(rng: np.random.Generator, surface: np.ndarray, bait: np.ndarray,
-              centre: np.ndarray, length: float, width: float, angle: float) -> None:
+def _draw_car(
+    rng: np.random.Generator,
+    surface: np.ndarray,
+    bait: np.ndarray,
+    centre: np.ndarray,
+    length: float,
+    width: float,
+    angle: float,
+) -> None:
     """A parked car: cold body and glass; a hot engine block if it was driven recently."""
     import cv2
 
-    cv2.fillConvexPoly(surface, _int_pts(_box(*centre, length, width, angle)),
-                       rng.uniform(-1.3, -0.4), shift=2)
+    cv2.fillConvexPoly(
+        surface, _int_pts(_box(*centre, length, width, angle)), rng.uniform(-1.3, -0.4), shift=2
+    )
     forward = np.array([math.cos(angle), math.sin(angle)])
     # The cabin's glass reflects the cold sky: the coldest part of a car.
     glass = _box(*(centre - forward * 0.08 * length), 0.4 * length, 0.8 * width, angle)
     cv2.fillConvexPoly(surface, _int_pts(glass), rng.uniform(-2.2, -1.4), shift=2)
     if rng.random() < 0.4:
         hood = rng.uniform(0.25, 0.32) * length
-        engine = _int_pts(_box(*(centre + forward * (length - hood) / 2), hood, 0.85 * width, angle))
+        hood_centre = centre + forward * (length - hood) / 2
+        engine = _int_pts(_box(*hood_centre, hood, 0.85 * width, angle))
         cv2.fillConvexPoly(surface, engine, rng.uniform(1.5, 5.0), shift=2)
         cv2.fillConvexPoly(bait, engine, 1, shift=2)
 
@@ -275,7 +286,8 @@ def make_scene(
         try:
             ambient_degc = float(ambient_degc)
         except (TypeError, ValueError):
-            raise InvalidInputError(f"ambient_degc must be a number, got {ambient_degc!r}") from None
+            msg = f"ambient_degc must be a number, got {ambient_degc!r}"
+            raise InvalidInputError(msg) from None
         if not math.isfinite(ambient_degc) or abs(ambient_degc) > 100:
             raise InvalidInputError(f"ambient_degc must be within -100..100, got {ambient_degc}")
 
@@ -318,8 +330,14 @@ def make_scene(
     walk_w = rng.uniform(6, 14) * scale
     road_dt = rng.uniform(0.3, 0.8)
     street = [_int_pts(route[::3])]
-    cv2.polylines(surface, street, False, rng.uniform(-0.1, 0.5),
-                  thickness=max(int(road_w + 2 * walk_w), 3), shift=2)
+    cv2.polylines(
+        surface,
+        street,
+        False,
+        rng.uniform(-0.1, 0.5),
+        thickness=max(int(road_w + 2 * walk_w), 3),
+        shift=2,
+    )
     cv2.polylines(surface, street, False, road_dt, thickness=max(int(road_w), 2), shift=2)
     cv2.polylines(blocked, street, False, 1, thickness=max(int(road_w + 3 * walk_w), 3), shift=2)
     for _ in range(int(rng.integers(0, 3))):  # straight side streets
@@ -358,8 +376,14 @@ def make_scene(
 
     # faint warm trace of the (insulated, but not perfectly) pipe
     trace = np.zeros(shape, np.float32)
-    cv2.polylines(trace, [_int_pts(pipe[::3])], False, rng.uniform(0.1, 0.4),
-                  thickness=max(int(4 * scale), 2), shift=2)
+    cv2.polylines(
+        trace,
+        [_int_pts(pipe[::3])],
+        False,
+        rng.uniform(0.1, 0.4),
+        thickness=max(int(4 * scale), 2),
+        shift=2,
+    )
     trace = cv2.GaussianBlur(trace, (0, 0), max(5.0 * scale, 1.0))
 
     # --- buildings: rows along the street beyond the corridor, and blocks further away
@@ -385,8 +409,14 @@ def make_scene(
         cv2.fillConvexPoly(roofs, _int_pts(corners), 1, shift=2)
         roof = rng.uniform(-0.9, 1.6)
         cv2.fillConvexPoly(surface, _int_pts(corners), roof, shift=2)
-        cv2.polylines(surface, [_int_pts(corners)], True, roof + rng.uniform(0.8, 2.5),
-                      thickness=max(int(2.5 * scale), 1), shift=2)
+        cv2.polylines(
+            surface,
+            [_int_pts(corners)],
+            True,
+            roof + rng.uniform(0.8, 2.5),
+            thickness=max(int(2.5 * scale), 1),
+            shift=2,
+        )
         for _ in range(int(rng.integers(0, 4))):  # chimneys and vents
             w = rng.dirichlet(np.ones(4)) * 0.8 + 0.05
             vent_c = (w / w.sum()) @ corners
@@ -496,8 +526,15 @@ def make_scene(
     )
 
 
-def _add_leak(rng: np.random.Generator, glow: np.ndarray, leak: np.ndarray, centre: np.ndarray,
-              tangent: np.ndarray, half_width: float, scale: float) -> None:
+def _add_leak(
+    rng: np.random.Generator,
+    glow: np.ndarray,
+    leak: np.ndarray,
+    centre: np.ndarray,
+    tangent: np.ndarray,
+    half_width: float,
+    scale: float,
+) -> None:
     """Add one leak plume to ``glow`` and its footprint to ``leak``.
 
     The plume spreads mostly along the pipe (warm water follows the trench) and a little
@@ -560,7 +597,7 @@ def _check_name(kind: str, name: object) -> str:
 def _split_counts(n: int, fractions: Sequence[float]) -> list[int]:
     """Largest-remainder counts; every split with a positive share gets a frame if possible."""
     raw = [n * f for f in fractions]
-    counts = [int(math.floor(x)) for x in raw]
+    counts = [math.floor(x) for x in raw]
     order = sorted(range(len(raw)), key=lambda k: raw[k] - counts[k], reverse=True)
     for k in order[: n - sum(counts)]:
         counts[k] += 1
@@ -629,7 +666,8 @@ def write_dataset(
         ``root`` as a :class:`~pathlib.Path`.
 
     Raises:
-        FileExistsError: If a set folder already exists and is not empty.
+        DatasetExistsError: If a set folder already exists and is not empty (a
+            ``FileExistsError`` and a ``TasegError``, so adapters report it in one line).
         InvalidInputError: If an argument is invalid.
     """
     from .classical import classical_label
@@ -662,9 +700,9 @@ def write_dataset(
     for name in sets:
         target = root / name
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
-            raise FileExistsError(
-                f"{target} already exists and is not empty; refusing to overwrite it. "
-                "Remove it or choose another root."
+            raise DatasetExistsError(
+                f"{target} already exists and is not an empty folder; refusing to overwrite "
+                "it. Remove it or choose another root."
             )
     root.mkdir(parents=True, exist_ok=True)
 
@@ -690,7 +728,8 @@ def write_dataset(
 
         # Build in a hidden sibling folder and rename at the end: readers never see a
         # half-written set, and a failure leaves nothing behind.
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=root))
+        tmp = root / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        tmp.mkdir()  # not mkdtemp: its 0700 mode would stay on the finished set
         try:
             for i, frame_id in enumerate(ids):
                 frame_seed = _frame_seed(seed, name, i)

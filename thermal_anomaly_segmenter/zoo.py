@@ -84,20 +84,29 @@ def _registry() -> dict[str, ModelSpec]:
         ("smp_pspnet", "PSPNet", "PSPNet"),
     ):
         specs.append(
-            ModelSpec(name, "smp", f"{text} (segmentation-models-pytorch)",
-                      {"arch": arch, "encoder_name": "resnet101"})
+            ModelSpec(
+                name,
+                "smp",
+                f"{text} (segmentation-models-pytorch)",
+                {"arch": arch, "encoder_name": "resnet101"},
+            )
         )
     specs.append(
-        ModelSpec("classical", "classical",
-                  "Triangle-histogram threshold of T_u inside the corridor (no weights)",
-                  {"bins": 256, "min_area_px": 20, "softness_degc": 0.5})
+        ModelSpec(
+            "classical",
+            "classical",
+            "Triangle-histogram threshold of T_u inside the corridor (no weights)",
+            {"bins": 256, "min_area_px": 20, "softness_degc": 0.5},
+        )
     )
     return {s.name: s for s in specs}
 
 
 MODEL_TYPES: dict[str, ModelSpec] = _registry()
 #: Model types that train (every type but ``classical``).
-TRAINABLE_TYPES: tuple[str, ...] = tuple(n for n, s in MODEL_TYPES.items() if s.family != "classical")
+TRAINABLE_TYPES: tuple[str, ...] = tuple(
+    n for n, s in MODEL_TYPES.items() if s.family != "classical"
+)
 
 
 def get_spec(model_type: str) -> ModelSpec:
@@ -110,7 +119,9 @@ def get_spec(model_type: str) -> ModelSpec:
         ) from None
 
 
-def resolve_architecture(model_type: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def resolve_architecture(
+    model_type: str, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The registry's architecture arguments for ``model_type`` updated with ``overrides``."""
     spec = get_spec(model_type)
     arch = dict(spec.architecture)
@@ -132,7 +143,6 @@ class _Wrapper:
 def _net_class() -> type:
     if _Wrapper.cls is not None:
         return _Wrapper.cls
-    import torch
     import torch.nn.functional as F
     from torch import nn
 
@@ -230,8 +240,9 @@ def _build_smp(arch: dict[str, Any], weights: str | None):
         _hub_allowed("ImageNet encoder weights")
         encoder_weights = "imagenet"
     try:
-        net = smp.create_model(name, encoder_weights=encoder_weights, in_channels=3, classes=1,
-                               **kwargs)
+        net = smp.create_model(
+            name, encoder_weights=encoder_weights, in_channels=3, classes=1, **kwargs
+        )
     except (KeyError, ValueError) as exc:
         raise InvalidInputError(f"cannot build smp {name} with {kwargs}: {exc}") from None
     if weights not in (None, "imagenet"):
@@ -257,5 +268,9 @@ def _load_encoder_weights(encoder, path: Path) -> None:
     # smp encoders override load_state_dict (dropping classifier keys) and return nothing.
     encoder.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
     if missing or unexpected:
-        log.warning("encoder weights %s: %d missing, %d unexpected keys",
-                    path.name, len(missing), len(unexpected))
+        log.warning(
+            "encoder weights %s: %d missing, %d unexpected keys",
+            path.name,
+            len(missing),
+            len(unexpected),
+        )
