@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .config import DEVICES, PredictOptions, get_settings
-from .errors import TasegError
+from .errors import InvalidInputError, TasegError
 
 log = logging.getLogger("taseg")
 
@@ -122,7 +122,182 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--height", type=_positive_int, default=512)
     s.add_argument("--width", type=_positive_int, default=640)
     s.set_defaults(func=cmd_synth)
+
+    _add_train_parser(sub)
+    _add_evaluate_parser(sub)
     return parser
+
+
+def _phase_values(kind: type):
+    """Parse ``N`` (every phase) or ``phase=N`` pairs into an int/float or a dict."""
+
+    def parse(values: list[str]):
+        from .config import PHASES
+
+        if len(values) == 1 and "=" not in values[0]:
+            try:
+                return kind(values[0])
+            except ValueError:
+                raise InvalidInputError(f"{values[0]!r} is not a number") from None
+        out = {}
+        for item in values:
+            phase, sep, text = item.partition("=")
+            if not sep or phase not in PHASES:
+                raise InvalidInputError(
+                    f"{item!r}: give one number or phase=number pairs; phases: {', '.join(PHASES)}"
+                )
+            try:
+                out[phase] = kind(text)
+            except ValueError:
+                raise InvalidInputError(f"{item!r}: {text!r} is not a number") from None
+        return out
+
+    return parse
+
+
+def _add_train_parser(sub) -> None:
+    from .config import LOSSES, PHASES
+
+    t = sub.add_parser(
+        "train", help="train a model with the three-phase TASeg recipe",
+        description="Train a model on a TASeg dataset (generated_set for pre-training, "
+        "manual_set for fine-tuning). The last line printed is the model folder.",
+    )
+    t.add_argument("--config", help="JSON file of train options (names as in the API); "
+                   "flags given here override it")
+    t.add_argument("--model-type", help="zoo model type (default segformer_b0)")
+    t.add_argument("--train-phases", nargs="+", choices=PHASES, metavar="PHASE",
+                   help=f"phases to run, any of {', '.join(PHASES)} (default all)")
+    t.add_argument("--dataset-path", help="folder with generated_set and/or manual_set "
+                   "(default: first found under REMOTE_PATH, then DATA_PATH)")
+    t.add_argument("--data-augmentation", action=argparse.BooleanOptionalAction, default=None)
+    t.add_argument("--loss-fn", choices=LOSSES, help="loss (default Tversky)")
+    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--worker-count", type=int, help="data loader workers (default: from "
+                   "cores and memory; 0 loads in the main process)")
+    t.add_argument("--seed", type=_positive_int)
+    t.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=None,
+                   help="train on the GPU (default: when one is available)")
+    t.add_argument("--mlflow", action=argparse.BooleanOptionalAction, default=None,
+                   help="track the run with MLflow (default on)")
+    t.add_argument("--epochs", nargs="+", metavar="N|PHASE=N",
+                   help="epochs for every phase, or phase=N pairs")
+    t.add_argument("--lr", nargs="+", metavar="LR|PHASE=LR",
+                   help="learning rate for every phase, or phase=LR pairs")
+    t.add_argument("--max-time", type=_positive_float, help="wall-time budget, minutes")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    t.add_argument("--devices", type=_positive_int, help="devices (GPUs or CPU processes)")
+    t.add_argument("--num-nodes", type=_positive_int)
+    t.add_argument("--normalization", choices=("relative", "dataset"))
+    t.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE")
+    t.add_argument("--min-label-px", type=int, help="skip training frames whose label has "
+                   "this many anomaly pixels or fewer (default 40)")
+    t.add_argument("--input-size", type=_positive_int, nargs=2, metavar=("H", "W"),
+                   help="train on random H x W windows at native resolution "
+                   "(default: whole frames)")
+    t.add_argument("--encoder", help="smp encoder name (default resnet101)")
+    t.add_argument("--weights", help="initial weights: local folder/file or hub id")
+    t.add_argument("--output-dir", help="model folder to write "
+                   "(default MODELS_PATH/<model_type>_<loss>_<timestamp>)")
+    t.set_defaults(func=cmd_train)
+
+
+def _add_evaluate_parser(sub) -> None:
+    e = sub.add_parser(
+        "evaluate", help="pixel and object metrics of a model on a dataset split",
+        description="Evaluate a model folder on a split of a TASeg dataset; prints the "
+        "metrics as JSON and writes a threshold sweep / PR-curve plot.",
+    )
+    e.add_argument("--model-dir", help="model folder (default: the default model)")
+    e.add_argument("--dataset-path", help="dataset folder (default: as for train)")
+    e.add_argument("--split", default="test", choices=("train", "val", "test"))
+    e.add_argument("--set", dest="set_name", default="manual_set",
+                   choices=("manual_set", "generated_set"))
+    e.add_argument("--threshold", type=_unit_float, help="default: the model's threshold")
+    e.add_argument("--min-area", type=_positive_int, default=4)
+    e.add_argument("--device", choices=DEVICES, default=None)
+    e.add_argument("--out", help="output folder (default <model-dir>/evaluation)")
+    e.set_defaults(func=cmd_evaluate)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from .config import TrainOptions
+
+    values: dict = {}
+    if args.config:
+        try:
+            values = json.loads(Path(args.config).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InvalidInputError(f"cannot read --config {args.config}: {exc}") from None
+        if not isinstance(values, dict):
+            raise InvalidInputError(f"--config {args.config} must hold a JSON object")
+        known = {f.name for f in dataclasses.fields(TrainOptions)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InvalidInputError(f"--config: unknown options {unknown}")
+    flags = {
+        "model_type": args.model_type,
+        "train_phases": tuple(args.train_phases) if args.train_phases else None,
+        "dataset_path": args.dataset_path,
+        "data_augmentation": args.data_augmentation,
+        "loss_fn": args.loss_fn,
+        "batch_size": args.batch_size,
+        "worker_count": args.worker_count,
+        "seed": args.seed,
+        "gpu": args.gpu,
+        "mlflow": args.mlflow,
+        "epochs": _phase_values(int)(args.epochs) if args.epochs else None,
+        "max_time": args.max_time,
+        "resume": args.resume,
+        "devices": args.devices,
+        "num_nodes": args.num_nodes,
+        "normalization": args.normalization,
+        "early_stopping": args.early_stopping,
+        "min_label_px": args.min_label_px,
+        "input_size": tuple(args.input_size) if args.input_size else None,
+        "weights": args.weights,
+        "output_dir": args.output_dir,
+    }
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if args.lr:
+        from .config import PHASES
+
+        lr = _phase_values(float)(args.lr)
+        values["lr"] = lr if isinstance(lr, dict) else dict.fromkeys(PHASES, lr)
+    if args.encoder:
+        values["architecture"] = {**(values.get("architecture") or {}),
+                                  "encoder_name": args.encoder}
+    for key in ("train_phases", "input_size"):
+        if isinstance(values.get(key), list):
+            values[key] = tuple(values[key])
+    options = TrainOptions(**values)
+
+    from .training import train
+
+    result = train(options, settings=get_settings())
+    print(json.dumps(result.metrics, indent=2, sort_keys=True))
+    print(f"run folder: {result.run_dir}")
+    print(result.model_dir)
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from .evaluation import evaluate
+    from .model_folder import resolve_model_dir
+
+    settings = get_settings()
+    model_dir = resolve_model_dir(args.model_dir, settings)
+    result = evaluate(model_dir, args.dataset_path, args.split, set_name=args.set_name,
+                      threshold=args.threshold, out_dir=args.out, min_area_px=args.min_area,
+                      device=args.device or settings.device, settings=settings)
+    print(json.dumps(result, indent=2))
+    return EXIT_OK
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

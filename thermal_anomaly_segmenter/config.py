@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .errors import InvalidInputError
 
@@ -172,6 +172,13 @@ class TrainOptions:
     min_label_px: int = 40
     #: Output model folder; ``None`` = ``MODELS_PATH/<model_type>_<loss>_<timestamp>``.
     output_dir: str | None = None
+    #: Overrides of the zoo's architecture arguments (e.g. ``{"encoder_name": "resnet18"}``).
+    architecture: dict[str, Any] | None = None
+    #: Initial weights: ``None`` (random), a local folder/file, or a hub id (see ``zoo``).
+    weights: str | None = None
+    #: Training window (height, width): random crops of that size at native resolution
+    #: (inference tiles frames at that size); ``None`` = whole frames, at the first frame's size.
+    input_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         bad = [p for p in self.train_phases if p not in PHASES]
@@ -188,5 +195,11 @@ class TrainOptions:
                 raise InvalidInputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.worker_count is not None and self.worker_count < 0:
             raise InvalidInputError(f"worker_count must be >= 0, got {self.worker_count}")
+        if self.input_size is not None and (
+            len(self.input_size) != 2 or min(int(v) for v in self.input_size) < 32
+        ):
+            raise InvalidInputError(
+                f"input_size must be (height, width) >= 32, got {self.input_size}"
+            )
         if self.max_time is not None and not self.max_time > 0:
             raise InvalidInputError(f"max_time must be > 0 minutes, got {self.max_time}")

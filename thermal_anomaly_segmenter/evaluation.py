@@ -1,0 +1,164 @@
+"""Evaluation of a model folder on a split of a TASeg dataset: pixel and object metrics.
+
+The frames run through the same :class:`~.inference.Segmenter` as ``predict`` (whole or tiled,
+predictions inside the corridor only), so the figures are what a user gets. A threshold sweep
+gives the pixel precision-recall curve (written as a PNG) and the threshold with the best
+pixel F1; the metrics at the model's own threshold (or the one given) are reported with the
+published names (``test_dataset_iou``, ``test_per_image_f2``, ``test_object_recall``, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import PredictOptions, Settings
+from .datasets import load_split, open_set, read_label_mask, resolve_dataset_path
+from .errors import DatasetError, InvalidInputError
+from .frame_io import read_frame
+from .metrics import object_counts, object_scores, summarize
+
+log = logging.getLogger(__name__)
+
+#: Thresholds of the sweep.
+SWEEP: tuple[float, ...] = tuple(round(t, 2) for t in np.arange(0.05, 0.96, 0.05))
+
+
+def _f(num: float, den: float, empty: float = 1.0) -> float:
+    return float(num / den) if den else empty
+
+
+def evaluate(
+    model_dir: str | os.PathLike[str],
+    dataset_path: str | os.PathLike[str] | None,
+    split: str = "test",
+    *,
+    set_name: str = "manual_set",
+    threshold: float | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    min_area_px: int = 4,
+    device: str = "auto",
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Evaluate a model folder on one split.
+
+    Args:
+        model_dir: Model folder (any zoo model, ``classical`` included).
+        dataset_path: Dataset folder (``None`` finds one as training does).
+        split: ``train``, ``val`` or ``test``.
+        set_name: ``manual_set`` (hand labels, the default) or ``generated_set``.
+        threshold: Probability threshold; default the model's recommended threshold.
+        out_dir: Where ``evaluation_<set>_<split>.json`` and ``pr_curve_<set>_<split>.png``
+            go; default ``<model_dir>/evaluation``.
+        min_area_px: Predicted components smaller than this are specks (as in predict).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        settings: Environment; default :func:`~.config.get_settings`.
+
+    Returns:
+        Metrics at the threshold, ``best_f1_threshold``, ``best_f1``, the ``sweep`` rows and
+        the paths of the written files.
+    """
+    import torch
+
+    from .inference import Segmenter
+    from .metrics import batch_stats
+
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise InvalidInputError(f"threshold must be within 0..1, got {threshold}")
+    segmenter = Segmenter.from_folder(model_dir, device=device)
+    threshold = segmenter.config.threshold if threshold is None else float(threshold)
+    root = resolve_dataset_path(dataset_path, settings)
+    index = load_split(open_set(root, set_name), split, set_name)
+    options = PredictOptions(device=segmenter.device, min_area_px=min_area_px,
+                             threshold=threshold)
+
+    sweep = np.zeros((len(SWEEP), 7), dtype=np.int64)  # tp fp fn + 4 object counts
+    rows: list[torch.Tensor] = []
+    for sample in index.samples:
+        frame = read_frame(sample.image)
+        label = (read_label_mask(sample.label) > 0).astype(np.uint8)
+        if label.shape != frame.shape:
+            raise DatasetError(f"label {sample.label} does not match the size of its frame")
+        prob = segmenter.probabilities([frame], options)[0]
+        truth = label.astype(bool)
+        for i, t in enumerate(SWEEP):
+            pred = (prob > t) & frame.corridor
+            sweep[i, 0] += int(np.count_nonzero(pred & truth))
+            sweep[i, 1] += int(np.count_nonzero(pred & ~truth))
+            sweep[i, 2] += int(np.count_nonzero(~pred & truth))
+            sweep[i, 3:] += object_counts(pred, label, min_area_px)
+        pred = torch.from_numpy((prob > threshold) & frame.corridor)[None, None]
+        rows.append(batch_stats(pred, torch.from_numpy(label)[None, None], min_area_px))
+
+    prefix = f"{split}_"
+    result: dict[str, Any] = summarize(torch.cat(rows), prefix=prefix)
+    curve = []
+    for t, (tp, fp, fn, n_true, found, n_pred, false) in zip(SWEEP, sweep, strict=True):
+        precision, recall = _f(tp, tp + fp), _f(tp, tp + fn)
+        row = {
+            "threshold": t,
+            "precision": precision,
+            "recall": recall,
+            "f1": _f(2 * tp, 2 * tp + fp + fn),
+            "iou": _f(tp, tp + fp + fn),
+        }
+        row.update(object_scores(int(n_true), int(found), int(n_pred), int(false)))
+        curve.append(row)
+    best = max(curve, key=lambda r: (r["f1"], -abs(r["threshold"] - 0.5)))
+    result.update(
+        model_dir=str(Path(model_dir).resolve()),
+        model_type=segmenter.model_type,
+        dataset_path=str(root),
+        set=set_name,
+        split=split,
+        n_frames=len(index),
+        threshold=threshold,
+        best_f1_threshold=best["threshold"],
+        best_f1=best["f1"],
+        sweep=curve,
+    )
+    out = Path(out_dir) if out_dir is not None else Path(model_dir) / "evaluation"
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{set_name}_{split}"
+    png = plot_pr_curve(curve, best, out / f"pr_curve_{stem}.png",
+                        f"{segmenter.model_type} on {set_name}/{split} ({len(index)} frames)")
+    result["pr_curve"] = str(png)
+    json_path = out / f"evaluation_{stem}.json"
+    result["metrics_json"] = str(json_path)
+    tmp = json_path.with_name(f".{json_path.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, json_path)
+    return result
+
+
+def plot_pr_curve(curve: list[dict[str, float]], best: dict[str, float], out: Path,
+                  title: str) -> Path:
+    """Pixel and object precision-recall over the sweep, the best-F1 threshold marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.plot([r["recall"] for r in curve], [r["precision"] for r in curve], marker=".",
+            label="pixels")
+    ax.plot([r["object_recall"] for r in curve], [r["object_precision"] for r in curve],
+            marker=".", label="objects")
+    ax.scatter([best["recall"]], [best["precision"]], color="red", zorder=3,
+               label=f"best pixel F1 {best['f1']:.3f} at {best['threshold']:.2f}")
+    for r in curve[::3]:
+        ax.annotate(f"{r['threshold']:.2f}", (r["recall"], r["precision"]), fontsize=6)
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out
