@@ -1,1 +1,229 @@
-"""DEEPaaS adapter of TASeg (filled by the API issue)."""
+"""DEEPaaS V2 interface of TASeg: a thin adapter over :mod:`thermal_anomaly_segmenter`.
+
+Each entry point validates its arguments with :mod:`api.schemas`, calls the core and
+formats the answer with :mod:`api.responses`. DEEPaaS runs ``warm``, ``predict`` and
+``train`` in spawned worker processes; errors leave them as :class:`~api.responses.ApiError`
+(4xx for bad input, JSON body), so a bad request never takes the worker down.
+``run_predict`` and ``run_train`` are shared with the root ``cli.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from marshmallow import fields as ma_fields
+
+from thermal_anomaly_segmenter.config import PredictOptions, TrainOptions, get_settings
+from thermal_anomaly_segmenter.errors import InvalidInputError, TasegError
+
+from . import config, responses, schemas
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "get_metadata",
+    "get_predict_args",
+    "get_train_args",
+    "predict",
+    "run_predict",
+    "run_train",
+    "train",
+    "warm",
+]
+
+
+def get_metadata() -> dict[str, Any]:
+    """Project metadata plus the model and dataset folders found now.
+
+    Keys as published (name, description, license, version, url, author, author-email,
+    datasets_local, datasets_remote, models_local, models_remote), plus ``model_types``
+    (what ``train`` can build) and ``default_model`` (what ``predict`` uses by default).
+    """
+    from thermal_anomaly_segmenter.datasets import list_dataset_folders
+    from thermal_anomaly_segmenter.model_folder import list_model_folders
+    from thermal_anomaly_segmenter.zoo import TRAINABLE_TYPES
+
+    settings = get_settings()
+    config.configure_logging(settings)
+    return {
+        **config.project_metadata(),
+        "datasets_local": [str(p) for p in list_dataset_folders(settings.data_path)],
+        "datasets_remote": [str(p) for p in list_dataset_folders(settings.remote_path)],
+        "models_local": [str(p) for p in list_model_folders(settings.models_path)],
+        "models_remote": [str(p) for p in list_model_folders(settings.remote_path)],
+        "model_types": list(TRAINABLE_TYPES),
+        "default_model": schemas.default_model_dir(),
+    }
+
+
+def warm() -> None:
+    """Load the default model into this worker, so the first prediction is fast.
+
+    Without a model the server still starts: predict then answers 404 with the reason.
+    """
+    from thermal_anomaly_segmenter.inference import get_segmenter
+    from thermal_anomaly_segmenter.model_folder import resolve_model_dir
+
+    settings = get_settings()
+    config.configure_logging(settings)
+    try:
+        folder = resolve_model_dir(None, settings)
+        get_segmenter(folder, settings.device)
+    except TasegError as exc:
+        log.warning("warm: no model loaded (%s); predict loads one on first use", exc)
+        return
+    log.info("warm: loaded %s", folder)
+
+
+def get_predict_args() -> dict[str, ma_fields.Field]:
+    """The predict arguments (a fresh schema: DEEPaaS edits the ``accept`` field it gets)."""
+    return schemas.PredArgsSchema().fields
+
+
+def get_train_args() -> dict[str, ma_fields.Field]:
+    """The train arguments."""
+    return schemas.TrainArgsSchema().fields
+
+
+def _upload_path(upload: Any, name: str) -> Path:
+    filename = getattr(upload, "filename", None)
+    if not isinstance(filename, str) or not filename:
+        raise InvalidInputError(f"{name} must be an uploaded file")
+    return Path(filename)
+
+
+def _client_name(upload: Any) -> str:
+    """The client's file name for messages: its last part, printable, at most 100 chars."""
+    name = re.split(r"[\\/]", str(getattr(upload, "original_filename", None) or "upload"))[-1]
+    return re.sub(r"[^\w.+ -]", "_", name)[:100] or "upload"
+
+
+def _remove_upload(upload: Any) -> None:
+    """Delete DEEPaaS's temp copy of an upload (DEEPaaS never does); nothing outside the
+    temp folder is ever removed, so an in-process caller's own file is safe."""
+    filename = getattr(upload, "filename", None)
+    if not isinstance(filename, str) or not filename:
+        return
+    path = Path(filename)
+    try:
+        if path.resolve().is_relative_to(Path(tempfile.gettempdir()).resolve()):
+            path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("cannot remove temp upload %s: %s", path, exc)
+
+
+def run_predict(
+    args: Mapping[str, Any],
+    input_path: str | os.PathLike[str],
+    *,
+    corridor_path: str | os.PathLike[str] | None = None,
+    name: str | None = None,
+):
+    """Predict one frame with validated ``args`` and write its outputs.
+
+    Returns:
+        The :class:`~thermal_anomaly_segmenter.predict.FrameResult` of the frame.
+
+    Raises:
+        ApiError: The frame or an argument is unusable, or the outputs cannot be written.
+    """
+    from thermal_anomaly_segmenter.frame_io import frame_stem
+    from thermal_anomaly_segmenter.predict import predict_paths
+
+    settings = get_settings()
+    size = args.get("tile_size")
+    options = PredictOptions(
+        threshold=args["threshold"],
+        device=settings.device,
+        tile_size=(size, size) if size else None,
+        gsd_m=args.get("gsd"),
+    )
+    if not args.get("model_dir"):
+        from thermal_anomaly_segmenter.model_folder import resolve_model_dir
+
+        resolve_model_dir(None, settings)  # raises ModelNotFoundError with the reason
+    # The client's file name only names the outputs, sanitised; it never becomes a path.
+    stem = frame_stem(name or Path(input_path).name)
+    results = predict_paths([input_path], model_dir=args["model_dir"], options=options,
+                            corridor=corridor_path, settings=settings, names=[stem])
+    result = next(iter(results))
+    if not result.ok:
+        raise responses.frame_error(result)
+    return result
+
+
+def predict(**kwargs: Any) -> Any:
+    """Segment the uploaded frame; answer in the ``accept`` format.
+
+    The outputs are written under ``<model_dir>/predictions/`` with a name no other request
+    has; the answer refers to this request's files only. DEEPaaS's temp uploads are removed.
+    """
+    settings = get_settings()
+    config.configure_logging(settings)
+    uploads = [kwargs.get(n) for n in ("input_file", "corridor_file")]
+    try:
+        formatter = responses.formatter_for(kwargs.get("accept") or schemas.ACCEPT_TYPES[0])
+        args = schemas.load_args(schemas.PredArgsSchema(), {**kwargs, "accept": None})
+        upload = kwargs.get("input_file")
+        input_path = _upload_path(upload, "input_file")
+        corridor = kwargs.get("corridor_file")
+        corridor_path = _upload_path(corridor, "corridor_file") if corridor else None
+        for path in filter(None, (input_path, corridor_path)):
+            if path.stat().st_size > settings.max_upload_bytes:
+                raise responses.UploadTooLargeError(
+                    f"upload is larger than {settings.max_upload_bytes // 2**20} MiB "
+                    "(TASEG_MAX_UPLOAD_MB)")
+        log.info("predict %s with %s", _client_name(upload),
+                 {k: v for k, v in args.items() if k not in ("input_file", "corridor_file")})
+        result = run_predict(args, input_path, corridor_path=corridor_path,
+                             name=getattr(upload, "original_filename", None) or "frame")
+        log.info("predict: %s", result.summary())
+        return formatter(result)
+    except Exception as exc:
+        error = responses.error_for(exc)
+        message = error.message
+        for upload in filter(None, uploads):  # name the client's file, not our temp copy
+            temp_name = Path(str(getattr(upload, "filename", "") or "")).name
+            if temp_name:
+                message = message.replace(temp_name, _client_name(upload))
+        log.warning("predict answered %d: %s", error.status_code, message)
+        raise responses.ApiError(error.status_code, message) from None
+    finally:
+        for upload in uploads:
+            _remove_upload(upload)
+
+
+def run_train(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Train with validated ``args``; the published test metrics, the model and run folder."""
+    from thermal_anomaly_segmenter.training import train as train_model
+
+    names = set(TrainOptions.__dataclass_fields__)
+    values = {k: v for k, v in args.items() if k in names}
+    values["train_phases"] = tuple(values.get("train_phases") or ())
+    result = train_model(TrainOptions(**values), settings=get_settings())
+    return {
+        **{k: float(v) for k, v in result.metrics.items()},
+        "model_dir": str(result.model_dir),
+        "run_dir": str(result.run_dir),
+    }
+
+
+def train(**kwargs: Any) -> dict[str, Any]:
+    """Train a model (DEEPaaS runs this asynchronously: POST gives a uuid to poll)."""
+    config.configure_logging()
+    try:
+        args = schemas.load_args(schemas.TrainArgsSchema(), kwargs)
+        log.info("train with %s", args)
+        result = run_train(args)
+        log.info("train: %s", result)
+        return result
+    except Exception as exc:
+        error = responses.error_for(exc)
+        log.warning("train failed (%d): %s", error.status_code, error.message)
+        raise error from None

@@ -1,0 +1,128 @@
+"""API-level glue: project metadata, logging and path confinement of the DEEPaaS adapter.
+
+The environment itself is read once by :func:`thermal_anomaly_segmenter.config.get_settings`;
+this module only derives what the API needs from it, always at call time, so that folders
+created after the server started are seen and nothing is scanned at import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from importlib import metadata
+from pathlib import Path
+
+from thermal_anomaly_segmenter.config import BASE_DIR, Settings, get_settings
+from thermal_anomaly_segmenter.errors import InvalidInputError
+
+#: Model name under which DEEPaaS serves TASeg (``/v2/models/<API_NAME>/``).
+API_NAME = "thermal_anomaly_segmenter"
+#: Distribution name of the package, the source of the project metadata.
+PACKAGE_NAME = "thermal-anomaly-segmenter"
+
+log = logging.getLogger("api")
+
+
+class PathNotAllowedError(InvalidInputError):
+    """A path given by a client points outside the folders the API may use (HTTP 403)."""
+
+
+def configure_logging(settings: Settings | None = None) -> None:
+    """Apply ``API_LOG_LEVEL`` to the ``api`` logger and ``LOG_LEVEL`` to the core's.
+
+    DEEPaaS runs the model in spawned workers whose logging is not set up; there a stderr
+    handler is added once, so predict and train are logged next to the server's own lines.
+    """
+    settings = settings or get_settings()
+    core = logging.getLogger("thermal_anomaly_segmenter")
+    log.setLevel(getattr(logging, settings.api_log_level, logging.INFO))
+    core.setLevel(getattr(logging, settings.log_level, logging.INFO))
+    if not logging.getLogger().handlers and not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+        for logger in (log, core):
+            logger.addHandler(handler)
+
+
+def _read_version() -> str:
+    try:
+        return (BASE_DIR / "VERSION").read_text(encoding="utf-8").strip()
+    except OSError:  # installed without the source tree: the packaged version is the same
+        return metadata.version(PACKAGE_NAME)
+
+
+def _authors(meta: metadata.PackageMetadata) -> dict[str, str]:
+    """``{name: email}`` from the core metadata fields ``Author`` and ``Author-email``."""
+    people: dict[str, str] = {}
+    for entry in (meta.get("Author-email") or "").split(","):
+        match = re.match(r'\s*"?([^"<]*?)"?\s*<([^>]+)>', entry)
+        if match:
+            people[match.group(1).strip() or match.group(2)] = match.group(2).strip()
+    for name in (meta.get("Author") or "").split(","):
+        if name.strip():
+            people.setdefault(name.strip(), "")
+    return people
+
+
+def _homepage(meta: metadata.PackageMetadata) -> str:
+    urls = meta.get_all("Project-URL") or []
+    for entry in urls:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() == "homepage":
+            return url.strip()
+    return urls[0].partition(",")[2].strip() if urls else (meta.get("Home-page") or "")
+
+
+def project_metadata() -> dict[str, object]:
+    """The published static metadata keys: name, description, license, version, url, authors."""
+    meta = metadata.metadata(PACKAGE_NAME)
+    authors = _authors(meta)
+    return {
+        "name": meta["Name"],
+        "description": meta.get("Summary") or "",
+        "license": meta.get("License") or meta.get("License-Expression") or "",
+        "version": _read_version(),
+        "url": _homepage(meta),
+        "author": ", ".join(authors),
+        "author-email": authors,
+    }
+
+
+def model_roots(settings: Settings) -> tuple[Path, ...]:
+    """Folders a model_dir may lie in (published: MODELS_PATH, then REMOTE_PATH)."""
+    return settings.models_path, settings.remote_path
+
+
+def dataset_roots(settings: Settings) -> tuple[Path, ...]:
+    """Folders a dataset_path may lie in (published order: REMOTE_PATH, then DATA_PATH)."""
+    return settings.remote_path, settings.data_path
+
+
+def confine(value: str | os.PathLike[str], roots: tuple[Path, ...], what: str) -> Path:
+    """Resolve a client-given path and make sure it lies under one of ``roots``.
+
+    A relative path is looked up under each root in turn. Symbolic links are resolved
+    before the check, so a link inside a root that points elsewhere is refused too.
+
+    Raises:
+        PathNotAllowedError: The path leaves every root.
+        InvalidInputError: The value is not a usable path (empty, NUL bytes).
+    """
+    text = os.fspath(value).strip()
+    if not text or "\x00" in text:
+        raise InvalidInputError(f"{what} must be a folder path, got {text!r}")
+    path = Path(text).expanduser()
+    real_roots = [root.resolve() for root in roots]
+    candidates = [path] if path.is_absolute() else [root / path for root in real_roots]
+    inside = [
+        resolved
+        for resolved in (candidate.resolve() for candidate in candidates)
+        if any(resolved == root or resolved.is_relative_to(root) for root in real_roots)
+    ]
+    if inside:
+        # Prefer a folder that exists, so "name" finds REMOTE_PATH/name too.
+        return next((p for p in inside if p.exists()), inside[0])
+    allowed = " or ".join(str(root) for root in roots)
+    raise PathNotAllowedError(f"{what} {text!r} is not inside {allowed}")

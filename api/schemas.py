@@ -1,0 +1,364 @@
+"""Marshmallow schemas of the predict and train arguments, and their argparse form.
+
+Names, defaults and choices are those of the published TASeg API (see docs and
+``/work/shared/REFERENCE.md``); extras are optional. Defaults that depend on the folders on
+disk (model_dir, dataset_path) are computed when a request is parsed, never at import.
+Fields keep their declaration order (marshmallow 3.26 preserves it and deprecates
+``Meta.ordered``), which is the order of the Swagger form and of ``--help``.
+The same schemas drive the root ``cli.py`` through :func:`add_schema_arguments`, so the
+HTTP API, ``deepaas-cli`` and ``python -m cli`` accept the same arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import marshmallow
+from marshmallow import ValidationError, fields, validate
+
+from thermal_anomaly_segmenter.config import LOSSES, PHASES, get_settings
+from thermal_anomaly_segmenter.errors import TasegError
+from thermal_anomaly_segmenter.model_folder import CONFIG_NAME, is_model_folder
+from thermal_anomaly_segmenter.zoo import TRAINABLE_TYPES
+
+from . import config
+
+log = logging.getLogger(__name__)
+
+#: Response types of predict, the published two first (DEEPaaS adds ``*/*``).
+ACCEPT_TYPES: tuple[str, ...] = (
+    "application/json",
+    "image/png",
+    "application/zip",
+    "application/geo+json",
+)
+
+
+class RuntimeDefault:
+    """A default computed when arguments are loaded; its text shows in ``deepaas-cli --help``."""
+
+    def __init__(self, func: Callable[[], Any], text: str) -> None:
+        self.func, self.text = func, text
+
+    def __call__(self) -> Any:
+        return self.func()
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def default_model_dir() -> str | None:
+    """The default model folder now (``None`` when there is none: predict then answers 404)."""
+    from thermal_anomaly_segmenter.model_folder import resolve_model_dir
+
+    try:
+        return str(resolve_model_dir(None, get_settings()))
+    except TasegError as exc:
+        log.warning("no default model: %s", exc)
+        return None
+
+
+def default_dataset_path() -> str | None:
+    """The default dataset folder now (``None`` lets the training report what is missing)."""
+    from thermal_anomaly_segmenter.datasets import resolve_dataset_path
+
+    try:
+        return str(resolve_dataset_path(None, get_settings()))
+    except (TasegError, OSError) as exc:
+        log.warning("no default dataset: %s", exc)
+        return None
+
+
+class ModelDir(fields.String):
+    """A model folder under MODELS_PATH or REMOTE_PATH (after symlinks), as an absolute path."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            folder = config.confine(text, config.model_roots(get_settings()), "model_dir")
+        except TasegError as exc:
+            raise ValidationError(str(exc)) from None
+        if not is_model_folder(folder):
+            raise ValidationError(f"model_dir {text!r} is not a model folder (no {CONFIG_NAME})")
+        return str(folder)
+
+
+class DatasetDir(fields.String):
+    """A dataset folder under REMOTE_PATH or DATA_PATH (after symlinks), as an absolute path."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        from thermal_anomaly_segmenter.datasets import resolve_dataset_path
+
+        settings = get_settings()
+        try:
+            folder = config.confine(text, config.dataset_roots(settings), "dataset_path")
+            return str(resolve_dataset_path(folder, settings))  # checks the layout
+        except TasegError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+def _file_field(description: str, required: bool) -> fields.Field:
+    # Exactly ``fields.Field`` with type "file": DEEPaaS turns it into a multipart upload and
+    # deepaas-cli recognises it as a file argument only for this exact class.
+    with warnings.catch_warnings():  # marshmallow 3.26 warns against a bare Field
+        warnings.simplefilter("ignore")
+        return fields.Field(
+            required=required,
+            metadata={"type": "file", "location": "form", "description": description},
+        )
+
+
+class PredArgsSchema(marshmallow.Schema):
+    """Arguments of ``predict``: the published four, then optional extras."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Schemas share their fields' validators; DEEPaaS appends "*/*" to the accept
+        # choices it gets, so each schema gets its own list.
+        accept = self.fields["accept"]
+        accept.validate = validate.OneOf(list(ACCEPT_TYPES))
+        accept.validators = [accept.validate]
+
+    input_file = _file_field(
+        "Thermal frame to segment: a 3-channel (T_m, T_m, T_u) .npy.lz4 or .npy frame as "
+        "published, or a float (Geo)TIFF of T_u together with corridor_file. The format is "
+        "recognised by content.",
+        required=True,
+    )
+    model_dir = ModelDir(
+        load_default=RuntimeDefault(default_model_dir, "the default model, found at run time"),
+        metadata={
+            "description": "Model folder (holding train_config.json) under MODELS_PATH or "
+            "REMOTE_PATH; a name is looked up there. Default: the default model, else the "
+            "first model folder under MODELS_PATH, then REMOTE_PATH, found when the request "
+            "arrives. Outputs are also written to <model_dir>/predictions/. The current "
+            "folders are listed in the metadata (models_local, models_remote)."
+        },
+    )
+    threshold = fields.Float(
+        load_default=0.5,
+        validate=validate.Range(min=0.0, max=1.0),
+        metadata={"description": "Probability threshold 0..1 applied to the anomaly "
+                  "probability (the classical model maps temperature to a probability)."},
+    )
+    accept = fields.String(
+        load_default=ACCEPT_TYPES[0],
+        validate=validate.OneOf(list(ACCEPT_TYPES)),
+        metadata={
+            "location": "headers",
+            "description": "Response type: application/json (anomalies, summary and the "
+            "paths of this request's files; */* gives the same), image/png (the overlay), "
+            "application/zip (every output of the frame), application/geo+json (anomaly "
+            "polygons).",
+        },
+    )
+    corridor_file = _file_field(
+        "Optional corridor mask (nonzero = pipeline corridor), .png/.npy/.tif of the frame's "
+        "size: needed for a single-band T_u TIFF, replaces the corridor of a 3-channel frame.",
+        required=False,
+    )
+    tile_size = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=32),
+        metadata={"description": "Square tile size in pixels for frames larger than the "
+                  "model's training size. Default: the model's training size."},
+    )
+    gsd = fields.Float(
+        load_default=None,
+        validate=validate.Range(min=0.0, min_inclusive=False),
+        metadata={"description": "Ground sampling distance in metres per pixel, for anomaly "
+                  "areas in m2 (a GeoTIFF's own georeference wins)."},
+    )
+
+
+class TrainArgsSchema(marshmallow.Schema):
+    """Arguments of ``train``: every published name, default and choice, then extras."""
+
+    model_type = fields.String(
+        load_default="segformer_b0",
+        validate=validate.OneOf(list(TRAINABLE_TYPES)),
+        metadata={"description": "Segmentation model to train."},
+    )
+    train_phases = fields.List(
+        fields.String(validate=validate.OneOf(list(PHASES))),
+        load_default=list(PHASES),
+        validate=validate.Length(min=1),
+        metadata={
+            "description": "Training phases, run in this order: pre_train_frozen (generated_set"
+            ", encoder frozen), pre_train_unfrozen (generated_set), fine_tune (manual_set). "
+            "Default: all three. fine_tune alone needs only manual_set.",
+        },
+    )
+    dataset_path = DatasetDir(
+        load_default=RuntimeDefault(default_dataset_path,
+                                    "the first dataset folder, found at run time"),
+        metadata={"description": "Dataset folder holding generated_set and/or manual_set, "
+                  "under REMOTE_PATH or DATA_PATH. Default: the first one found there (in "
+                  "that order) when the request arrives; see datasets_local/datasets_remote "
+                  "in the metadata."},
+    )
+    data_augmentation = fields.Boolean(
+        load_default=True,
+        metadata={"description": "Augment training frames (temperature offset, flips, "
+                  "shift-scale-rotate, elastic)."},
+    )
+    loss_fn = fields.String(
+        load_default="Tversky",
+        validate=validate.OneOf(list(LOSSES)),
+        metadata={"description": "Loss function (Tversky: alpha 0.3, beta 0.7)."},
+    )
+    batch_size = fields.Integer(
+        load_default=16,
+        validate=validate.Range(min=1),
+        metadata={"description": "Batch size (SegFormer-B4/B5 on a small GPU: 8 or less)."},
+    )
+    worker_count = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=0),
+        metadata={"description": "Data-loader worker processes. Default: derived from the "
+                  "CPU cores and memory; 0 loads in the training process."},
+    )
+    seed = fields.Integer(
+        load_default=10,
+        validate=validate.Range(min=1),
+        metadata={"description": "Random seed (weights, data order, augmentation)."},
+    )
+    gpu = fields.Boolean(
+        load_default=None,
+        metadata={"description": "Train on the GPU. Default: when CUDA is available; false "
+                  "trains on the CPU."},
+    )
+    mlflow = fields.Boolean(
+        load_default=True,
+        metadata={"description": "Log parameters and metrics to MLflow (MLFLOW_TRACKING_URI);"
+                  " without a tracking server, metrics are still kept with the run."},
+    )
+    epochs = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=1),
+        metadata={"description": "Epochs of every phase. Default: the model's recipe."},
+    )
+    max_time = fields.Float(
+        load_default=None,
+        validate=validate.Range(min=0.0, min_inclusive=False),
+        metadata={"description": "Wall-time budget of the whole run in minutes; each phase "
+                  "stops early to fit. Default: no limit."},
+    )
+
+
+def file_fields(schema: marshmallow.Schema) -> list[str]:
+    """Names of the upload fields of ``schema``."""
+    return [n for n, f in schema.fields.items() if f.metadata.get("type") == "file"]
+
+
+def load_args(schema: marshmallow.Schema, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate and complete arguments with ``schema``, whoever parsed them before.
+
+    DEEPaaS has already loaded them over HTTP, but ``deepaas-cli`` hands over its raw argparse
+    values (callable defaults and ``marshmallow.missing`` even) and in-process callers
+    anything: loading them again is idempotent for valid values and gives every caller the
+    same checks and defaults.
+    Upload fields (``fields.Field``) pass through untouched.
+
+    Raises:
+        marshmallow.ValidationError: With the message of every invalid argument.
+    """
+    data = {
+        k: v
+        for k, v in values.items()
+        if k in schema.fields and v is not None and v is not marshmallow.missing
+        and not callable(v)
+    }
+    return schema.load(data)
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line from a marshmallow error: ``name: problem; name: problem``."""
+    messages = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
+    parts = []
+    for name, problems in messages.items():
+        text = " ".join(str(p) for p in problems) if isinstance(problems, list) else problems
+        parts.append(f"{name}: {text}" if name != "_" else str(text))
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- argparse
+
+
+def parse_bool(text: str) -> bool:
+    """``true/false``, ``yes/no``, ``1/0``, ``on/off`` (any case); anything else is an error."""
+    value = text.strip().lower()
+    if value in ("true", "t", "yes", "y", "1", "on"):
+        return True
+    if value in ("false", "f", "no", "n", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (use true or false)")
+
+
+def _default_text(field: fields.Field) -> str:
+    default = field.load_default
+    if default is marshmallow.missing:
+        return "required" if field.required else "optional"
+    if default is None:
+        return "optional"
+    if callable(default):
+        return f"default: {default!r}"
+    if isinstance(default, list):
+        return f"default: {' '.join(map(str, default))}"
+    return f"default: {default}"
+
+
+def _scalar_type(field: fields.Field) -> Callable[[str], Any]:
+    if isinstance(field, fields.Boolean):
+        return parse_bool
+    if isinstance(field, fields.Integer):
+        return int
+    if isinstance(field, fields.Float):
+        return float
+    return str
+
+
+def _choices(field: fields.Field) -> list[Any] | None:
+    validators = field.validators if hasattr(field, "validators") else []
+    for validator in validators:
+        if isinstance(validator, validate.OneOf):
+            return list(validator.choices)
+    return None
+
+
+def add_schema_arguments(parser: argparse.ArgumentParser, schema: marshmallow.Schema) -> None:
+    """Add one ``--name`` option per schema field to ``parser``.
+
+    Values are only converted here; the schema validates and fills in the defaults later
+    (:func:`load_args`), so an option not given is left out of the namespace. Booleans take a
+    value (``--mlflow false``), default to true when bare (``--mlflow``) and have a negative
+    form (``--no-mlflow``); lists take several values; an upload field ``x_file`` becomes
+    ``--x_filepath PATH``.
+    """
+    for name, field in schema.fields.items():
+        description = " ".join((field.metadata.get("description") or "").split())
+        help_text = f"{description} ({_default_text(field)})".replace("%", "%%")
+        if field.metadata.get("type") == "file":
+            parser.add_argument(f"--{name}path", dest=name, metavar="PATH",
+                                required=field.required, default=argparse.SUPPRESS,
+                                help=help_text)
+        elif isinstance(field, fields.Boolean):
+            parser.add_argument(f"--{name}", nargs="?", const=True, type=parse_bool,
+                                metavar="{true,false}", default=argparse.SUPPRESS,
+                                help=help_text)
+            parser.add_argument(f"--no-{name}", dest=name, action="store_false",
+                                default=argparse.SUPPRESS, help=f"same as --{name} false")
+        elif isinstance(field, fields.List):
+            inner = field.inner
+            parser.add_argument(f"--{name}", nargs="+", type=_scalar_type(inner),
+                                choices=_choices(inner), default=argparse.SUPPRESS,
+                                help=help_text)
+        else:
+            parser.add_argument(f"--{name}", type=_scalar_type(field), choices=_choices(field),
+                                required=field.required, default=argparse.SUPPRESS,
+                                help=help_text)

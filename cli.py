@@ -1,0 +1,102 @@
+"""The published TASeg command line, kept for compatibility: ``python -m cli {train,predict}``.
+
+Options are generated from the API schemas (:mod:`api.schemas`), so they carry the API's
+names, defaults and checks, and the commands call the same functions as the API
+(:func:`api.run_predict`, :func:`api.run_train`). Unlike the published CLI, booleans take
+``true``/``false`` (or ``--no-NAME``), ``--train_phases`` takes several phases and the frame
+is a required ``--input_filepath``. For everyday use prefer the ``taseg`` command.
+
+Exit codes: 0 success; 2 bad arguments or input (one line on stderr); 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``train`` and ``predict`` sub-commands with options from the API schemas."""
+    from api import schemas
+
+    parser = argparse.ArgumentParser(
+        prog="python -m cli", description="CLI for the TASeg (Thermal Anomaly Segmenter)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train = sub.add_parser("train", help="train a TASeg model",
+                           description="Train a TASeg model; prints the test metrics as JSON.")
+    schemas.add_schema_arguments(train, schemas.TrainArgsSchema())
+    predict = sub.add_parser("predict", help="predict with a TASeg model",
+                             description="Segment one frame; writes its outputs to "
+                             "<model_dir>/predictions/ and prints the JSON report.")
+    schemas.add_schema_arguments(predict, schemas.PredArgsSchema())
+    predict.add_argument("--output", metavar="PATH",
+                         help="write the answer in the --accept format to PATH "
+                         "(for image/png, application/zip, application/geo+json)")
+    return parser
+
+
+def _predict(values: dict[str, Any]) -> int:
+    import api
+    from api import responses, schemas
+
+    output = values.pop("output", None)
+    accept = values.get("accept") or schemas.ACCEPT_TYPES[0]
+    formatter = responses.formatter_for(accept)
+    args = schemas.load_args(schemas.PredArgsSchema(), values)
+    result = api.run_predict(args, args["input_file"],
+                             corridor_path=args.get("corridor_file"))
+    answer = formatter(result)
+    if output:
+        data = answer.getvalue() if hasattr(answer, "getvalue") else (
+            json.dumps(answer, indent=2) + "\n").encode()
+        Path(output).write_bytes(data)
+        print(output)
+    elif hasattr(answer, "getvalue"):  # binary answer without --output: report the files
+        print(json.dumps(responses.json_response(result), indent=2))
+    else:
+        print(json.dumps(answer, indent=2))
+    return EXIT_OK
+
+
+def _train(values: dict[str, Any]) -> int:
+    import api
+    from api import schemas
+
+    args = schemas.load_args(schemas.TrainArgsSchema(), values)
+    print(json.dumps(api.run_train(args), indent=2))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors end in one line on stderr and a non-zero exit code."""
+    args = build_parser().parse_args(argv)
+    values = {k: v for k, v in vars(args).items() if k != "command"}
+    from marshmallow import ValidationError
+
+    from api import responses
+    from thermal_anomaly_segmenter.errors import TasegError
+
+    try:
+        return _predict(values) if args.command == "predict" else _train(values)
+    except (ValidationError, TasegError, responses.ApiError) as exc:
+        error = responses.error_for(exc)
+        print(f"cli {args.command}: error: {error.message}", file=sys.stderr)
+        return EXIT_USAGE if error.status_code < 500 else EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"cli {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: still one line, not a traceback
+        print(f"cli {args.command}: internal error: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
