@@ -1,0 +1,581 @@
+"""Build a TASeg dataset from a survey: temperature TIFFs, corridor masks and hand labels.
+
+Inputs (top-level files only; sub-folders are not searched):
+
+- ``tiff_dir``: one single-band float temperature TIFF/GeoTIFF (degC) per frame,
+  ``<stem>.tif`` or ``<stem>.tiff``. A 3-band ``(T_m, T_m, T_u)`` TIFF is accepted too; its
+  ``T_u`` is recomposed with the corridor mask.
+- ``corridor_dir``: one pipeline corridor mask per frame, matched by file stem:
+  ``<stem>.png``, ``<stem>.tif``, ``<stem>.tiff`` or ``<stem>.npy``, nonzero = corridor.
+  It may be the same folder as ``tiff_dir``.
+- ``labels_dir`` (optional): hand-drawn leak footprints ``<stem>.png`` holding 0/1 or 0/255.
+  Frames without one go to ``generated_set`` only.
+
+Output, in the layout the training loader reads (:mod:`.datasets`) and the same
+``dataset_info.json`` format as :func:`.synthetic.write_dataset`::
+
+    <out_dir>/generated_set/dataset_info.json
+    <out_dir>/generated_set/image/<subset>_<split>/<id>.npy.lz4   (T_m, T_m, T_u) float32
+    <out_dir>/generated_set/label/<subset>_<split>/<id>.png       triangle auto-label, 0/1
+    <out_dir>/generated_set/preview/<subset>_<split>/<id>.png     T_u + corridor + label
+    <out_dir>/manual_set/...                                       same, hand labels
+
+``generated_set`` holds every usable frame, labelled by :func:`.classical.classical_label`;
+``manual_set`` holds the frames with a usable hand label (it is not written when there is
+none). ``<id>`` is the sanitised frame stem (:func:`.frame_io.frame_stem`).
+
+Splits are seeded and disjoint, and a frame has the same split in both sets: hand-labelled
+frames are split first (so ``manual_set`` gets the requested shares), then the others, and
+``generated_set`` is the union. Pre-training on the auto-labelled ``generated_set`` therefore
+never sees a frame of the ``manual_set`` validation or test split.
+
+Bad inputs: folder-level problems (missing folder, no TIFF, bad arguments, existing output)
+raise at once. A bad frame (no corridor mask, corrupt file, size mismatch, implausible
+temperatures) is skipped with a warning and listed in :attr:`BuildReport.skipped`; a bad hand
+label (not binary, wrong size, corrupt) drops only that frame from ``manual_set``. The build
+fails only when no frame is usable. The dataset is built in a hidden sibling folder and renamed
+into place at the end, so a failed or interrupted build leaves nothing behind and an existing
+non-empty ``out_dir`` is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import shutil
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import (
+    DatasetError,
+    DatasetExistsError,
+    DatasetNotFoundError,
+    InvalidInputError,
+)
+from .frame_io import (
+    Frame,
+    _atomic_write,
+    frame_stem,
+    read_frame,
+    read_label,
+    write_frame,
+    write_label,
+)
+
+log = logging.getLogger(__name__)
+
+#: Version of the build recipe; recorded in dataset_info.json, bumped when outputs change.
+BUILDER_VERSION = 1
+#: Suffixes of frame TIFFs in ``tiff_dir`` (compared case-insensitively).
+TIFF_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
+#: Suffixes of corridor masks in ``corridor_dir``, in order of preference.
+CORRIDOR_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", ".npy")
+#: Suffix of hand labels in ``labels_dir``.
+LABEL_SUFFIX = ".png"
+#: Longest side of a preview PNG; larger frames (orthomosaics) are shrunk for it.
+PREVIEW_MAX_SIDE = 1024
+
+SET_GENERATED = "generated_set"
+SET_MANUAL = "manual_set"
+SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input left out of the dataset.
+
+    Attributes:
+        name: File name of the frame (or of the label).
+        kind: ``"frame"`` (left out of both sets) or ``"label"`` (the frame is in
+            ``generated_set`` but not in ``manual_set``).
+        reason: One-line reason.
+    """
+
+    name: str
+    kind: str
+    reason: str
+
+
+@dataclass
+class BuildReport:
+    """What :func:`build_dataset` wrote and what it left out.
+
+    Attributes:
+        out_dir: The dataset folder (holds ``generated_set`` and maybe ``manual_set``).
+        splits: ``{set name: {split: [ids]}}`` of every written set.
+        skipped: Frames and labels left out, with the reason.
+        unmatched_labels: Label files in ``labels_dir`` without a frame of the same stem.
+        warnings: Other things to check (e.g. an empty split, no ``manual_set``).
+    """
+
+    out_dir: Path
+    splits: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
+    unmatched_labels: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def count(self, set_name: str) -> int:
+        """Number of frames written to ``set_name`` (0 when the set was not written)."""
+        return sum(len(ids) for ids in self.splits.get(set_name, {}).values())
+
+    def summary(self) -> str:
+        """A few lines for a terminal: counts per set and split, then what was left out."""
+        lines = [f"dataset: {self.out_dir}"]
+        for set_name, splits in self.splits.items():
+            parts = ", ".join(f"{split} {len(ids)}" for split, ids in splits.items())
+            lines.append(f"  {set_name}: {self.count(set_name)} frames ({parts})")
+        lines += [f"  skipped {s.kind} {s.name}: {s.reason}" for s in self.skipped]
+        if self.unmatched_labels:
+            lines.append(f"  labels without a frame: {', '.join(self.unmatched_labels)}")
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+@dataclass
+class _Item:
+    """One usable frame, written to the staging folder and waiting for its split."""
+
+    frame_id: str
+    source: str
+    corridor: str
+    label: str | None
+    height: int
+    width: int
+    geo: dict[str, Any] | None
+    has_manual: bool = False
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _check_dir(kind: str, path: str | os.PathLike[str]) -> Path:
+    folder = Path(path)
+    if not folder.exists():
+        raise DatasetNotFoundError(f"{kind} {folder} does not exist")
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"{kind} {folder} is not a folder")
+    return folder
+
+
+def _check_splits(splits: Sequence[float]) -> list[float]:
+    try:
+        fractions = [float(f) for f in splits]
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"splits must be three numbers, got {splits!r}") from None
+    if (
+        len(fractions) != 3
+        or any(not math.isfinite(f) or f < 0 for f in fractions)
+        or abs(sum(fractions) - 1.0) > 1e-6
+    ):
+        raise InvalidInputError(
+            f"splits must be three non-negative shares (train, val, test) summing to 1, "
+            f"got {tuple(splits)}"
+        )
+    return fractions
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise DatasetExistsError(
+            f"{out_dir} already exists and is not an empty folder; refusing to overwrite it. "
+            "Remove it or choose another output folder."
+        )
+
+
+def _files_by_stem(folder: Path, suffixes: Sequence[str]) -> dict[str, list[Path]]:
+    """Top-level files of ``folder`` with one of ``suffixes``, grouped by their stem."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        suffix = path.suffix.lower()
+        if suffix in suffixes and path.stem and path.is_file():
+            found.setdefault(path.stem, []).append(path)
+    return found
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def _split_counts(n: int, fractions: Sequence[float]) -> list[int]:
+    """Largest-remainder counts; every split with a positive share gets a frame if possible."""
+    raw = [n * f for f in fractions]
+    counts = [math.floor(x) for x in raw]
+    order = sorted(range(len(raw)), key=lambda k: raw[k] - counts[k], reverse=True)
+    for k in order[: n - sum(counts)]:
+        counts[k] += 1
+    for k, f in enumerate(fractions):
+        if f > 0 and counts[k] == 0:
+            donor = max(range(len(counts)), key=lambda j: counts[j])
+            if counts[donor] > 1:
+                counts[donor] -= 1
+                counts[k] += 1
+    return counts
+
+
+def assign_splits(
+    labelled: Sequence[str], unlabelled: Sequence[str], fractions: Sequence[float], seed: int
+) -> dict[str, str]:
+    """Seeded split of frame ids, stratified by having a hand label.
+
+    Each group is shuffled with its own seeded stream and cut by the shares, so the hand-
+    labelled frames get the requested shares on their own and the result depends only on the
+    ids, the shares and the seed (not on the order ids are given in).
+
+    Args:
+        labelled: Ids of frames with a hand label.
+        unlabelled: Ids of the other frames.
+        fractions: Shares of (train, val, test).
+        seed: Seed (>= 0).
+
+    Returns:
+        ``{id: split}`` with split ``"train"``, ``"val"`` or ``"test"``.
+    """
+    split_of: dict[str, str] = {}
+    for group, ids in (("labelled", labelled), ("unlabelled", unlabelled)):
+        ordered = sorted(ids)
+        # crc32 keys a stable stream per group (hash() changes between processes).
+        stream = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(group.encode()),))
+        order = np.random.default_rng(stream).permutation(len(ordered))
+        bounds = np.cumsum([0, *_split_counts(len(ordered), fractions)])
+        for k, split in enumerate(SPLIT_NAMES):
+            for j in order[bounds[k] : bounds[k + 1]]:
+                split_of[ordered[int(j)]] = split
+    return split_of
+
+
+# --------------------------------------------------------------------------- previews
+
+
+def render_preview(
+    data: np.ndarray, corridor: np.ndarray, label: np.ndarray, max_side: int = PREVIEW_MAX_SIDE
+) -> np.ndarray:
+    """RGB preview of a labelled frame: ``T_u`` in the inferno colour map, the corridor outline
+    in cyan and the label outline in green (the colours of the prediction overlay).
+
+    Args:
+        data: ``H x W x 3`` frame ``(T_m, T_m, T_u)``.
+        corridor: ``H x W`` corridor mask.
+        label: ``H x W`` label (nonzero = anomaly).
+        max_side: Longest side of the preview; larger frames are shrunk.
+
+    Returns:
+        ``h x w x 3`` uint8 RGB image.
+    """
+    import cv2
+
+    from .reporting import ANOMALY_RGB, CORRIDOR_RGB
+
+    height, width = data.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    t_u = np.ascontiguousarray(data[..., 2], dtype=np.float32)
+    masks = [np.asarray(m, dtype=bool).view(np.uint8) for m in (corridor, label)]
+    if scale < 1.0:
+        t_u = cv2.resize(t_u, size, interpolation=cv2.INTER_AREA)
+        masks = [cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) for m in masks]
+    # Percentiles, not min/max: hot street lamps would squeeze the rest into one colour.
+    lo, hi = (float(v) for v in np.percentile(t_u, (1.0, 99.5)))
+    if not hi - lo > 1e-6:
+        lo, hi = lo - 0.5, lo + 0.5
+    levels = np.clip((t_u - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+    rgb = cv2.cvtColor(cv2.applyColorMap(levels, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+    kernel = np.ones((3, 3), np.uint8)
+    for mask, colour in zip(masks, (CORRIDOR_RGB, ANOMALY_RGB), strict=True):
+        # Inner border by erosion (the frame edge counts as inside, so no line along it).
+        rim = (mask > 0) & (cv2.erode(mask, kernel, borderType=cv2.BORDER_REPLICATE) == 0)
+        rgb[rim] = colour
+    return rgb
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _geo_dict(frame: Frame) -> dict[str, Any] | None:
+    if frame.geo is None:
+        return None
+    return {
+        "transform": [float(v) for v in frame.geo.transform],
+        "crs": frame.geo.crs,
+        "metric": frame.geo.metric,
+    }
+
+
+def _pick_one(candidates: list[Path], frame: Path, corridor_dir: Path) -> Path:
+    """The one corridor mask of ``frame``; InvalidInputError when there is none or several."""
+    candidates = [p for p in candidates if p.resolve() != frame.resolve()]
+    if not candidates:
+        names = "/".join(f"{frame.stem}{suffix}" for suffix in CORRIDOR_SUFFIXES)
+        raise InvalidInputError(f"no corridor mask {names} in {corridor_dir}")
+    if len(candidates) > 1:
+        names = ", ".join(p.name for p in candidates)
+        raise InvalidInputError(f"several corridor masks match ({names}); keep one")
+    return candidates[0]
+
+
+def _stage_frame(
+    tiff: Path,
+    corridor_path: Path,
+    label_path: Path | None,
+    frame_id: str,
+    staging: Path,
+    previews: bool,
+    report: BuildReport,
+) -> _Item:
+    """Read, label and write one frame into ``staging``; raises InvalidInputError if unusable."""
+    from .classical import classical_label
+    from .reporting import encode_png
+
+    frame = read_frame(tiff, corridor=corridor_path, name=frame_id)
+    auto = classical_label(frame.data, frame.corridor)
+    manual = None
+    if label_path is not None:
+        try:
+            manual = read_label(label_path)
+            if manual.shape != frame.shape:
+                raise InvalidInputError(
+                    f"{label_path.name}: label is {manual.shape[0]} x {manual.shape[1]} px but "
+                    f"the frame is {frame.shape[0]} x {frame.shape[1]} px"
+                )
+        except InvalidInputError as exc:
+            manual = None
+            log.warning("hand label skipped: %s", exc)
+            report.skipped.append(Skipped(label_path.name, "label", str(exc)))
+    for set_name, label in ((SET_GENERATED, auto), (SET_MANUAL, manual)):
+        if label is None:
+            continue
+        # Each set gets its own copy of the frame: sets are used (and zipped) independently.
+        write_frame(staging / set_name / "image" / f"{frame_id}.npy.lz4", frame.data)
+        write_label(staging / set_name / "label" / f"{frame_id}.png", label)
+        if previews:
+            preview = render_preview(frame.data, frame.corridor, label)
+            _atomic_write(staging / set_name / "preview" / f"{frame_id}.png", encode_png(preview))
+    return _Item(
+        frame_id=frame_id,
+        source=tiff.name,
+        corridor=corridor_path.name,
+        label=label_path.name if manual is not None and label_path is not None else None,
+        height=frame.shape[0],
+        width=frame.shape[1],
+        geo=_geo_dict(frame),
+        has_manual=manual is not None,
+    )
+
+
+def _finish_set(
+    set_dir: Path,
+    items: list[_Item],
+    split_of: dict[str, str],
+    subset: str,
+    fractions: list[float],
+    seed: int,
+    labels_from: str,
+    previews: bool,
+) -> dict[str, list[str]]:
+    """Move a set's staged files into their split folders and write dataset_info.json."""
+    kinds = [("image", ".npy.lz4"), ("label", ".png")] + ([("preview", ".png")] if previews else [])
+    split_ids: dict[str, list[str]] = {split: [] for split in SPLIT_NAMES}
+    for item in sorted(items, key=lambda it: it.frame_id):
+        split_ids[split_of[item.frame_id]].append(item.frame_id)
+    for split, ids in split_ids.items():
+        folder = f"{subset}_{split}"
+        for kind, suffix in kinds:
+            (set_dir / kind / folder).mkdir(parents=True, exist_ok=True)
+            for frame_id in ids:
+                name = f"{frame_id}{suffix}"
+                os.replace(set_dir / kind / name, set_dir / kind / folder / name)
+    used = [f"{subset}_{s}" for s in SPLIT_NAMES if split_ids[s]]
+    for split, ids in split_ids.items():
+        if not ids:  # keep the synthetic layout: only used subsets have folders
+            for kind, _ in kinds:
+                (set_dir / kind / f"{subset}_{split}").rmdir()
+    info = {
+        "image_type": "thermal",
+        "masked": True,
+        "subsets": used,
+        "labels": ["background", "thermal"],
+        "default_splits": {s: [f"{subset}_{s}"] if split_ids[s] else [] for s in SPLIT_NAMES},
+        "channel_mode": "mixed",
+        "builder": {
+            "name": "taseg.dataset_builder",
+            "version": BUILDER_VERSION,
+            "seed": seed,
+            "splits": fractions,
+            "labels_from": labels_from,
+            "split_ids": {
+                s: [f"{subset}_{s}/{frame_id}" for frame_id in ids] for s, ids in split_ids.items()
+            },
+            "frames": {
+                item.frame_id: {
+                    "source": item.source,
+                    "corridor": item.corridor,
+                    **({"label": item.label} if labels_from == "hand_label" else {}),
+                    "height": item.height,
+                    "width": item.width,
+                    **({"geo": item.geo} if item.geo is not None else {}),
+                }
+                for item in sorted(items, key=lambda it: it.frame_id)
+            },
+        },
+    }
+    (set_dir / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    return split_ids
+
+
+def build_dataset(
+    tiff_dir: str | os.PathLike[str],
+    corridor_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    labels_dir: str | os.PathLike[str] | None = None,
+    subset: str = "survey",
+    splits: Sequence[float] = (0.7, 0.15, 0.15),
+    seed: int = 0,
+    previews: bool = True,
+) -> BuildReport:
+    """Turn a survey's temperature TIFFs and corridor masks into a TASeg dataset.
+
+    See the module docstring for the input and output layout and the handling of bad inputs.
+
+    Args:
+        tiff_dir: Folder of single-band float temperature TIFFs (degC), one per frame.
+        corridor_dir: Folder of corridor masks matched by stem (PNG/TIFF/npy, nonzero =
+            corridor); may equal ``tiff_dir``.
+        out_dir: Dataset folder to create; must not exist or be empty.
+        labels_dir: Folder of hand-drawn labels ``<stem>.png`` (0/1 or 0/255), or None.
+        subset: Prefix of the subset folders (``<subset>_train`` ...).
+        splits: Shares of (train, val, test), non-negative, summing to 1.
+        seed: Seed of the split (>= 0).
+        previews: Write ``preview/<subset>_<split>/<id>.png`` per set.
+
+    Returns:
+        What was written and what was skipped.
+
+    Raises:
+        DatasetNotFoundError: An input folder is missing or not a folder.
+        DatasetExistsError: ``out_dir`` exists and is not empty (nothing is written).
+        DatasetError: No TIFF in ``tiff_dir``, no PNG in ``labels_dir``, or no usable frame.
+        InvalidInputError: An argument is invalid.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidInputError(f"seed must be an integer >= 0, got {seed!r}")
+    seed = int(seed)
+    if not isinstance(subset, str) or not _NAME_RE.match(subset):
+        raise InvalidInputError(
+            f"subset {subset!r} must be a plain folder name (letters, digits, '.', '_', '-')"
+        )
+    fractions = _check_splits(splits)
+    tiff_dir = _check_dir("tiff_dir", tiff_dir)
+    corridor_dir = _check_dir("corridor_dir", corridor_dir)
+    labels = None if labels_dir is None else _check_dir("labels_dir", labels_dir)
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir)
+
+    tiffs = [p for paths in _files_by_stem(tiff_dir, TIFF_SUFFIXES).values() for p in paths]
+    if not tiffs:
+        raise DatasetError(f"tiff_dir {tiff_dir} holds no .tif/.tiff file")
+    corridors = _files_by_stem(corridor_dir, CORRIDOR_SUFFIXES)
+    label_files = _files_by_stem(labels, (LABEL_SUFFIX,)) if labels is not None else {}
+    if labels is not None and not label_files:
+        raise DatasetError(f"labels_dir {labels} holds no .png label")
+
+    report = BuildReport(out_dir=out_dir)
+    frame_stems = {p.stem for p in tiffs}
+    report.unmatched_labels = sorted(
+        p.name for stem, paths in label_files.items() if stem not in frame_stems for p in paths
+    )
+    for name in report.unmatched_labels:
+        log.warning("label %s has no frame of the same stem in %s; ignored", name, tiff_dir)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # A hidden sibling, renamed at the end: readers never see a half-built dataset, a failure
+    # leaves nothing behind, and the rename stays on one file system.
+    tmp = out_dir.parent / f".{out_dir.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    tmp.mkdir()  # not mkdtemp: its 0700 mode would stay on the finished dataset
+    try:
+        items: list[_Item] = []
+        seen: dict[str, str] = {}
+        for tiff in sorted(tiffs, key=lambda p: p.name):
+            frame_id = frame_stem(tiff)
+            try:
+                if frame_id in seen:
+                    raise InvalidInputError(
+                        f"its id {frame_id!r} is already taken by {seen[frame_id]}; rename it"
+                    )
+                corridor = _pick_one(corridors.get(tiff.stem, []), tiff, corridor_dir)
+                matches = label_files.get(tiff.stem, [])
+                label = matches[0] if matches else None
+                items.append(_stage_frame(tiff, corridor, label, frame_id, tmp, previews, report))
+                seen[frame_id] = tiff.name
+            except InvalidInputError as exc:
+                log.warning("frame %s skipped: %s", tiff.name, exc)
+                report.skipped.append(Skipped(tiff.name, "frame", str(exc)))
+        if not items:
+            first = "; ".join(f"{s.name}: {s.reason}" for s in report.skipped[:3])
+            raise DatasetError(
+                f"none of the {len(tiffs)} TIFF(s) in {tiff_dir} is usable ({first})"
+            )
+
+        manual = [it for it in items if it.has_manual]
+        split_of = assign_splits(
+            [it.frame_id for it in manual],
+            [it.frame_id for it in items if not it.has_manual],
+            fractions,
+            seed,
+        )
+        report.splits[SET_GENERATED] = _finish_set(
+            tmp / SET_GENERATED,
+            items,
+            split_of,
+            subset,
+            fractions,
+            seed,
+            "classical_label",
+            previews,
+        )
+        if manual:
+            report.splits[SET_MANUAL] = _finish_set(
+                tmp / SET_MANUAL,
+                manual,
+                split_of,
+                subset,
+                fractions,
+                seed,
+                "hand_label",
+                previews,
+            )
+        else:
+            report.warnings.append(
+                "no usable hand label: manual_set was not written, so the fine_tune phase "
+                "cannot run on this dataset"
+            )
+        for set_name, set_splits in report.splits.items():
+            empty = [
+                s
+                for s, f in zip(SPLIT_NAMES, fractions, strict=True)
+                if f > 0 and not set_splits[s]
+            ]
+            if empty:
+                report.warnings.append(
+                    f"{set_name}: split(s) {', '.join(empty)} are empty (only "
+                    f"{report.count(set_name)} frame(s)); add frames before training on them"
+                )
+        for warning in report.warnings:
+            log.warning("%s", warning)
+
+        _check_out_dir(out_dir)  # again: another process may have filled it meanwhile
+        if out_dir.exists():
+            out_dir.rmdir()  # empty (checked); rename cannot replace a folder everywhere
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
