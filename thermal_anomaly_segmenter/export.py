@@ -1,0 +1,139 @@
+"""Export a model folder to ONNX, verified against PyTorch.
+
+``export_onnx`` writes ``model.onnx`` and ``model.onnx.json`` into the model folder. The
+sidecar records the SHA-256 of the weights it was exported from and the largest difference to
+PyTorch measured on random frames; :mod:`.inference` uses the ONNX model on the CPU only while
+that hash still matches, so a retrained folder never runs stale weights.
+
+The exported graph takes inputs whose height and width are multiples of the model's stride
+(the runtime pads, as :class:`.zoo.SegmentationNet` does in PyTorch) and any batch size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InvalidInputError
+from .model_folder import WEIGHTS_NAME, load_model_folder
+
+log = logging.getLogger(__name__)
+
+ONNX_NAME = "model.onnx"
+ONNX_META_NAME = "model.onnx.json"
+OPSET = 17
+#: Largest accepted difference between ONNX Runtime and PyTorch logits.
+TOLERANCE = 1e-3
+
+
+def weights_digest(model_dir: str | os.PathLike[str]) -> str:
+    """SHA-256 of a folder's weights file."""
+    digest = hashlib.sha256()
+    with open(Path(model_dir) / WEIGHTS_NAME, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_onnx(
+    model_dir: str | os.PathLike[str], *, check_shapes=((1, 64, 96), (2, 96, 64))
+) -> Path:
+    """Export ``model_dir`` to ``model_dir/model.onnx`` and verify it with ONNX Runtime.
+
+    Raises:
+        InvalidInputError: for the classical model (no network), or when ONNX Runtime and
+            PyTorch disagree by more than :data:`TOLERANCE`.
+    """
+    import torch
+
+    folder = Path(model_dir)
+    model, config = load_model_folder(folder, device="cpu")
+    if model is None:
+        raise InvalidInputError("the classical model has no network to export")
+    stride = model.stride
+    h, w = (max(stride, v - v % stride) for v in config.input_size)
+    example = torch.randn(1, 3, h, w)
+    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".onnx", dir=folder)
+    os.close(fd)
+    try:
+        # The TorchScript exporter needs no extra package; shapes stay symbolic.
+        torch.onnx.export(
+            model,
+            (example,),
+            tmp,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={
+                "input": {0: "batch", 2: "height", 3: "width"},
+                "logits": {0: "batch", 2: "height", 3: "width"},
+            },
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        max_diff = _verify(tmp, model, stride, check_shapes)
+        meta = {
+            "weights_sha256": weights_digest(folder),
+            "opset": OPSET,
+            "stride": stride,
+            "max_abs_diff": max_diff,
+            "torch": torch.__version__,
+        }
+        os.replace(tmp, folder / ONNX_NAME)
+        (folder / ONNX_META_NAME).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    log.info("exported %s (max |diff| %.2e)", folder / ONNX_NAME, max_diff)
+    return folder / ONNX_NAME
+
+
+def _verify(path: str, model, stride: int, shapes) -> float:
+    import torch
+
+    session = open_session(path)
+    worst = 0.0
+    generator = torch.Generator().manual_seed(0)
+    for b, h, w in shapes:
+        x = torch.randn(
+            b, 3, h - h % stride or stride, w - w % stride or stride, generator=generator
+        )
+        with torch.inference_mode():
+            ref = model(x).numpy()
+        out = session.run(None, {"input": x.numpy()})[0]
+        worst = max(worst, float(np.abs(out - ref).max()))
+    if worst > TOLERANCE:
+        raise InvalidInputError(f"ONNX export differs from PyTorch by {worst:.2e} > {TOLERANCE}")
+    return worst
+
+
+def open_session(path: str | os.PathLike[str]):
+    """An ONNX Runtime CPU session using as many threads as PyTorch would."""
+    import onnxruntime as ort
+    import torch
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def fresh_onnx(model_dir: str | os.PathLike[str]) -> Path | None:
+    """``model.onnx`` of a folder if it was exported from the current weights, else ``None``."""
+    folder = Path(model_dir)
+    path, meta_path = folder / ONNX_NAME, folder / ONNX_META_NAME
+    if not (path.is_file() and meta_path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        fresh = meta.get("weights_sha256") == weights_digest(folder)
+    except (OSError, ValueError):
+        fresh = False
+    if not fresh:
+        log.warning("%s is stale or unreadable (weights changed); using PyTorch", path)
+        return None
+    return path
