@@ -74,7 +74,7 @@ def warm() -> None:
     config.configure_logging(settings)
     try:
         folder = resolve_model_dir(None, settings)
-        get_segmenter(folder, settings.device)
+        get_segmenter(folder, settings.device, settings.backend)
     except TasegError as exc:
         log.warning("warm: no model loaded (%s); predict loads one on first use", exc)
         return

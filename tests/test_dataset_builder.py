@@ -422,3 +422,19 @@ def test_preview_marks_corridor_and_label() -> None:
     assert preview.shape == (1024, 512, 3) and preview.dtype == np.uint8
     for colour in (ANOMALY_RGB, CORRIDOR_RGB):
         assert (preview == colour).all(axis=-1).any()
+
+
+def test_cli_build_dataset(tmp_path, scenes) -> None:
+    import subprocess
+    import sys
+
+    tiffs, corridors, labels = _survey(tmp_path / "in", scenes)
+    out = tmp_path / "ds"
+    cmd = [sys.executable, "-m", "thermal_anomaly_segmenter", "build-dataset", tiffs, corridors,
+           out, "--labels", labels, "--seed", "3", "--no-previews"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "generated_set" / "dataset_info.json").is_file()
+    assert (out / "manual_set" / "dataset_info.json").is_file()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr

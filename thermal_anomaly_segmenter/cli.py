@@ -20,34 +20,24 @@ log = logging.getLogger("taseg")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
+def _checked(parse, kind: str, ok, rule: str):
+    """An argparse type: ``parse`` the text, then require ``ok(value)``."""
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{value} {rule}")
+        return value
+
+    return convert
 
 
-def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value} is not within 0..1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} must be > 0")
-    return value
+_positive_int = _checked(int, "a whole number", lambda v: v >= 1, "must be >= 1")
+_unit_float = _checked(float, "a number", lambda v: 0.0 <= v <= 1.0, "is not within 0..1")
+_positive_float = _checked(float, "a number", lambda v: v > 0, "must be > 0")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +115,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_parser(sub)
     _add_evaluate_parser(sub)
+
+    x = sub.add_parser("export", help="export a model folder to ONNX (verified against PyTorch)",
+                       description="Write model.onnx into the model folder. On the CPU, predict "
+                       "then uses ONNX Runtime for that folder (TASEG_BACKEND=torch to opt out).")
+    x.add_argument("--model-dir", required=True, help="model folder to export")
+    x.add_argument("--format", choices=("onnx",), default="onnx")
+    x.set_defaults(func=cmd_export)
+
+    b = sub.add_parser("build-dataset", help="turn temperature TIFFs + corridor masks into a "
+                       "TASeg dataset", description="Build generated_set (triangle auto-labels) "
+                       "and manual_set (hand labels) with previews and seeded splits.")
+    b.add_argument("tiff_dir", help="folder of single-band float temperature TIFFs")
+    b.add_argument("corridor_dir", help="folder of corridor masks named like the TIFFs")
+    b.add_argument("out_dir", help="dataset folder to create (must not exist or be empty)")
+    b.add_argument("--labels", help="folder of hand-drawn labels <stem>.png (0/1 or 0/255)")
+    b.add_argument("--subset", default="survey", help="subset name (default survey)")
+    b.add_argument("--splits", type=float, nargs=3, default=(0.7, 0.15, 0.15),
+                   metavar=("TRAIN", "VAL", "TEST"), help="split shares (default 0.7 0.15 0.15)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--previews", action=argparse.BooleanOptionalAction, default=True,
+                   help="write preview PNGs")
+    b.set_defaults(func=cmd_build_dataset)
     return parser
 
 
@@ -383,6 +395,23 @@ def cmd_synth(args: argparse.Namespace) -> int:
         args.out, args.frames, seed=args.seed, height=args.height, width=args.width
     )
     print(root)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+
+    print(export_onnx(args.model_dir))
+    return EXIT_OK
+
+
+def cmd_build_dataset(args: argparse.Namespace) -> int:
+    from .dataset_builder import build_dataset
+
+    report = build_dataset(args.tiff_dir, args.corridor_dir, args.out_dir, labels_dir=args.labels,
+                           subset=args.subset, splits=tuple(args.splits), seed=args.seed,
+                           previews=args.previews)
+    print(report.summary())
     return EXIT_OK
 
 

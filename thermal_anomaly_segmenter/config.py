@@ -62,12 +62,18 @@ class Settings:
     #: Largest upload accepted by the API, in bytes.
     max_upload_bytes: int
     device: str
+    #: Inference backend on the CPU: ``auto`` (ONNX Runtime when a fresh export exists),
+    #: ``torch`` or ``onnx``.
+    backend: str = "auto"
 
     @classmethod
     def from_env(cls) -> Settings:
         device = os.environ.get("TASEG_DEVICE", "auto").strip() or "auto"
         if device not in DEVICES:
             raise InvalidInputError(f"TASEG_DEVICE={device!r}: choose one of {', '.join(DEVICES)}")
+        backend = os.environ.get("TASEG_BACKEND", "auto").strip() or "auto"
+        if backend not in ("auto", "torch", "onnx"):
+            raise InvalidInputError(f"TASEG_BACKEND={backend!r}: choose auto, torch or onnx")
         return cls(
             data_path=_env_path("DATA_PATH", BASE_DIR / "data").resolve(),
             models_path=_env_path("MODELS_PATH", BASE_DIR / "models").resolve(),
@@ -81,6 +87,7 @@ class Settings:
             max_pixels=_env_int("TASEG_MAX_PIXELS", 100_000_000),
             max_upload_bytes=_env_int("TASEG_MAX_UPLOAD_MB", 1024) * 1024 * 1024,
             device=device,
+            backend=backend,
         )
 
 

@@ -6,7 +6,7 @@ PyTorch measured on random frames; :mod:`.inference` uses the ONNX model on the 
 that hash still matches, so a retrained folder never runs stale weights.
 
 The exported graph takes inputs whose height and width are multiples of the model's stride
-(the runtime pads, as :class:`.zoo.SegmentationNet` does in PyTorch) and any batch size.
+(the runtime pads, as :class:`.networks.SegmentationNet` does in PyTorch) and any batch size.
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ from .postprocess import Prediction, extract_anomalies
 
 log = logging.getLogger(__name__)
 
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
+
 #: A frame runs whole when it has at most this many times the pixels of a tile.
 WHOLE_FRAME_FACTOR = 1.5
 
@@ -123,18 +125,56 @@ class Segmenter:
         self.norm = config.norm
         # One forward at a time: a model is not re-entrant across threads on every backend.
         self._lock = threading.Lock()
+        self._session = None  # ONNX Runtime session, when that backend is used
 
     @classmethod
-    def from_folder(cls, model_dir: str | os.PathLike[str], device: str = "auto") -> Segmenter:
-        """Load a model folder (``train_config.json`` + safetensors weights)."""
+    def from_folder(
+        cls, model_dir: str | os.PathLike[str], device: str = "auto", backend: str = "auto"
+    ) -> Segmenter:
+        """Load a model folder (``train_config.json`` + safetensors weights).
+
+        Args:
+            backend: ``auto`` runs a fresh ``model.onnx`` (see :mod:`.export`) with ONNX Runtime
+                on the CPU and PyTorch otherwise; ``torch`` or ``onnx`` force one.
+        """
+        if backend not in BACKENDS:
+            raise InvalidInputError(
+                f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
+            )
         device = select_device(device)
         model, config = load_model_folder(model_dir, device=device)
+        segmenter = cls(config, model, model_dir=model_dir, device=device)
         if model is not None and device == "cuda":
             import torch
 
-            model = model.to(memory_format=torch.channels_last)
-        log.debug("loaded %s from %s on %s", config.model_type, model_dir, device)
-        return cls(config, model, model_dir=model_dir, device=device)
+            segmenter.model = model.to(memory_format=torch.channels_last)
+        elif model is not None and backend != "torch":
+            segmenter._use_onnx(backend == "onnx")
+        log.debug(
+            "loaded %s from %s on %s (%s)", config.model_type, model_dir, device, segmenter.backend
+        )
+        return segmenter
+
+    @property
+    def backend(self) -> str:
+        return "onnx" if self._session is not None else "torch"
+
+    def _use_onnx(self, required: bool) -> None:
+        from .export import fresh_onnx, open_session
+
+        path = fresh_onnx(self.model_dir) if self.model_dir is not None else None
+        if path is None:
+            if required:
+                raise InvalidInputError(
+                    f"{self.model_dir} has no up-to-date model.onnx; run taseg export first"
+                )
+            return
+        try:
+            self._session = open_session(path)
+        except Exception as exc:  # a broken runtime must not stop predictions
+            if required:
+                raise InvalidInputError(f"cannot open {path}: {exc}") from None
+            log.warning("cannot open %s (%s); using PyTorch", path, exc)
 
     @property
     def model_type(self) -> str:
@@ -182,6 +222,8 @@ class Segmenter:
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         """Run the network on a ``B x H x W x 3`` normalised batch; returns ``B x H x W``."""
+        if self._session is not None:
+            return self._forward_onnx(batch)
         import torch
 
         x = torch.from_numpy(batch).permute(0, 3, 1, 2)
@@ -198,6 +240,19 @@ class Segmenter:
             logits = self.model(x)
             probs = torch.sigmoid(logits.float())[:, 0]
         return probs.cpu().numpy()
+
+    def _forward_onnx(self, batch: np.ndarray) -> np.ndarray:
+        # The exported graph expects sizes that are multiples of the stride; pad like
+        # SegmentationNet does (edge replication) and crop back.
+        stride = self.model.stride
+        _, h, w, _ = batch.shape
+        x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+        pad_h, pad_w = (-h) % stride, (-w) % stride
+        if pad_h or pad_w:
+            x = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge")
+        logits = self._session.run(None, {"input": x})[0][:, 0, :h, :w]
+        # 1 / (1 + exp(-z)) without overflow warnings for large |z|
+        return (0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32)
 
     def _tiled(
         self, frame: Frame, median: float, tile: tuple[int, int], options: PredictOptions
@@ -261,7 +316,7 @@ class Segmenter:
         )
 
 
-_cache: dict[tuple[str, str], tuple[tuple[float, ...], Segmenter]] = {}
+_cache: dict[tuple[str, str, str], tuple[tuple[float, ...], Segmenter]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -269,7 +324,7 @@ def _stamp(model_dir: Path) -> tuple[float, ...]:
     from .model_folder import CONFIG_NAME, WEIGHTS_NAME
 
     stamps = []
-    for name in (CONFIG_NAME, WEIGHTS_NAME):
+    for name in (CONFIG_NAME, WEIGHTS_NAME, "model.onnx"):
         try:
             stamps.append((model_dir / name).stat().st_mtime_ns)
         except OSError:
@@ -277,20 +332,22 @@ def _stamp(model_dir: Path) -> tuple[float, ...]:
     return tuple(stamps)
 
 
-def get_segmenter(model_dir: str | os.PathLike[str], device: str = "auto") -> Segmenter:
+def get_segmenter(
+    model_dir: str | os.PathLike[str], device: str = "auto", backend: str = "auto"
+) -> Segmenter:
     """A warm :class:`Segmenter` for ``model_dir``, loaded once per process.
 
     The cache is keyed on the resolved folder and device, and a model folder rewritten on disk
     (new weights) is loaded again. It holds at most two models to bound memory.
     """
     folder = Path(model_dir).resolve()
-    key = (str(folder), select_device(device))
+    key = (str(folder), select_device(device), backend)
     stamp = _stamp(folder)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None and hit[0] == stamp:
             return hit[1]
-        segmenter = Segmenter.from_folder(folder, device=key[1])
+        segmenter = Segmenter.from_folder(folder, device=key[1], backend=backend)
         if len(_cache) >= 2 and key not in _cache:
             _cache.pop(next(iter(_cache)))
         _cache[key] = (stamp, segmenter)

@@ -149,6 +149,7 @@ def save_model_folder(
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes 0700; a model folder is meant to be shared
         (tmp / CONFIG_NAME).write_text(config.to_json() + "\n", encoding="utf-8")
         if model is not None:
             from safetensors.torch import save_file

@@ -198,7 +198,7 @@ def predict_paths(
         raise InvalidInputError("names must give one output name per input")
     if segmenter is None:
         folder = resolve_model_dir(model_dir, settings)
-        segmenter = get_segmenter(folder, options.device)
+        segmenter = get_segmenter(folder, options.device, settings.backend)
     folder = segmenter.model_dir or Path(".")
     out = Path(out_dir).expanduser() if out_dir else folder / "predictions"
     writer = _Writer(out, outputs, overwrite, folder, keep_predictions)

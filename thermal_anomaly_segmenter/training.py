@@ -208,26 +208,6 @@ class SegmentationTask(L.LightningModule):
         self._epoch_lr = float(lr)
         self._last_val: dict[str, float] = {}
 
-    def __getstate__(self) -> dict[str, Any]:
-        # The zoo's network class is created lazily inside a function, so pickle (DDP spawn)
-        # cannot name it: ship the weights and rebuild the network on the other side.
-        state = super().__getstate__()
-        modules = dict(state["_modules"])
-        net = modules.pop("model")
-        state["_modules"] = modules
-        state["_net_weights"] = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        weights = state.pop("_net_weights", None)
-        super().__setstate__(state)
-        if weights is not None:
-            net = build_model(self.hparams.model_type, self.hparams.architecture)
-            net.load_state_dict(weights)
-            if self.frozen:
-                net.encoder().requires_grad_(False)
-            self._modules["model"] = net
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 

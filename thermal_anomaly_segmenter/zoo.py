@@ -1,9 +1,9 @@
 """Model zoo: one registry of every model type TASeg can build, and one factory.
 
-Every network is wrapped in :class:`SegmentationNet`, which takes ``B x 3 x H x W`` normalised
-frames of any size and returns ``B x 1 x H x W`` logits: it pads to the encoder's stride and
-crops back, so callers never think about sizes. ``classical`` is registered too (it needs no
-weights and no torch); :mod:`.inference` runs it directly.
+Every network is wrapped in :class:`.networks.SegmentationNet`, which takes normalised
+``B x 3 x H x W`` frames of any size and returns ``B x 1 x H x W`` logits: it pads to the
+encoder's stride and crops back, so callers never think about sizes. ``classical`` is
+registered too (it needs no weights and no torch); :mod:`.inference` runs it directly.
 
 Weights, by the ``weights`` argument of :func:`build_model`:
 
@@ -134,46 +134,6 @@ def resolve_architecture(
     return arch
 
 
-class _Wrapper:
-    """Namespace for the lazily defined torch module (keeps ``import zoo`` free of torch)."""
-
-    cls: type | None = None
-
-
-def _net_class() -> type:
-    if _Wrapper.cls is not None:
-        return _Wrapper.cls
-    import torch.nn.functional as F
-    from torch import nn
-
-    class SegmentationNet(nn.Module):
-        """Any zoo network behind one contract: normalised ``B x 3 x H x W`` in, logits out."""
-
-        def __init__(self, net: nn.Module, family: Family, stride: int = 32) -> None:
-            super().__init__()
-            self.net = net
-            self.family = family
-            self.stride = stride
-
-        def encoder(self) -> nn.Module:
-            """The pretrained-style encoder (frozen in the ``pre_train_frozen`` phase)."""
-            return self.net.segformer if self.family == "segformer" else self.net.encoder
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            h, w = x.shape[-2:]
-            pad_h, pad_w = (-h) % self.stride, (-w) % self.stride
-            if pad_h or pad_w:
-                # Replicate, not zeros: a zero border would look like a cold edge.
-                x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-            out = self.net(pixel_values=x).logits if self.family == "segformer" else self.net(x)
-            if out.shape[-2:] != x.shape[-2:]:
-                out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
-            return out[..., :h, :w]
-
-    _Wrapper.cls = SegmentationNet
-    return SegmentationNet
-
-
 def _hub_allowed(what: str) -> None:
     if os.environ.get("HF_HUB_OFFLINE", "1") not in ("0", "false", "False", ""):
         raise InvalidInputError(
@@ -206,7 +166,9 @@ def build_model(
         net = _build_segformer(arch, weights)
     else:
         net = _build_smp(arch, weights)
-    return _net_class()(net, spec.family)
+    from .networks import SegmentationNet
+
+    return SegmentationNet(net, spec.family)
 
 
 def _build_segformer(arch: dict[str, Any], weights: str | None):

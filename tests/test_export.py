@@ -1,0 +1,72 @@
+"""ONNX export and the ONNX Runtime CPU backend: same probabilities as PyTorch."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import save_tiny_model
+from test_inference import make_frame
+from thermal_anomaly_segmenter.config import BASE_DIR, PredictOptions
+from thermal_anomaly_segmenter.errors import InvalidInputError
+from thermal_anomaly_segmenter.export import ONNX_NAME, export_onnx, fresh_onnx
+from thermal_anomaly_segmenter.inference import Segmenter
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    folder = save_tiny_model(tmp_path_factory.mktemp("onnx") / "m", input_size=(64, 96))
+    export_onnx(folder)
+    return folder
+
+
+def test_export_writes_a_verified_fresh_model(exported):
+    assert (exported / ONNX_NAME).stat().st_size > 100_000
+    assert fresh_onnx(exported) == exported / ONNX_NAME
+
+
+@pytest.mark.parametrize(("shape", "tile"), [((64, 96), None), ((77, 101), None),
+                                             ((150, 200), (64, 96))])
+def test_onnx_backend_matches_torch(exported, shape, tile):
+    onnx = Segmenter.from_folder(exported, "cpu", backend="auto")
+    torch_ = Segmenter.from_folder(exported, "cpu", backend="torch")
+    assert onnx.backend == "onnx" and torch_.backend == "torch"
+    frames = [make_frame(*shape, seed=s) for s in range(2)]
+    options = PredictOptions(tile_size=tile, batch_size=2)
+    for a, b in zip(onnx.probabilities(frames, options), torch_.probabilities(frames, options),
+                    strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_stale_export_falls_back_to_torch(exported, tmp_path):
+    copy = shutil.copytree(exported, tmp_path / "m")
+    (copy / "model.safetensors").unlink()
+    save_tiny_model(tmp_path / "other", seed=9)
+    shutil.copy(tmp_path / "other" / "model.safetensors", copy / "model.safetensors")
+    assert fresh_onnx(copy) is None
+    assert Segmenter.from_folder(copy, "cpu").backend == "torch"
+    with pytest.raises(InvalidInputError, match="taseg export"):
+        Segmenter.from_folder(copy, "cpu", backend="onnx")
+
+
+def test_classical_cannot_be_exported():
+    with pytest.raises(InvalidInputError, match="no network"):
+        export_onnx(BASE_DIR / "models" / "classical")
+
+
+def test_cli_export_and_predict(tmp_path, sample_path):
+    folder = save_tiny_model(tmp_path / "m", input_size=(64, 96))
+    run = [sys.executable, "-m", "thermal_anomaly_segmenter"]
+    proc = subprocess.run([*run, "export", "--model-dir", folder], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith(ONNX_NAME)
+    proc = subprocess.run([*run, "-v", "predict", sample_path, "--model-dir", folder, "--out",
+                           tmp_path / "o", "--outputs", "json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "(onnx)" in proc.stderr
