@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
+from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME
+
 OUTPUT_FILES = ("{s}_mask.png", "{s}_prob.png", "{s}_overlay.png", "{s}.json", "{s}.geojson")
 STEM = "KA1_DJI_0_0095_R"
 
@@ -39,7 +41,7 @@ def test_predict_sample_writes_every_output(sample_path, tmp_path):
     assert mask.shape == (512, 640) and set(np.unique(mask)) <= {0, 1}
     doc = json.loads((out / f"{STEM}.json").read_text())
     assert doc["summary"]["count"] == len(doc["anomalies"])
-    assert doc["model"]["type"] == "classical"
+    assert doc["model"]["type"] == "segformer_b0"
     overlay = cv2.imread(str(out / f"{STEM}_overlay.png"))
     assert overlay.shape[0] >= 512 and overlay.shape[1] > 640
 
@@ -47,7 +49,7 @@ def test_predict_sample_writes_every_output(sample_path, tmp_path):
 def test_default_output_folder_is_under_the_model(sample_path, models_root, tmp_path):
     proc = taseg("predict", sample_path, env={"MODELS_PATH": str(models_root)})
     assert proc.returncode == 0, proc.stderr
-    assert (models_root / "classical" / "predictions" / f"{STEM}.json").is_file()
+    assert (models_root / DEFAULT_MODEL_NAME / "predictions" / f"{STEM}.json").is_file()
 
 
 def test_nothing_is_overwritten(sample_path, tmp_path):

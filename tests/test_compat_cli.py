@@ -13,6 +13,7 @@ import pytest
 
 import cli
 from api import schemas
+from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,7 +85,7 @@ def test_predict_prints_the_json_report(sample_path, models_root):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["threshold"] == 0.4 and doc["summary"]["count"] >= 1
-    assert Path(doc["result"]).parent == models_root / "classical" / "predictions"
+    assert Path(doc["result"]).parent == models_root / DEFAULT_MODEL_NAME / "predictions"
     assert sample_path.is_file()
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME
+
 requests = pytest.importorskip("requests")
 
 pytestmark = pytest.mark.http
@@ -146,7 +148,8 @@ def test_model_list_and_metadata(server, folders):
                 "datasets_local", "datasets_remote", "models_local", "models_remote"):
         assert key in meta, key
     assert "Thermal Anomaly Segmenter (TASeg)" in meta["description"]
-    assert meta["models_local"] == [str(folders / "models" / "classical")]
+    assert meta["models_local"] == sorted(
+        [str(folders / "models" / "classical"), str(folders / "models" / DEFAULT_MODEL_NAME)])
     assert meta["datasets_local"] == [str(folders / "data" / "synth")]
 
 
@@ -179,7 +182,7 @@ def test_predict_json(model_url, folders, accept):
     doc = body["predictions"]
     assert doc["summary"]["count"] == len(doc["anomalies"]) >= 1
     result = Path(doc["result"])
-    assert result.parent == folders / "models" / "classical" / "predictions"
+    assert result.parent == folders / "models" / DEFAULT_MODEL_NAME / "predictions"
     assert result.is_file() and result.name.endswith("_overlay.png")
     assert all(Path(p).is_file() for p in doc["outputs"].values())
     assert leftover_uploads(folders) == []
@@ -249,7 +252,7 @@ def test_client_path_in_filename_never_becomes_a_path(model_url, folders):
     r = post_predict(model_url, filename="../../../../tmp/evil.npy.lz4")
     assert r.status_code == 200
     result = Path(r.json()["predictions"]["result"])
-    assert result.parent == folders / "models" / "classical" / "predictions"
+    assert result.parent == folders / "models" / DEFAULT_MODEL_NAME / "predictions"
     assert result.name.startswith("evil")
 
 

@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import save_tiny_model
 from test_inference import make_frame
+
 from thermal_anomaly_segmenter.config import BASE_DIR, PredictOptions
 from thermal_anomaly_segmenter.errors import InvalidInputError
 from thermal_anomaly_segmenter.export import ONNX_NAME, export_onnx, fresh_onnx

@@ -10,6 +10,7 @@ from deepaas.model.v2.wrapper import UploadedFile  # noqa: F401  (the adapter's 
 
 import api
 from api import schemas
+from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME
 
 PUBLISHED_KEYS = {
     "name", "description", "license", "version", "url", "author", "author-email",
@@ -62,8 +63,9 @@ def test_metadata_version_is_the_version_file(roots):
 
 def test_metadata_lists_folders_at_call_time(roots):
     meta = api.get_metadata()
-    assert meta["models_local"] == [str(roots["models"] / "classical")]
-    assert meta["default_model"] == str((roots["models"] / "classical").resolve())
+    assert meta["models_local"] == sorted(
+        [str(roots["models"] / "classical"), str(roots["models"] / DEFAULT_MODEL_NAME)])
+    assert meta["default_model"] == str((roots["models"] / DEFAULT_MODEL_NAME).resolve())
     assert meta["datasets_local"] == [] and meta["datasets_remote"] == []
     assert "segformer_b5" in meta["model_types"] and "classical" not in meta["model_types"]
 
@@ -105,7 +107,8 @@ def test_model_dir_default_is_resolved_when_loaded(roots, tmp_path, monkeypatch)
     from thermal_anomaly_segmenter.config import reload_settings
 
     schema = schemas.PredArgsSchema()  # built before the environment changes
-    assert load_pred({}, schema)["model_dir"] == str((roots["models"] / "classical").resolve())
+    default = (roots["models"] / DEFAULT_MODEL_NAME).resolve()
+    assert load_pred({}, schema)["model_dir"] == str(default)
     other = tmp_path / "other_models"
     other.mkdir()
     monkeypatch.setenv("MODELS_PATH", str(other))
@@ -195,5 +198,5 @@ def test_load_args_ignores_deepaas_cli_callables(roots):
     loaded = schemas.load_args(schemas.PredArgsSchema(), {
         "input_file": "x", "model_dir": schemas.default_model_dir, "threshold": 0.3,
         "unknown": 1})
-    assert loaded["model_dir"] == str((roots["models"] / "classical").resolve())
+    assert loaded["model_dir"] == str((roots["models"] / DEFAULT_MODEL_NAME).resolve())
     assert loaded["threshold"] == 0.3 and "unknown" not in loaded

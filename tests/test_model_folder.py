@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import save_tiny_model
 
+from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME
 from thermal_anomaly_segmenter.errors import InvalidInputError, ModelNotFoundError
 from thermal_anomaly_segmenter.model_folder import (
     CONFIG_NAME,
@@ -97,14 +98,15 @@ def test_newer_format_is_refused(tmp_path):
 def test_default_model_resolution(models_root, tmp_path, monkeypatch):
     from thermal_anomaly_segmenter.config import reload_settings
 
-    assert resolve_model_dir(None).name == "classical"
+    assert resolve_model_dir(None).name == DEFAULT_MODEL_NAME
     other = save_tiny_model(tmp_path / "elsewhere" / "mine")
     assert resolve_model_dir(str(other)) == other.resolve()
     monkeypatch.setenv("TASEG_DEFAULT_MODEL", str(other))
     assert resolve_model_dir(None, reload_settings()) == other.resolve()
     with pytest.raises(ModelNotFoundError, match="not a model folder"):
         resolve_model_dir(str(tmp_path))
-    assert [p.name for p in list_model_folders(models_root)] == ["classical"]
+    assert [p.name for p in list_model_folders(models_root)] == sorted(
+        ["classical", DEFAULT_MODEL_NAME])
 
 
 def test_no_model_anywhere_is_a_clear_error(tmp_path, monkeypatch):

@@ -18,6 +18,7 @@ from deepaas.model.v2.wrapper import UploadedFile
 
 import api
 from api.responses import ApiError
+from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME
 
 STEM = "KA1_DJI_0_0095_R"
 OUTPUT_SUFFIXES = ("_mask.png", "_prob.png", "_overlay.png", ".json", ".geojson")
@@ -39,7 +40,7 @@ def predict(input_file: UploadedFile, **kwargs):
 
 @pytest.fixture()
 def predictions(models_root) -> Path:
-    return models_root / "classical" / "predictions"
+    return models_root / DEFAULT_MODEL_NAME / "predictions"
 
 
 def test_json_answer_reports_this_requests_files(sample_path, predictions):
@@ -48,7 +49,7 @@ def test_json_answer_reports_this_requests_files(sample_path, predictions):
     assert not Path(up.filename).exists()  # DEEPaaS's temp upload is gone
     assert doc["schema"] == "taseg.anomalies/1"
     assert doc["summary"]["count"] == len(doc["anomalies"]) >= 1
-    assert doc["frame"]["name"] == STEM and doc["model"]["type"] == "classical"
+    assert doc["frame"]["name"] == STEM and doc["model"]["type"] == "segformer_b0"
     assert doc["threshold"] == 0.5
     assert doc["result"] == str(predictions / f"{STEM}_overlay.png")
     assert set(doc["outputs"]) == {"mask", "probability", "overlay", "json", "geojson"}
@@ -114,7 +115,7 @@ def test_requests_never_overwrite_each_other(sample_path, predictions):
 ])
 def test_client_filename_is_only_a_sanitised_stem(sample_path, models_root, original, stem):
     doc = predict(upload(sample_path, original))
-    predictions = models_root / "classical" / "predictions"
+    predictions = models_root / DEFAULT_MODEL_NAME / "predictions"
     assert doc["result"] == str(predictions / f"{stem}_overlay.png")
     assert all(Path(p).parent == predictions for p in doc["outputs"].values())
 
@@ -133,8 +134,8 @@ def test_bad_upload_is_400_with_a_reason(models_root, payload):
     assert "bad.npy.lz4" in body["message"]  # the client's name, not the temp file's
     assert Path(up.filename).name not in body["message"]
     assert not Path(up.filename).exists()
-    assert not (models_root / "classical" / "predictions").exists() or not any(
-        (models_root / "classical" / "predictions").iterdir())
+    assert not (models_root / DEFAULT_MODEL_NAME / "predictions").exists() or not any(
+        (models_root / DEFAULT_MODEL_NAME / "predictions").iterdir())
 
 
 def test_input_must_be_an_upload(models_root):
@@ -181,7 +182,7 @@ def test_upload_size_limit(sample_path, models_root, monkeypatch):
 
 
 def test_unwritable_predictions_folder_is_a_clear_5xx(sample_path, models_root):
-    (models_root / "classical" / "predictions").write_text("a file where a folder belongs")
+    (models_root / DEFAULT_MODEL_NAME / "predictions").write_text("a file where a folder belongs")
     with pytest.raises(ApiError) as info:
         predict(upload(sample_path))
     assert info.value.status in (500, 507) and "predictions" in info.value.message

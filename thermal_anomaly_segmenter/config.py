@@ -20,7 +20,7 @@ from .errors import InvalidInputError
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 #: Model used when the caller names none and ``TASEG_DEFAULT_MODEL`` is unset.
-DEFAULT_MODEL_NAME = "classical"
+DEFAULT_MODEL_NAME = "segformer_b0_synthetic"
 
 Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")

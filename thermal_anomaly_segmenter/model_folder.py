@@ -161,6 +161,7 @@ def save_model_folder(
                     tensor = tensor.half()
                 state[key] = tensor.clone()  # no shared storage: safetensors refuses aliases
             save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+            (tmp / WEIGHTS_NAME).chmod(0o644)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)
