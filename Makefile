@@ -1,6 +1,7 @@
 # Two commands for a newcomer (both work offline once the packages are installed):
 #   make demo   set up .venv and predict on the shipped sample frame with the default model
-#   make test   set up .venv with the test tools and run the whole test suite
+#   make test   set up .venv with the test tools; style (ruff) and security (bandit)
+#               checks, then the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -27,6 +28,8 @@ serve: $(BIN)/.installed
 	$(BIN)/deepaas-run --listen-ip 0.0.0.0 --listen-port 5000
 
 test: $(BIN)/.installed
+	$(BIN)/ruff check thermal_anomaly_segmenter api tests cli.py benchmarks
+	$(BIN)/bandit -q -r thermal_anomaly_segmenter api -x tests
 	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
 
 clean:

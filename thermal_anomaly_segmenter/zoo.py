@@ -152,7 +152,8 @@ def build_model(
     Args:
         model_type: a key of :data:`MODEL_TYPES` other than ``classical``.
         architecture: overrides of the registry's architecture arguments.
-        weights: ``None``/``"random"``, a local path, a hub id, or ``"imagenet"`` (smp).
+        weights: ``None``/``"random"``, a local path, a hub id (``org/name@commit`` pins a
+            revision), or ``"imagenet"`` (smp).
     """
     spec = get_spec(model_type)
     if spec.family == "classical":
@@ -177,12 +178,17 @@ def _build_segformer(arch: dict[str, Any], weights: str | None):
     if weights is None:
         return SegformerForSemanticSegmentation(SegformerConfig(num_labels=1, **arch))
     local = Path(weights).expanduser()
+    source, revision = str(local), None
     if not local.exists():
         _hub_allowed(f"SegFormer weights {weights!r}")
+        # "org/name@<commit>" pins a hub download to one immutable revision.
+        source, _, revision = weights.partition("@")
+        revision = revision or None
     try:
         # The decode head of a pretrained checkpoint has another number of classes.
         return SegformerForSemanticSegmentation.from_pretrained(
-            str(local) if local.exists() else weights,
+            source,
+            revision=revision,
             num_labels=1,
             ignore_mismatched_sizes=True,
             local_files_only=local.exists(),
