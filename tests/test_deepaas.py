@@ -9,20 +9,29 @@ worker that must still predict). ``deepaas-cli predict`` runs as a subprocess at
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
+from deepaas_server import (
+    BIN,
+    MODEL,
+    SAMPLE,
+    TINY_TRAIN,
+    environment,
+    free_port,
+    leftover_uploads,
+    make_folders,
+    post_predict,
+    running_server,
+    stop,
+)
 
 from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME
 
@@ -30,111 +39,23 @@ requests = pytest.importorskip("requests")
 
 pytestmark = pytest.mark.http
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"
-BIN = Path(sys.executable).parent
-MODEL = "thermal_anomaly_segmenter"
-START_TIMEOUT_S = 90
 TRAIN_TIMEOUT_S = 240
-#: Small enough for two CPU cores: 64 x 80 frames, one epoch, fine_tune only.
-TINY_TRAIN = {"model_type": "segformer_b0", "train_phases": "fine_tune", "epochs": 1,
-              "batch_size": 2, "worker_count": 0, "gpu": "false", "mlflow": "false",
-              "data_augmentation": "false"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _environment(base: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "TASEG_"))}
-    env.update({
-        "MODELS_PATH": str(base / "models"),
-        "DATA_PATH": str(base / "data"),
-        "REMOTE_PATH": str(base / "remote"),
-        "TMPDIR": str(base / "tmp"),
-        "HF_HUB_OFFLINE": "1",
-        "NO_ALBUMENTATIONS_UPDATE": "1",
-    })
-    return env
-
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("deepaas")
-    shutil.copytree(ROOT / "models", base / "models", ignore=shutil.ignore_patterns("predictions"))
-    for name in ("data", "remote", "tmp"):
-        (base / name).mkdir()
-    synth = subprocess.run(
-        [sys.executable, "-m", "thermal_anomaly_segmenter", "synth", str(base / "data" / "synth"),
-         "--frames", "6", "--height", "64", "--width", "80", "--seed", "3"],
-        capture_output=True, text=True, timeout=120, env=_environment(base))
-    assert synth.returncode == 0, synth.stderr
-    return base
+    return make_folders(tmp_path_factory.mktemp("deepaas"))
 
 
 @pytest.fixture(scope="module")
 def server(folders):
     """Base URL of a running ``deepaas-run``; the whole process group dies afterwards."""
-    port = _free_port()
-    log_path = folders / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(BIN / "deepaas-run"), "--listen-ip", "127.0.0.1", "--listen-port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env=_environment(folders), cwd=folders,
-            start_new_session=True,  # its own group: the spawned workers die with it
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"deepaas-run exited ({proc.returncode}):\n{log_path.read_text()}")
-            try:
-                if requests.get(f"{url}/v2/models/", timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"deepaas-run not up after {START_TIMEOUT_S} s:\n"
-                            f"{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        _stop(proc)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    # SIGTERM first; DEEPaaS's non-daemon worker processes keep the server from exiting, so
-    # the whole group gets SIGKILL after a short grace period.
-    for sig, grace in ((signal.SIGTERM, 3), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=grace)
-    proc.wait(timeout=10)
+    with running_server(folders) as running:
+        yield running.url
 
 
 @pytest.fixture(scope="module")
 def model_url(server) -> str:
     return f"{server}/v2/models/{MODEL}"
-
-
-def post_predict(model_url: str, accept: str | None = "application/json", *,
-                 data: bytes | None = None, filename: str = SAMPLE.name, timeout: float = 120,
-                 **params):
-    payload = SAMPLE.read_bytes() if data is None else data
-    headers = {"Accept": accept} if accept else {}
-    return requests.post(f"{model_url}/predict/", params=params, headers=headers,
-                         files={"input_file": (filename, payload)}, timeout=timeout)
-
-
-def leftover_uploads(folders: Path) -> list[str]:
-    return sorted(p.name for p in (folders / "tmp").iterdir() if p.is_file())
 
 
 # --------------------------------------------------------------------------- metadata
@@ -268,7 +189,7 @@ def browser(tmp_path):
     """Debugger URL of a headless Chromium page (Chrome DevTools Protocol)."""
     if CHROMIUM is None:
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [CHROMIUM, *CHROMIUM_FLAGS, f"--remote-debugging-port={port}",
          f"--user-data-dir={tmp_path / 'profile'}", "about:blank"],
@@ -285,7 +206,7 @@ def browser(tmp_path):
                     pytest.fail("headless chromium did not start")
                 time.sleep(0.3)
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 class _Page:
@@ -426,7 +347,7 @@ def test_deepaas_cli_predict_on_the_sample(folders, tmp_path):
     proc = subprocess.run(
         [str(BIN / "deepaas-cli"), "--deepaas_method_output", str(out), "predict",
          "--input_file", str(SAMPLE), "--threshold", "0.4"],
-        capture_output=True, text=True, timeout=180, env=_environment(folders), cwd=tmp_path)
+        capture_output=True, text=True, timeout=180, env=environment(folders), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(out.read_text())
     assert doc["threshold"] == 0.4 and doc["summary"]["count"] >= 1
