@@ -59,5 +59,5 @@ HEALTHCHECK --interval=60s --timeout=10s --start-period=60s --retries=3 \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000/v2/', timeout=5)"
 
 # Two workers: DEEPaaS runs each call in one worker process, so with one a prediction
-# waits until a running training ends (tests/test_load.py measures both).
+# waits until a running training ends (tests/test_load.py checks it is answered).
 CMD ["deepaas-run", "--listen-ip", "0.0.0.0", "--listen-port", "5000", "--workers", "2"]

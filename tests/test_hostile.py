@@ -470,3 +470,36 @@ def test_upload_over_the_size_limit_is_413_and_the_server_survives(small_limit_s
     small = post_predict(server.model_url, data=_lz4(_npy(_frame())), model_dir=CLASSICAL)
     assert small.status_code == 200, small.text
     assert server.alive
+
+
+# --------------------------------------------------------------------------- faults
+
+
+@pytest.fixture()
+def unwritable_model(folders):
+    """A copy of the classical model whose predictions folder cannot be written."""
+    import os
+
+    folder = folders / "models" / "unwritable"
+    shutil.copytree(folders / "models" / CLASSICAL, folder,
+                    ignore=shutil.ignore_patterns("predictions"))
+    if os.geteuid() == 0:  # root ignores permissions: a file where the folder belongs
+        (folder / "predictions").write_text("a file where the predictions folder belongs")
+    else:
+        (folder / "predictions").mkdir(mode=0o555)
+    yield folder
+    if (folder / "predictions").is_dir():
+        (folder / "predictions").chmod(0o755)
+    shutil.rmtree(folder)
+
+
+def test_unwritable_predictions_folder_is_a_json_error(server, folders, unwritable_model,
+                                                       classical_dir, reference):
+    r = post_predict(server.model_url, model_dir=str(unwritable_model))
+    assert 400 <= r.status_code < 600 and r.status_code != 200, r.text[:300]
+    body = r.json()
+    assert body["code"] == r.status_code and "Traceback" not in r.text
+    print(f"\nunwritable predictions folder: HTTP {r.status_code} {body['message']}")
+    assert "predictions" in body["message"] and "cannot" in body["message"], body
+    assert leftover_uploads(folders) == []
+    _assert_still_serving(server, folders, classical_dir, reference)
