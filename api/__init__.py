@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from marshmallow import fields as ma_fields
 
 from thermal_anomaly_segmenter.config import PredictOptions, TrainOptions, get_settings
@@ -81,13 +83,28 @@ def warm() -> None:
     log.info("warm: loaded %s", folder)
 
 
+def _guard_server_app() -> None:
+    """Add :func:`~api.responses.malformed_request_as_json` to DEEPaaS's aiohttp app.
+
+    DEEPaaS asks for the arguments while it builds its routes, before the server starts:
+    that is the one moment its app (``deepaas.api.APP``) can still take a middleware.
+    Elsewhere (``deepaas-cli``, workers, the CLI) there is no such app and nothing happens.
+    """
+    app = getattr(sys.modules.get("deepaas.api"), "APP", None)
+    guard = responses.malformed_request_as_json
+    if isinstance(app, web.Application) and not app.frozen and guard not in app.middlewares:
+        app.middlewares.append(guard)
+
+
 def get_predict_args() -> dict[str, ma_fields.Field]:
     """The predict arguments (a fresh schema: DEEPaaS edits the ``accept`` field it gets)."""
+    _guard_server_app()
     return schemas.PredArgsSchema().fields
 
 
 def get_train_args() -> dict[str, ma_fields.Field]:
     """The train arguments."""
+    _guard_server_app()
     return schemas.TrainArgsSchema().fields
 
 

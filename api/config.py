@@ -108,21 +108,28 @@ def confine(value: str | os.PathLike[str], roots: tuple[Path, ...], what: str) -
 
     Raises:
         PathNotAllowedError: The path leaves every root.
-        InvalidInputError: The value is not a usable path (empty, NUL bytes).
+        InvalidInputError: The value is not a usable path (empty, NUL bytes, ``~unknown``,
+            a symlink loop, a name too long).
     """
     text = os.fspath(value).strip()
     if not text or "\x00" in text:
         raise InvalidInputError(f"{what} must be a folder path, got {text!r}")
-    path = Path(text).expanduser()
-    real_roots = [root.resolve() for root in roots]
-    candidates = [path] if path.is_absolute() else [root / path for root in real_roots]
-    inside = [
-        resolved
-        for resolved in (candidate.resolve() for candidate in candidates)
-        if any(resolved == root or resolved.is_relative_to(root) for root in real_roots)
-    ]
-    if inside:
+    try:
+        path = Path(text).expanduser()
+        real_roots = [root.resolve() for root in roots]
+        candidates = [path] if path.is_absolute() else [root / path for root in real_roots]
+        inside = [
+            resolved
+            for resolved in (candidate.resolve() for candidate in candidates)
+            if any(resolved == root or resolved.is_relative_to(root) for root in real_roots)
+        ]
         # Prefer a folder that exists, so "name" finds REMOTE_PATH/name too.
-        return next((p for p in inside if p.exists()), inside[0])
+        found = next((p for p in inside if p.exists()), inside[0]) if inside else None
+    except (OSError, RuntimeError) as exc:
+        # "~name" of an unknown user, a symlink loop, a name too long for the file system
+        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise InvalidInputError(f"{what} {text[:200]!r} is not a usable path ({reason})") from None
+    if found is not None:
+        return found
     allowed = " or ".join(str(root) for root in roots)
     raise PathNotAllowedError(f"{what} {text!r} is not inside {allowed}")

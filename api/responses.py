@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from marshmallow import ValidationError
 
 from thermal_anomaly_segmenter.errors import (
@@ -98,6 +99,21 @@ def error_for(exc: BaseException) -> ApiError:
         return ApiError(400, str(exc))
     log.error("internal error", exc_info=exc)
     return ApiError(500, f"internal error: {type(exc).__name__}: {exc}")
+
+
+@web.middleware
+async def malformed_request_as_json(request: web.Request, handler: Callable[..., Any]) -> Any:
+    """Answer a request aiohttp cannot parse (a broken multipart body, a NUL byte in a part
+    header) with a JSON 400 naming the problem; DEEPaaS 2.6 parses arguments outside any
+    error handling and would answer a bare 500."""
+    try:
+        return await handler(request)
+    except HttpProcessingError as exc:
+        status = exc.code if 400 <= (exc.code or 0) < 500 else 400
+        message = f"malformed request: {_reason(exc.message or type(exc).__name__)}"
+        log.warning("%s %s answered %d: %s", request.method, request.path, status, message)
+        body = {"status": "error", "code": status, "message": message}
+        return web.json_response(body, status=status)
 
 
 def frame_error(result: FrameResult) -> ApiError:

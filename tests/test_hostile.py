@@ -251,9 +251,6 @@ NAMES = [
     ("hidden", ".bashrc"),
 ]
 
-#: Names that DEEPaaS (not TASeg) answers with a bare 500; see the test.
-UPSTREAM_500 = {"nul-bytes"}
-
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -269,6 +266,9 @@ def folders(tmp_path_factory) -> Path:
     (base / "models" / "link_in").symlink_to(base / "models" / CLASSICAL)  # stays inside
     (base / "remote" / "link_out").symlink_to(base / "outside" / "model")
     (base / "data" / "link_out").symlink_to(base / "outside" / "dataset")
+    for root in ("models", "data"):  # a symlink loop: loop -> loop2 -> loop
+        (base / root / "loop").symlink_to(base / root / "loop2")
+        (base / root / "loop2").symlink_to(base / root / "loop")
     return base
 
 
@@ -357,21 +357,16 @@ def test_odd_client_filenames_never_become_paths(server, folders, classical_dir,
     predictions = folders / "models" / CLASSICAL / "predictions"
     before = _snapshot(folders)
     r = post_predict(server.model_url, filename=filename, model_dir=classical_dir)
-    if kind in UPSTREAM_500:
-        # Upstream limitation, not TASeg's: aiohttp refuses the NUL byte in the multipart
-        # header inside DEEPaaS 2.6's own argument parser, before TASeg is called, and
-        # DEEPaaS lets that become a bare 500 (no traceback is sent). The server survives.
-        assert r.status_code in (400, 500) and "Traceback" not in r.text
-    else:  # the multipart layer may refuse a name it cannot parse, never with a 5xx
-        assert r.status_code in (200, 400, 422), (kind, r.status_code, r.text[:300])
+    # A name the multipart parser cannot take (NUL bytes) is a 400 with a JSON reason.
+    assert r.status_code in (200, 400, 422), (kind, r.status_code, r.text[:300])
     if r.status_code == 200:
         doc = r.json()["predictions"]
         for path in map(Path, doc["outputs"].values()):
             assert path.parent == predictions and path.is_file(), path
             assert len(path.name) < 150 and not path.name.startswith(".")
             assert "\x00" not in path.name and "\n" not in path.name
-    elif kind not in UPSTREAM_500:
-        assert isinstance(r.json(), dict)
+    else:
+        assert r.json()["code"] == r.status_code and r.json()["message"]
     assert _snapshot(folders) == before
     assert not Path("/etc/cron.d/x_overlay.png").exists()
     _assert_still_serving(server, folders, classical_dir, reference)
@@ -381,6 +376,20 @@ def test_upload_without_a_file_name_is_4xx(server, folders, classical_dir, refer
     r = requests.post(f"{server.model_url}/predict/", params={"model_dir": classical_dir},
                       data={"input_file": SAMPLE.read_bytes()[:1000]}, timeout=60)
     assert 400 <= r.status_code < 500 and isinstance(r.json(), dict)
+    _assert_still_serving(server, folders, classical_dir, reference)
+
+
+@pytest.mark.parametrize("body", [
+    b"--xyz\r\nNone--xyz--\r\n",  # a part without headers (found by test_fuzz.py)
+    b"--xyz\r\nContent-Disposition: form-data; name=\"input_file\"; filename=\"a\x00.npy\""
+    b"\r\n\r\nabc\r\n--xyz--\r\n",
+], ids=["part-without-headers", "nul-in-part-header"])
+def test_malformed_multipart_body_is_400_json(server, folders, classical_dir, reference, body):
+    r = requests.post(f"{server.model_url}/predict/", params={"model_dir": classical_dir},
+                      data=body, timeout=60,
+                      headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+    assert r.status_code == 400, r.text[:300]
+    assert r.json()["code"] == 400 and "malformed request" in r.json()["message"]
     _assert_still_serving(server, folders, classical_dir, reference)
 
 
@@ -399,7 +408,8 @@ def test_default_segformer_model_still_predicts_after_the_barrage(server, folder
 @pytest.mark.parametrize("model_dir", [
     "link_out", "link_etc", "link_etc/ssl", "../outside/model", "classical/../../outside/model",
     "{base}/outside/model", "{base}/models/link_out", "{base}/remote/link_out",
-    "/etc", "/", "~", "classical/\x00/x"])
+    "/etc", "/", "~", "~no_such_user_\u00cf/x", "classical/\x00/x", "loop", "loop/x",
+    "x" * 5000, "/".join(["y" * 200] * 30)])
 def test_model_dir_outside_the_roots_is_refused(server, folders, model_dir):
     value = model_dir.format(base=folders)
     before = _snapshot(folders)
@@ -420,7 +430,7 @@ def test_a_link_that_stays_inside_models_path_is_allowed(server, folders):
 
 @pytest.mark.parametrize("dataset_path", [
     "link_out", "../outside/dataset", "synth/../../outside/dataset", "{base}/outside/dataset",
-    "{base}/data/link_out", "/etc", "/"])
+    "{base}/data/link_out", "/etc", "/", "~no_such_user_\u00cf", "loop", "x" * 5000])
 def test_dataset_path_outside_the_roots_is_refused(server, folders, dataset_path):
     from deepaas_server import TINY_TRAIN
 
