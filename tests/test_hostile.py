@@ -128,7 +128,7 @@ def _tiff(array: np.ndarray) -> bytes:
     import tifffile
 
     buffer = io.BytesIO()
-    tifffile.imwrite(buffer, array)
+    tifffile.imwrite(buffer, array, photometric="rgb" if array.ndim == 3 else "minisblack")
     return buffer.getvalue()
 
 
