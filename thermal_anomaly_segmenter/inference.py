@@ -129,13 +129,21 @@ class Segmenter:
 
     @classmethod
     def from_folder(
-        cls, model_dir: str | os.PathLike[str], device: str = "auto", backend: str = "auto"
+        cls,
+        model_dir: str | os.PathLike[str],
+        device: str = "auto",
+        backend: str = "auto",
+        *,
+        compile_model: bool = False,
     ) -> Segmenter:
         """Load a model folder (``train_config.json`` + safetensors weights).
 
         Args:
             backend: ``auto`` runs a fresh ``model.onnx`` (see :mod:`.export`) with ONNX Runtime
                 on the CPU and PyTorch otherwise; ``torch`` or ``onnx`` force one.
+            compile_model: wrap the PyTorch network in ``torch.compile`` (off by default; meant
+                for GPUs, where it fuses the bf16 graph; the first batch of each new shape
+                compiles, which takes tens of seconds). ONNX Runtime ignores it.
         """
         if backend not in BACKENDS:
             raise InvalidInputError(
@@ -150,6 +158,10 @@ class Segmenter:
             segmenter.model = model.to(memory_format=torch.channels_last)
         elif model is not None and backend != "torch":
             segmenter._use_onnx(backend == "onnx")
+        if compile_model and model is not None and segmenter._session is None:
+            import torch
+
+            segmenter.model = torch.compile(segmenter.model)
         log.debug(
             "loaded %s from %s on %s (%s)", config.model_type, model_dir, device, segmenter.backend
         )
@@ -290,11 +302,15 @@ class Segmenter:
         options = options or PredictOptions()
         medians = [corridor_median(f.t_u, f.corridor) for f in frames]
         probs = self.probabilities(frames, options, medians)
-        return [self._finish(*args, options) for args in zip(frames, probs, medians, strict=True)]
+        return [self.finish(*args, options) for args in zip(frames, probs, medians, strict=True)]
 
-    def _finish(
+    def finish(
         self, frame: Frame, prob: np.ndarray, median: float, options: PredictOptions
     ) -> Prediction:
+        """Turn a probability map into a :class:`Prediction` (mask, components, records).
+
+        Needs no model state, so it may run in another thread than the forward passes.
+        """
         mask, labels, anomalies = extract_anomalies(
             frame,
             prob,

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from .errors import InvalidInputError, OutputError, TasegError
 from .frame_io import FRAME_SUFFIXES, Frame, read_frame
 from .inference import Segmenter, get_segmenter
 from .model_folder import resolve_model_dir
+from .normalization import corridor_median
 from .postprocess import Prediction
 from .reporting import OUTPUT_NAMES, write_outputs
 
@@ -128,7 +130,10 @@ class _Writer:
         self.out_dir, self.kinds, self.overwrite = out_dir, tuple(kinds), overwrite
         self.model_dir, self.keep = model_dir, keep
 
-    def __call__(self, result: FrameResult, pred: Prediction) -> FrameResult:
+    def __call__(self, result: FrameResult, pred: Prediction | Callable[[], Prediction]
+                 ) -> FrameResult:
+        if callable(pred):  # post-processing deferred to this (worker) thread
+            pred = pred()
         stem = reserve_stem(self.out_dir, pred.frame.name, self.kinds, self.overwrite)
         try:
             result.outputs = write_outputs(
@@ -235,18 +240,27 @@ def _pipeline(
             if not batch:
                 return
             frames = [frame for _, frame, _ in batch]
+            medians: list[float | None] = [None] * len(frames)
+            probs: list[np.ndarray | None] = [None] * len(frames)
             try:
-                preds = segmenter.predict_batch(frames, options)
+                medians = [corridor_median(f.t_u, f.corridor) for f in frames]
+                probs = segmenter.probabilities(frames, options, medians)  # type: ignore[assignment]
             except Exception:  # isolate the culprit: retry frame by frame
-                preds = []
-                for res, frame, _ in batch:
+                for i, (res, frame, _) in enumerate(batch):
                     try:
-                        preds.append(segmenter.predict(frame, options))
+                        medians[i] = corridor_median(frame.t_u, frame.corridor)
+                        probs[i] = segmenter.probabilities([frame], options, [medians[i]])[0]
                     except Exception as exc:
-                        preds.append(None)
+                        probs[i] = None
                         _fail(res, exc)
-            for (res, _, t0), pred in zip(batch, preds, strict=True):
-                fut = writers.submit(writer, res, pred) if pred is not None else None
+            # Only the forward passes run here; post-processing and writing run in the
+            # writer threads, overlapping with the next batch's forward.
+            for (res, frame, t0), prob, median in zip(batch, probs, medians, strict=True):
+                fut = None
+                if prob is not None:
+                    fut = writers.submit(
+                        writer, res, partial(segmenter.finish, frame, prob, median, options)
+                    )
                 pending.append((res, fut, t0))
             batch.clear()
 
