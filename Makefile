@@ -25,7 +25,7 @@ demo: $(BIN)/.installed
 	$(BIN)/taseg predict data/samples/KA1_DJI_0_0095_R.npy.lz4 --out predictions/
 
 serve: $(BIN)/.installed
-	$(BIN)/deepaas-run --listen-ip 0.0.0.0 --listen-port 5000
+	$(BIN)/deepaas-run --listen-ip 0.0.0.0 --listen-port 5000 --workers 2
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check thermal_anomaly_segmenter api tests cli.py benchmarks

@@ -130,6 +130,37 @@ def test_three_phases_chain_from_best_weights(dataset, settings, monkeypatch):
     _predicts(result.model_dir, dataset)
 
 
+def test_fine_tune_starts_from_a_model_folder(manual_only, settings, tmp_path):
+    """``weights`` naming a TASeg model folder (e.g. the shipped default) starts from it."""
+    from conftest import save_tiny_model
+    from safetensors.torch import load_file
+
+    from thermal_anomaly_segmenter.training import train
+
+    start = save_tiny_model(tmp_path / "start", seed=3)
+    other = save_tiny_model(tmp_path / "other", seed=4)
+    result = train(tiny(dataset_path=str(manual_only), weights=str(start),
+                        lr={"fine_tune": 1e-6}), settings=settings)
+
+    def params(folder: Path) -> dict:
+        state = load_file(str(folder / "model.safetensors"))
+        return {k: v.float() for k, v in state.items() if "running_" not in k
+                and "num_batches" not in k}
+
+    trained, initial, control = params(result.model_dir), params(start), params(other)
+    assert set(trained) == set(initial)
+    drift = max((trained[k] - initial[k]).abs().max().item() for k in trained)
+    apart = max((control[k] - initial[k]).abs().max().item() for k in control)
+    assert drift < 1e-3 < apart, (drift, apart)
+
+    with pytest.raises(InvalidInputError, match="not smp_unet"):
+        train(tiny(model_type="smp_unet", dataset_path=str(manual_only), weights=str(start)),
+              settings=settings)
+    with pytest.raises(InvalidInputError, match="no weights"):
+        train(tiny(dataset_path=str(manual_only), weights=str(ROOT / "models" / "classical")),
+              settings=settings)
+
+
 def test_recipe_defaults_and_overrides():
     from thermal_anomaly_segmenter.training import phase_recipes
 

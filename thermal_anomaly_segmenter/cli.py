@@ -208,7 +208,8 @@ def _add_train_parser(sub) -> None:
                    help="train on random H x W windows at native resolution "
                    "(default: whole frames)")
     t.add_argument("--encoder", help="smp encoder name (default resnet101)")
-    t.add_argument("--weights", help="initial weights: local folder/file or hub id")
+    t.add_argument("--weights", help="initial weights: a TASeg model folder (fine-tune it), "
+                   "a local weights folder/file, or a hub id")
     t.add_argument("--output-dir", help="model folder to write "
                    "(default MODELS_PATH/<model_type>_<loss>_<timestamp>)")
     t.set_defaults(func=cmd_train)

@@ -181,7 +181,8 @@ class TrainOptions:
     output_dir: str | None = None
     #: Overrides of the zoo's architecture arguments (e.g. ``{"encoder_name": "resnet18"}``).
     architecture: dict[str, Any] | None = None
-    #: Initial weights: ``None`` (random), a local folder/file, or a hub id (see ``zoo``).
+    #: Initial weights: ``None`` (random), a TASeg model folder (fine-tune it), a local
+    #: weights folder/file, or a hub id (see ``zoo``).
     weights: str | None = None
     #: Training window (height, width): random crops of that size at native resolution
     #: (inference tiles frames at that size); ``None`` = whole frames, at the first frame's size.

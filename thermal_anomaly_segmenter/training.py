@@ -645,7 +645,7 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
     accelerator = _accelerator(options)
     workers = options.worker_count if options.worker_count is not None else default_worker_count()
     deadline = None if options.max_time is None else started + options.max_time * 60
-    weights: dict[str, torch.Tensor] | None = None
+    architecture, weights = _starting_point(options, norm)
     phase_metrics: dict[str, dict[str, float]] = {}
     skipped: list[str] = []
     epoch_offset = 0
@@ -670,7 +670,7 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
             L.seed_everything(options.seed, workers=True, verbose=False)
             phase_dir.mkdir(parents=True, exist_ok=True)
             task = SegmentationTask(
-                options.model_type, options.architecture, options.loss_fn, recipe.lr,
+                options.model_type, architecture, options.loss_fn, recipe.lr,
                 recipe.epochs, recipe.frozen,
                 weights=options.weights if weights is None else None,
                 metrics_csv=str(phase_dir / "metrics.csv"),
@@ -750,7 +750,7 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
             model = task.model
         final_metrics = phase_metrics[[r.name for r in recipes if r.name in phase_metrics][-1]]
         if model is None:  # every phase was done before this resume
-            model = build_model(options.model_type, options.architecture)
+            model = build_model(options.model_type, architecture)
             model.load_state_dict(weights)
         model_dir = (
             Path(options.output_dir).expanduser() if options.output_dir else models_path / name
@@ -758,7 +758,7 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
         if rank_zero:
             config = ModelConfig(
                 model_type=options.model_type,
-                architecture=options.architecture or {},
+                architecture=architecture or {},
                 normalization=norm.to_dict(),
                 input_size=size,  # type: ignore[arg-type]
                 train_args={**params, "phases": [dataclasses.asdict(r) for r in recipes],
@@ -782,6 +782,35 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
     return TrainResult(model_dir=model_dir, run_dir=run_dir, metrics=final_metrics,
                        phase_metrics=phase_metrics, skipped_phases=skipped,
                        mlflow_run_id=tracker.run_id, mlflow_tracking_uri=tracker.uri)
+
+
+def _starting_point(
+    options: TrainOptions, norm: Normalization
+) -> tuple[dict[str, Any] | None, dict[str, torch.Tensor] | None]:
+    """Architecture and first weights when ``options.weights`` is a TASeg model folder.
+
+    Fine-tuning a trained model (the shipped default, say) on one's own survey starts from
+    its weights and architecture; any other ``weights`` value goes to the zoo's builder.
+    """
+    from .model_folder import is_model_folder, load_model_folder
+
+    folder = Path(options.weights).expanduser() if options.weights else None
+    if folder is None or not is_model_folder(folder):
+        return options.architecture, None
+    model, config = load_model_folder(folder)
+    if model is None:
+        raise InvalidInputError(f"{folder} is a {config.model_type} model: it has no weights "
+                                "to start a training from")
+    if config.model_type != options.model_type:
+        raise InvalidInputError(
+            f"{folder} holds a {config.model_type} model, not {options.model_type}: "
+            f"pass --model-type {config.model_type} to fine-tune it")
+    if config.norm.mode != norm.mode:
+        log.warning("%s was trained with %s normalisation, this run uses %s",
+                    folder, config.norm.mode, norm.mode)
+    log.info("starting from the weights of %s", folder)
+    state = {k: v.detach().float().clone() for k, v in model.state_dict().items()}
+    return options.architecture or config.architecture or None, state
 
 
 def plot_curves(run_dir: Path, recipes: list[PhaseRecipe], out: Path) -> Path | None:
