@@ -162,22 +162,31 @@ def bench_api(tmp: Path, repeats: int) -> None:
         def reload() -> None:  # what the published system does on every request
             Segmenter.from_folder(folder, "cpu").predict(read_frame(SAMPLE), PredictOptions())
 
+        def cold() -> None:  # a fresh process per request: imports, model load, predict
+            subprocess.run([str(Path(sys.executable).parent / "taseg"), "predict", str(SAMPLE),
+                            "--model-dir", str(folder), "--out", str(tmp / "cold"), "-q"],
+                           env=env, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+
         http()
         seg._forward(x)
-        t_http, t_bare, t_reload = [], [], []
+        reload()
+        t_http, t_bare, t_reload, t_cold = [], [], [], []
+        every = max(1, repeats // 5)  # the slow paths run in every `every`-th round
         for i in range(repeats):
-            for fn, acc in ((http, t_http), (lambda: seg._forward(x), t_bare)):
+            paths = [(http, t_http), (lambda: seg._forward(x), t_bare)]
+            if i % every == 0:
+                paths += [(reload, t_reload), (cold, t_cold)]
+            for fn, acc in paths:
                 t0 = time.perf_counter()
                 fn()
                 acc.append(time.perf_counter() - t0)
-            if i < max(3, repeats // 4):
-                t0 = time.perf_counter()
-                reload()
-                t_reload.append(time.perf_counter() - t0)
-        h, b, r = _median_ms(t_http), _median_ms(t_bare), _median_ms(t_reload)
-        print(f"api   p50: HTTP predict {h:6.1f} ms, bare forward {b:6.1f} ms "
-              f"(ratio {h / b:4.2f}), reload per request {r:6.1f} ms (warm is {r / h:4.1f}x "
-              f"faster); HTTP p95 {1000 * np.percentile(t_http, 95):6.1f} ms")
+        h, b, r, c = (_median_ms(t) for t in (t_http, t_bare, t_reload, t_cold))
+        print(f"api   p50 over {repeats}: HTTP predict {h:6.1f} ms (p95 "
+              f"{1000 * np.percentile(t_http, 95):6.1f}), bare forward {b:6.1f} ms: ratio "
+              f"{h / b:4.2f}; reload per request (in process, n={len(t_reload)}) {r:6.1f} ms: "
+              f"warm is {r / h:4.1f}x faster; fresh `taseg predict` process per request "
+              f"(n={len(t_cold)}) {c:6.0f} ms: warm is {c / h:4.1f}x faster", flush=True)
     finally:
         server.terminate()
         server.wait(30)
@@ -321,7 +330,8 @@ def _gpu_engine(tmp: Path, batch: int, device: str = "cuda",
     rates = {}
     for label, comp in (("default", False), ("compile_model=True", True)):
         seg = Segmenter.from_folder(folder, device, "torch", compile_model=comp)
-        seg._forward(x)  # compiles when asked
+        for _ in range(3):  # compiles when asked (transformers recompiles once)
+            seg._forward(x)
         t0 = time.perf_counter()
         calls = 10
         for _ in range(calls):

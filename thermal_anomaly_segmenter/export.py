@@ -84,6 +84,7 @@ def export_onnx(
             "max_abs_diff": max_diff,
             "torch": torch.__version__,
         }
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; model folders are meant to be shared
         os.replace(tmp, folder / ONNX_NAME)
         (folder / ONNX_META_NAME).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     finally:
