@@ -143,7 +143,8 @@ class Segmenter:
                 on the CPU and PyTorch otherwise; ``torch`` or ``onnx`` force one.
             compile_model: wrap the PyTorch network in ``torch.compile`` (off by default; meant
                 for GPUs, where it fuses the bf16 graph; the first batch of each new shape
-                compiles, which takes tens of seconds). ONNX Runtime ignores it.
+                compiles, which takes tens of seconds). On the 2-core CPU machine it was much
+                slower than eager, so leave it off there. ONNX Runtime ignores it.
         """
         if backend not in BACKENDS:
             raise InvalidInputError(
