@@ -75,6 +75,18 @@ def test_tiled_close_to_whole_frame_for_segformer(tiny_segformer_dir):
     assert np.abs(tiled - whole).mean() < 0.05
 
 
+def test_a_usual_frame_runs_whole_even_for_a_model_trained_on_small_windows(tiny_segformer_dir):
+    # The tiny model was trained at 64 x 80; a 512 x 640 frame must not be cut into tiles.
+    seg = Segmenter.from_folder(tiny_segformer_dir, device="cpu")
+    assert seg.tile_size(PredictOptions()) == (512, 640)
+    assert seg.tile_size(PredictOptions(tile_size=(64, 80))) == (64, 80)
+    assert pixel_segmenter((768, 1024)).tile_size(PredictOptions()) == (768, 1024)
+    frame = make_frame(512, 640)
+    prob = seg.probabilities([frame], PredictOptions())[0]
+    x = seg.norm.apply(frame.data, float(np.median(frame.t_u[frame.corridor])))[None]
+    np.testing.assert_allclose(prob, seg._forward(x)[0], atol=1e-5)
+
+
 def test_tiling_memory_is_bounded_on_a_large_frame():
     seg = pixel_segmenter((256, 256))
     frame = make_frame(2048, 3072)

@@ -112,7 +112,8 @@ class PredictOptions:
     #: Frames (or tiles) per forward pass.
     batch_size: int = 4
     device: str = "auto"
-    #: Tile size (height, width) for large frames; ``None`` uses the model's training size.
+    #: Tile size (height, width) for large frames; ``None``: the model's training size, but
+    #: at least 512 x 640 (see ``inference.MIN_TILE``).
     tile_size: tuple[int, int] | None = None
     #: Overlap between neighbouring tiles, as a fraction of the tile size.
     tile_overlap: float = 0.25
@@ -185,7 +186,8 @@ class TrainOptions:
     #: weights folder/file, or a hub id (see ``zoo``).
     weights: str | None = None
     #: Training window (height, width): random crops of that size at native resolution
-    #: (inference tiles frames at that size); ``None`` = whole frames, at the first frame's size.
+    #: (inference tiles larger frames at that size or 512 x 640, whichever is larger);
+    #: ``None`` = whole frames, at the first frame's size.
     input_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:

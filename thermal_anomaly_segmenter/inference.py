@@ -33,6 +33,11 @@ BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
 #: A frame runs whole when it has at most this many times the pixels of a tile.
 WHOLE_FRAME_FACTOR = 1.5
 
+#: Smallest default tile: one usual drone frame. Networks are trained at native resolution
+#: (whole frames or random windows of them), so they run on any size; tiles only bound the
+#: memory of large frames, and tiles smaller than a frame would add overlap work and edges.
+MIN_TILE = (512, 640)
+
 
 def select_device(device: str = "auto") -> str:
     """Resolve ``auto`` to ``cuda`` when a GPU is usable, else ``cpu``."""
@@ -206,7 +211,7 @@ class Segmenter:
             medians = [corridor_median(f.t_u, f.corridor) for f in frames]
         if self.config.family == "classical":
             return [self._classical(f) for f in frames]
-        tile = options.tile_size or self.config.input_size
+        tile = self.tile_size(options)
         out: list[np.ndarray | None] = [None] * len(frames)
         whole: dict[tuple[int, int], list[int]] = {}
         for i, frame in enumerate(frames):
@@ -226,6 +231,13 @@ class Segmenter:
                 for i, prob in zip(chunk, self._forward(batch), strict=True):
                     out[i] = prob
         return out  # type: ignore[return-value]
+
+    def tile_size(self, options: PredictOptions) -> tuple[int, int]:
+        """The tile: ``options.tile_size``, else the training size but at least a frame."""
+        if options.tile_size:
+            return tuple(options.tile_size)  # type: ignore[return-value]
+        h, w = self.config.input_size
+        return max(h, MIN_TILE[0]), max(w, MIN_TILE[1])
 
     def _classical(self, frame: Frame) -> np.ndarray:
         from .classical import ClassicalParams, classical_probability
