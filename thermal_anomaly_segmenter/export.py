@@ -114,6 +114,9 @@ def _verify(path: str, model, stride: int, shapes) -> float:
 
 def open_session(path: str | os.PathLike[str]):
     """An ONNX Runtime CPU session using as many threads as PyTorch would."""
+    # Before the first import: ONNX Runtime's telemetry otherwise leaves a session file
+    # (".ses") in the temp folder, and TASeg sends nothing anywhere.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     import onnxruntime as ort
     import torch
 
