@@ -172,15 +172,21 @@ def bench_api(tmp: Path, repeats: int) -> None:
         seg._forward(x)
         reload()
         t_http, t_bare, t_reload, t_cold = [], [], [], []
-        every = max(1, repeats // 5)  # the slow paths run in every `every`-th round
-        for i in range(repeats):
-            paths = [(http, t_http), (lambda: seg._forward(x), t_bare)]
-            if i % every == 0:
-                paths += [(reload, t_reload), (cold, t_cold)]
-            for fn, acc in paths:
-                t0 = time.perf_counter()
-                fn()
-                acc.append(time.perf_counter() - t0)
+        # Alternate short blocks rather than single calls: on 2 cores, a forward in one
+        # process right after a forward in the other runs while the first one's idle
+        # OpenMP threads still spin, which taxes whichever path comes second. The pause
+        # lets them sleep; blocks keep both paths under the same machine load.
+        block = max(3, repeats // 4)
+        for start in range(0, repeats, block):
+            n = min(block, repeats - start)
+            paths = [(http, t_http, n), (lambda: seg._forward(x), t_bare, n),
+                     (reload, t_reload, 1), (cold, t_cold, 1)]
+            for fn, acc, count in paths:
+                time.sleep(0.3)
+                for _ in range(count):
+                    t0 = time.perf_counter()
+                    fn()
+                    acc.append(time.perf_counter() - t0)
         h, b, r, c = (_median_ms(t) for t in (t_http, t_bare, t_reload, t_cold))
         print(f"api   p50 over {repeats}: HTTP predict {h:6.1f} ms (p95 "
               f"{1000 * np.percentile(t_http, 95):6.1f}), bare forward {b:6.1f} ms: ratio "
