@@ -130,10 +130,8 @@ class _Writer:
         self.out_dir, self.kinds, self.overwrite = out_dir, tuple(kinds), overwrite
         self.model_dir, self.keep = model_dir, keep
 
-    def __call__(self, result: FrameResult, pred: Prediction | Callable[[], Prediction]
-                 ) -> FrameResult:
-        if callable(pred):  # post-processing deferred to this (worker) thread
-            pred = pred()
+    def __call__(self, result: FrameResult, finish: Callable[[], Prediction]) -> FrameResult:
+        pred = finish()  # post-processing runs here, beside the next batch's forward
         stem = reserve_stem(self.out_dir, pred.frame.name, self.kinds, self.overwrite)
         try:
             result.outputs = write_outputs(
