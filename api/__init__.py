@@ -167,9 +167,10 @@ def run_predict(
         resolve_model_dir(None, settings)  # raises ModelNotFoundError with the reason
     # The client's file name only names the outputs, sanitised; it never becomes a path.
     stem = frame_stem(name or Path(input_path).name)
-    results = predict_paths([input_path], model_dir=args["model_dir"], options=options,
-                            corridor=corridor_path, settings=settings, names=[stem])
-    result = next(iter(results))
+    # Exhaust the generator here: left suspended, it would shut its thread pools down
+    # whenever the garbage collector finalises it, which can deadlock a later request.
+    [result] = predict_paths([input_path], model_dir=args["model_dir"], options=options,
+                             corridor=corridor_path, settings=settings, names=[stem])
     if not result.ok:
         raise responses.frame_error(result)
     return result

@@ -179,6 +179,10 @@ def predict_paths(
 ) -> Iterator[FrameResult]:
     """Predict every input and write its outputs; yields one result per input, in order.
 
+    The generator owns reader and writer threads: exhaust it or ``close()`` it. One left
+    suspended stops its threads only when the garbage collector finalises it, at an arbitrary
+    point of another thread, where joining threads can deadlock.
+
     Args:
         inputs: files, folders or glob patterns.
         model_dir: model folder; default from :func:`.model_folder.resolve_model_dir`.
