@@ -69,8 +69,9 @@ def _train(values: dict[str, Any]) -> int:
     import api
     from api import schemas
 
-    args = schemas.load_args(schemas.TrainArgsSchema(), values)
-    print(json.dumps(api.run_train(args), indent=2))
+    schema = schemas.TrainArgsSchema()
+    args = schemas.load_args(schema, values)
+    print(json.dumps(api.run_train(args, defaulted=set(schema.fields) - set(values)), indent=2))
     return EXIT_OK
 
 

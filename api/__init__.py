@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -217,13 +217,21 @@ def predict(**kwargs: Any) -> Any:
             _remove_upload(upload)
 
 
-def run_train(args: Mapping[str, Any]) -> dict[str, Any]:
-    """Train with validated ``args``; the published test metrics, the model and run folder."""
+def run_train(args: Mapping[str, Any], defaulted: Iterable[str] = ()) -> dict[str, Any]:
+    """Train with validated ``args``; the published test metrics, the model and run folder.
+
+    ``defaulted`` names the arguments the caller did not give: those of
+    ``schemas.RECIPE_ARGS`` are left to the recipe (the published values on a GPU, the CPU
+    recipe's on a CPU).
+    """
     from thermal_anomaly_segmenter.training import train as train_model
 
     names = set(TrainOptions.__dataclass_fields__)
     values = {k: v for k, v in args.items() if k in names}
-    values["train_phases"] = tuple(values.get("train_phases") or ())
+    for name in set(schemas.RECIPE_ARGS) & set(defaulted):
+        values[name] = None
+    if values.get("train_phases") is not None:
+        values["train_phases"] = tuple(values["train_phases"])
     result = train_model(TrainOptions(**values), settings=get_settings())
     return {
         **{k: float(v) for k, v in result.metrics.items()},
@@ -236,9 +244,12 @@ def train(**kwargs: Any) -> dict[str, Any]:
     """Train a model (DEEPaaS runs this asynchronously: POST gives a uuid to poll)."""
     config.configure_logging()
     try:
-        args = schemas.load_args(schemas.TrainArgsSchema(), kwargs)
+        schema = schemas.TrainArgsSchema()
+        # Missing from the request (DEEPaaS filled in the default), or from an in-process call.
+        defaulted = schemas.defaulted_args(kwargs) | (set(schema.fields) - set(kwargs))
+        args = schemas.load_args(schema, kwargs)
         log.info("train with %s", args)
-        result = run_train(args)
+        result = run_train(args, defaulted)
         log.info("train: %s", result)
         return result
     except Exception as exc:

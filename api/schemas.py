@@ -20,7 +20,7 @@ from typing import Any
 import marshmallow
 from marshmallow import ValidationError, fields, validate
 
-from thermal_anomaly_segmenter.config import LOSSES, PHASES, get_settings
+from thermal_anomaly_segmenter.config import LOSSES, PHASES, RECIPE_CHOICES, get_settings
 from thermal_anomaly_segmenter.errors import TasegError
 from thermal_anomaly_segmenter.model_folder import CONFIG_NAME, is_model_folder
 from thermal_anomaly_segmenter.zoo import TRAINABLE_TYPES
@@ -176,22 +176,66 @@ class PredArgsSchema(marshmallow.Schema):
     )
 
 
+#: Train arguments whose published default gives way to the CPU recipe on a CPU.
+RECIPE_ARGS: tuple[str, ...] = ("model_type", "train_phases", "loss_fn", "batch_size")
+
+
+class _DefaultStr(str):
+    pass
+
+
+class _DefaultInt(int):
+    pass
+
+
+class _DefaultList(list):
+    pass
+
+
+def published_default(value: Any) -> Any:
+    """``value`` marked as "filled in, not given by the caller".
+
+    DEEPaaS fills missing arguments with ``load_default`` before TASeg sees them. The marked
+    copy equals the value (Swagger shows it, JSON writes it unchanged) but keeps its type, so
+    :func:`defaulted_args` can tell an explicit ``model_type=segformer_b0`` from the default.
+    """
+    kind = {str: _DefaultStr, int: _DefaultInt, list: _DefaultList}[type(value)]
+    return kind(value)
+
+
+_MARKERS = (_DefaultStr, _DefaultInt, _DefaultList)
+
+
+def defaulted_args(values: Mapping[str, Any]) -> set[str]:
+    """Names in ``values`` that still hold a :func:`published_default` marker."""
+    return {k for k, v in values.items() if isinstance(v, _MARKERS)}
+
+
+def _plain(value: Any) -> Any:
+    for marker, kind in zip(_MARKERS, (str, int, list), strict=True):
+        if isinstance(value, marker):
+            return kind(value)
+    return value
+
+
 class TrainArgsSchema(marshmallow.Schema):
     """Arguments of ``train``: every published name, default and choice, then extras."""
 
     model_type = fields.String(
-        load_default="segformer_b0",
+        load_default=published_default("segformer_b0"),
         validate=validate.OneOf(list(TRAINABLE_TYPES)),
-        metadata={"description": "Segmentation model to train."},
+        metadata={"description": "Segmentation model to train (on a CPU, left at the "
+                  "default: smp_unet, see recipe)."},
     )
     train_phases = fields.List(
         fields.String(validate=validate.OneOf(list(PHASES))),
-        load_default=list(PHASES),
+        load_default=published_default(list(PHASES)),
         validate=validate.Length(min=1),
         metadata={
             "description": "Training phases, run in this order: pre_train_frozen (generated_set"
             ", encoder frozen), pre_train_unfrozen (generated_set), fine_tune (manual_set). "
-            "Default: all three. fine_tune alone needs only manual_set.",
+            "Default: all three (on a CPU: fine_tune, see recipe). fine_tune alone needs "
+            "only manual_set.",
         },
     )
     dataset_path = DatasetDir(
@@ -208,14 +252,16 @@ class TrainArgsSchema(marshmallow.Schema):
                   "shift-scale-rotate, elastic)."},
     )
     loss_fn = fields.String(
-        load_default="Tversky",
+        load_default=published_default("Tversky"),
         validate=validate.OneOf(list(LOSSES)),
-        metadata={"description": "Loss function (Tversky: alpha 0.3, beta 0.7)."},
+        metadata={"description": "Loss function (Tversky: alpha 0.3, beta 0.7; on a CPU, "
+                  "left at the default: Dice, see recipe)."},
     )
     batch_size = fields.Integer(
-        load_default=16,
+        load_default=published_default(16),
         validate=validate.Range(min=1),
-        metadata={"description": "Batch size (SegFormer-B4/B5 on a small GPU: 8 or less)."},
+        metadata={"description": "Batch size (SegFormer-B4/B5 on a small GPU: 8 or less; on a "
+                  "CPU, left at the default: 8, see recipe)."},
     )
     worker_count = fields.Integer(
         load_default=None,
@@ -242,6 +288,16 @@ class TrainArgsSchema(marshmallow.Schema):
         load_default=None,
         validate=validate.Range(min=1),
         metadata={"description": "Epochs of every phase. Default: the model's recipe."},
+    )
+    recipe = fields.String(
+        load_default="auto",
+        validate=validate.OneOf(list(RECIPE_CHOICES)),
+        metadata={"description": "Where model_type, train_phases, loss_fn and batch_size "
+                  "left at their defaults (and the training window and epochs) come from: "
+                  "'published' = the published TASeg values shown here; 'cpu' = smp_unet "
+                  "with a MobileNetV2 encoder, Dice, batch 8, fine_tune only, 256 x 320 "
+                  "windows, 20 epochs (about 14 minutes on 2 CPU cores for 200 frames); "
+                  "'auto' (default) = published on a GPU, cpu when training on the CPU."},
     )
     max_time = fields.Float(
         load_default=None,
@@ -274,7 +330,8 @@ def load_args(schema: marshmallow.Schema, values: Mapping[str, Any]) -> dict[str
         if k in schema.fields and v is not None and v is not marshmallow.missing
         and not callable(v)
     }
-    return schema.load(data)
+    # Markers stay here: the core gets plain values (they are pickled into checkpoints).
+    return {k: _plain(v) for k, v in schema.load(data).items()}
 
 
 def validation_message(exc: ValidationError) -> str:

@@ -64,7 +64,8 @@ def test_metadata_version_is_the_version_file(roots):
 def test_metadata_lists_folders_at_call_time(roots):
     meta = api.get_metadata()
     assert meta["models_local"] == sorted(
-        [str(roots["models"] / "classical"), str(roots["models"] / DEFAULT_MODEL_NAME)])
+        str(roots["models"] / name)
+        for name in ("classical", DEFAULT_MODEL_NAME))
     assert meta["default_model"] == str((roots["models"] / DEFAULT_MODEL_NAME).resolve())
     assert meta["datasets_local"] == [] and meta["datasets_remote"] == []
     assert "segformer_b5" in meta["model_types"] and "classical" not in meta["model_types"]
@@ -151,7 +152,9 @@ def test_train_args_as_published(roots):
     published = ["model_type", "train_phases", "dataset_path", "data_augmentation", "loss_fn",
                  "batch_size", "worker_count", "seed", "gpu", "mlflow"]
     assert list(args)[: len(published)] == published
-    assert {"epochs", "max_time"} <= set(args)
+    assert {"epochs", "max_time", "recipe"} <= set(args)
+    assert args["recipe"].load_default == "auto"
+    assert args["recipe"].validate.choices == ["auto", "published", "cpu"]
     assert args["model_type"].load_default == "segformer_b0"
     assert args["model_type"].validate.choices == [
         "segformer_b0", "segformer_b1", "segformer_b2", "segformer_b3", "segformer_b4",
@@ -167,6 +170,43 @@ def test_train_args_as_published(roots):
     assert args["gpu"].load_default is None  # = use CUDA when available; false trains on CPU
     for name, field in args.items():
         assert field.metadata.get("description"), name
+
+
+def test_api_train_leaves_published_defaults_to_the_recipe(roots, monkeypatch):
+    """Arguments the caller did not give go to the recipe; given ones win, equal or not."""
+    import pickle
+
+    from thermal_anomaly_segmenter import training
+
+    # DEEPaaS loads the request with these fields (webargs) and fills in the defaults; the
+    # filled-in values stay recognisable, also after the trip to its spawned train worker.
+    loaded = marshmallow.Schema.from_dict(api.get_train_args())().load(
+        {"epochs": 1, "loss_fn": "Tversky"})
+    loaded = pickle.loads(pickle.dumps(loaded))
+    assert loaded["model_type"] == "segformer_b0" and loaded["batch_size"] == 16
+    assert schemas.defaulted_args(loaded) == {"model_type", "train_phases", "batch_size"}
+
+    seen = []
+
+    def fake_train(options, settings=None):  # only the hand-over to the core is under test
+        seen.append(options)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(training, "train", fake_train)
+    for given in (loaded, {}, {"model_type": "segformer_b0", "loss_fn": "Tversky",
+                               "batch_size": 16, "train_phases": ["fine_tune"]}):
+        with pytest.raises(Exception, match="stop here"):
+            api.train(**given)
+    from_deepaas, unset, mine = seen
+    assert (from_deepaas.model_type, from_deepaas.loss_fn, from_deepaas.batch_size,
+            from_deepaas.epochs) == (None, "Tversky", None, 1)
+    assert (unset.model_type, unset.loss_fn, unset.batch_size, unset.train_phases,
+            unset.recipe) == (None, None, None, None, "auto")
+    assert unset.resolved("gpu").model_type == "segformer_b0"
+    assert unset.resolved("cpu").model_type == "smp_unet"
+    assert (mine.model_type, mine.loss_fn, mine.batch_size, mine.train_phases) == (
+        "segformer_b0", "Tversky", 16, ("fine_tune",))
+    assert mine.resolved("cpu").model_type == "segformer_b0"
 
 
 def test_train_args_load_and_validate(roots):

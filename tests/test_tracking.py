@@ -29,8 +29,8 @@ def manual_only(tmp_path_factory) -> Path:
 
 def _options(dataset: Path) -> TrainOptions:
     return TrainOptions(model_type="segformer_b0", train_phases=("fine_tune",), epochs=2,
-                        batch_size=2, worker_count=0, gpu=False, mlflow=True, min_label_px=0,
-                        dataset_path=str(dataset))
+                        recipe="published", batch_size=2, worker_count=0, gpu=False,
+                        mlflow=True, min_label_px=0, dataset_path=str(dataset))
 
 
 def _free_port() -> int:

@@ -161,6 +161,20 @@ def test_fine_tune_starts_from_a_model_folder(manual_only, settings, tmp_path):
               settings=settings)
 
 
+def test_concurrent_runs_never_share_a_run_folder(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from thermal_anomaly_segmenter.training import _unique_name
+
+    (tmp_path / "segformer_b0_Dice_20260101_000000").mkdir()  # a model folder of that name
+    with ThreadPoolExecutor(8) as pool:
+        names = list(pool.map(lambda _: _unique_name(
+            tmp_path, "segformer_b0_Dice_20260101_000000", reserve=True), range(16)))
+    assert len(set(names)) == 16
+    assert "segformer_b0_Dice_20260101_000000" not in names
+    assert all((tmp_path / ".runs" / n).is_dir() for n in names)
+
+
 def test_recipe_defaults_and_overrides():
     from thermal_anomaly_segmenter.training import phase_recipes
 
@@ -174,6 +188,70 @@ def test_recipe_defaults_and_overrides():
     assert b4[-1].epochs == 95
     with pytest.raises(InvalidInputError, match="unknown phases"):
         phase_recipes(TrainOptions(epochs={"warmup": 1}))
+
+
+def test_recipe_fills_only_what_the_caller_left_unset():
+    from thermal_anomaly_segmenter.config import RECIPES
+
+    gpu = TrainOptions().resolved("gpu")
+    assert (gpu.recipe, gpu.model_type, gpu.loss_fn, gpu.batch_size, gpu.train_phases,
+            gpu.input_size, gpu.epochs, gpu.architecture) == (
+        "published", "segformer_b0", "Tversky", 16, PHASES, None, None, None)
+    cpu = TrainOptions().resolved("cpu")
+    assert (cpu.recipe, cpu.model_type, cpu.loss_fn, cpu.batch_size, cpu.train_phases,
+            cpu.input_size, cpu.epochs) == ("cpu", "smp_unet", "Dice", 8, ("fine_tune",),
+                                            (256, 320), 20)
+    assert cpu.architecture == RECIPES["cpu"].architecture
+    # Given values win; an own model type does not inherit the recipe's architecture.
+    mine = TrainOptions(model_type="segformer_b0", loss_fn="BCE", batch_size=2, epochs=3,
+                        input_size="whole").resolved("cpu")
+    assert (mine.model_type, mine.loss_fn, mine.batch_size, mine.epochs, mine.input_size,
+            mine.architecture) == ("segformer_b0", "BCE", 2, 3, None, None)
+    enc = TrainOptions(architecture={"encoder_name": "resnet18"}).resolved("cpu")
+    assert enc.architecture["encoder_name"] == "resnet18"
+    assert enc.architecture["decoder_channels"] == [128, 64, 32, 16, 16]
+    # Without hand labels the CPU recipe trains on the automatic ones.
+    assert TrainOptions().resolved("cpu", has_manual_set=False).train_phases == (
+        "pre_train_unfrozen",)
+    assert TrainOptions(recipe="published").resolved("cpu").model_type == "segformer_b0"
+    assert TrainOptions(recipe="cpu").resolved("gpu").model_type == "smp_unet"
+    with pytest.raises(InvalidInputError, match="recipe must be one of"):
+        TrainOptions(recipe="fast")
+    with pytest.raises(InvalidInputError, match="or 'whole'"):
+        TrainOptions(input_size="half")
+
+
+def test_cpu_training_takes_the_cpu_recipe(manual_only, settings):
+    from thermal_anomaly_segmenter.model_folder import read_model_config
+    from thermal_anomaly_segmenter.training import train
+
+    result = train(TrainOptions(dataset_path=str(manual_only), gpu=False, epochs=1,
+                                worker_count=0, mlflow=False, min_label_px=0),
+                   settings=settings)
+    config = read_model_config(result.model_dir)
+    assert config.model_type == "smp_unet"
+    assert config.architecture["encoder_name"] == "mobilenet_v2"
+    # The recipe's 256 x 320 window shrinks to these 64 x 80 frames.
+    assert tuple(config.input_size) == (64, 80)
+    assert config.train_args["recipe"] == "cpu" and config.train_args["loss_fn"] == "Dice"
+    _predicts(result.model_dir, manual_only)
+
+
+def test_learning_rate_decays_over_the_time_budget(manual_only, settings):
+    from thermal_anomaly_segmenter.training import train
+
+    result = train(tiny(dataset_path=str(manual_only), epochs=400, lr={"fine_tune": 1e-3},
+                        max_time=0.25), settings=settings)
+    from thermal_anomaly_segmenter.training import read_csv_rows
+
+    rows = read_csv_rows(result.model_dir / "metrics_fine_tune.csv")
+    lrs = [float(r["lr"]) for r in rows]
+    assert 2 <= len(rows) < 400, "the budget, not the epochs, ends this run"
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] == pytest.approx(1e-3)
+    # Never above the step schedule, and by the last epoch well below it: time ran out first.
+    for epoch, lr in enumerate(lrs):
+        assert lr <= 1e-3 * (1 - epoch / 400) + 1e-12
+    assert lrs[-1] < 1e-3 * (1 - (len(lrs) - 1) / 400) - 1e-4
 
 
 def test_bad_inputs_fail_before_training(dataset, manual_only, settings, tmp_path):

@@ -64,6 +64,19 @@ def test_unknown_architecture_option_is_refused():
         build_model("smp_unet", {"depth": 3})
 
 
+def test_smp_networks_can_be_sized_down():
+    net = build_model("smp_unet", {"encoder_name": "mobilenet_v2",
+                                   "decoder_channels": [32, 16, 16, 8, 8]})
+    assert net(torch.zeros(1, 3, 64, 80)).shape == (1, 1, 64, 80)
+    small = sum(p.numel() for p in net.parameters())
+    default = sum(p.numel() for p in build_model("smp_unet", {"encoder_name": "mobilenet_v2"})
+                  .parameters())
+    assert small < default
+    # smp checks the values: five decoder stages for a depth-5 encoder.
+    with pytest.raises(InvalidInputError, match="cannot build smp Unet"):
+        build_model("smp_unet", {"encoder_name": "resnet18", "decoder_channels": [16, 8]})
+
+
 def test_hub_weights_refused_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(InvalidInputError, match="HF_HUB_OFFLINE"):

@@ -168,7 +168,7 @@ def _phase_values(kind: type):
 
 
 def _add_train_parser(sub) -> None:
-    from .config import LOSSES, PHASES
+    from .config import LOSSES, PHASES, PRECISIONS, RECIPE_CHOICES
 
     t = sub.add_parser(
         "train", help="train a model with the three-phase TASeg recipe",
@@ -177,14 +177,14 @@ def _add_train_parser(sub) -> None:
     )
     t.add_argument("--config", help="JSON file of train options (names as in the API); "
                    "flags given here override it")
-    t.add_argument("--model-type", help="zoo model type (default segformer_b0)")
+    t.add_argument("--model-type", help="zoo model type (default: the recipe's)")
     t.add_argument("--train-phases", nargs="+", choices=PHASES, metavar="PHASE",
-                   help=f"phases to run, any of {', '.join(PHASES)} (default all)")
+                   help=f"phases to run, any of {', '.join(PHASES)} (default: the recipe's)")
     t.add_argument("--dataset-path", help="folder with generated_set and/or manual_set "
                    "(default: first found under REMOTE_PATH, then DATA_PATH)")
     t.add_argument("--data-augmentation", action=argparse.BooleanOptionalAction, default=None)
-    t.add_argument("--loss-fn", choices=LOSSES, help="loss (default Tversky)")
-    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--loss-fn", choices=LOSSES, help="loss (default: the recipe's)")
+    t.add_argument("--batch-size", type=_positive_int, help="default: the recipe's")
     t.add_argument("--worker-count", type=int, help="data loader workers (default: from "
                    "cores and memory; 0 loads in the main process)")
     t.add_argument("--seed", type=_positive_int)
@@ -204,9 +204,18 @@ def _add_train_parser(sub) -> None:
     t.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE")
     t.add_argument("--min-label-px", type=int, help="skip training frames whose label has "
                    "this many anomaly pixels or fewer (default 40)")
-    t.add_argument("--input-size", type=_positive_int, nargs=2, metavar=("H", "W"),
-                   help="train on random H x W windows at native resolution "
-                   "(default: whole frames)")
+    t.add_argument("--input-size", nargs="+", metavar="H W|whole",
+                   help="train on random H x W windows at native resolution, or 'whole' "
+                   "frames (default: the recipe's)")
+    t.add_argument("--precision", choices=PRECISIONS,
+                   help="auto (default): bf16 mixed where the GPU or CPU computes in bf16 "
+                   "natively, fp16 mixed on older GPUs, else fp32")
+    t.add_argument("--recipe", choices=RECIPE_CHOICES,
+                   help="defaults of the options not given: 'published' (segformer_b0, "
+                   "Tversky, batch 16, all phases, whole frames), 'cpu' (smp_unet with a "
+                   "MobileNetV2 encoder, Dice, batch 8, fine_tune, 256 x 320 windows, 20 "
+                   "epochs: about 14 minutes on 2 cores for 200 frames) or 'auto' (cpu when "
+                   "training on the CPU, published on a GPU; the default)")
     t.add_argument("--encoder", help="smp encoder name (default resnet101)")
     t.add_argument("--weights", help="initial weights: a TASeg model folder (fine-tune it), "
                    "a local weights folder/file, or a hub id")
@@ -231,6 +240,18 @@ def _add_evaluate_parser(sub) -> None:
     e.add_argument("--device", choices=DEVICES, default=None)
     e.add_argument("--out", help="output folder (default <model-dir>/evaluation)")
     e.set_defaults(func=cmd_evaluate)
+
+
+def _input_size(values: list[str]) -> tuple[int, int] | str:
+    if values == ["whole"]:
+        return "whole"
+    try:
+        size = tuple(int(v) for v in values)
+    except ValueError:
+        size = ()
+    if len(size) != 2 or min(size) < 1:
+        raise InvalidInputError(f"--input-size takes H W or 'whole', got {' '.join(values)}")
+    return size  # type: ignore[return-value]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -271,7 +292,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         "normalization": args.normalization,
         "early_stopping": args.early_stopping,
         "min_label_px": args.min_label_px,
-        "input_size": tuple(args.input_size) if args.input_size else None,
+        "input_size": _input_size(args.input_size) if args.input_size else None,
+        "recipe": args.recipe,
+        "precision": args.precision,
         "weights": args.weights,
         "output_dir": args.output_dir,
     }
@@ -285,7 +308,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         values["architecture"] = {**(values.get("architecture") or {}),
                                   "encoder_name": args.encoder}
     for key in ("train_phases", "input_size"):
-        if isinstance(values.get(key), list):
+        if isinstance(values.get(key), list):  # from --config JSON
             values[key] = tuple(values[key])
     options = TrainOptions(**values)
 

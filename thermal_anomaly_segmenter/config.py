@@ -20,7 +20,7 @@ from .errors import InvalidInputError
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 #: Model used when the caller names none and ``TASEG_DEFAULT_MODEL`` is unset.
-DEFAULT_MODEL_NAME = "segformer_b0_synthetic"
+DEFAULT_MODEL_NAME = "unet_mobilenetv2_synthetic"
 
 Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
@@ -146,17 +146,60 @@ LOSSES: tuple[str, ...] = ("Tversky", "Dice", "BCE", "Jaccard", "Focal")
 
 
 @dataclass(frozen=True)
-class TrainOptions:
-    """One training run. Names and defaults follow the published TASeg train arguments."""
+class Recipe:
+    """Defaults of the train options a caller leaves unset (``None`` in :class:`TrainOptions`).
 
-    model_type: str = "segformer_b0"
-    train_phases: tuple[str, ...] = PHASES
+    ``published`` is the published TASeg recipe (what a GPU run gets). ``cpu`` is the setting
+    that reached the quality target within 15 minutes on a 2-core CPU (benchmarks/RESULTS.md,
+    "Default model"): a full-resolution U-Net with a MobileNetV2 encoder and a slim decoder,
+    Dice loss, 256 x 320 windows, hand labels only. Pre-training a randomly initialised encoder
+    on the automatic labels (the published recipe starts from downloaded weights, which an
+    offline CPU run does not have) cost time without helping there.
+    """
+
+    name: str
+    model_type: str
+    loss_fn: str
+    batch_size: int
+    train_phases: tuple[str, ...]
+    architecture: dict[str, Any] | None = None
+    #: Training window; ``None`` = whole frames.
+    input_size: tuple[int, int] | None = None
+    #: Epochs of every phase; ``None`` = the per-phase table of the published recipe.
+    epochs: int | None = None
+
+
+RECIPES: dict[str, Recipe] = {
+    "published": Recipe("published", "segformer_b0", "Tversky", 16, PHASES),
+    "cpu": Recipe(
+        "cpu", "smp_unet", "Dice", 8, ("fine_tune",),
+        architecture={"encoder_name": "mobilenet_v2", "decoder_channels": [128, 64, 32, 16, 16]},
+        input_size=(256, 320), epochs=20,
+    ),
+}
+PRECISIONS: tuple[str, ...] = ("auto", "32-true", "bf16-mixed", "16-mixed")
+#: ``auto`` = ``cpu`` when the run trains on the CPU, ``published`` on a GPU.
+RECIPE_CHOICES: tuple[str, ...] = ("auto", *RECIPES)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """One training run. Names follow the published TASeg train arguments.
+
+    ``None`` in ``model_type``, ``train_phases``, ``loss_fn``, ``batch_size``, ``input_size``
+    and ``epochs`` means "from the recipe": the published defaults (``segformer_b0``, all
+    phases, ``Tversky``, 16, whole frames, the per-phase epochs) on a GPU, the CPU recipe on a
+    CPU (see :class:`Recipe`); :meth:`resolved` fills them in.
+    """
+
+    model_type: str | None = None
+    train_phases: tuple[str, ...] | None = None
     #: Folder holding ``generated_set`` and/or ``manual_set``; ``None`` finds one (published
     #: order: REMOTE_PATH, then DATA_PATH).
     dataset_path: str | None = None
     data_augmentation: bool = True
-    loss_fn: str = "Tversky"
-    batch_size: int = 16
+    loss_fn: str | None = None
+    batch_size: int | None = None
     #: Data-loader workers; ``None`` derives them from cores and memory.
     worker_count: int | None = None
     seed: int = 10
@@ -187,29 +230,78 @@ class TrainOptions:
     weights: str | None = None
     #: Training window (height, width): random crops of that size at native resolution
     #: (inference tiles larger frames at that size or 512 x 640, whichever is larger);
-    #: ``None`` = whole frames, at the first frame's size.
-    input_size: tuple[int, int] | None = None
+    #: ``"whole"`` = whole frames, at the first frame's size; ``None`` = the recipe's.
+    input_size: tuple[int, int] | str | None = None
+    #: ``auto``, ``published`` or ``cpu`` (see :class:`Recipe`).
+    recipe: str = "auto"
+    #: Lightning precision: ``auto`` (bf16 mixed on hardware with bf16, fp16 mixed on older
+    #: GPUs, else fp32), ``32-true``, ``bf16-mixed`` or ``16-mixed``.
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
-        bad = [p for p in self.train_phases if p not in PHASES]
-        if bad or not self.train_phases:
+        if self.recipe not in RECIPE_CHOICES:
             raise InvalidInputError(
-                f"train_phases must be a non-empty subset of {PHASES}, got {bad}"
+                f"recipe must be one of {', '.join(RECIPE_CHOICES)}, got {self.recipe!r}"
             )
-        if self.loss_fn not in LOSSES:
+        if self.precision not in PRECISIONS:
+            raise InvalidInputError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
+        if self.train_phases is not None:
+            bad = [p for p in self.train_phases if p not in PHASES]
+            if bad or not self.train_phases:
+                raise InvalidInputError(
+                    f"train_phases must be a non-empty subset of {PHASES}, got {bad}"
+                )
+        if self.loss_fn is not None and self.loss_fn not in LOSSES:
             raise InvalidInputError(
                 f"loss_fn must be one of {', '.join(LOSSES)}, got {self.loss_fn!r}"
             )
         for name in ("batch_size", "seed", "devices", "num_nodes"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(f"{name} must be >= 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InvalidInputError(f"{name} must be >= 1, got {value}")
         if self.worker_count is not None and self.worker_count < 0:
             raise InvalidInputError(f"worker_count must be >= 0, got {self.worker_count}")
-        if self.input_size is not None and (
-            len(self.input_size) != 2 or min(int(v) for v in self.input_size) < 32
+        if self.input_size is not None and self.input_size != "whole" and (
+            isinstance(self.input_size, str)
+            or len(self.input_size) != 2 or min(int(v) for v in self.input_size) < 32
         ):
             raise InvalidInputError(
-                f"input_size must be (height, width) >= 32, got {self.input_size}"
+                f"input_size must be (height, width) >= 32 or 'whole', got {self.input_size}"
             )
         if self.max_time is not None and not self.max_time > 0:
             raise InvalidInputError(f"max_time must be > 0 minutes, got {self.max_time}")
+
+    def resolved(self, accelerator: str = "gpu", has_manual_set: bool = True) -> TrainOptions:
+        """A copy with the recipe chosen and every option it supplies filled in.
+
+        Args:
+            accelerator: ``gpu`` or ``cpu``: what the run trains on (picks the ``auto`` recipe).
+            has_manual_set: Whether the dataset has hand labels; without them the CPU recipe
+                trains ``pre_train_unfrozen`` on the automatic labels instead of ``fine_tune``.
+        """
+        import dataclasses
+
+        name = self.recipe
+        if name == "auto":
+            name = "cpu" if accelerator == "cpu" else "published"
+        recipe = RECIPES[name]
+        architecture = self.architecture
+        if self.model_type is None and recipe.architecture is not None:
+            architecture = {**recipe.architecture, **(architecture or {})}
+        phases = self.train_phases or recipe.train_phases
+        if self.train_phases is None and phases == ("fine_tune",) and not has_manual_set:
+            phases = ("pre_train_unfrozen",)
+        size = self.input_size if self.input_size is not None else recipe.input_size
+        return dataclasses.replace(
+            self,
+            recipe=name,
+            model_type=self.model_type or recipe.model_type,
+            architecture=architecture,
+            train_phases=tuple(phases),
+            loss_fn=self.loss_fn or recipe.loss_fn,
+            batch_size=self.batch_size or recipe.batch_size,
+            input_size=None if size in (None, "whole") else tuple(size),  # type: ignore[arg-type]
+            epochs=self.epochs if self.epochs is not None else recipe.epochs,
+        )

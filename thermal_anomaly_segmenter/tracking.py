@@ -188,10 +188,11 @@ class Tracker:
 
     def log_metrics(self, rows: Iterable[tuple[int, dict[str, float]]]) -> None:
         """Log ``(step, {name: value})`` rows; NaN values are skipped."""
-        from mlflow.entities import Metric
 
         def send() -> None:
             import time
+
+            from mlflow.entities import Metric
 
             now = int(time.time() * 1000)
             batch = [

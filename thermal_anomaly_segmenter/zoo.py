@@ -62,8 +62,20 @@ class ModelSpec:
     family: Family
     description: str
     architecture: dict[str, Any] = field(default_factory=dict)
+    #: Further arguments a caller may set, left at the library's default otherwise.
+    options: tuple[str, ...] = ()
     #: Published pretrained checkpoint, used only when a user asks for hub weights.
     hub_id: str | None = None
+
+
+# smp arguments that size a network (a smaller decoder trains faster on a CPU); smp checks
+# their values when the network is built.
+_SMP_OPTIONS: dict[str, tuple[str, ...]] = {
+    "Unet": ("encoder_depth", "decoder_channels", "decoder_attention_type"),
+    "DeepLabV3Plus": ("encoder_depth", "encoder_output_stride", "decoder_channels",
+                      "decoder_atrous_rates"),
+    "PSPNet": ("encoder_depth", "psp_out_channels", "upsampling"),
+}
 
 
 def _registry() -> dict[str, ModelSpec]:
@@ -89,6 +101,7 @@ def _registry() -> dict[str, ModelSpec]:
                 "smp",
                 f"{text} (segmentation-models-pytorch)",
                 {"arch": arch, "encoder_name": "resnet101"},
+                options=_SMP_OPTIONS[arch],
             )
         )
     specs.append(
@@ -126,9 +139,10 @@ def resolve_architecture(
     spec = get_spec(model_type)
     arch = dict(spec.architecture)
     for key, value in (overrides or {}).items():
-        if key not in arch:
+        if key not in arch and key not in spec.options:
+            names = ", ".join([*arch, *spec.options])
             raise InvalidInputError(
-                f"{model_type} has no architecture option {key!r}; options: {', '.join(arch)}"
+                f"{model_type} has no architecture option {key!r}; options: {names}"
             )
         arch[key] = value
     return arch
@@ -211,7 +225,7 @@ def _build_smp(arch: dict[str, Any], weights: str | None):
         net = smp.create_model(
             name, encoder_weights=encoder_weights, in_channels=3, classes=1, **kwargs
         )
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError, AssertionError) as exc:
         raise InvalidInputError(f"cannot build smp {name} with {kwargs}: {exc}") from None
     if weights not in (None, "imagenet"):
         _load_encoder_weights(net.encoder, Path(weights).expanduser())
