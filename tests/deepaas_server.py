@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import SHIPPED_ONLY
 
 requests = pytest.importorskip("requests")
 
@@ -57,7 +58,7 @@ def environment(base: Path, **extra: str) -> dict[str, str]:
 
 def make_folders(base: Path, *, synth: bool = True) -> Path:
     """Fill ``base`` with models/ (shipped models), data/ (a tiny dataset), remote/, tmp/."""
-    shutil.copytree(ROOT / "models", base / "models", ignore=shutil.ignore_patterns("predictions"))
+    shutil.copytree(ROOT / "models", base / "models", ignore=SHIPPED_ONLY)
     for name in ("data", "remote", "tmp"):
         (base / name).mkdir()
     if synth:

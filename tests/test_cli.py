@@ -41,7 +41,8 @@ def test_predict_sample_writes_every_output(sample_path, tmp_path):
     assert mask.shape == (512, 640) and set(np.unique(mask)) <= {0, 1}
     doc = json.loads((out / f"{STEM}.json").read_text())
     assert doc["summary"]["count"] == len(doc["anomalies"])
-    assert doc["model"]["type"] == "segformer_b0"
+    assert doc["model"]["type"] == "smp_unet"  # the shipped default model
+    assert Path(doc["model"]["dir"]).name == DEFAULT_MODEL_NAME
     overlay = cv2.imread(str(out / f"{STEM}_overlay.png"))
     assert overlay.shape[0] >= 512 and overlay.shape[1] > 640
 

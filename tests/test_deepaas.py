@@ -70,7 +70,8 @@ def test_model_list_and_metadata(server, folders):
         assert key in meta, key
     assert "Thermal Anomaly Segmenter (TASeg)" in meta["description"]
     assert meta["models_local"] == sorted(
-        [str(folders / "models" / "classical"), str(folders / "models" / DEFAULT_MODEL_NAME)])
+        str(folders / "models" / name)
+        for name in ("classical", DEFAULT_MODEL_NAME))
     assert meta["datasets_local"] == [str(folders / "data" / "synth")]
 
 

@@ -49,7 +49,7 @@ def test_json_answer_reports_this_requests_files(sample_path, predictions):
     assert not Path(up.filename).exists()  # DEEPaaS's temp upload is gone
     assert doc["schema"] == "taseg.anomalies/1"
     assert doc["summary"]["count"] == len(doc["anomalies"]) >= 1
-    assert doc["frame"]["name"] == STEM and doc["model"]["type"] == "segformer_b0"
+    assert doc["frame"]["name"] == STEM and doc["model"]["type"] == "smp_unet"
     assert doc["threshold"] == 0.5
     assert doc["result"] == str(predictions / f"{STEM}_overlay.png")
     assert set(doc["outputs"]) == {"mask", "probability", "overlay", "json", "geojson"}
