@@ -153,6 +153,12 @@ def test_fine_tune_starts_from_a_model_folder(manual_only, settings, tmp_path):
     apart = max((control[k] - initial[k]).abs().max().item() for k in control)
     assert drift < 1e-3 < apart, (drift, apart)
 
+    # Without a model type the folder's own is used (not the CPU recipe's U-Net).
+    again = train(TrainOptions(dataset_path=str(manual_only), weights=str(start), epochs=1,
+                               batch_size=2, worker_count=0, mlflow=False, gpu=False,
+                               min_label_px=0), settings=settings)
+    assert json.loads((again.model_dir / "train_config.json").read_text())[
+        "model_type"] == "segformer_b0"
     with pytest.raises(InvalidInputError, match="not smp_unet"):
         train(tiny(model_type="smp_unet", dataset_path=str(manual_only), weights=str(start)),
               settings=settings)
