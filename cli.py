@@ -71,7 +71,7 @@ def _train(values: dict[str, Any]) -> int:
 
     schema = schemas.TrainArgsSchema()
     args = schemas.load_args(schema, values)
-    print(json.dumps(api.run_train(args, defaulted=set(schema.fields) - set(values)), indent=2))
+    print(json.dumps(api.run_train(args, schemas.defaulted_args(schema, values)), indent=2))
     return EXIT_OK
 
 

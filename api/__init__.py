@@ -245,11 +245,9 @@ def train(**kwargs: Any) -> dict[str, Any]:
     config.configure_logging()
     try:
         schema = schemas.TrainArgsSchema()
-        # Missing from the request (DEEPaaS filled in the default), or from an in-process call.
-        defaulted = schemas.defaulted_args(kwargs) | (set(schema.fields) - set(kwargs))
         args = schemas.load_args(schema, kwargs)
         log.info("train with %s", args)
-        result = run_train(args, defaulted)
+        result = run_train(args, schemas.defaulted_args(schema, kwargs))
         log.info("train: %s", result)
         return result
     except Exception as exc:

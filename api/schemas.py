@@ -206,9 +206,12 @@ def published_default(value: Any) -> Any:
 _MARKERS = (_DefaultStr, _DefaultInt, _DefaultList)
 
 
-def defaulted_args(values: Mapping[str, Any]) -> set[str]:
-    """Names in ``values`` that still hold a :func:`published_default` marker."""
-    return {k for k, v in values.items() if isinstance(v, _MARKERS)}
+def defaulted_args(schema: marshmallow.Schema, values: Mapping[str, Any]) -> set[str]:
+    """Arguments of ``schema`` the caller did not give: missing from ``values`` (an in-process
+    or command-line call) or holding a :func:`published_default` marker (filled in by DEEPaaS).
+    """
+    return (set(schema.fields) - set(values)) | {
+        k for k, v in values.items() if isinstance(v, _MARKERS)}
 
 
 def _plain(value: Any) -> Any:

@@ -184,7 +184,8 @@ def test_api_train_leaves_published_defaults_to_the_recipe(roots, monkeypatch):
         {"epochs": 1, "loss_fn": "Tversky"})
     loaded = pickle.loads(pickle.dumps(loaded))
     assert loaded["model_type"] == "segformer_b0" and loaded["batch_size"] == 16
-    assert schemas.defaulted_args(loaded) == {"model_type", "train_phases", "batch_size"}
+    assert schemas.defaulted_args(schemas.TrainArgsSchema(), loaded) == {
+        "model_type", "train_phases", "batch_size"}
 
     seen = []
 

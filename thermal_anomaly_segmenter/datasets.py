@@ -57,7 +57,8 @@ DEFAULT_WORK_DIR = Path(tempfile.gettempdir()) / "taseg-datasets"
 # --------------------------------------------------------------------------- discovery
 
 
-def _has_set(folder: Path, name: str) -> bool:
+def has_set(folder: Path, name: str) -> bool:
+    """Whether ``folder`` holds the set ``name`` as a folder or a zip."""
     return (folder / name).is_dir() or (folder / f"{name}.zip").is_file()
 
 
@@ -73,7 +74,7 @@ def list_dataset_folders(root: str | os.PathLike[str], depth: int = 2) -> list[P
     for _ in range(depth + 1):
         nxt: list[Path] = []
         for folder in level:
-            if all(_has_set(folder, name) for name in SET_NAMES):
+            if all(has_set(folder, name) for name in SET_NAMES):
                 found.append(folder)
                 continue
             try:
@@ -106,7 +107,7 @@ def resolve_dataset_path(
         folder = Path(path).expanduser()
         if not folder.is_dir():
             raise DatasetNotFoundError(f"dataset_path {folder} does not exist or is not a folder")
-        if not any(_has_set(folder, name) for name in SET_NAMES):
+        if not any(has_set(folder, name) for name in SET_NAMES):
             raise DatasetNotFoundError(
                 f"dataset_path {folder} holds neither generated_set nor manual_set "
                 "(folder or .zip); point it at the folder that contains them"

@@ -11,8 +11,7 @@ frames repeated twice); epochs 15/35/60 (SegFormer-B4 fine_tune 95); learning ra
 SegFormer 1e-4/6e-5/2.5e-5, smp 3e-3/2e-3/1e-3; AdamW (eps 1e-8) with a poly schedule
 (power 1; stepped per batch rather than per epoch, and with ``--max-time`` over each phase's
 share of the time budget when that runs out first). Each phase starts from the previous
-phase's *best* weights
-(by ``val_dataset_iou``), not its last ones.
+phase's *best* weights (by ``val_dataset_iou``), not its last ones.
 
 A run lives in ``MODELS_PATH/.runs/<name>``: per phase ``best.ckpt`` and ``last.ckpt``
 (written atomically), ``metrics.csv`` (one row per epoch), ``best.safetensors`` and
@@ -28,6 +27,7 @@ tests alike; under an external launcher (torchrun, SLURM) the launcher's process
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -604,14 +604,12 @@ def _unique_name(models_path: Path, base: str, reserve: bool) -> str:
     name, n = base, 1
     while True:
         if not (models_path / name).exists():
-            try:
-                if reserve:
+            if not reserve and not (runs / name).exists():
+                return name
+            if reserve:
+                with contextlib.suppress(FileExistsError):
                     (runs / name).mkdir()
                     return name
-                if not (runs / name).exists():
-                    return name
-            except FileExistsError:
-                pass
         n += 1
         name = f"{base}-{n}"
 
@@ -883,14 +881,14 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
 
 def _resolve_options(options: TrainOptions, dataset_path: Path) -> TrainOptions:
     """Fill in what the recipe supplies, for the hardware the run trains on."""
-    from .datasets import _has_set
+    from .datasets import has_set
     from .model_folder import is_model_folder, read_model_config
 
     folder = Path(options.weights).expanduser() if options.weights else None
     if options.model_type is None and folder is not None and is_model_folder(folder):
         # Fine-tuning a model folder: its own model type and architecture.
         options = dataclasses.replace(options, model_type=read_model_config(folder).model_type)
-    resolved = options.resolved(_accelerator(options), _has_set(dataset_path, "manual_set"))
+    resolved = options.resolved(_accelerator(options), has_set(dataset_path, "manual_set"))
     given = {f.name for f in dataclasses.fields(options) if getattr(options, f.name) is not None}
     filled = [f"{k}={getattr(resolved, k)}" for k in
               ("model_type", "architecture", "train_phases", "loss_fn", "batch_size",
