@@ -1,4 +1,4 @@
-"""TASeg benchmarks: ``python -m benchmarks [folder|api|tiled|onnx|gpu|all]``.
+"""TASeg benchmarks: ``python -m benchmarks [folder|api|tiled|onnx|gpu|train_step|all]``.
 
 Every benchmark measures the paths it compares side by side in one run, interleaved, and
 prints ratios: absolute figures on shared machines are noisy, ratios much less so. Models are
@@ -447,10 +447,59 @@ def bench_gpu(tmp: Path, models: Sequence[str] = GPU_MODELS, batch: int = 32,
         _gpu_training(tmp, model_type, batch=16, steps=10)
 
 
+_STEP_SETTINGS = {"fp32": (False, False), "fp32 channels-last": (False, True),
+                  "bf16 channels-last": (True, True)}
+
+
+def _train_step(model, opt, x, y, bf16: bool, last: bool) -> float:
+    import torch
+
+    fmt = torch.channels_last if last else torch.contiguous_format
+    model.to(memory_format=fmt)
+    started = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = model(x.contiguous(memory_format=fmt))
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(out.float(), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return time.perf_counter() - started
+
+
+def bench_train_step(repeats: int) -> None:
+    """CPU training step (batch 8, 256 x 320, AdamW): fp32 against channels-last and bf16.
+
+    The settings alternate round by round, so machine load hits them alike; medians are
+    reported with their ratio to fp32 in contiguous layout.
+    """
+    import torch
+
+    from thermal_anomaly_segmenter.config import RECIPES
+    from thermal_anomaly_segmenter.zoo import build_model
+
+    cpu = RECIPES["cpu"]
+    x = torch.randn(8, 3, 256, 320)
+    y = (torch.rand(8, 1, 256, 320) > 0.9).float()
+    for model_type, arch in ((cpu.model_type, cpu.architecture), ("segformer_b0", None)):
+        torch.manual_seed(0)
+        model = build_model(model_type, arch)
+        opt = torch.optim.AdamW(model.parameters(), 1e-4)
+        times: dict[str, list[float]] = {k: [] for k in _STEP_SETTINGS}
+        for flags in _STEP_SETTINGS.values():  # warm-up
+            _train_step(model, opt, x, y, *flags)
+        for _ in range(repeats):
+            for key, flags in _STEP_SETTINGS.items():
+                times[key].append(_train_step(model, opt, x, y, *flags))
+        base = statistics.median(times["fp32"])
+        line = ", ".join(f"{k} {statistics.median(v):.2f} s ({base / statistics.median(v):.2f}x)"
+                         for k, v in times.items())
+        print(f"train {model_type:<13} step: {line}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("which", nargs="*", default=["all"],
-                        choices=["all", "folder", "api", "tiled", "onnx", "gpu"])
+                        choices=["all", "folder", "api", "tiled", "onnx", "gpu", "train_step"])
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--size", type=int, default=4096, help="tiled frame side (8192 on big)")
@@ -463,7 +512,8 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=H100_BF16_PEAK / 1e12,
                         help="bf16 dense peak of the GPU, for utilisation (H100 SXM: 989)")
     args = parser.parse_args()
-    which = {"folder", "api", "tiled", "onnx", "gpu"} if "all" in args.which else set(args.which)
+    which = ({"folder", "api", "tiled", "onnx", "gpu", "train_step"} if "all" in args.which
+             else set(args.which))
     print(machine())
     with tempfile.TemporaryDirectory(prefix="taseg-bench-") as tmp:
         tmp = Path(tmp)
@@ -476,6 +526,8 @@ def main() -> None:
             bench_api(tmp, args.repeats)
         if "tiled" in which:
             bench_tiled(tmp, args.size, args.tile_overlap)
+        if "train_step" in which:
+            bench_train_step(max(3, args.repeats // 4))
         if "gpu" in which:
             bench_gpu(tmp, args.gpu_models.split(","), args.gpu_batch, not args.no_compile,
                       args.peak_tflops * 1e12)
