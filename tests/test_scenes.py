@@ -103,7 +103,8 @@ def test_write_dataset_records_families_and_distractors(tmp_path):
     info = json.loads((root / "manual_set" / "dataset_info.json").read_text())
     assert info["generator"]["families"] == ["city_wet", "rural_coarse"]
     frames = info["generator"]["frames"]
-    assert [frames[f"frame_{i:04d}"]["family"] for i in range(4)] == ["city_wet", "rural_coarse"] * 2
+    assert [frames[f"frame_{i:04d}"]["family"] for i in range(4)] == [
+        "city_wet", "rural_coarse"] * 2
     for split, ids in info["generator"]["split_ids"].items():
         for frame_id in ids:
             folder, stem = frame_id.split("/")

@@ -34,8 +34,8 @@ def test_select_threshold_keeps_object_recall():
 
 
 def test_predict_uses_the_stored_threshold(tmp_path):
-    from thermal_anomaly_segmenter.inference import Segmenter
     from thermal_anomaly_segmenter.frame_io import Frame
+    from thermal_anomaly_segmenter.inference import Segmenter
     from thermal_anomaly_segmenter.synthetic import make_scene
 
     folder = tmp_path / "m"
