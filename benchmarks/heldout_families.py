@@ -8,11 +8,14 @@ Shipped models were trained on ``karlsruhe_winter`` only, so every other column 
 they never saw. With ``--train F`` (repeatable), a model is also trained, by plain
 ``taseg train`` with the CPU recipe and ``--max-time``, on every family except ``F``
 (leave-one-family-out) and scored on ``F``; its threshold comes from the validation split of
-the training families.
+the training families. With ``--false-alarms``, each network model is also scored with a
+false-alarm stage (``thermal_anomaly_segmenter.false_alarms``) trained on components of the
+*other* families only (classical candidates, exact leaks, distractors and the model's own
+predicted components), so the family scored stays unseen.
 
     python -m benchmarks.heldout_families --work /tmp/heldout [--frames 40]
         [--models models/unet_mobilenetv2_synthetic,models/classical]
-        [--train rural_coarse --train-frames 120 --train-minutes 6]
+        [--train rural_coarse --train-frames 120 --train-minutes 6] [--false-alarms]
 
 Prints a Markdown table (and writes ``<work>/heldout.json``) for benchmarks/RESULTS.md.
 """
@@ -47,10 +50,11 @@ def test_set(work: Path, family: str, frames: int, seed: int, size: tuple[int, i
     return root
 
 
-def score(model: Path, dataset: Path, out: Path) -> dict:
+def score(model: Path, dataset: Path, out: Path, false_alarms: Path | None = None) -> dict:
     from thermal_anomaly_segmenter.evaluation import evaluate
 
-    result = evaluate(model, dataset, "test", out_dir=out, device="cpu")
+    result = evaluate(model, dataset, "test", out_dir=out, device="cpu",
+                      false_alarms=false_alarms)
     row = {k: result[k] for k in COLUMNS}
     row.update(n_frames=result["n_frames"], n_empty_frames=result["n_empty_frames"],
                threshold=result["threshold"])
@@ -74,6 +78,23 @@ def train_without(work: Path, held_out: str, families: list[str], frames: int,
         env = {**os.environ, "MODELS_PATH": str(work / "models")}
         subprocess.run(cmd, check=True, env=env, cwd=ROOT)  # nosec B603 - own CLI
     return model
+
+
+def false_alarm_stage(work: Path, model: Path, held_out: str, families: list[str],
+                      frames: int, seed: int) -> Path:
+    """A false-alarm classifier trained on every family but ``held_out`` (cached)."""
+    from thermal_anomaly_segmenter.false_alarms import synthetic_training_set, train_classifier
+    from thermal_anomaly_segmenter.inference import Segmenter
+
+    path = work / "false_alarms" / model.name / f"without_{held_out}.json"
+    if not path.is_file():
+        segmenter = Segmenter.from_folder(model, device="cpu")
+        threshold = segmenter.config.threshold
+        x, y = synthetic_training_set([f for f in families if f != held_out], frames,
+                                      seed=seed, segmenter=segmenter, threshold=threshold)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        train_classifier(x, y, n_estimators=80).save(path)
+    return path
 
 
 def table(rows: list[dict]) -> str:
@@ -107,6 +128,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="leave-one-family-out: train on the others, score on FAMILY")
     parser.add_argument("--train-frames", type=int, default=120, help="frames per set")
     parser.add_argument("--train-minutes", type=float, default=6.0)
+    parser.add_argument("--false-alarms", action="store_true",
+                        help="also score network models with a leave-one-family-out "
+                        "false-alarm stage")
+    parser.add_argument("--false-alarm-frames", type=int, default=12,
+                        help="training scenes per family for the false-alarm stage")
     args = parser.parse_args(argv)
     work = Path(args.work)
     families = [f.strip() for f in args.families.split(",") if f.strip()]
@@ -119,6 +145,13 @@ def main(argv: list[str] | None = None) -> None:
             row = score(path, data, work / "eval" / path.name / family)
             rows.append({"model": path.name, "family": family, **row})
             print(json.dumps(rows[-1]), flush=True)
+            if args.false_alarms and path.name != "classical":
+                stage = false_alarm_stage(work, path, family, list(FAMILIES),
+                                          args.false_alarm_frames, args.seed + 2)
+                row = score(path, data, work / "eval" / f"{path.name}+fa" / family, stage)
+                rows.append({"model": f"{path.name} + false-alarm stage", "family": family,
+                             **row})
+                print(json.dumps(rows[-1]), flush=True)
     for held_out in args.train:
         model = train_without(work, held_out, list(FAMILIES), args.train_frames,
                               args.train_minutes, args.seed + 1)

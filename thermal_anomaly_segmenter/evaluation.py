@@ -69,6 +69,7 @@ def evaluate(
     min_area_px: int = 4,
     device: str = "auto",
     settings: Settings | None = None,
+    false_alarms: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model folder on one split.
 
@@ -83,6 +84,9 @@ def evaluate(
         min_area_px: Predicted components smaller than this are specks (as in predict).
         device: ``auto``, ``cpu`` or ``cuda``.
         settings: Environment; default :func:`~.config.get_settings`.
+        false_alarms: A false-alarm classifier (:mod:`.false_alarms` JSON, or a folder
+            holding one) applied to the mask at ``threshold`` before scoring (the sweep is
+            scored without it).
 
     Returns:
         Metrics at the threshold, ``best_f1_threshold``, ``best_f1``, the ``sweep`` rows and
@@ -96,6 +100,12 @@ def evaluate(
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise InvalidInputError(f"threshold must be within 0..1, got {threshold}")
     segmenter = Segmenter.from_folder(model_dir, device=device)
+    stage = None
+    if false_alarms is not None:
+        from .false_alarms import FalseAlarmClassifier, filter_mask
+
+        stage = FalseAlarmClassifier.load(false_alarms)
+    rejected = 0
     threshold = segmenter.config.threshold if threshold is None else float(threshold)
     root = resolve_dataset_path(dataset_path, settings)
     index = load_split(open_set(root, set_name), split, set_name)
@@ -120,6 +130,9 @@ def evaluate(
             sweep[i, 2] += int(np.count_nonzero(~pred & truth))
             sweep[i, 3:] += object_counts(pred, label, min_area_px)
         pred_np = (prob > threshold) & frame.corridor
+        if stage is not None:
+            pred_np, verdicts = filter_mask(frame.t_u, frame.corridor, pred_np, stage)
+            rejected += sum(not v["keep"] for v in verdicts)
         n_true, _, _, false = object_counts(pred_np, label, min_area_px)
         false_alarms[0] += false
         if n_true == 0:
@@ -157,6 +170,8 @@ def evaluate(
         best_f1_threshold=best["threshold"],
         best_f1=best["f1"],
         n_empty_frames=n_empty,
+        false_alarm_stage=str(false_alarms) if stage is not None else None,
+        rejected_components=rejected,
         recommended_threshold=select_threshold(curve) if n else threshold,
         min_object_recall=MIN_OBJECT_RECALL,
         sweep=curve,
