@@ -141,10 +141,13 @@ class PredArgsSchema(marshmallow.Schema):
         },
     )
     threshold = fields.Float(
-        load_default=0.5,
+        load_default=None,
+        allow_none=True,
         validate=validate.Range(min=0.0, max=1.0),
         metadata={"description": "Probability threshold 0..1 applied to the anomaly "
-                  "probability (the classical model maps temperature to a probability)."},
+                  "probability (the classical model maps temperature to a probability). "
+                  "Default: the model folder's stored threshold (chosen on validation data "
+                  "by training; 0.5 if it has none)."},
     )
     accept = fields.String(
         load_default=ACCEPT_TYPES[0],

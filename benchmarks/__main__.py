@@ -1,4 +1,7 @@
-"""TASeg benchmarks: ``python -m benchmarks [folder|api|tiled|onnx|gpu|train_step|all]``.
+"""TASeg benchmarks: ``python -m benchmarks [folder|api|tiled|onnx|gpu|train_step|heldout|all]``.
+
+``heldout`` (quality, not speed) runs :mod:`benchmarks.heldout_families` with its defaults
+(``all`` leaves it out).
 
 Every benchmark measures the paths it compares side by side in one run, interleaved, and
 prints ratios: absolute figures on shared machines are noisy, ratios much less so. Models are
@@ -499,7 +502,8 @@ def bench_train_step(repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("which", nargs="*", default=["all"],
-                        choices=["all", "folder", "api", "tiled", "onnx", "gpu", "train_step"])
+                        choices=["all", "folder", "api", "tiled", "onnx", "gpu", "train_step",
+                                 "heldout"])
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--size", type=int, default=4096, help="tiled frame side (8192 on big)")
@@ -512,6 +516,11 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=H100_BF16_PEAK / 1e12,
                         help="bf16 dense peak of the GPU, for utilisation (H100 SXM: 989)")
     args = parser.parse_args()
+    if "heldout" in args.which:
+        from benchmarks.heldout_families import main as heldout
+
+        heldout(["--work", str(Path(tempfile.gettempdir()) / "taseg-heldout")])
+        return
     which = ({"folder", "api", "tiled", "onnx", "gpu", "train_step"} if "all" in args.which
              else set(args.which))
     print(machine())

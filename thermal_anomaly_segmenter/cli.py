@@ -62,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threshold",
         type=_unit_float,
-        default=0.5,
-        help="probability threshold, 0..1 (default 0.5)",
+        default=None,
+        help="probability threshold, 0..1 (default: the model folder's stored threshold, "
+        "chosen on validation data; 0.5 if it has none)",
     )
     p.add_argument("--out", help="output folder (default: <model-dir>/predictions)")
     p.add_argument("--batch-size", type=_positive_int, default=4, help="frames per forward pass")
@@ -111,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--height", type=_positive_int, default=512)
     s.add_argument("--width", type=_positive_int, default=640)
+    s.add_argument("--family", help="scene family (default karlsruhe_winter; see docs)")
+    s.add_argument("--families", help="comma-separated scene families used in turn, or 'all'")
     s.set_defaults(func=cmd_synth)
 
     _add_train_parser(sub)
@@ -413,10 +416,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from .scenes import parse_families
     from .synthetic import write_dataset
 
+    if args.family and args.families:
+        raise InvalidInputError("give --family or --families, not both")
     root = write_dataset(
-        args.out, args.frames, seed=args.seed, height=args.height, width=args.width
+        args.out, args.frames, seed=args.seed, height=args.height, width=args.width,
+        families=parse_families(args.family or args.families),
     )
     print(root)
     return EXIT_OK

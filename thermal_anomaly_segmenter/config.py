@@ -107,8 +107,10 @@ def reload_settings() -> Settings:
 class PredictOptions:
     """How a frame becomes a mask. Every adapter builds one of these."""
 
-    #: Sigmoid probability above which a pixel is an anomaly (published default 0.5).
-    threshold: float = 0.5
+    #: Sigmoid probability above which a pixel is an anomaly; ``None``: the model folder's
+    #: stored threshold (chosen on validation data by training; 0.5, the published default,
+    #: for folders without one).
+    threshold: float | None = None
     #: Frames (or tiles) per forward pass.
     batch_size: int = 4
     device: str = "auto"
@@ -123,7 +125,7 @@ class PredictOptions:
     gsd_m: float | None = None
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.threshold <= 1.0:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise InvalidInputError(f"threshold must be within 0..1, got {self.threshold}")
         if self.batch_size < 1:
             raise InvalidInputError(f"batch_size must be >= 1, got {self.batch_size}")

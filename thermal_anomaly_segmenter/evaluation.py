@@ -4,7 +4,12 @@ The frames run through the same :class:`~.inference.Segmenter` as ``predict`` (w
 predictions inside the corridor only), so the figures are what a user gets. A threshold sweep
 gives the pixel precision-recall curve (written as a PNG) and the threshold with the best
 pixel F1; the metrics at the model's own threshold (or the one given) are reported with the
-published names (``test_dataset_iou``, ``test_per_image_f2``, ``test_object_recall``, ...).
+published names (``test_dataset_iou``, ``test_per_image_f2``, ``test_object_recall``, ...),
+with false alarms per frame and per leak-free frame.
+
+:func:`select_threshold` picks the threshold a model folder stores: the best pixel F1 among
+the thresholds that keep object recall >= :data:`MIN_OBJECT_RECALL`; training calls
+:func:`store_validation_threshold` on the validation split.
 """
 
 from __future__ import annotations
@@ -27,6 +32,26 @@ log = logging.getLogger(__name__)
 
 #: Thresholds of the sweep.
 SWEEP: tuple[float, ...] = tuple(round(t, 2) for t in np.arange(0.05, 0.96, 0.05))
+#: Object recall the stored threshold must keep on validation data.
+MIN_OBJECT_RECALL = 0.95
+
+
+def select_threshold(curve: list[dict[str, float]],
+                     min_object_recall: float = MIN_OBJECT_RECALL) -> float:
+    """Best pixel F1 among sweep rows with object recall >= ``min_object_recall``.
+
+    When no threshold reaches that recall, the one with the highest object recall (then
+    pixel F1) wins; ties prefer thresholds nearer 0.5.
+    """
+    if not curve:
+        raise InvalidInputError("select_threshold needs a non-empty sweep")
+    ok = [r for r in curve if r["object_recall"] >= min_object_recall]
+    if ok:
+        best = max(ok, key=lambda r: (r["f1"], -abs(r["threshold"] - 0.5)))
+    else:
+        best = max(curve, key=lambda r: (r["object_recall"], r["f1"],
+                                         -abs(r["threshold"] - 0.5)))
+    return float(best["threshold"])
 
 
 def _f(num: float, den: float, empty: float = 1.0) -> float:
@@ -44,6 +69,7 @@ def evaluate(
     min_area_px: int = 4,
     device: str = "auto",
     settings: Settings | None = None,
+    false_alarms: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model folder on one split.
 
@@ -58,6 +84,9 @@ def evaluate(
         min_area_px: Predicted components smaller than this are specks (as in predict).
         device: ``auto``, ``cpu`` or ``cuda``.
         settings: Environment; default :func:`~.config.get_settings`.
+        false_alarms: A false-alarm classifier (:mod:`.false_alarms` JSON, or a folder
+            holding one) applied to the mask at ``threshold`` before scoring (the sweep is
+            scored without it).
 
     Returns:
         Metrics at the threshold, ``best_f1_threshold``, ``best_f1``, the ``sweep`` rows and
@@ -71,6 +100,12 @@ def evaluate(
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise InvalidInputError(f"threshold must be within 0..1, got {threshold}")
     segmenter = Segmenter.from_folder(model_dir, device=device)
+    stage = None
+    if false_alarms is not None:
+        from .false_alarms import FalseAlarmClassifier, filter_mask
+
+        stage = FalseAlarmClassifier.load(false_alarms)
+    rejected = 0
     threshold = segmenter.config.threshold if threshold is None else float(threshold)
     root = resolve_dataset_path(dataset_path, settings)
     index = load_split(open_set(root, set_name), split, set_name)
@@ -79,6 +114,8 @@ def evaluate(
 
     sweep = np.zeros((len(SWEEP), 7), dtype=np.int64)  # tp fp fn + 4 object counts
     rows: list[torch.Tensor] = []
+    false_alarms = [0, 0]  # all frames, leak-free frames
+    n_empty = 0
     for sample in index.samples:
         frame = read_frame(sample.image)
         label = (read_label_mask(sample.label) > 0).astype(np.uint8)
@@ -92,7 +129,16 @@ def evaluate(
             sweep[i, 1] += int(np.count_nonzero(pred & ~truth))
             sweep[i, 2] += int(np.count_nonzero(~pred & truth))
             sweep[i, 3:] += object_counts(pred, label, min_area_px)
-        pred = torch.from_numpy((prob > threshold) & frame.corridor)[None, None]
+        pred_np = (prob > threshold) & frame.corridor
+        if stage is not None:
+            pred_np, verdicts = filter_mask(frame.t_u, frame.corridor, pred_np, stage)
+            rejected += sum(not v["keep"] for v in verdicts)
+        n_true, _, _, false = object_counts(pred_np, label, min_area_px)
+        false_alarms[0] += false
+        if n_true == 0:
+            n_empty += 1
+            false_alarms[1] += false
+        pred = torch.from_numpy(pred_np)[None, None]
         rows.append(batch_stats(pred, torch.from_numpy(label)[None, None], min_area_px))
 
     prefix = f"{split}_"
@@ -110,6 +156,9 @@ def evaluate(
         row.update(object_scores(int(n_true), int(found), int(n_pred), int(false)))
         curve.append(row)
     best = max(curve, key=lambda r: (r["f1"], -abs(r["threshold"] - 0.5)))
+    n = len(index)
+    result[f"{prefix}false_alarms_per_frame"] = _f(false_alarms[0], n, 0.0)
+    result[f"{prefix}false_alarms_per_empty_frame"] = _f(false_alarms[1], n_empty, 0.0)
     result.update(
         model_dir=str(Path(model_dir).resolve()),
         model_type=segmenter.model_type,
@@ -120,6 +169,11 @@ def evaluate(
         threshold=threshold,
         best_f1_threshold=best["threshold"],
         best_f1=best["f1"],
+        n_empty_frames=n_empty,
+        false_alarm_stage=str(false_alarms) if stage is not None else None,
+        rejected_components=rejected,
+        recommended_threshold=select_threshold(curve) if n else threshold,
+        min_object_recall=MIN_OBJECT_RECALL,
         sweep=curve,
     )
     out = Path(out_dir) if out_dir is not None else Path(model_dir) / "evaluation"
@@ -134,6 +188,40 @@ def evaluate(
     tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, json_path)
     return result
+
+
+def store_validation_threshold(
+    model_dir: str | os.PathLike[str],
+    dataset_path: str | os.PathLike[str],
+    set_name: str,
+    *,
+    device: str = "cpu",
+    settings: Settings | None = None,
+) -> float | None:
+    """Choose the threshold on the ``val`` split and store it in ``train_config.json``.
+
+    Returns:
+        The stored threshold, or ``None`` (nothing changed) when the split is empty.
+    """
+    from .model_folder import CONFIG_NAME, read_model_config
+
+    result = evaluate(model_dir, dataset_path, "val", set_name=set_name, threshold=0.5,
+                      out_dir=Path(model_dir) / "evaluation", device=device, settings=settings)
+    if not result["n_frames"]:
+        return None
+    config = read_model_config(model_dir)
+    config.threshold = float(result["recommended_threshold"])
+    config.train_args["threshold_selection"] = {
+        "set": set_name,
+        "split": "val",
+        "n_frames": result["n_frames"],
+        "rule": f"best pixel F1 at object recall >= {MIN_OBJECT_RECALL}",
+    }
+    path = Path(model_dir) / CONFIG_NAME
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(config.to_json() + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return config.threshold
 
 
 def plot_pr_curve(curve: list[dict[str, float]], best: dict[str, float], out: Path,

@@ -324,10 +324,11 @@ class Segmenter:
 
         Needs no model state, so it may run in another thread than the forward passes.
         """
+        threshold = self.config.threshold if options.threshold is None else options.threshold
         mask, labels, anomalies = extract_anomalies(
             frame,
             prob,
-            options.threshold,
+            threshold,
             corridor_median=median,
             min_area_px=options.min_area_px,
             gsd_m=options.gsd_m,
@@ -339,7 +340,7 @@ class Segmenter:
             labels=labels,
             anomalies=anomalies,
             corridor_median_degc=median,
-            threshold=options.threshold,
+            threshold=threshold,
             model_name=self.model_type,
             gsd_m=options.gsd_m,
         )

@@ -861,6 +861,7 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
                 metrics=final_metrics,
             )
             save_model_folder(model_dir, config, model.cpu(), overwrite=bool(options.resume))
+            _store_threshold(model_dir, dataset_path, recipes[-1].set_name, settings)
             for recipe in recipes:
                 csv_path = run_dir / recipe.name / "metrics.csv"
                 if csv_path.is_file():
@@ -877,6 +878,21 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
     return TrainResult(model_dir=model_dir, run_dir=run_dir, metrics=final_metrics,
                        phase_metrics=phase_metrics, skipped_phases=skipped,
                        mlflow_run_id=tracker.run_id, mlflow_tracking_uri=tracker.uri)
+
+
+def _store_threshold(model_dir: Path, dataset_path: Path, set_name: str,
+                     settings: Settings | None) -> None:
+    """Store the validation-chosen threshold; a failure keeps the published 0.5."""
+    from .evaluation import store_validation_threshold
+
+    try:
+        chosen = store_validation_threshold(model_dir, dataset_path, set_name, settings=settings)
+    except Exception:  # the trained model matters more than its threshold
+        log.warning("could not choose a threshold on validation data; keeping 0.5",
+                    exc_info=True)
+        return
+    if chosen is not None:
+        log.info("threshold %.2f chosen on %s/val", chosen, set_name)
 
 
 def _resolve_options(options: TrainOptions, dataset_path: Path) -> TrainOptions:

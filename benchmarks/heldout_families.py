@@ -1,0 +1,168 @@
+"""Held-out-family quality: how a model does on a scene family it was never trained on.
+
+Protocol. Every scene family (``thermal_anomaly_segmenter.scenes.FAMILIES``) gets its own test
+set (``manual_set``, hand-exact labels, ``--frames`` frames of 512 x 640, seeded). Each model
+folder given is scored on every family with ``taseg evaluate`` (its stored threshold):
+pixel IoU, object recall and precision, false alarms per frame and per leak-free frame.
+Shipped models were trained on ``karlsruhe_winter`` only, so every other column is a family
+they never saw. With ``--train F`` (repeatable), a model is also trained, by plain
+``taseg train`` with the CPU recipe and ``--max-time``, on every family except ``F``
+(leave-one-family-out) and scored on ``F``; its threshold comes from the validation split of
+the training families. With ``--false-alarms``, each network model is also scored with a
+false-alarm stage (``thermal_anomaly_segmenter.false_alarms``) trained on components of the
+*other* families only (classical candidates, exact leaks, distractors and the model's own
+predicted components), so the family scored stays unseen.
+
+    python -m benchmarks.heldout_families --work /tmp/heldout [--frames 40]
+        [--models models/unet_mobilenetv2_synthetic,models/classical]
+        [--train rural_coarse --train-frames 120 --train-minutes 6] [--false-alarms]
+
+Prints a Markdown table (and writes ``<work>/heldout.json``) for benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess  # nosec B404 - runs this project's own CLI
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODELS = ("models/unet_mobilenetv2_synthetic", "models/classical")
+COLUMNS = ("test_dataset_iou", "test_object_recall", "test_object_precision",
+           "test_false_alarms_per_frame", "test_false_alarms_per_empty_frame")
+
+
+def test_set(work: Path, family: str, frames: int, seed: int, size: tuple[int, int]) -> Path:
+    """The family's held-out test set (written once, reused)."""
+    from thermal_anomaly_segmenter.synthetic import write_dataset
+
+    root = work / "test_sets" / family
+    if not (root / "manual_set" / "dataset_info.json").is_file():
+        write_dataset(root, frames, seed=seed, height=size[0], width=size[1],
+                      splits=(0.0, 0.0, 1.0), sets=("manual_set",), families=(family,))
+    return root
+
+
+def score(model: Path, dataset: Path, out: Path, false_alarms: Path | None = None) -> dict:
+    from thermal_anomaly_segmenter.evaluation import evaluate
+
+    result = evaluate(model, dataset, "test", out_dir=out, device="cpu",
+                      false_alarms=false_alarms)
+    row = {k: result[k] for k in COLUMNS}
+    row.update(n_frames=result["n_frames"], n_empty_frames=result["n_empty_frames"],
+               threshold=result["threshold"])
+    return row
+
+
+def train_without(work: Path, held_out: str, families: list[str], frames: int,
+                  minutes: float, seed: int) -> Path:
+    """Train with the CPU recipe on every family but ``held_out``; return the model folder."""
+    from thermal_anomaly_segmenter.synthetic import write_dataset
+
+    others = [f for f in families if f != held_out]
+    data = work / f"train_without_{held_out}"
+    if not (data / "manual_set" / "dataset_info.json").is_file():
+        write_dataset(data, frames, seed=seed, families=others)
+    model = work / "models" / f"without_{held_out}"
+    if not (model / "train_config.json").is_file():
+        cmd = [sys.executable, "-m", "thermal_anomaly_segmenter", "train", "--dataset-path",
+               str(data), "--no-gpu", "--no-mlflow", "--max-time", str(minutes),
+               "--output-dir", str(model)]
+        env = {**os.environ, "MODELS_PATH": str(work / "models")}
+        subprocess.run(cmd, check=True, env=env, cwd=ROOT)  # nosec B603 - own CLI
+    return model
+
+
+def false_alarm_stage(work: Path, model: Path, held_out: str, families: list[str],
+                      frames: int, seed: int) -> Path:
+    """A false-alarm classifier trained on every family but ``held_out`` (cached)."""
+    from thermal_anomaly_segmenter.false_alarms import synthetic_training_set, train_classifier
+    from thermal_anomaly_segmenter.inference import Segmenter
+
+    path = work / "false_alarms" / model.name / f"without_{held_out}.json"
+    if not path.is_file():
+        segmenter = Segmenter.from_folder(model, device="cpu")
+        threshold = segmenter.config.threshold
+        x, y = synthetic_training_set([f for f in families if f != held_out], frames,
+                                      seed=seed, segmenter=segmenter, threshold=threshold)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        train_classifier(x, y, n_estimators=80).save(path)
+    return path
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| model | held-out family | frames (leak-free) | threshold | pixel IoU | "
+             "object recall | object precision | FA / frame | FA / leak-free frame |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['family']} | {r['n_frames']} ({r['n_empty_frames']}) | "
+            f"{r['threshold']:.2f} | {r['test_dataset_iou']:.3f} | "
+            f"{r['test_object_recall']:.3f} | {r['test_object_precision']:.3f} | "
+            f"{r['test_false_alarms_per_frame']:.2f} | "
+            f"{r['test_false_alarms_per_empty_frame']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from thermal_anomaly_segmenter.scenes import FAMILIES
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.heldout_families",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", required=True, help="working folder (reused)")
+    parser.add_argument("--frames", type=int, default=40, help="test frames per family")
+    parser.add_argument("--seed", type=int, default=4242)
+    parser.add_argument("--size", type=int, nargs=2, default=(512, 640), metavar=("H", "W"))
+    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                        help="comma-separated model folders scored without training")
+    parser.add_argument("--train", action="append", default=[], metavar="FAMILY",
+                        help="leave-one-family-out: train on the others, score on FAMILY")
+    parser.add_argument("--train-frames", type=int, default=120, help="frames per set")
+    parser.add_argument("--train-minutes", type=float, default=6.0)
+    parser.add_argument("--false-alarms", action="store_true",
+                        help="also score network models with a leave-one-family-out "
+                        "false-alarm stage")
+    parser.add_argument("--false-alarm-frames", type=int, default=12,
+                        help="training scenes per family for the false-alarm stage")
+    args = parser.parse_args(argv)
+    work = Path(args.work)
+    families = [f.strip() for f in args.families.split(",") if f.strip()]
+    rows = []
+    t0 = time.perf_counter()
+    for family in families:
+        data = test_set(work, family, args.frames, args.seed, tuple(args.size))
+        for model in [m for m in args.models.split(",") if m]:
+            path = (ROOT / model) if not Path(model).is_absolute() else Path(model)
+            row = score(path, data, work / "eval" / path.name / family)
+            rows.append({"model": path.name, "family": family, **row})
+            print(json.dumps(rows[-1]), flush=True)
+            if args.false_alarms and path.name != "classical":
+                stage = false_alarm_stage(work, path, family, list(FAMILIES),
+                                          args.false_alarm_frames, args.seed + 2)
+                row = score(path, data, work / "eval" / f"{path.name}+fa" / family, stage)
+                rows.append({"model": f"{path.name} + false-alarm stage", "family": family,
+                             **row})
+                print(json.dumps(rows[-1]), flush=True)
+    for held_out in args.train:
+        model = train_without(work, held_out, list(FAMILIES), args.train_frames,
+                              args.train_minutes, args.seed + 1)
+        data = test_set(work, held_out, args.frames, args.seed, tuple(args.size))
+        row = score(model, data, work / "eval" / model.name / held_out)
+        rows.append({"model": f"{model.name} (trained {args.train_minutes:g} min)",
+                     "family": held_out, **row})
+        print(json.dumps(rows[-1]), flush=True)
+    (work / "heldout.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"\n{table(rows)}\n\n({time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
