@@ -49,9 +49,10 @@ def _predict(values: dict[str, Any]) -> int:
     output = values.pop("output", None)
     accept = values.get("accept") or schemas.ACCEPT_TYPES[0]
     formatter = responses.formatter_for(accept)
-    args = schemas.load_args(schemas.PredArgsSchema(), values)
-    result = api.run_predict(args, args["input_file"],
-                             corridor_path=args.get("corridor_file"))
+    schema = schemas.PredArgsSchema()
+    args = schemas.load_args(schema, values)
+    result = api.run_predict(args, args["input_file"], corridor_path=args.get("corridor_file"),
+                             defaulted=schemas.defaulted_args(schema, values))
     answer = formatter(result)
     if output:
         data = answer.getvalue() if hasattr(answer, "getvalue") else (

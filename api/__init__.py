@@ -141,8 +141,12 @@ def run_predict(
     *,
     corridor_path: str | os.PathLike[str] | None = None,
     name: str | None = None,
+    defaulted: Iterable[str] = (),
 ):
     """Predict one frame with validated ``args`` and write its outputs.
+
+    ``defaulted`` names the arguments the caller did not give: a threshold left out is the
+    model folder's stored one (0.5 for a folder without one).
 
     Returns:
         The :class:`~thermal_anomaly_segmenter.predict.FrameResult` of the frame.
@@ -156,7 +160,7 @@ def run_predict(
     settings = get_settings()
     size = args.get("tile_size")
     options = PredictOptions(
-        threshold=args["threshold"],
+        threshold=None if "threshold" in defaulted else args["threshold"],
         device=settings.device,
         tile_size=(size, size) if size else None,
         gsd_m=args.get("gsd"),
@@ -187,7 +191,8 @@ def predict(**kwargs: Any) -> Any:
     uploads = [kwargs.get(n) for n in ("input_file", "corridor_file")]
     try:
         formatter = responses.formatter_for(kwargs.get("accept") or schemas.ACCEPT_TYPES[0])
-        args = schemas.load_args(schemas.PredArgsSchema(), {**kwargs, "accept": None})
+        schema = schemas.PredArgsSchema()
+        args = schemas.load_args(schema, {**kwargs, "accept": None})
         upload = kwargs.get("input_file")
         input_path = _upload_path(upload, "input_file")
         corridor = kwargs.get("corridor_file")
@@ -200,7 +205,8 @@ def predict(**kwargs: Any) -> Any:
         log.info("predict %s with %s", _client_name(upload),
                  {k: v for k, v in args.items() if k not in ("input_file", "corridor_file")})
         result = run_predict(args, input_path, corridor_path=corridor_path,
-                             name=getattr(upload, "original_filename", None) or "frame")
+                             name=getattr(upload, "original_filename", None) or "frame",
+                             defaulted=schemas.defaulted_args(schema, kwargs))
         log.info("predict: %s", result.summary())
         return formatter(result)
     except Exception as exc:

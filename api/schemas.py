@@ -113,6 +113,52 @@ def _file_field(description: str, required: bool) -> fields.Field:
         )
 
 
+class _DefaultStr(str):
+    pass
+
+
+class _DefaultInt(int):
+    pass
+
+
+class _DefaultFloat(float):
+    pass
+
+
+class _DefaultList(list):
+    pass
+
+
+def published_default(value: Any) -> Any:
+    """``value`` marked as "filled in, not given by the caller".
+
+    DEEPaaS fills missing arguments with ``load_default`` before TASeg sees them. The marked
+    copy equals the value (Swagger shows it, JSON writes it unchanged) but keeps its type, so
+    :func:`defaulted_args` can tell an explicit ``model_type=segformer_b0`` from the default.
+    """
+    kind = {str: _DefaultStr, int: _DefaultInt, float: _DefaultFloat,
+            list: _DefaultList}[type(value)]
+    return kind(value)
+
+
+_MARKERS = (_DefaultStr, _DefaultInt, _DefaultFloat, _DefaultList)
+
+
+def defaulted_args(schema: marshmallow.Schema, values: Mapping[str, Any]) -> set[str]:
+    """Arguments of ``schema`` the caller did not give: missing from ``values`` (an in-process
+    or command-line call) or holding a :func:`published_default` marker (filled in by DEEPaaS).
+    """
+    return (set(schema.fields) - set(values)) | {
+        k for k, v in values.items() if isinstance(v, _MARKERS)}
+
+
+def _plain(value: Any) -> Any:
+    for marker, kind in zip(_MARKERS, (str, int, float, list), strict=True):
+        if isinstance(value, marker):
+            return kind(value)
+    return value
+
+
 class PredArgsSchema(marshmallow.Schema):
     """Arguments of ``predict``: the published four, then optional extras."""
 
@@ -141,13 +187,12 @@ class PredArgsSchema(marshmallow.Schema):
         },
     )
     threshold = fields.Float(
-        load_default=None,
-        allow_none=True,
+        load_default=published_default(0.5),
         validate=validate.Range(min=0.0, max=1.0),
         metadata={"description": "Probability threshold 0..1 applied to the anomaly "
                   "probability (the classical model maps temperature to a probability). "
-                  "Default: the model folder's stored threshold (chosen on validation data "
-                  "by training; 0.5 if it has none)."},
+                  "Left out: the model folder's stored threshold (chosen on validation data "
+                  "by training), or the published 0.5 for a folder without one."},
     )
     accept = fields.String(
         load_default=ACCEPT_TYPES[0],
@@ -181,47 +226,6 @@ class PredArgsSchema(marshmallow.Schema):
 
 #: Train arguments whose published default gives way to the CPU recipe on a CPU.
 RECIPE_ARGS: tuple[str, ...] = ("model_type", "train_phases", "loss_fn", "batch_size")
-
-
-class _DefaultStr(str):
-    pass
-
-
-class _DefaultInt(int):
-    pass
-
-
-class _DefaultList(list):
-    pass
-
-
-def published_default(value: Any) -> Any:
-    """``value`` marked as "filled in, not given by the caller".
-
-    DEEPaaS fills missing arguments with ``load_default`` before TASeg sees them. The marked
-    copy equals the value (Swagger shows it, JSON writes it unchanged) but keeps its type, so
-    :func:`defaulted_args` can tell an explicit ``model_type=segformer_b0`` from the default.
-    """
-    kind = {str: _DefaultStr, int: _DefaultInt, list: _DefaultList}[type(value)]
-    return kind(value)
-
-
-_MARKERS = (_DefaultStr, _DefaultInt, _DefaultList)
-
-
-def defaulted_args(schema: marshmallow.Schema, values: Mapping[str, Any]) -> set[str]:
-    """Arguments of ``schema`` the caller did not give: missing from ``values`` (an in-process
-    or command-line call) or holding a :func:`published_default` marker (filled in by DEEPaaS).
-    """
-    return (set(schema.fields) - set(values)) | {
-        k for k, v in values.items() if isinstance(v, _MARKERS)}
-
-
-def _plain(value: Any) -> Any:
-    for marker, kind in zip(_MARKERS, (str, int, list), strict=True):
-        if isinstance(value, marker):
-            return kind(value)
-    return value
 
 
 class TrainArgsSchema(marshmallow.Schema):

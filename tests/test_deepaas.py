@@ -83,7 +83,7 @@ def test_swagger_spec_declares_the_published_arguments(server):
     assert params["input_file"]["required"] is True
     assert params["accept"]["in"] == "header"
     assert "*/*" in params["accept"]["enum"] and "application/zip" in params["accept"]["enum"]
-    assert params["threshold"].get("default") is None  # the model folder's stored threshold
+    assert params["threshold"]["default"] == 0.5
     train = {p["name"] for p in spec["paths"][f"/v2/models/{MODEL}/train/"]["post"]
              ["parameters"]}
     assert {"model_type", "train_phases", "dataset_path", "data_augmentation", "loss_fn",
