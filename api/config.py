@@ -13,7 +13,15 @@ import re
 from importlib import metadata
 from pathlib import Path
 
-from thermal_anomaly_segmenter.config import BASE_DIR, Settings, get_settings
+from thermal_anomaly_segmenter import config as _core
+from thermal_anomaly_segmenter.config import (  # noqa: F401  (published names)
+    BASE_DIR,
+    LOSS_FUNCTIONS,
+    MODEL_VARIANTS,
+    TRAIN_PHASES,
+    Settings,
+    get_settings,
+)
 from thermal_anomaly_segmenter.errors import InvalidInputError
 
 #: Model name under which DEEPaaS serves TASeg (``/v2/models/<API_NAME>/``).
@@ -93,6 +101,21 @@ def project_metadata() -> dict[str, object]:
 def model_roots(settings: Settings) -> tuple[Path, ...]:
     """Folders a model_dir may lie in (published: MODELS_PATH, then REMOTE_PATH)."""
     return settings.models_path, settings.remote_path
+
+
+#: Published names re-exported from ``thermal_anomaly_segmenter.config``, read on access.
+_CORE_CONSTANTS = ("DATA_PATH", "MODELS_PATH", "REMOTE_PATH", "MLFLOW_URI", "MLFLOW_USERNAME",
+                   "MLFLOW_PASSWORD")
+
+
+def __getattr__(name: str) -> object:
+    if name in _CORE_CONSTANTS:
+        return getattr(_core, name)
+    if name == "PROJECT_METADATA":
+        return project_metadata()
+    if name == "LOG_LEVEL":  # published: the API_LOG_LEVEL as a logging level
+        return getattr(logging, get_settings().api_log_level, logging.INFO)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def dataset_roots(settings: Settings) -> tuple[Path, ...]:
