@@ -175,8 +175,9 @@ def _add_train_parser(sub) -> None:
         description="Train a model on a TASeg dataset (generated_set for pre-training, "
         "manual_set for fine-tuning). The last line printed is the model folder.",
     )
-    t.add_argument("--config", help="JSON file of train options (names as in the API); "
-                   "flags given here override it")
+    t.add_argument("--config", help="JSON file of train options (names as in the API), or a "
+                   "published-format train_<model_type>.json (its phases, epochs, learning "
+                   "rates, batch size and loss); flags given here override it")
     t.add_argument("--model-type", help="zoo model type (default: the recipe's)")
     t.add_argument("--train-phases", nargs="+", choices=PHASES, metavar="PHASE",
                    help=f"phases to run, any of {', '.join(PHASES)} (default: the recipe's)")
@@ -269,6 +270,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"cannot read --config {args.config}: {exc}") from None
         if not isinstance(values, dict):
             raise InvalidInputError(f"--config {args.config} must hold a JSON object")
+        from .recipe_files import is_recipe_file_data, options_from_file
+
+        if is_recipe_file_data(values):  # a published train_<model_type>.json
+            values = options_from_file(args.config)
         known = {f.name for f in dataclasses.fields(TrainOptions)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -255,6 +255,9 @@ class TrainOptions:
     #: Lightning precision: ``auto`` (bf16 mixed on hardware with bf16, fp16 mixed on older
     #: GPUs, else fp32), ``32-true``, ``bf16-mixed`` or ``16-mixed``.
     precision: str = "auto"
+    #: A published-format configuration file to take the per-phase recipe from instead of the
+    #: shipped ``configurations/train_<model_type>.json`` (see :mod:`.recipe_files`).
+    recipe_file: str | None = None
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPE_CHOICES:
