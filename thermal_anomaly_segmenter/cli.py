@@ -123,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--format", choices=("onnx",), default="onnx")
     x.set_defaults(func=cmd_export)
 
+    i = sub.add_parser(
+        "import-published", help="convert a model folder of the published TASeg into ours",
+        description="Read a published model folder (train_config.json with \"model\": "
+        "\"segformer\" | \"smp\", Lightning checkpoints per phase) without unpickling code, "
+        "pick the best checkpoint of its last phase and write DEST as a TASeg model folder "
+        "(train_config.json + model.safetensors). Published folders also load directly, "
+        "only more slowly.")
+    i.add_argument("source", help="published model folder")
+    i.add_argument("dest", help="new TASeg model folder to write (must not exist)")
+    i.set_defaults(func=cmd_import_published)
+
     b = sub.add_parser("build-dataset", help="turn temperature TIFFs + corridor masks into a "
                        "TASeg dataset", description="Build generated_set (triangle auto-labels) "
                        "and manual_set (hand labels) with previews and seeded splits.")
@@ -431,6 +442,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_onnx
 
     print(export_onnx(args.model_dir))
+    return EXIT_OK
+
+
+def cmd_import_published(args: argparse.Namespace) -> int:
+    from .published_folder import import_published
+
+    folder, choice = import_published(args.source, args.dest)
+    print(f"checkpoint: {choice.path} (phase {choice.phase}, {choice.reason})")
+    print(folder)
     return EXIT_OK
 
 
