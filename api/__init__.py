@@ -21,7 +21,7 @@ from aiohttp import web
 from marshmallow import fields as ma_fields
 
 from thermal_anomaly_segmenter.config import PredictOptions, TrainOptions, get_settings
-from thermal_anomaly_segmenter.errors import InvalidInputError, TasegError
+from thermal_anomaly_segmenter.errors import TasegError
 
 from . import config, responses, schemas, uploads
 

@@ -3,6 +3,12 @@
 The environment itself is read once by :func:`thermal_anomaly_segmenter.config.get_settings`;
 this module only derives what the API needs from it, always at call time, so that folders
 created after the server started are seen and nothing is scanned at import.
+
+The published module's constants are here too, for code written against it: ``DATA_PATH``,
+``MODELS_PATH``, ``REMOTE_PATH`` (``pathlib.Path``), ``MODEL_VARIANTS``, ``TRAIN_PHASES``,
+``LOSS_FUNCTIONS``, ``MLFLOW_URI``, ``MLFLOW_USERNAME``, ``MLFLOW_PASSWORD``, ``API_NAME``,
+``PROJECT_METADATA`` and ``LOG_LEVEL``. Those that depend on the environment are computed on
+access from the current settings.
 """
 
 from __future__ import annotations

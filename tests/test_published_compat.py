@@ -44,7 +44,7 @@ def test_api_config_exposes_the_published_constants():
     assert isinstance(core.REMOTE_DATA_PATH, Path) and isinstance(core.REMOTE_MODELS_PATH, Path)
     assert sorted(api.config.MODEL_VARIANTS) == sorted(PUBLISHED_TYPES)
     assert api.config.MODEL_VARIANTS["segformer_b0"] == "segfB0Poly"
-    assert api.config.TRAIN_PHASES == list(PHASES)
+    assert list(PHASES) == api.config.TRAIN_PHASES
     assert api.config.LOSS_FUNCTIONS["Tversky"] == "tversky_0.3_0.7"
     assert set(api.config.LOSS_FUNCTIONS) <= set(api.schemas.TrainArgsSchema().fields[
         "loss_fn"].validate.choices)
@@ -99,7 +99,7 @@ def test_constants_stay_current_after_reload(tmp_path, monkeypatch):
     monkeypatch.setenv("DATA_PATH", str(tmp_path))
     reload_settings()
     try:
-        assert api.config.DATA_PATH == tmp_path.resolve()
+        assert tmp_path.resolve() == api.config.DATA_PATH
     finally:
         monkeypatch.undo()
         reload_settings()

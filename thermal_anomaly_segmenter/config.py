@@ -3,6 +3,15 @@
 :class:`Settings` holds what comes from the environment (read once by :func:`get_settings`);
 the option dataclasses hold what a caller chooses per call. Both adapters (API and CLI) build
 these objects and hand them to the core; nothing else reads ``os.environ``.
+
+The published module's constants are module attributes too (``DATA_PATH``, ``MODELS_PATH``,
+``REMOTE_PATH``, ``REMOTE_DATA_PATH``, ``REMOTE_MODELS_PATH``, ``MLFLOW_URI``,
+``MLFLOW_USERNAME``, ``MLFLOW_PASSWORD``, ``LOG_LEVEL``: computed on access from
+:func:`get_settings`; ``MODEL_VARIANTS``, ``TRAIN_PHASES``, ``LOSS_FUNCTIONS``, ``BASE_PATH``).
+Paths follow the published rules: unset, they lie next to the package (``<repo>/data``,
+``<repo>/models``); a relative value is relative to the working directory the process started
+in, so a later ``chdir`` moves nothing. ``MLFLOW_URI`` is where runs are logged: the tracking
+server when ``MLFLOW_TRACKING_URI`` is set, else the local store under MODELS_PATH.
 """
 
 from __future__ import annotations

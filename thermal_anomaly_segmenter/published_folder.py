@@ -107,7 +107,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         InvalidInputError: The file is not a checkpoint, or its pickle names anything beyond
             tensors, plain containers and numpy arrays (refused before it is built).
     """
-    import pickle  # nosec B403 - only its error type; loading goes through weights_only
+    import pickle  # nosec B403
 
     import torch
 
