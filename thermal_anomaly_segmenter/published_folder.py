@@ -212,20 +212,16 @@ def _stats(hparams: dict[str, Any], key: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def load_published(
-    folder: str | os.PathLike[str], device: str = "cpu"
-) -> tuple[torch.nn.Module, ModelConfig]:
-    """Build the network of a published model folder and load its chosen checkpoint."""
+def _convert(folder: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """The TASeg configuration of a published folder and its network weights (as keys of
+    :class:`~.networks.SegmentationNet`), from the chosen checkpoint."""
     from .model_folder import ModelConfig
-    from .zoo import build_model
 
-    folder = Path(folder)
     config = _read_config(folder)
     choice = choose_checkpoint(folder)
     log.info("published model %s: using %s", folder, choice.describe(folder))
     checkpoint = read_checkpoint(choice.path)
     hparams = checkpoint.get("hyper_parameters") or {}
-    model_type = _model_type(config, hparams, Path(f"{choice.path}.dir"))
     architecture: dict[str, Any] = {}
     if config["model"] == "smp":
         architecture["encoder_name"] = str(config.get("smp_encoder", "resnet101"))
@@ -233,15 +229,8 @@ def load_published(
              if k.startswith("model.")}
     if not state:
         raise InvalidInputError(f"{choice.path} has no network weights (state_dict model.*)")
-    model = build_model(model_type, architecture)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise InvalidInputError(
-            f"weights in {choice.path} do not fit {model_type}: {first}") from None
     model_config = ModelConfig(
-        model_type=model_type,
+        model_type=_model_type(config, hparams, Path(f"{choice.path}.dir")),
         architecture=architecture,
         normalization={"mode": "dataset", "mean": list(_stats(hparams, "mean")),
                        "std": list(_stats(hparams, "std"))},
@@ -249,12 +238,31 @@ def load_published(
                                   "phase": choice.phase, "reason": choice.reason,
                                   "train_config": config}},
     )
+    return model_config, state
+
+
+def load_published(
+    folder: str | os.PathLike[str], device: str = "cpu"
+) -> tuple[torch.nn.Module, ModelConfig]:
+    """Build the network of a published model folder and load its chosen checkpoint."""
+    from .zoo import build_model
+
+    folder = Path(folder)
+    model_config, state = _convert(folder)
+    model = build_model(model_config.model_type, model_config.architecture)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise InvalidInputError(
+            f"weights in {model_config.train_args['published']['checkpoint']} do not fit "
+            f"{model_config.model_type}: {first}") from None
     return model.to(device).eval(), model_config
 
 
 def published_model_config(folder: str | os.PathLike[str]) -> ModelConfig:
-    """The TASeg model configuration a published folder converts to."""
-    return load_published(folder)[1]
+    """The TASeg model configuration a published folder converts to (no network built)."""
+    return _convert(Path(folder))[0]
 
 
 def import_published(
