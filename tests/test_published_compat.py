@@ -441,3 +441,26 @@ def test_a_checkpoint_carrying_code_is_refused_and_never_runs(published, tmp_pat
         load_model_folder(folder)
     assert "getattr" in str(info.value)  # how pickle names Path.touch
     assert not marker.exists()
+
+
+def test_published_folder_evaluates_and_starts_a_fine_tune(published, tmp_path):
+    from thermal_anomaly_segmenter.config import TrainOptions
+    from thermal_anomaly_segmenter.evaluation import evaluate
+    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.training import _starting_point
+
+    folder, _ = published["smp"]
+    data = write_dataset(tmp_path / "synth", 4, seed=2, height=64, width=80)
+    result = evaluate(folder, data, "test", out_dir=tmp_path / "eval", device="cpu")
+    assert result["model_type"] == "smp_unet" and result["n_frames"] >= 1
+    assert Path(result["metrics_json"]).is_file()
+    architecture, state = _starting_point(
+        TrainOptions(model_type="smp_unet", weights=str(folder)), folder_norm(folder))
+    assert architecture["encoder_name"] == "resnet18"
+    assert state is not None and any(k.startswith("net.encoder.") for k in state)
+
+
+def folder_norm(folder: Path):
+    from thermal_anomaly_segmenter.model_folder import read_model_config
+
+    return read_model_config(folder).norm
