@@ -4,23 +4,12 @@ machine whose torchvision needs the compatibility shim, and the training must en
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from deepaas_server import TINY_TRAIN, make_folders, running_server
+from deepaas_server import TINY_TRAIN, make_folders, poll_training, running_server
 
 requests = pytest.importorskip("requests")
 
 pytestmark = [pytest.mark.http, pytest.mark.slow]
-
-
-def _poll(model_url: str, uuid: str, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = requests.get(f"{model_url}/train/{uuid}", timeout=10).json()
-        if status["status"] != "running" or time.monotonic() > deadline:
-            return status
-        time.sleep(1)
 
 
 def test_training_with_one_and_two_loader_workers_ends_done(tmp_path):
@@ -30,7 +19,7 @@ def test_training_with_one_and_two_loader_workers_ends_done(tmp_path):
             params = {**TINY_TRAIN, "worker_count": workers, "data_augmentation": "true"}
             r = requests.post(f"{server.model_url}/train/", params=params, timeout=30)
             assert r.status_code == 200, r.text
-            status = _poll(server.model_url, r.json()["uuid"], 300)
+            status = poll_training(server.model_url, r.json()["uuid"], 300)
             assert status["status"] == "done", (status, server.log_tail())
             assert 0.0 <= status["result"]["output"]["test_dataset_iou"] <= 1.0
         assert "exited unexpectedly" not in server.log_tail(200_000)

@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 CONFIG_NAME = "train_config.json"
 _CKPT = re.compile(r"epoch=(\d+)-step=(\d+)(?:-v\d+)?\.ckpt")
-_SMP_TYPES = {"deeplabv3plus": "smp_deeplabV3plus", "unet": "smp_unet", "pspnet": "smp_pspnet"}
 _PHASE_ORDER = ("pre_train_frozen", "pre_train_unfrozen", "fine_tune")
 
 
@@ -172,16 +171,11 @@ def choose_checkpoint(folder: str | os.PathLike[str]) -> Choice:
 
 
 def _model_type(config: dict[str, Any], hparams: dict[str, Any], hf_dir: Path) -> str:
-    if config["model"] == "smp":
-        arch = str(config.get("smp_arch", "DeepLabV3Plus")).lower()
-        if arch not in _SMP_TYPES:
-            raise InvalidInputError(f"published smp_arch {config.get('smp_arch')!r} is not "
-                                    "DeepLabV3Plus, Unet or PSPNet")
-        return _SMP_TYPES[arch]
+    from .recipe_files import infer_model_type
     from .zoo import _MIT_SIZES
 
     hf_config = hf_dir / "config.json"
-    if hf_config.is_file():
+    if config["model"] == "segformer" and hf_config.is_file():
         try:
             data = json.loads(hf_config.read_text(encoding="utf-8"))
             for size, (hidden, depths, _) in _MIT_SIZES.items():
@@ -189,13 +183,14 @@ def _model_type(config: dict[str, Any], hparams: dict[str, Any], hf_dir: Path) -
                     return f"segformer_{size}"
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             pass
-    hint = " ".join(str(v) for v in (hparams.get("segformer_pretrained_model"),
-                                      config.get("pretrained_weights"), config.get("config_name")))
-    match = re.search(r"segformer-(b[0-5])|segfB([0-5])", hint)
-    if not match:
-        raise InvalidInputError("cannot tell the SegFormer size of the published model "
-                                "(no <ckpt>.dir/config.json and no segformer-b<N> name)")
-    return f"segformer_{match.group(1) or 'b' + match.group(2)}"
+    # The checkpoint's own pretrained name first: it is what the network was built from.
+    names = {**config, "pretrained_weights": hparams.get("segformer_pretrained_model")
+             or config.get("pretrained_weights", "")}
+
+    def fail(key: str, rule: str) -> InvalidInputError:
+        return InvalidInputError(f"published model: {key} {rule}")
+
+    return infer_model_type(names, fail)
 
 
 def _stats(hparams: dict[str, Any], key: str) -> tuple[float, float, float]:

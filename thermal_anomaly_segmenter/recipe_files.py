@@ -114,7 +114,7 @@ def read_recipe_file(path: str | os.PathLike[str], model_type: str | None = None
     family = data["model"]
     if family not in ("segformer", "smp"):
         raise fail("model", f"must be 'segformer' or 'smp', got {family!r}")
-    model_type = model_type or _infer_type(data, family, fail)
+    model_type = model_type or infer_model_type(data, fail)
     datasets = data.get("datasets") or {}
     if not isinstance(datasets, dict):
         raise fail("datasets", "must be an object")
@@ -143,8 +143,13 @@ def read_recipe_file(path: str | os.PathLike[str], model_type: str | None = None
                       encoder, workers)
 
 
-def _infer_type(data: dict[str, Any], family: str, fail) -> str:
-    if family == "smp":
+def infer_model_type(data: dict[str, Any], fail) -> str:
+    """The zoo type a published config describes: ``smp_arch`` for smp, the SegFormer size
+    in ``pretrained_weights`` (``nvidia/segformer-b<N>-...``) or ``config_name`` (``segfB<N>``).
+
+    ``fail(key, rule)`` makes the error to raise.
+    """
+    if data.get("model") == "smp":
         arch = str(data.get("smp_arch", "DeepLabV3Plus")).lower()
         if arch not in _SMP_TYPES:
             raise fail("smp_arch", f"must be DeepLabV3Plus, Unet or PSPNet, got {arch!r}")
