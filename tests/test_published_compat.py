@@ -464,3 +464,40 @@ def folder_norm(folder: Path):
     from thermal_anomaly_segmenter.model_folder import read_model_config
 
     return read_model_config(folder).norm
+
+
+# --------------------------------------------------------------------------- loader workers
+
+
+def test_a_spawned_process_unpickles_the_dataset_with_lightnings_worker_init(tmp_path):
+    """What a spawned loader worker receives: the dataset, then Lightning's worker init
+    function. Unpickled in a fresh interpreter, the dataset must come first and make the
+    rest importable (torchvision repaired before lightning pulls it in)."""
+    import pickle
+    import pickletools
+
+    from thermal_anomaly_segmenter._compat import ensure_torchvision
+
+    ensure_torchvision()  # this process imports lightning itself, below
+    from lightning.fabric.utilities.seed import pl_worker_init_function
+
+    from thermal_anomaly_segmenter.augmentation import ThermalAugment
+    from thermal_anomaly_segmenter.datasets import ThermalDataset, load_split
+    from thermal_anomaly_segmenter.normalization import Normalization
+    from thermal_anomaly_segmenter.synthetic import write_dataset
+
+    root = write_dataset(tmp_path / "synth", 4, seed=1, height=64, width=80)
+    split = load_split(root / "manual_set", "train")
+    dataset = ThermalDataset(split.samples, Normalization(), (64, 80), ThermalAugment())
+    payload = pickle.dumps((dataset, pl_worker_init_function))
+    first = next(arg for op, arg, _ in pickletools.genops(payload)
+                 if op.name in ("GLOBAL", "SHORT_BINUNICODE", "BINUNICODE"))
+    assert first == "thermal_anomaly_segmenter._spawn_safe"
+    (tmp_path / "payload.pkl").write_bytes(payload)
+    code = ("import pickle, sys\n"
+            "dataset, init = pickle.loads(open(sys.argv[1], 'rb').read())\n"
+            "print(len(dataset), dataset[0]['image'].shape, init.__name__)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "payload.pkl")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "pl_worker_init_function" in proc.stdout
