@@ -396,6 +396,22 @@ def test_published_folder_loads_imports_and_predicts_identically(published, kind
         import_published(folder, dest)  # nothing is overwritten
 
 
+def test_checkpoint_outside_phase_folders_and_last_ckpt(published, tmp_path):
+    from thermal_anomaly_segmenter.errors import ModelNotFoundError
+    from thermal_anomaly_segmenter.published_folder import choose_checkpoint
+
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    shutil.copyfile(published["smp"][0] / "train_config.json", folder / "train_config.json")
+    shutil.copyfile(published["smp"][0] / "checkpoints" / "fine_tune" / "last.ckpt",
+                    folder / "last.ckpt")
+    with pytest.raises(ModelNotFoundError, match="no Lightning checkpoint"):
+        choose_checkpoint(folder)  # last.ckpt holds the last weights, not the best
+    shutil.copyfile(folder / "last.ckpt", folder / "epoch=0.ckpt")
+    choice = choose_checkpoint(folder)
+    assert choice.path == folder / "epoch=0.ckpt" and "no phase folder" in choice.phase
+
+
 def test_published_folder_via_the_api_and_cli(published, models_root, sample_path, tmp_path):
     folder, _ = published["segformer"]
     shutil.copytree(folder, models_root / "published")

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "train_config.json"
-_CKPT = re.compile(r"epoch=(\d+)-step=(\d+)(?:-v\d+)?\.ckpt")
+_CKPT = re.compile(r"epoch=(\d+)(?:-step=(\d+))?(?:-v\d+)?\.ckpt")
 _PHASE_ORDER = ("pre_train_frozen", "pre_train_unfrozen", "fine_tune")
 
 
@@ -138,8 +138,26 @@ def _score(checkpoint: dict[str, Any]) -> float | None:
     return None
 
 
+def _epoch_step(path: Path) -> tuple[int, int]:
+    match = _CKPT.fullmatch(path.name)
+    return (int(match.group(1)), int(match.group(2) or 0)) if match else (-1, -1)
+
+
+def _best_of(files: list[Path], phase: str) -> Choice:
+    if len(files) == 1:
+        return Choice(files[0], phase, None, "the only best checkpoint there")
+    scored = [(s, f) for f in files if (s := _score(read_checkpoint(f))) is not None]
+    if scored:
+        score, best = max(scored, key=lambda item: item[0])
+        return Choice(best, phase, score, f"highest stored validation IoU {score:.4f} of "
+                      f"{len(files)}")
+    latest = max(files, key=_epoch_step)
+    return Choice(latest, phase, None, f"latest epoch of {len(files)} (no stored scores)")
+
+
 def choose_checkpoint(folder: str | os.PathLike[str]) -> Choice:
-    """The best ``epoch=*-step=*.ckpt`` of the last phase that has one.
+    """The best ``epoch=*.ckpt`` of the last phase that has one (``last.ckpt`` is never used:
+    it holds the last weights, not the best).
 
     Raises:
         ModelNotFoundError: No such checkpoint anywhere in the folder.
@@ -148,26 +166,20 @@ def choose_checkpoint(folder: str | os.PathLike[str]) -> Choice:
     config = _read_config(folder)
     order = [p for p in (config.get("train_phase_order") or list(config.get("train_phases") or {})
                          or list(_PHASE_ORDER)) if isinstance(p, str)]
+    found = sorted(p for p in folder.rglob("epoch=*.ckpt") if _CKPT.fullmatch(p.name)
+                   and p.is_file())
     for phase in reversed(order):
-        files = sorted(p for p in folder.rglob("*.ckpt")
-                       if p.parent.name == phase and _CKPT.fullmatch(p.name) and p.is_file())
-        if not files:
-            continue
-        if phase != order[-1]:
-            log.warning("%s: no checkpoint of the last phase %s; using phase %s",
-                        folder, order[-1], phase)
-        if len(files) == 1:
-            return Choice(files[0], phase, None, "the phase's only best checkpoint")
-        scored = [(s, f) for f in files if (s := _score(read_checkpoint(f))) is not None]
-        if scored:
-            score, best = max(scored, key=lambda item: item[0])
-            return Choice(best, phase, score, f"highest stored validation IoU {score:.4f} "
-                          f"of {len(files)}")
-        latest = max(files, key=lambda f: tuple(map(int, _CKPT.fullmatch(f.name).groups())))  # type: ignore[union-attr]
-        return Choice(latest, phase, None, f"latest epoch of {len(files)} (no stored scores)")
+        files = [p for p in found if p.parent.name == phase]
+        if files:
+            if phase != order[-1]:
+                log.warning("%s: no checkpoint of the last phase %s; using phase %s",
+                            folder, order[-1], phase)
+            return _best_of(files, phase)
+    if found:  # not in phase folders (copied by hand): the best of them all
+        return _best_of(found, "unknown (no phase folder)")
     raise ModelNotFoundError(
-        f"{folder} has no Lightning checkpoint epoch=<e>-step=<s>.ckpt in a phase folder "
-        f"({', '.join(order)})")
+        f"{folder} has no Lightning checkpoint epoch=<e>-step=<s>.ckpt (phases: "
+        f"{', '.join(order)})")
 
 
 def _model_type(config: dict[str, Any], hparams: dict[str, Any], hf_dir: Path) -> str:
