@@ -4,7 +4,8 @@ Options are generated from the API schemas (:mod:`api.schemas`), so they carry t
 names, defaults and checks, and the commands call the same functions as the API
 (:func:`api.run_predict`, :func:`api.run_train`). Unlike the published CLI, booleans take
 ``true``/``false`` (or ``--no-NAME``), ``--train_phases`` takes several phases and the frame
-is a required ``--input_filepath``. For everyday use prefer the ``taseg`` command.
+is chosen with ``--input_filepath`` (default: the shipped sample frame, as the published CLI
+had a default input). For everyday use prefer the ``taseg`` command.
 
 Exit codes: 0 success; 2 bad arguments or input (one line on stderr); 1 anything else.
 """
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: The frame ``predict`` runs on without ``--input_filepath`` (the published CLI had one too).
+SAMPLE_FRAME = Path(__file__).resolve().parent / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Segment one frame; writes its outputs to "
                              "<model_dir>/predictions/ and prints the JSON report.")
     schemas.add_schema_arguments(predict, schemas.PredArgsSchema())
+    for action in predict._actions:
+        if action.dest == "input_file":
+            action.required, action.default = False, str(SAMPLE_FRAME)
+            action.help = action.help.replace("(required)", f"(default: {SAMPLE_FRAME.name}, "
+                                              "the shipped sample frame)")
     predict.add_argument("--output", metavar="PATH",
                          help="write the answer in the --accept format to PATH "
                          "(for image/png, application/zip, application/geo+json)")

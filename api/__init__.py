@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,9 @@ from aiohttp import web
 from marshmallow import fields as ma_fields
 
 from thermal_anomaly_segmenter.config import PredictOptions, TrainOptions, get_settings
-from thermal_anomaly_segmenter.errors import InvalidInputError, TasegError
+from thermal_anomaly_segmenter.errors import TasegError
 
-from . import config, responses, schemas
+from . import config, responses, schemas, uploads
 
 log = logging.getLogger(__name__)
 
@@ -108,31 +107,10 @@ def get_train_args() -> dict[str, ma_fields.Field]:
     return schemas.TrainArgsSchema().fields
 
 
-def _upload_path(upload: Any, name: str) -> Path:
-    filename = getattr(upload, "filename", None)
-    if not isinstance(filename, str) or not filename:
-        raise InvalidInputError(f"{name} must be an uploaded file")
-    return Path(filename)
-
-
 def _client_name(upload: Any) -> str:
     """The client's file name for messages: its last part, printable, at most 100 chars."""
     name = re.split(r"[\\/]", str(getattr(upload, "original_filename", None) or "upload"))[-1]
     return re.sub(r"[^\w.+ -]", "_", name)[:100] or "upload"
-
-
-def _remove_upload(upload: Any) -> None:
-    """Delete DEEPaaS's temp copy of an upload (DEEPaaS never does); nothing outside the
-    temp folder is ever removed, so an in-process caller's own file is safe."""
-    filename = getattr(upload, "filename", None)
-    if not isinstance(filename, str) or not filename:
-        return
-    path = Path(filename)
-    try:
-        if path.resolve().is_relative_to(Path(tempfile.gettempdir()).resolve()):
-            path.unlink(missing_ok=True)
-    except OSError as exc:
-        log.warning("cannot remove temp upload %s: %s", path, exc)
 
 
 def run_predict(
@@ -188,15 +166,15 @@ def predict(**kwargs: Any) -> Any:
     """
     settings = get_settings()
     config.configure_logging(settings)
-    uploads = [kwargs.get(n) for n in ("input_file", "corridor_file")]
+    files = [kwargs.get(n) for n in ("input_file", "corridor_file")]
     try:
         formatter = responses.formatter_for(kwargs.get("accept") or schemas.ACCEPT_TYPES[0])
         schema = schemas.PredArgsSchema()
         args = schemas.load_args(schema, {**kwargs, "accept": None})
         upload = kwargs.get("input_file")
-        input_path = _upload_path(upload, "input_file")
+        input_path = uploads.upload_path(upload, "input_file")
         corridor = kwargs.get("corridor_file")
-        corridor_path = _upload_path(corridor, "corridor_file") if corridor else None
+        corridor_path = uploads.upload_path(corridor, "corridor_file") if corridor else None
         for path in filter(None, (input_path, corridor_path)):
             if path.stat().st_size > settings.max_upload_bytes:
                 raise responses.UploadTooLargeError(
@@ -205,22 +183,22 @@ def predict(**kwargs: Any) -> Any:
         log.info("predict %s with %s", _client_name(upload),
                  {k: v for k, v in args.items() if k not in ("input_file", "corridor_file")})
         result = run_predict(args, input_path, corridor_path=corridor_path,
-                             name=getattr(upload, "original_filename", None) or "frame",
+                             name=str(getattr(upload, "original_filename", None) or "frame"),
                              defaulted=schemas.defaulted_args(schema, kwargs))
         log.info("predict: %s", result.summary())
         return formatter(result)
     except Exception as exc:
         error = responses.error_for(exc)
         message = error.message
-        for upload in filter(None, uploads):  # name the client's file, not our temp copy
+        for upload in filter(None, files):  # name the client's file, not our temp copy
             temp_name = Path(str(getattr(upload, "filename", "") or "")).name
             if temp_name:
                 message = message.replace(temp_name, _client_name(upload))
         log.warning("predict answered %d: %s", error.status_code, message)
         raise responses.ApiError(error.status_code, message) from None
     finally:
-        for upload in uploads:
-            _remove_upload(upload)
+        for upload in files:
+            uploads.remove_temp_copy(upload)
 
 
 def run_train(args: Mapping[str, Any], defaulted: Iterable[str] = ()) -> dict[str, Any]:

@@ -3,6 +3,12 @@
 The environment itself is read once by :func:`thermal_anomaly_segmenter.config.get_settings`;
 this module only derives what the API needs from it, always at call time, so that folders
 created after the server started are seen and nothing is scanned at import.
+
+The published module's constants are here too, for code written against it: ``DATA_PATH``,
+``MODELS_PATH``, ``REMOTE_PATH`` (``pathlib.Path``), ``MODEL_VARIANTS``, ``TRAIN_PHASES``,
+``LOSS_FUNCTIONS``, ``MLFLOW_URI``, ``MLFLOW_USERNAME``, ``MLFLOW_PASSWORD``, ``API_NAME``,
+``PROJECT_METADATA`` and ``LOG_LEVEL``. Those that depend on the environment are computed on
+access from the current settings.
 """
 
 from __future__ import annotations
@@ -13,7 +19,15 @@ import re
 from importlib import metadata
 from pathlib import Path
 
-from thermal_anomaly_segmenter.config import BASE_DIR, Settings, get_settings
+from thermal_anomaly_segmenter import config as _core
+from thermal_anomaly_segmenter.config import (  # noqa: F401  (published names)
+    BASE_DIR,
+    LOSS_FUNCTIONS,
+    MODEL_VARIANTS,
+    TRAIN_PHASES,
+    Settings,
+    get_settings,
+)
 from thermal_anomaly_segmenter.errors import InvalidInputError
 
 #: Model name under which DEEPaaS serves TASeg (``/v2/models/<API_NAME>/``).
@@ -93,6 +107,21 @@ def project_metadata() -> dict[str, object]:
 def model_roots(settings: Settings) -> tuple[Path, ...]:
     """Folders a model_dir may lie in (published: MODELS_PATH, then REMOTE_PATH)."""
     return settings.models_path, settings.remote_path
+
+
+#: Published names re-exported from ``thermal_anomaly_segmenter.config``, read on access.
+_CORE_CONSTANTS = ("DATA_PATH", "MODELS_PATH", "REMOTE_PATH", "MLFLOW_URI", "MLFLOW_USERNAME",
+                   "MLFLOW_PASSWORD")
+
+
+def __getattr__(name: str) -> object:
+    if name in _CORE_CONSTANTS:
+        return getattr(_core, name)
+    if name == "PROJECT_METADATA":
+        return project_metadata()
+    if name == "LOG_LEVEL":  # published: the API_LOG_LEVEL as a logging level
+        return getattr(logging, get_settings().api_log_level, logging.INFO)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def dataset_roots(settings: Settings) -> tuple[Path, ...]:

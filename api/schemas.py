@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -73,7 +74,25 @@ def default_dataset_path() -> str | None:
         return None
 
 
-class ModelDir(fields.String):
+class PathString(fields.String):
+    """A string that also takes a ``pathlib.Path`` (published in-process callers pass both)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class OneOrMany(fields.List):
+    """A list that also takes a single item (``train_phases="fine_tune"``, as published)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list:
+        if isinstance(value, str):
+            value = [value]
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class ModelDir(PathString):
     """A model folder under MODELS_PATH or REMOTE_PATH (after symlinks), as an absolute path."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
@@ -87,7 +106,7 @@ class ModelDir(fields.String):
         return str(folder)
 
 
-class DatasetDir(fields.String):
+class DatasetDir(PathString):
     """A dataset folder under REMOTE_PATH or DATA_PATH (after symlinks), as an absolute path."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
@@ -237,7 +256,7 @@ class TrainArgsSchema(marshmallow.Schema):
         metadata={"description": "Segmentation model to train (on a CPU, left at the "
                   "default: smp_unet, see recipe)."},
     )
-    train_phases = fields.List(
+    train_phases = OneOrMany(
         fields.String(validate=validate.OneOf(list(PHASES))),
         load_default=published_default(list(PHASES)),
         validate=validate.Length(min=1),

@@ -141,6 +141,16 @@ def post_predict(model_url: str, accept: str | None = "application/json", *,
                          files={"input_file": (filename, payload)}, timeout=timeout)
 
 
+def poll_training(model_url: str, uuid: str, timeout: float) -> dict:
+    """GET the training ``uuid`` until it is no longer running (or ``timeout`` s passed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = requests.get(f"{model_url}/train/{uuid}", timeout=10).json()
+        if status["status"] != "running" or time.monotonic() > deadline:
+            return status
+        time.sleep(1)
+
+
 def leftover_uploads(folders: Path) -> list[str]:
     """Files left in the server's TMPDIR (DEEPaaS's temp uploads must all be removed)."""
     return sorted(p.name for p in (folders / "tmp").iterdir() if p.is_file())

@@ -63,13 +63,19 @@ def test_train_phases_take_several_values_and_defaults_come_from_the_schema(mode
     ("train", "--mlflow", "maybe"),
     ("train", "--train_phases", "warm_up"),
     ("train", "--loss_fn", "MSE"),
-    ("predict",),  # the input path is required: nothing is hard-coded
     ("predict", "--input_filepath"),
 ])
 def test_bad_usage_is_exit_2(argv):
     with pytest.raises(SystemExit) as info:
         cli.build_parser().parse_args(list(argv))
     assert info.value.code == 2
+
+
+def test_predict_without_input_defaults_to_the_shipped_sample_and_gpu_false_parses():
+    assert Path(parse("predict")["input_file"]) == cli.SAMPLE_FRAME
+    assert cli.SAMPLE_FRAME.is_file()
+    assert parse("train", "--gpu", "False", "--mlflow", "False") == {"gpu": False,
+                                                                      "mlflow": False}
 
 
 def test_schema_arguments_mirror_the_schema():

@@ -28,6 +28,7 @@ from deepaas_server import (
     free_port,
     leftover_uploads,
     make_folders,
+    poll_training,
     post_predict,
     running_server,
     stop,
@@ -288,22 +289,13 @@ def test_swagger_ui_predicts_the_sample_frame(server, browser):
 # --------------------------------------------------------------------------- train
 
 
-def _poll(model_url: str, uuid: str, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = requests.get(f"{model_url}/train/{uuid}", timeout=10).json()
-        if status["status"] != "running" or time.monotonic() > deadline:
-            return status
-        time.sleep(1)
-
-
 def test_tiny_training_runs_to_done(model_url, folders):
     r = requests.post(f"{model_url}/train/", params=TINY_TRAIN, timeout=30)
     assert r.status_code == 200, r.text
     started = r.json()
     assert started["status"] == "running"
     assert started["args"]["dataset_path"] == str((folders / "data" / "synth").resolve())
-    status = _poll(model_url, started["uuid"], TRAIN_TIMEOUT_S)
+    status = poll_training(model_url, started["uuid"], TRAIN_TIMEOUT_S)
     assert status["status"] == "done", status
     output = status["result"]["output"]
     for scope in ("dataset", "per_image"):

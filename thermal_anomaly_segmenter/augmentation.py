@@ -35,15 +35,20 @@ class ThermalAugment:
         offset_degc: Largest absolute global temperature offset.
         elastic_p: Probability of the elastic deformation.
         affine_p: Probability of the shift-scale-rotate.
+        offset_range: ``(low, high)`` of the offset, degC (a published config's
+            ``augmentation_range``); default ``(-offset_degc, offset_degc)``.
     """
 
     def __init__(
-        self, offset_degc: float = MAX_OFFSET_DEGC, elastic_p: float = 0.15, affine_p: float = 0.5
+        self, offset_degc: float = MAX_OFFSET_DEGC, elastic_p: float = 0.15, affine_p: float = 0.5,
+        offset_range: tuple[float, float] | None = None,
     ) -> None:
         import albumentations as A
         import cv2
 
         self.offset_degc = float(offset_degc)
+        low, high = offset_range if offset_range is not None else (-offset_degc, offset_degc)
+        self.offset_range = (float(low), float(high))
         self.pipeline = A.Compose(
             [
                 A.HorizontalFlip(p=0.5),
@@ -85,7 +90,7 @@ class ThermalAugment:
         self, data: np.ndarray, corridor: np.ndarray, label: np.ndarray, seed: int
     ) -> tuple[np.ndarray, np.ndarray, float]:
         rng = np.random.default_rng(seed)
-        offset = float(rng.uniform(-self.offset_degc, self.offset_degc))
+        offset = float(rng.uniform(*self.offset_range))
         self.pipeline.set_random_seed(int(rng.integers(0, 2**31 - 1)))
         fill = self.fill_values(data, corridor)
         shifted = np.subtract(data, fill, dtype=np.float32)

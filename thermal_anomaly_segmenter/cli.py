@@ -126,6 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--format", choices=("onnx",), default="onnx")
     x.set_defaults(func=cmd_export)
 
+    i = sub.add_parser(
+        "import-published", help="convert a model folder of the published TASeg into ours",
+        description="Read a published model folder (train_config.json with \"model\": "
+        "\"segformer\" | \"smp\", Lightning checkpoints per phase) without unpickling code, "
+        "pick the best checkpoint of its last phase and write DEST as a TASeg model folder "
+        "(train_config.json + model.safetensors). Published folders also load directly, "
+        "only more slowly.")
+    i.add_argument("source", help="published model folder")
+    i.add_argument("dest", help="new TASeg model folder to write (must not exist)")
+    i.set_defaults(func=cmd_import_published)
+
     b = sub.add_parser("build-dataset", help="turn temperature TIFFs + corridor masks into a "
                        "TASeg dataset", description="Build generated_set (triangle auto-labels) "
                        "and manual_set (hand labels) with previews and seeded splits.")
@@ -178,8 +189,9 @@ def _add_train_parser(sub) -> None:
         description="Train a model on a TASeg dataset (generated_set for pre-training, "
         "manual_set for fine-tuning). The last line printed is the model folder.",
     )
-    t.add_argument("--config", help="JSON file of train options (names as in the API); "
-                   "flags given here override it")
+    t.add_argument("--config", help="JSON file of train options (names as in the API), or a "
+                   "published-format train_<model_type>.json (its phases, epochs, learning "
+                   "rates, batch size and loss); flags given here override it")
     t.add_argument("--model-type", help="zoo model type (default: the recipe's)")
     t.add_argument("--train-phases", nargs="+", choices=PHASES, metavar="PHASE",
                    help=f"phases to run, any of {', '.join(PHASES)} (default: the recipe's)")
@@ -272,6 +284,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"cannot read --config {args.config}: {exc}") from None
         if not isinstance(values, dict):
             raise InvalidInputError(f"--config {args.config} must hold a JSON object")
+        from .recipe_files import is_recipe_file_data, options_from_file
+
+        if is_recipe_file_data(values):  # a published train_<model_type>.json
+            values = options_from_file(args.config)
         known = {f.name for f in dataclasses.fields(TrainOptions)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -433,6 +449,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_onnx
 
     print(export_onnx(args.model_dir))
+    return EXIT_OK
+
+
+def cmd_import_published(args: argparse.Namespace) -> int:
+    from .published_folder import import_published
+
+    folder, choice = import_published(args.source, args.dest)
+    print(f"checkpoint: {choice.path} (phase {choice.phase}, {choice.reason})")
+    print(folder)
     return EXIT_OK
 
 

@@ -3,6 +3,15 @@
 :class:`Settings` holds what comes from the environment (read once by :func:`get_settings`);
 the option dataclasses hold what a caller chooses per call. Both adapters (API and CLI) build
 these objects and hand them to the core; nothing else reads ``os.environ``.
+
+The published module's constants are module attributes too (``DATA_PATH``, ``MODELS_PATH``,
+``REMOTE_PATH``, ``REMOTE_DATA_PATH``, ``REMOTE_MODELS_PATH``, ``MLFLOW_URI``,
+``MLFLOW_USERNAME``, ``MLFLOW_PASSWORD``, ``LOG_LEVEL``: computed on access from
+:func:`get_settings`; ``MODEL_VARIANTS``, ``TRAIN_PHASES``, ``LOSS_FUNCTIONS``, ``BASE_PATH``).
+Paths follow the published rules: unset, they lie next to the package (``<repo>/data``,
+``<repo>/models``); a relative value is relative to the working directory the process started
+in, so a later ``chdir`` moves nothing. ``MLFLOW_URI`` is where runs are logged: the tracking
+server when ``MLFLOW_TRACKING_URI`` is set, else the local store under MODELS_PATH.
 """
 
 from __future__ import annotations
@@ -26,9 +35,21 @@ Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
+def _start_dir() -> Path:
+    try:
+        return Path.cwd()
+    except OSError:  # the working directory was deleted
+        return BASE_DIR
+
+
+#: Working directory at import: a relative DATA_PATH/MODELS_PATH means "relative to where the
+#: process started" (as published), and a later ``chdir`` does not move them.
+START_DIR = _start_dir()
+
+
 def _env_path(name: str, default: Path) -> Path:
     value = os.environ.get(name, "").strip()
-    return Path(value).expanduser() if value else default
+    return START_DIR / Path(value).expanduser() if value else default
 
 
 def _env_int(name: str, default: int, minimum: int = 1) -> int:
@@ -65,6 +86,9 @@ class Settings:
     #: Inference backend on the CPU: ``auto`` (ONNX Runtime when a fresh export exists),
     #: ``torch`` or ``onnx``.
     backend: str = "auto"
+    #: Published ``REMOTE_DATA_PATH`` / ``REMOTE_MODELS_PATH`` (default: under REMOTE_PATH).
+    remote_data_path: Path | None = None
+    remote_models_path: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -74,10 +98,11 @@ class Settings:
         backend = os.environ.get("TASEG_BACKEND", "auto").strip() or "auto"
         if backend not in ("auto", "torch", "onnx"):
             raise InvalidInputError(f"TASEG_BACKEND={backend!r}: choose auto, torch or onnx")
+        remote = _env_path("REMOTE_PATH", Path("/storage/taseg"))
         return cls(
             data_path=_env_path("DATA_PATH", BASE_DIR / "data").resolve(),
             models_path=_env_path("MODELS_PATH", BASE_DIR / "models").resolve(),
-            remote_path=_env_path("REMOTE_PATH", Path("/storage/taseg")),
+            remote_path=remote,
             default_model=os.environ.get("TASEG_DEFAULT_MODEL", "").strip() or DEFAULT_MODEL_NAME,
             mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or None,
             mlflow_username=os.environ.get("MLFLOW_TRACKING_USERNAME") or None,
@@ -88,6 +113,8 @@ class Settings:
             max_upload_bytes=_env_int("TASEG_MAX_UPLOAD_MB", 1024) * 1024 * 1024,
             device=device,
             backend=backend,
+            remote_data_path=_env_path("REMOTE_DATA_PATH", remote / "data"),
+            remote_models_path=_env_path("REMOTE_MODELS_PATH", remote / "models"),
         )
 
 
@@ -239,6 +266,9 @@ class TrainOptions:
     #: Lightning precision: ``auto`` (bf16 mixed on hardware with bf16, fp16 mixed on older
     #: GPUs, else fp32), ``32-true``, ``bf16-mixed`` or ``16-mixed``.
     precision: str = "auto"
+    #: A published-format configuration file to take the per-phase recipe from instead of the
+    #: shipped ``configurations/train_<model_type>.json`` (see :mod:`.recipe_files`).
+    recipe_file: str | None = None
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPE_CHOICES:
@@ -307,3 +337,61 @@ class TrainOptions:
             input_size=None if size in (None, "whole") else tuple(size),  # type: ignore[arg-type]
             epochs=self.epochs if self.epochs is not None else recipe.epochs,
         )
+
+
+# --------------------------------------------------------------------------- published names
+
+#: Published model types and the config names their runs are named after.
+MODEL_VARIANTS: dict[str, str] = {
+    "segformer_b0": "segfB0Poly",
+    "segformer_b1": "segfB1Poly",
+    "segformer_b2": "segfB2Poly",
+    "segformer_b3": "segfB3Poly",
+    "segformer_b4": "segfB4Poly",
+    "smp_deeplabV3plus": "dv3+Poly",
+    "smp_unet": "unetPoly",
+    "smp_pspnet": "pspnetPoly",
+}
+#: Published phase names, in training order.
+TRAIN_PHASES: list[str] = list(PHASES)
+#: Published loss names and their spelling in a published ``train_config.json``.
+LOSS_FUNCTIONS: dict[str, str] = {
+    "Tversky": "tversky_0.3_0.7",
+    "Dice": "dice",
+    "Jaccard": "jaccard",
+    "BCE": "bce",
+}
+BASE_PATH = BASE_DIR  # published name
+
+
+def _mlflow_uri(settings: Settings) -> str:
+    from .tracking import local_tracking_uri
+
+    return settings.mlflow_tracking_uri or local_tracking_uri(settings.models_path)
+
+
+# Published module constants that depend on the environment, computed on access from
+# get_settings() (so they stay current after reload_settings() and nothing is read at import).
+_SETTING_CONSTANTS: dict[str, Any] = {
+    "DATA_PATH": lambda s: s.data_path,
+    "MODELS_PATH": lambda s: s.models_path,
+    "REMOTE_PATH": lambda s: s.remote_path,
+    "REMOTE_DATA_PATH": lambda s: s.remote_data_path,
+    "REMOTE_MODELS_PATH": lambda s: s.remote_models_path,
+    "MLFLOW_URI": _mlflow_uri,
+    "MLFLOW_USERNAME": lambda s: s.mlflow_username or "",
+    "MLFLOW_PASSWORD": lambda s: s.mlflow_password or "",
+    "LOG_LEVEL": lambda s: _level(s.log_level),
+}
+
+
+def _level(name: str) -> int:
+    import logging
+
+    return getattr(logging, name, logging.INFO)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SETTING_CONSTANTS:
+        return _SETTING_CONSTANTS[name](get_settings())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -438,6 +438,13 @@ class ThermalDataset:
         self.augment = augment
         self.crop = crop and size is not None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Unpickled in spawned loader workers: importing _spawn_safe first repairs torchvision
+        # before the pickle stream brings lightning (see _spawn_safe).
+        from ._spawn_safe import rebuild
+
+        return rebuild, (type(self), dict(self.__dict__))
+
     def __len__(self) -> int:
         return len(self.samples)
 

@@ -53,6 +53,11 @@ def export_onnx(
     import torch
 
     folder = Path(model_dir)
+    from .published_folder import is_published_folder
+
+    if is_published_folder(folder):
+        raise InvalidInputError(f"{folder} is a published model folder: convert it with "
+                                f"taseg import-published {folder} DEST, then export DEST")
     model, config = load_model_folder(folder, device="cpu")
     if model is None:
         raise InvalidInputError("the classical model has no network to export")

@@ -123,6 +123,10 @@ def read_model_config(model_dir: str | os.PathLike[str]) -> ModelConfig:
         raise InvalidInputError(f"cannot read {path}: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidInputError(f"{path} must hold a JSON object")
+    from .published_folder import is_published_config, published_model_config
+
+    if is_published_config(data):  # written by the published TASeg
+        return published_model_config(folder)
     try:
         return ModelConfig.from_dict(data)
     except TypeError as exc:
@@ -181,6 +185,10 @@ def load_model_folder(
 ) -> tuple[torch.nn.Module | None, ModelConfig]:
     """Build the network of a model folder and load its weights (``None`` for classical)."""
     folder = Path(model_dir)
+    from .published_folder import is_published_folder, load_published
+
+    if is_published_folder(folder):  # written by the published TASeg
+        return load_published(folder, device)
     config = read_model_config(folder)
     if config.family == "classical":
         return None, config

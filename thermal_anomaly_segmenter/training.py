@@ -72,19 +72,6 @@ log = logging.getLogger(__name__)
 MONITOR = "val_dataset_iou"
 RUN_STATE = "run.json"
 
-DEFAULT_EPOCHS: dict[str, int] = {"pre_train_frozen": 15, "pre_train_unfrozen": 35, "fine_tune": 60}
-DEFAULT_LR: dict[str, dict[str, float]] = {
-    "segformer": {"pre_train_frozen": 1e-4, "pre_train_unfrozen": 6e-5, "fine_tune": 2.5e-5},
-    "smp": {"pre_train_frozen": 3e-3, "pre_train_unfrozen": 2e-3, "fine_tune": 1e-3},
-}
-PHASE_SET: dict[str, str] = {
-    "pre_train_frozen": "generated_set",
-    "pre_train_unfrozen": "generated_set",
-    "fine_tune": "manual_set",
-}
-PHASE_REPEAT: dict[str, int] = {"pre_train_frozen": 1, "pre_train_unfrozen": 1, "fine_tune": 2}
-
-
 # --------------------------------------------------------------------------- recipe
 
 
@@ -98,24 +85,31 @@ class PhaseRecipe:
     epochs: int
     lr: float
     repeat_train_images: int
+    #: Range of the global temperature offset of the augmentation, degC.
+    augmentation_range: tuple[float, float] = (-2.0, 2.0)
 
 
 def phase_recipes(options: TrainOptions) -> list[PhaseRecipe]:
     """The phases of a run, in recipe order, with the options' overrides applied.
 
+    Epochs, learning rate, frozen encoder, set, repeats and augmentation range of each phase
+    come from the model type's configuration file (``options.recipe_file`` or the shipped
+    ``configurations/train_<model_type>.json``, see :mod:`.recipe_files`), read now.
     Options not yet :meth:`~.config.TrainOptions.resolved` get the published recipe.
     """
+    from .recipe_files import read_recipe_file, recipe_for
+
     if options.model_type is None or options.train_phases is None:
         options = options.resolved("gpu")
     assert options.model_type is not None and options.train_phases is not None  # nosec B101
-    spec = get_spec(options.model_type)
+    get_spec(options.model_type)
     if options.model_type not in TRAINABLE_TYPES:
         raise InvalidInputError(
             f"{options.model_type} does not train; choose one of {', '.join(TRAINABLE_TYPES)}"
         )
-    epochs_by_phase: dict[str, int] = dict(DEFAULT_EPOCHS)
-    if options.model_type == "segformer_b4":
-        epochs_by_phase["fine_tune"] = 95
+    source = (read_recipe_file(options.recipe_file, options.model_type) if options.recipe_file
+              else recipe_for(options.model_type))
+    epochs_by_phase = {name: p.epochs for name, p in source.phases.items()}
     if isinstance(options.epochs, int) and not isinstance(options.epochs, bool):
         epochs_by_phase = dict.fromkeys(PHASES, options.epochs)
     elif isinstance(options.epochs, dict):
@@ -124,19 +118,23 @@ def phase_recipes(options: TrainOptions) -> list[PhaseRecipe]:
         raise InvalidInputError(
             f"epochs must be a number or phase -> number, got {options.epochs!r}"
         )
-    lrs = dict(DEFAULT_LR[spec.family])
+    lrs = {name: p.lr for name, p in source.phases.items()}
     lrs.update(_check_phase_map("lr", options.lr or {}))
     recipes = []
     for name in PHASES:  # recipe order, whatever order the caller listed them in
         if name not in options.train_phases:
             continue
+        if name not in source.phases:
+            raise InvalidInputError(f"phase {name} is not in {source.path}; its phases: "
+                                    f"{', '.join(source.phases)}")
+        phase = source.phases[name]
         epochs, lr = int(epochs_by_phase[name]), float(lrs[name])
         if epochs < 1:
             raise InvalidInputError(f"epochs of {name} must be >= 1, got {epochs}")
         if not lr > 0:
             raise InvalidInputError(f"lr of {name} must be > 0, got {lr}")
-        recipes.append(PhaseRecipe(name, PHASE_SET[name], name == "pre_train_frozen", epochs, lr,
-                                   PHASE_REPEAT[name]))
+        recipes.append(PhaseRecipe(name, phase.set_name, phase.frozen, epochs, lr,
+                                   phase.repeat_train_images, phase.augmentation_range))
     return recipes
 
 
@@ -370,8 +368,10 @@ class ThermalDataModule(L.LightningDataModule):
         augment: bool = True,
         pin_memory: bool = False,
         crop: bool = False,
+        augmentation_range: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
+        self.augmentation_range = augmentation_range
         self.crop = crop
         self.splits = {"train": train, "val": val, "test": test}
         self.normalization = normalization
@@ -389,7 +389,7 @@ class ThermalDataModule(L.LightningDataModule):
         if split == "train" and self.augment:
             from .augmentation import ThermalAugment
 
-            augment = ThermalAugment()
+            augment = ThermalAugment(offset_range=self.augmentation_range)
         training = split == "train"
         whole = self.crop and not training
         dataset = ThermalDataset(index.samples, self.normalization,
@@ -778,6 +778,7 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
                 set_splits["test"], norm, size, options.batch_size, workers,
                 options.data_augmentation, pin_memory=accelerator == "gpu",
                 crop=options.input_size is not None,
+                augmentation_range=recipe.augmentation_range,
             )
             checkpoint = ModelCheckpoint(
                 dirpath=phase_dir, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
@@ -904,8 +905,11 @@ def _resolve_options(options: TrainOptions, dataset_path: Path) -> TrainOptions:
     if options.model_type is None and folder is not None and is_model_folder(folder):
         # Fine-tuning a model folder: its own model type and architecture.
         options = dataclasses.replace(options, model_type=read_model_config(folder).model_type)
+    from .recipe_files import published_defaults
+
     resolved = options.resolved(_accelerator(options), has_set(dataset_path, "manual_set"))
     given = {f.name for f in dataclasses.fields(options) if getattr(options, f.name) is not None}
+    resolved = published_defaults(resolved, given)
     filled = [f"{k}={getattr(resolved, k)}" for k in
               ("model_type", "architecture", "train_phases", "loss_fn", "batch_size",
                "input_size", "epochs") if k not in given and getattr(resolved, k) is not None]
