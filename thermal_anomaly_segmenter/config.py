@@ -62,6 +62,10 @@ class Settings:
     #: Largest upload accepted by the API, in bytes.
     max_upload_bytes: int
     device: str
+    #: Largest decoded size of one image (from its header, before decoding), in bytes.
+    max_decoded_bytes: int = 2048 * 2**20
+    #: Largest total a dataset zip's members may declare, in bytes.
+    max_extract_bytes: int = 20480 * 2**20
     #: Inference backend on the CPU: ``auto`` (ONNX Runtime when a fresh export exists),
     #: ``torch`` or ``onnx``.
     backend: str = "auto"
@@ -86,6 +90,8 @@ class Settings:
             api_log_level=os.environ.get("API_LOG_LEVEL", "INFO").upper(),
             max_pixels=_env_int("TASEG_MAX_PIXELS", 100_000_000),
             max_upload_bytes=_env_int("TASEG_MAX_UPLOAD_MB", 1024) * 1024 * 1024,
+            max_decoded_bytes=_env_int("TASEG_MAX_DECODED_MB", 2048) * 2**20,
+            max_extract_bytes=_env_int("TASEG_MAX_EXTRACT_MB", 20480) * 2**20,
             device=device,
             backend=backend,
         )

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import limits
 from .errors import DatasetError, DatasetNotFoundError, InvalidInputError
 from .frame_io import FRAME_SUFFIXES, read_frame
 from .normalization import Normalization, corridor_median
@@ -159,6 +160,9 @@ def _extract_zip(zip_path: Path, work_dir: Path) -> Path:
                     if name.startswith(("/", "\\")) or ".." in parts or ":" in name:
                         raise DatasetError(f"{zip_path.name}: unsafe member path {name!r}")
                     total += info.file_size
+                # zipfile never inflates a member past its declared size: bounding the
+                # declared total bounds the disk an extraction can fill.
+                limits.check_archive_bytes(total, zip_path.name)
                 free = shutil.disk_usage(work_dir).free
                 if total > free:
                     raise DatasetError(
@@ -277,6 +281,12 @@ def read_label_mask(path: Path) -> np.ndarray:
     """A label PNG's raw values (``H x W``), without checks; first channel of colour PNGs."""
     import cv2
 
+    from .config import get_settings
+
+    try:
+        limits.check_png(path, str(path), "label", get_settings().max_pixels)
+    except InvalidInputError as exc:
+        raise DatasetError(str(exc)) from None
     raw = np.fromfile(path, dtype=np.uint8)
     label = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
     if label is None:
