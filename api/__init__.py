@@ -24,7 +24,7 @@ from marshmallow import fields as ma_fields
 from thermal_anomaly_segmenter.config import PredictOptions, TrainOptions, get_settings
 from thermal_anomaly_segmenter.errors import InvalidInputError, TasegError
 
-from . import config, responses, schemas
+from . import config, responses, schemas, uploads
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +84,19 @@ def warm() -> None:
 
 
 def _guard_server_app() -> None:
-    """Add :func:`~api.responses.malformed_request_as_json` to DEEPaaS's aiohttp app.
+    """Add :func:`~api.responses.malformed_request_as_json` and
+    :func:`~api.uploads.bounded_body` (inside it) to DEEPaaS's aiohttp app.
 
     DEEPaaS asks for the arguments while it builds its routes, before the server starts:
     that is the one moment its app (``deepaas.api.APP``) can still take a middleware.
     Elsewhere (``deepaas-cli``, workers, the CLI) there is no such app and nothing happens.
     """
     app = getattr(sys.modules.get("deepaas.api"), "APP", None)
-    guard = responses.malformed_request_as_json
-    if isinstance(app, web.Application) and not app.frozen and guard not in app.middlewares:
-        app.middlewares.append(guard)
+    if not isinstance(app, web.Application) or app.frozen:
+        return
+    for guard in (responses.malformed_request_as_json, uploads.bounded_body):
+        if guard not in app.middlewares:
+            app.middlewares.append(guard)
 
 
 def get_predict_args() -> dict[str, ma_fields.Field]:

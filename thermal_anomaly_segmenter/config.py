@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from . import limits
 from .errors import InvalidInputError
 
 #: Root of the source tree (the folder holding ``models/`` and ``data/`` when run from a checkout
@@ -278,6 +279,11 @@ class TrainOptions:
             )
         if self.max_time is not None and not self.max_time > 0:
             raise InvalidInputError(f"max_time must be > 0 minutes, got {self.max_time}")
+        epochs = self.epochs.values() if isinstance(self.epochs, dict) else [self.epochs]
+        for name, value in (("batch_size", self.batch_size), ("worker_count", self.worker_count),
+                            ("seed", self.seed), ("early_stopping", self.early_stopping),
+                            ("max_time", self.max_time), *(("epochs", e) for e in epochs)):
+            limits.check_train_value(name, value)
 
     def resolved(self, accelerator: str = "gpu", has_manual_set: bool = True) -> TrainOptions:
         """A copy with the recipe chosen and every option it supplies filled in.

@@ -10,6 +10,7 @@ chunk past the declared size, so a bomb costs at most one chunk of memory.
 from __future__ import annotations
 
 import lzma
+import os
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -150,3 +151,44 @@ def check_archive_bytes(total: int, source: str) -> None:
             source, f"members declare {total / 2**20:,.0f} MiB, above the extraction limit "
             f"of {limit // 2**20:,} MiB (TASEG_MAX_EXTRACT_MB)"
         )
+
+
+# --------------------------------------------------------------------------- train arguments
+
+#: numpy's ``default_rng``/``seed`` and Lightning's ``seed_everything`` take 32-bit seeds.
+SEED_MAX = 2**32 - 1
+#: Largest batch: beyond this no GPU of today holds a TASeg model's activations.
+BATCH_MAX = 1024
+#: Most epochs of one phase.
+EPOCHS_MAX = 10_000
+#: Longest wall-time budget of a run, in minutes (one week).
+MAX_TIME_MINUTES = 7 * 24 * 60
+
+
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def train_bounds() -> dict[str, tuple[float, float]]:
+    """(min, max) of every numeric train argument; worker_count is bounded by the cores."""
+    return {
+        "batch_size": (1, BATCH_MAX),
+        "worker_count": (0, cpu_cores()),
+        "seed": (1, SEED_MAX),
+        "epochs": (1, EPOCHS_MAX),
+        "early_stopping": (1, EPOCHS_MAX),
+        "max_time": (0, MAX_TIME_MINUTES),
+    }
+
+
+def check_train_value(name: str, value: float | None) -> None:
+    """Refuse a train argument outside :func:`train_bounds` (``None`` = default, accepted)."""
+    if value is None or name not in train_bounds():
+        return
+    low, high = train_bounds()[name]
+    if not low <= value <= high:
+        raise LimitError(f"{name} must be within {low:g}..{high:g}, got {value:g}")

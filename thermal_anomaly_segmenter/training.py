@@ -65,6 +65,7 @@ from .errors import DatasetError, InvalidInputError  # noqa: E402
 from .metrics import STAT_COLUMNS, summarize  # noqa: E402
 from .model_folder import ModelConfig, save_model_folder  # noqa: E402
 from .normalization import Normalization  # noqa: E402
+from .processes import die_with_parent  # noqa: E402
 from .zoo import TRAINABLE_TYPES, build_model, get_spec  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -400,6 +401,7 @@ class ThermalDataModule(L.LightningDataModule):
             shuffle=training,
             num_workers=self.workers,
             persistent_workers=self.workers > 0,
+            worker_init_fn=die_with_parent,  # a killed training leaves no orphan workers
             pin_memory=self.pin_memory,
             # A last batch of one frame breaks batch norm (PSPNet pools to 1 x 1).
             drop_last=training and len(dataset) % self.batch_size == 1 and len(dataset) > 1,
