@@ -24,7 +24,7 @@ from marshmallow import fields as ma_fields
 from thermal_anomaly_segmenter.config import PredictOptions, TrainOptions, get_settings
 from thermal_anomaly_segmenter.errors import InvalidInputError, TasegError
 
-from . import config, responses, schemas, uploads
+from . import config, lifecycle, responses, schemas, uploads
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,9 @@ def warm() -> None:
 
 
 def _guard_server_app() -> None:
-    """Add :func:`~api.responses.malformed_request_as_json` and
-    :func:`~api.uploads.bounded_body` (inside it) to DEEPaaS's aiohttp app.
+    """Add :func:`~api.responses.malformed_request_as_json`, then (inside it)
+    :func:`~api.uploads.bounded_body` and :func:`~api.lifecycle.request_lifecycle` to
+    DEEPaaS's aiohttp app.
 
     DEEPaaS asks for the arguments while it builds its routes, before the server starts:
     that is the one moment its app (``deepaas.api.APP``) can still take a middleware.
@@ -94,7 +95,8 @@ def _guard_server_app() -> None:
     app = getattr(sys.modules.get("deepaas.api"), "APP", None)
     if not isinstance(app, web.Application) or app.frozen:
         return
-    for guard in (responses.malformed_request_as_json, uploads.bounded_body):
+    for guard in (responses.malformed_request_as_json, uploads.bounded_body,
+                  lifecycle.request_lifecycle):
         if guard not in app.middlewares:
             app.middlewares.append(guard)
 

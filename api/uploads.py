@@ -121,8 +121,7 @@ async def bounded_body(request: web.Request, handler: Callable[..., Any]) -> Any
         log.warning("%s %s answered %d: %s", request.method, request.path, exc.status,
                     exc.message)
         body = {"status": "error", "code": exc.status, "message": exc.message}
-        # Close the connection: the rest of the body is never read.
-        response = web.json_response(body, status=exc.status)
-        response.force_close()
-        return response
+        # aiohttp then discards the unread rest of the body (lingering, not buffering), so
+        # the client can read this answer once it has sent its body.
+        return web.json_response(body, status=exc.status)
     return await handler(request)

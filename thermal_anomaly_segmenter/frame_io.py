@@ -648,6 +648,11 @@ def _read_lz4_file(path: Path, source: str, check: MetaCheck) -> np.ndarray:
 # --------------------------------------------------------------------------- TIFF
 
 
+#: Largest coordinate or pixel size (CRS units) a georeference may hold: 1e9 m is 25 times
+#: the Earth's circumference, and its square stays far inside float range.
+GEO_MAX = 1e9
+
+
 def _geokeys(directory: tuple[int, ...] | None) -> dict[int, int]:
     """Short-valued keys of a GeoKeyDirectoryTag (the only kind TASeg needs)."""
     if not directory or len(directory) < 4:
@@ -689,7 +694,9 @@ def _geo_from_tags(tags: Any, source: str) -> GeoInfo | None:
         c -= 0.5 * a + 0.5 * b
         f -= 0.5 * d + 0.5 * e
     transform = (a, b, c, d, e, f)
-    if not all(np.isfinite(transform)) or a * e - b * d == 0:
+    # Beyond GEO_MAX no CRS has coordinates; such a transform would give infinite areas.
+    if (not all(np.isfinite(transform)) or a * e - b * d == 0
+            or max(abs(v) for v in transform) > GEO_MAX):
         logger.warning("%s: GeoTIFF transform %s is degenerate; ignoring it", source, transform)
         return None
     projected, geographic = keys.get(3072), keys.get(2048)

@@ -1,0 +1,325 @@
+"""Requests that try to make the server (or the CLI) spend unbounded memory, time or processes.
+
+One ``deepaas-run`` with ``TASEG_MAX_UPLOAD_MB=4`` serves every test here (issue 12): each
+hostile request must be answered with a JSON 4xx naming the limit, cheaply, and the server
+must keep serving. Payloads are crafted in the test (a TIFF whose one strip inflates far past
+its declared size is a few kilobytes).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import lzma
+import os
+import resource
+import socket
+import struct
+import subprocess
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from deepaas_server import (
+    BIN,
+    TINY_TRAIN,
+    environment,
+    leftover_uploads,
+    make_folders,
+    post_predict,
+    running_server,
+)
+
+from thermal_anomaly_segmenter.frame_io import compose_frame
+
+requests = pytest.importorskip("requests")
+tifffile = pytest.importorskip("tifffile")
+lz4_frame = pytest.importorskip("lz4.frame")
+
+pytestmark = [pytest.mark.http, pytest.mark.xdist_group("hostile_resources")]
+
+CLASSICAL = "classical"
+LIMIT_MB = 4
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+def _frame(h: int = 64, w: int = 80) -> np.ndarray:
+    t_u = np.full((h, w), 4.0, np.float32)
+    t_u[h // 2 - 3 : h // 2 + 3, w // 3 : w // 3 + 6] += 4
+    corridor = np.zeros((h, w), bool)
+    corridor[h // 4 : 3 * h // 4] = True
+    return compose_frame(t_u, corridor).astype(np.float32)
+
+
+def _lz4_frame(frame: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, frame)
+    return lz4_frame.compress(buffer.getvalue(), store_size=True)
+
+
+def tiff_bomb(codec: str = "lzma", inflated: int = 64 * 2**20, tiled: bool = False) -> bytes:
+    """A 64 x 80 x 3 float32 TIFF whose single strip (or tile) inflates to ``inflated`` bytes."""
+    buffer = io.BytesIO()
+    layout = {"tile": (64, 80)} if tiled else {"rowsperstrip": 64}
+    tifffile.imwrite(buffer, _frame(), compression=codec, photometric="rgb", **layout)
+    raw = bytearray(buffer.getvalue())
+    if codec == "lzma":
+        payload = lzma.compress(bytes(inflated), format=lzma.FORMAT_ALONE, preset=0)
+    else:
+        payload = zlib.compress(bytes(inflated), 9)
+    with tifffile.TiffFile(io.BytesIO(bytes(raw))) as tif:
+        tags = tif.pages.first.tags
+        offsets = tags["TileOffsets" if tiled else "StripOffsets"]
+        counts = tags["TileByteCounts" if tiled else "StripByteCounts"]
+    for tag, value in ((offsets, len(raw)), (counts, len(payload))):
+        struct.pack_into({3: "<H", 4: "<I", 16: "<Q"}[tag.dtype], raw, tag.valueoffset, value)
+    return bytes(raw) + payload
+
+
+def png_bomb(height: int = 12000, width: int = 12000) -> bytes:
+    """A valid grey 8-bit PNG of ``height x width`` zeros (about 140 KB)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = zlib.compress(bytes((width + 1) * height), 9)
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows)
+            + chunk(b"IEND", b""))
+
+
+def _multipart(filename: str, payload: bytes, boundary: str = "b0undary") -> bytes:
+    return (f'--{boundary}\r\nContent-Disposition: form-data; name="input_file"; '
+            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+            ).encode() + payload + f"\r\n--{boundary}--\r\n".encode()
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> Path:
+    return make_folders(tmp_path_factory.mktemp("resources"))
+
+
+@pytest.fixture(scope="module")
+def server(folders):
+    with running_server(folders, "--nowarm", TASEG_MAX_UPLOAD_MB=str(LIMIT_MB)) as running:
+        yield running
+
+
+def _assert_json_error(r, status: int, *words: str) -> dict:
+    assert r.status_code == status, r.text[:400]
+    body = r.json()
+    assert body["code"] == status
+    for word in words:
+        assert word in body["message"], body["message"]
+    return body
+
+
+def _assert_serving(server) -> None:
+    r = post_predict(server.model_url, data=_lz4_frame(_frame()), filename="ok.npy.lz4",
+                     model_dir=CLASSICAL)
+    assert r.status_code == 200, r.text[:400]
+    assert server.alive
+
+
+# --------------------------------------------------------------------------- 1 decode bombs
+
+
+@pytest.mark.parametrize(("codec", "tiled"), [("lzma", False), ("zlib", True)],
+                         ids=["lzma-strip", "deflate-tile"])
+def test_tiff_bomb_is_refused_before_decoding(server, folders, codec, tiled):
+    bomb = tiff_bomb(codec, tiled=tiled)
+    assert len(bomb) < 300_000
+    r = post_predict(server.model_url, data=bomb, filename="bomb.tif", model_dir=CLASSICAL)
+    _assert_json_error(r, 400, "inflates beyond", "declared size")
+    assert leftover_uploads(folders) == []
+    _assert_serving(server)
+
+
+def test_corridor_png_dimensions_are_checked_before_decoding(server):
+    r = requests.post(f"{server.model_url}/predict/", params={"model_dir": CLASSICAL},
+                      files={"input_file": ("f.npy.lz4", _lz4_frame(_frame())),
+                             "corridor_file": ("mask.png", png_bomb())}, timeout=60)
+    _assert_json_error(r, 400, "12000 x 12000")
+    _assert_serving(server)
+
+
+def test_label_png_bomb_is_refused_by_the_cli_before_decoding(folders, tmp_path):
+    """``taseg evaluate`` on a dataset whose test label declares 12000 x 12000 px."""
+    dataset = tmp_path / "bombset"
+    subprocess.run(["cp", "-r", str(folders / "data" / "synth"), str(dataset)], check=True)
+    info = json.loads((dataset / "manual_set" / "dataset_info.json").read_text())
+    subset = info["default_splits"]["test"][0]
+    label = sorted((dataset / "manual_set" / "label" / subset).glob("*.png"))[0]
+    label.write_bytes(png_bomb())
+    proc = subprocess.run(
+        [str(BIN / "taseg"), "evaluate", "--model-dir", str(folders / "models" / CLASSICAL),
+         "--dataset-path", str(dataset)],
+        capture_output=True, text=True, timeout=120, env=environment(folders))
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "TASEG_MAX_PIXELS" in proc.stderr and "Traceback" not in proc.stderr
+    assert peak_mb < 1500, peak_mb  # decoding would allocate 12000 * 12000 * 1 B and more
+
+
+def test_huge_but_finite_georeference_is_ignored_not_500(server):
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, _frame(), photometric="rgb", extratags=[
+        (33550, "d", 3, (1e306, 1e306, 0.0), False),
+        (33922, "d", 6, (0.0, 0.0, 0.0, 5e5, 5e6, 0.0), False),
+    ])
+    r = post_predict(server.model_url, data=buffer.getvalue(), filename="geo.tif",
+                     model_dir=CLASSICAL)
+    assert r.status_code == 200, r.text[:400]
+    assert r.json()["predictions"]["summary"]["count"] >= 1
+
+
+# --------------------------------------------------------------------------- 3 upload size
+
+
+def _raw_request(server, head: str, body: bytes, wait_s: float = 10) -> tuple[int, dict]:
+    """Send ``head`` and ``body`` on a raw socket; the status and JSON body of the answer."""
+    host, port = server.url.rsplit("/", 1)[-1].split(":")
+    with socket.create_connection((host, int(port)), timeout=wait_s) as sock:
+        sock.sendall(head.encode() + body)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < 20:
+            piece = sock.recv(65536)
+            if not piece:
+                break
+            data += piece
+    status_line, _, rest = data.partition(b"\r\n")
+    payload = rest.partition(b"\r\n\r\n")[2]
+    return int(status_line.split()[1]), json.loads(payload[: payload.rfind(b"}") + 1])
+
+
+def test_declared_oversize_body_is_refused_before_it_is_read(server):
+    """Content-Length of 1 GiB: answered 413 after the first 64 KiB, nothing buffered."""
+    head = (f"POST /v2/models/thermal_anomaly_segmenter/predict/ HTTP/1.1\r\n"
+            f"Host: x\r\nContent-Type: multipart/form-data; boundary=b0undary\r\n"
+            f"Content-Length: {2**30}\r\n\r\n")
+    start = time.monotonic()
+    status, body = _raw_request(server, head, _multipart("big.npy", bytes(65536))[:65536])
+    assert status == 413 and "TASEG_MAX_UPLOAD_MB" in body["message"], body
+    assert time.monotonic() - start < 10
+    _assert_serving(server)
+
+
+def test_streamed_oversize_upload_is_refused_while_streaming(server, folders):
+    """A chunked upload (no Content-Length) is counted while it streams in."""
+    def chunks():
+        yield _multipart("big.npy", b"")[:-len("\r\n--b0undary--\r\n")]
+        for _ in range(LIMIT_MB + 2):
+            yield bytes(2**20)
+        yield b"\r\n--b0undary--\r\n"
+
+    r = requests.post(f"{server.model_url}/predict/", data=chunks(), timeout=60,
+                      headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+    _assert_json_error(r, 413, "input_file", "TASEG_MAX_UPLOAD_MB")
+    assert leftover_uploads(folders) == []
+    _assert_serving(server)
+
+
+def test_big_non_file_form_field_is_refused_while_streaming(server):
+    r = requests.post(f"{server.model_url}/predict/", timeout=60,
+                      files={"input_file": ("f.npy.lz4", _lz4_frame(_frame()))},
+                      data={"threshold": "0" * (2 * 2**20)})
+    _assert_json_error(r, 413, "threshold", "KiB")
+    _assert_serving(server)
+
+
+@pytest.mark.parametrize("filename", ["", "/", "\\\\"], ids=["empty", "slash", "backslash"])
+def test_upload_names_that_name_nothing_get_json(server, folders, filename):
+    r = requests.post(f"{server.model_url}/predict/", params={"model_dir": CLASSICAL},
+                      data=_multipart(filename, _lz4_frame(_frame())), timeout=60,
+                      headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+    assert r.headers["Content-Type"].startswith("application/json"), r.text[:300]
+    assert r.status_code == 200, r.text[:300]
+    assert Path(r.json()["predictions"]["result"]).name.startswith("upload")
+    assert leftover_uploads(folders) == []
+
+
+# --------------------------------------------------------------------------- 2 train args
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("worker_count", 1000), ("batch_size", "1e30"), ("batch_size", 10**6), ("seed", 2**64),
+    ("epochs", 10**9), ("max_time", 1e308),
+], ids=lambda v: str(v)[:12])
+def test_numeric_train_arguments_are_bounded(server, name, value):
+    r = requests.post(f"{server.model_url}/train/", params={**TINY_TRAIN, name: value},
+                      timeout=60)
+    assert r.status_code == 422, r.text[:400]
+    assert name in r.text
+    assert requests.get(f"{server.model_url}/train/", timeout=30).json() == []
+
+
+def _children(pid: int) -> set[int]:
+    kids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == pid:
+                    kids.add(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return kids
+
+
+def _descendants(pid: int) -> set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        kids = _children(todo.pop())
+        found |= kids
+        todo.extend(kids)
+    return found
+
+
+@pytest.mark.slow
+def test_delete_ends_the_whole_training_process_tree(server):
+    before = _descendants(server.proc.pid)
+    params = {**TINY_TRAIN, "worker_count": min(2, os.cpu_count() or 1), "epochs": 500}
+    r = requests.post(f"{server.model_url}/train/", params=params, timeout=60)
+    assert r.status_code == 200, r.text[:400]
+    uuid = r.json()["uuid"]
+    deadline = time.monotonic() + 120
+    loaders: set[int] = set()
+    while time.monotonic() < deadline and not loaders:
+        # Data-loader workers: grandchildren of the server (children of its pool worker).
+        workers = _children(server.proc.pid)
+        loaders = {p for w in workers for p in _descendants(w)} - before
+        loaders = {p for p in loaders if "multiprocessing" in
+                   Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")} \
+            if loaders else set()
+        time.sleep(0.5)
+    assert loaders, "the training never started its data-loader workers"
+    r = requests.delete(f"{server.model_url}/train/{uuid}", timeout=60)
+    assert r.status_code == 200, r.text[:400]
+    assert r.json()["status"] == "cancelled"
+    time.sleep(1)
+    alive = {p for p in loaders if Path(f"/proc/{p}").exists()
+             and "Z" not in (Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()[0])}
+    assert not alive, [Path(f"/proc/{p}/cmdline").read_bytes()[:200] for p in alive]
+    _assert_serving(server)
+
+
+@pytest.mark.slow
+def test_a_client_that_disconnects_cancels_its_predict(server, folders):
+    """A slow predict (the default U-Net on a 2048 x 2560 frame) whose client goes away."""
+    big = _lz4_frame(_frame(2048, 2560))
+    assert len(big) < LIMIT_MB * 2**20
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        post_predict(server.model_url, data=big, filename="big.npy.lz4", timeout=(10, 3))
+    deadline = time.monotonic() + 10
+    while "client disconnected; predict cancelled" not in server.log_tail(20000):
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.2)
+    start = time.monotonic()
+    _assert_serving(server)
+    assert time.monotonic() - start < 30
