@@ -178,6 +178,10 @@ def run_predict(
                              corridor=corridor_path, settings=settings, names=[stem])
     if not result.ok:
         raise responses.frame_error(result)
+    if result.outputs:
+        from thermal_anomaly_segmenter.retention import prune_outputs
+
+        prune_outputs(next(iter(result.outputs.values())).parent, settings.keep_predictions)
     return result
 
 

@@ -33,6 +33,7 @@ from deepaas_server import (
 )
 
 from thermal_anomaly_segmenter.frame_io import compose_frame
+from thermal_anomaly_segmenter.reporting import OUTPUT_NAMES
 
 requests = pytest.importorskip("requests")
 tifffile = pytest.importorskip("tifffile")
@@ -42,6 +43,7 @@ pytestmark = [pytest.mark.http, pytest.mark.xdist_group("hostile_resources")]
 
 CLASSICAL = "classical"
 LIMIT_MB = 4
+KEEP = 5
 
 
 # --------------------------------------------------------------------------- payloads
@@ -108,7 +110,8 @@ def folders(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(folders):
-    with running_server(folders, "--nowarm", TASEG_MAX_UPLOAD_MB=str(LIMIT_MB)) as running:
+    with running_server(folders, "--nowarm", TASEG_MAX_UPLOAD_MB=str(LIMIT_MB),
+                        TASEG_KEEP_PREDICTIONS=str(KEEP)) as running:
         yield running
 
 
@@ -243,6 +246,29 @@ def test_upload_names_that_name_nothing_get_json(server, folders, filename):
     assert r.status_code == 200, r.text[:300]
     assert Path(r.json()["predictions"]["result"]).name.startswith("upload")
     assert leftover_uploads(folders) == []
+
+
+# --------------------------------------------------------------------------- 4 output names
+
+
+def test_output_names_never_run_out_and_old_outputs_are_pruned(server, folders):
+    out = folders / "models" / CLASSICAL / "predictions"
+    out.mkdir(exist_ok=True)
+    old = time.time() - 86400
+    for n in range(1, 10_000):  # every numbered name of the stem "many" is taken
+        path = out / (f"many-{n}_mask.png" if n > 1 else "many_mask.png")
+        path.touch()
+        os.utime(path, (old, old))
+    (out / "notes.txt").write_text("not an output")
+    r = post_predict(server.model_url, data=_lz4_frame(_frame()), filename="many.npy.lz4",
+                     model_dir=CLASSICAL)
+    assert r.status_code == 200, r.text[:400]
+    outputs = r.json()["predictions"]["outputs"]
+    assert all(Path(p).is_file() and Path(p).name.startswith("many-") for p in outputs.values())
+    stems = {p.name.removesuffix(suffix) for p in out.iterdir()
+             for suffix in OUTPUT_NAMES.values() if p.name.endswith(suffix)}
+    assert len(stems) <= KEEP, sorted(stems)[:10]
+    assert (out / "notes.txt").read_text() == "not an output"
 
 
 # --------------------------------------------------------------------------- 2 train args

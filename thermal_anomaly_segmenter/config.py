@@ -65,6 +65,8 @@ class Settings:
     device: str
     #: Largest decoded size of one image (from its header, before decoding), in bytes.
     max_decoded_bytes: int = 2048 * 2**20
+    #: Frames whose outputs the API keeps in ``<model_dir>/predictions`` (0 = all).
+    keep_predictions: int = 1000
     #: Largest total a dataset zip's members may declare, in bytes.
     max_extract_bytes: int = 20480 * 2**20
     #: Inference backend on the CPU: ``auto`` (ONNX Runtime when a fresh export exists),
@@ -92,6 +94,7 @@ class Settings:
             max_pixels=_env_int("TASEG_MAX_PIXELS", 100_000_000),
             max_upload_bytes=_env_int("TASEG_MAX_UPLOAD_MB", 1024) * 1024 * 1024,
             max_decoded_bytes=_env_int("TASEG_MAX_DECODED_MB", 2048) * 2**20,
+            keep_predictions=_env_int("TASEG_KEEP_PREDICTIONS", 1000, minimum=0),
             max_extract_bytes=_env_int("TASEG_MAX_EXTRACT_MB", 20480) * 2**20,
             device=device,
             backend=backend,
