@@ -17,6 +17,7 @@ import socket
 import struct
 import subprocess
 import time
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -349,3 +350,80 @@ def test_a_client_that_disconnects_cancels_its_predict(server, folders):
     start = time.monotonic()
     _assert_serving(server)
     assert time.monotonic() - start < 30
+
+
+# --------------------------------------------------------------------------- 5, 6, 8 datasets
+
+
+def _train(server, timeout: float = 240, **params) -> dict:
+    """POST a tiny training and wait for its end; the final status document."""
+    r = requests.post(f"{server.model_url}/train/", params={**TINY_TRAIN, **params}, timeout=60)
+    assert r.status_code == 200, r.text[:400]
+    uuid = r.json()["uuid"]
+    deadline = time.monotonic() + timeout
+    while True:
+        doc = requests.get(f"{server.model_url}/train/{uuid}", timeout=30).json()
+        if doc["status"] != "running":
+            return doc
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.5)
+
+
+def _dataset_with_info(folders: Path, name: str, info_text: str) -> Path:
+    dataset = folders / "data" / name
+    subprocess.run(["cp", "-r", str(folders / "data" / "synth"), str(dataset)], check=True)
+    (dataset / "manual_set" / "dataset_info.json").write_text(info_text)
+    return dataset
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", ["/etc", "../../../../outside_secret", "a/../../x"],
+                         ids=["absolute", "dotdot", "inner-dotdot"])
+def test_dataset_paths_are_resolved_inside_their_set(server, folders, entry):
+    outside = folders / "outside_secret"
+    (outside / "frame_9999.npy").parent.mkdir(exist_ok=True)
+    info = {"default_splits": {"train": [entry], "val": ["synthetic_val"],
+                               "test": ["synthetic_test"]}}
+    dataset = _dataset_with_info(folders, f"paths_{len(entry)}", json.dumps(info))
+    doc = _train(server, dataset_path=str(dataset))
+    assert doc["status"] == "error", doc
+    assert "not a subset folder name inside the set" in doc["message"]
+    assert "outside_secret" not in doc["message"] and "/etc" not in doc["message"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000,
+                                  '{"default_splits": {"train": [' + "9" * 5000 + "]}}"],
+                         ids=["deep", "digits"])
+def test_hostile_dataset_info_is_a_reason_not_an_internal_error(server, folders, text):
+    dataset = _dataset_with_info(folders, f"info_{len(text)}", text)
+    doc = _train(server, dataset_path=str(dataset))
+    assert doc["status"] == "error", doc
+    assert "internal error" not in doc["message"] and "dataset_info.json" in doc["message"]
+
+
+@pytest.mark.slow
+def test_zip_bomb_dataset_is_refused_before_extraction(server, folders):
+    dataset = folders / "data" / "zipbomb"
+    dataset.mkdir()
+    with zipfile.ZipFile(dataset / "manual_set.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manual_set/dataset_info.json", "{}")
+        with archive.open("manual_set/zeros.bin", "w") as member:
+            for _ in range(256):
+                member.write(bytes(2**20))
+    assert (dataset / "manual_set.zip").stat().st_size < 2**20
+    doc = _train(server, dataset_path=str(dataset))
+    assert doc["status"] == "error", doc
+    assert "zip bomb" in doc["message"]
+    cache = folders / "models" / ".runs" / ".datasets"
+    used = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file()) if cache.exists() else 0
+    assert used < 2**20
+
+
+@pytest.mark.slow
+def test_a_finished_training_keeps_no_checkpoints(server, folders):
+    doc = _train(server, dataset_path=str(folders / "data" / "synth"))
+    assert doc["status"] == "done", doc
+    run_dir = Path(doc["result"]["output"]["run_dir"])
+    assert (run_dir / "fine_tune" / "best.safetensors").is_file()
+    assert not list(run_dir.rglob("*.ckpt"))

@@ -143,8 +143,20 @@ def check_tiff_segments(
             )
 
 
-def check_archive_bytes(total: int, source: str) -> None:
-    """Refuse extracting an archive whose members declare more than ``TASEG_MAX_EXTRACT_MB``."""
+#: Largest ratio of declared to compressed size of a whole archive. Thermal frames and PNG
+#: labels compress a few times at most; a zip bomb inflates a thousandfold.
+MAX_ARCHIVE_RATIO = 100
+
+
+def check_archive_bytes(total: int, source: str, compressed: int | None = None) -> None:
+    """Refuse extracting an archive whose members declare more than ``TASEG_MAX_EXTRACT_MB``,
+    or more than :data:`MAX_ARCHIVE_RATIO` times their compressed size (a zip bomb)."""
+    if compressed is not None and total > MAX_ARCHIVE_RATIO * max(compressed, 2**20):
+        raise _fail(
+            source, f"members declare {total / 2**20:,.0f} MiB from {compressed / 2**20:,.1f} "
+            f"MiB compressed, more than {MAX_ARCHIVE_RATIO} times (a zip bomb?); extract it "
+            "yourself if it is genuine"
+        )
     limit = _settings().max_extract_bytes
     if total > limit:
         raise _fail(

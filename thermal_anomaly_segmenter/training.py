@@ -14,9 +14,10 @@ share of the time budget when that runs out first). Each phase starts from the p
 phase's *best* weights (by ``val_dataset_iou``), not its last ones.
 
 A run lives in ``MODELS_PATH/.runs/<name>``: per phase ``best.ckpt`` and ``last.ckpt``
-(written atomically), ``metrics.csv`` (one row per epoch), ``best.safetensors`` and
-``test_metrics.json`` once the phase is done; ``run.json`` holds the options and progress, so
-``train(TrainOptions(resume=run_dir))`` continues an interrupted run from its last checkpoint.
+(written atomically, removed once the phase is done), ``metrics.csv`` (one row per epoch),
+``best.safetensors`` and ``test_metrics.json`` once the phase is done; ``run.json`` holds
+the options and progress, so ``train(TrainOptions(resume=run_dir))`` continues an interrupted
+run from its last checkpoint.
 Lightning checkpoints are pickles: they are only ever loaded from a run folder this code
 wrote. The model folder (safetensors) goes to ``MODELS_PATH/<model_type>_<loss>_<timestamp>``.
 
@@ -834,8 +835,12 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
                           str(phase_dir / "best.safetensors"))
                 _write_json(phase_dir / "test_metrics.json", metrics)
                 state["phases"][recipe.name] = {"done": True, "test_metrics": metrics,
-                                                "best_checkpoint": str(best or "")}
+                                                "best_weights": str(phase_dir / "best.safetensors")}
                 _write_json(run_dir / RUN_STATE, state)
+                # A done phase resumes from best.safetensors: its checkpoints (weights plus
+                # optimizer state, ~3x the model) are dead weight on disk.
+                for ckpt in phase_dir.glob("*.ckpt"):
+                    ckpt.unlink(missing_ok=True)
                 tracker.log_metrics(
                     (epoch_offset + int(r["epoch"]),
                      {k: v for k, v in r.items() if isinstance(v, (int, float)) and k != "epoch"})
