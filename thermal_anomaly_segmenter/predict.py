@@ -163,8 +163,10 @@ def _fail(result: FrameResult, exc: BaseException) -> FrameResult:
     elif isinstance(exc, TasegError):
         result.error = str(exc)
     else:
-        log.exception("prediction of %s failed", result.source)
-        result.error = f"{type(exc).__name__}: {exc}"
+        # One line for the user; the traceback only in debug logs (taseg -v).
+        log.debug("prediction of %s failed", result.source, exc_info=exc)
+        text = " ".join(str(exc).split())[:300]
+        result.error = f"{type(exc).__name__}: {text}"
     return result
 
 

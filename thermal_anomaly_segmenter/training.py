@@ -35,6 +35,7 @@ import json
 import logging
 import math
 import os
+import pickle  # nosec B403
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -488,7 +489,11 @@ def _write_json(path: Path, data: Any) -> None:
 
 def _state_from_ckpt(path: Path) -> dict[str, torch.Tensor]:
     """Network weights of a Lightning checkpoint of our own run (``model.`` prefix removed)."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise InvalidInputError(f"checkpoint {path} refused: it holds more than weights "
+                                f"({' '.join(str(exc).split())[:160]})") from None
     state = checkpoint["state_dict"]
     return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
 
@@ -814,7 +819,13 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
             with warnings.catch_warnings():
                 # Resuming writes into the phase folder of the interrupted run on purpose.
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* not empty")
-                trainer.fit(task, datamodule=data, ckpt_path=resume_from)
+                try:
+                    trainer.fit(task, datamodule=data, ckpt_path=resume_from)
+                except pickle.UnpicklingError as exc:  # only plain tensors are ever loaded
+                    raise InvalidInputError(
+                        f"checkpoint {last} refused: it holds more than weights "
+                        f"({' '.join(str(exc).split())[:160]})"
+                    ) from None
             best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
             if best is not None and best.is_file():
                 weights = _state_from_ckpt(best)
