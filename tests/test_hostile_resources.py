@@ -427,3 +427,68 @@ def test_a_finished_training_keeps_no_checkpoints(server, folders):
     run_dir = Path(doc["result"]["output"]["run_dir"])
     assert (run_dir / "fine_tune" / "best.safetensors").is_file()
     assert not list(run_dir.rglob("*.ckpt"))
+
+
+# --------------------------------------------------------------------------- 9, 11 model configs
+
+_CLASSICAL_CONFIG = {
+    "architecture": {"bins": 256, "min_area_px": 20, "softness_degc": 0.5},
+    "format_version": 1, "input_size": [512, 640], "metrics": {}, "model_type": "classical",
+    "normalization": {"mean": None, "mode": "none", "scale_degc": 5.0, "std": None},
+    "taseg_version": "0.1.0", "threshold": 0.5, "train_args": {},
+}
+#: (id, config changes or raw text, a word the refusal must name)
+HOSTILE_CONFIGS = [
+    ("version-text", {"format_version": "abc"}, "format_version"),
+    ("size-text", {"input_size": ["a", "b"]}, "input_size"),
+    ("size-inf", '"input_size": [1e999, 64]', "input_size"),
+    ("arch-list", {"architecture": [1]}, "architecture"),
+    ("scale-text", {"normalization": {"mode": "relative", "scale_degc": "x"}}, "scale_degc"),
+    ("scale-nan", '"normalization": {"mode": "relative", "scale_degc": NaN}', "scale_degc"),
+    ("deep", '"train_args": ' + "[" * 100_000 + "]" * 100_000, "nests too deep"),
+    ("bins-1e12", {"architecture": {"bins": 10**12}}, "bins"),
+    ("segformer-1e6", {"model_type": "segformer_b0",
+                       "architecture": {"hidden_sizes": [10**6, 64, 160, 256]}}, "hidden_sizes"),
+    ("hub-encoder", {"model_type": "smp_unet",
+                     "architecture": {"encoder_name": "tu-hf-hub:org/evil"}}, "hub"),
+]
+
+
+def _hostile_config_text(change) -> str:
+    if isinstance(change, dict):
+        return json.dumps({**_CLASSICAL_CONFIG, **change})
+    text = json.dumps({k: v for k, v in _CLASSICAL_CONFIG.items()
+                       if k != change.split('"')[1]})
+    return text[:-1] + ", " + change + "}"
+
+
+@pytest.fixture(scope="module")
+def hostile_models(folders) -> dict[str, Path]:
+    made = {}
+    for name, change, _ in HOSTILE_CONFIGS:
+        folder = folders / "models" / f"hostile_{name}"
+        folder.mkdir()
+        (folder / "train_config.json").write_text(_hostile_config_text(change))
+        made[name] = folder
+    return made
+
+
+@pytest.mark.parametrize(("name", "word"), [(n, w) for n, _, w in HOSTILE_CONFIGS],
+                         ids=[n for n, _, _ in HOSTILE_CONFIGS])
+def test_hostile_model_config_is_refused_before_building(server, hostile_models, name, word):
+    r = post_predict(server.model_url, data=_lz4_frame(_frame()), filename="f.npy.lz4",
+                     model_dir=str(hostile_models[name]))
+    _assert_json_error(r, 400, word)
+
+
+@pytest.mark.slow
+def test_cli_reports_a_hostile_model_in_one_line_with_exit_2(folders, hostile_models, tmp_path):
+    frame = tmp_path / "f.npy.lz4"
+    frame.write_bytes(_lz4_frame(_frame()))
+    proc = subprocess.run(
+        [str(BIN / "taseg"), "predict", "--model-dir", str(hostile_models["hub-encoder"]),
+         "--out", str(tmp_path / "out"), str(frame)],
+        capture_output=True, text=True, timeout=120, env=environment(folders))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "hub" in lines[0], proc.stderr[-2000:]
