@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import select
 import shutil
 import socket
@@ -134,16 +133,14 @@ def _server_cases(source: Path, base: Path) -> list[tuple[str, str, float, float
 
 
 def _cli(source: Path, base: Path, *args: str) -> tuple[str, float, float]:
+    """Run ``taseg args`` with ``source`` first on the path; exit, wall s, its peak RSS MiB."""
     env = {**environment(base), "PYTHONPATH": str(source)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.monotonic()
-    proc = subprocess.run([str(BIN / "taseg"), *args], capture_output=True, text=True,
-                          env=env, timeout=1200)
-    wall = time.monotonic() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is a running maximum: report it only when this run raised it.
-    shown = peak / 1024 if peak > before else float("nan")
-    return f"exit {proc.returncode}", wall, shown
+    proc = subprocess.Popen([str(BIN / "taseg"), *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return f"exit {proc.returncode}", time.monotonic() - start, usage.ru_maxrss / 1024
 
 
 def _cli_cases(source: Path, base: Path) -> list[tuple[str, str, float, float]]:

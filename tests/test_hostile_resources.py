@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from deepaas_server import (
     BIN,
+    ROOT,
     TINY_TRAIN,
     environment,
     leftover_uploads,
@@ -492,3 +493,20 @@ def test_cli_reports_a_hostile_model_in_one_line_with_exit_2(folders, hostile_mo
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "hub" in lines[0], proc.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------- 10 stale ONNX
+
+
+@pytest.mark.slow
+def test_an_onnx_file_from_another_model_is_not_run(server, folders):
+    """model.onnx copied in from another model (its sidecar kept): PyTorch runs, with a warning."""
+    import shutil
+
+    mixed = folders / "models" / "mixed_onnx"
+    shutil.copytree(folders / "models" / "unet_mobilenetv2_synthetic", mixed)
+    shutil.copy(ROOT / "models" / "segformer_b0_synthetic" / "model.onnx", mixed)
+    r = post_predict(server.model_url, data=_lz4_frame(_frame()), filename="f.npy.lz4",
+                     model_dir=str(mixed))
+    assert r.status_code == 200, r.text[:400]
+    assert "was not exported from this folder's weights" in server.log_tail(200_000)
