@@ -483,16 +483,20 @@ def test_hostile_model_config_is_refused_before_building(server, hostile_models,
 
 
 @pytest.mark.slow
-def test_cli_reports_a_hostile_model_in_one_line_with_exit_2(folders, hostile_models, tmp_path):
+@pytest.mark.parametrize(("name", "word"), [("bins-1e12", "bins"), ("arch-list", "architecture"),
+                                            ("hub-encoder", "hub")])
+def test_cli_reports_a_hostile_model_in_one_line_with_exit_2(folders, hostile_models, tmp_path,
+                                                             name, word):
+    """Before: a 7 TiB allocation's traceback and exit 1, an AttributeError and exit 1."""
     frame = tmp_path / "f.npy.lz4"
     frame.write_bytes(_lz4_frame(_frame()))
     proc = subprocess.run(
-        [str(BIN / "taseg"), "predict", "--model-dir", str(hostile_models["hub-encoder"]),
+        [str(BIN / "taseg"), "predict", "--model-dir", str(hostile_models[name]),
          "--out", str(tmp_path / "out"), str(frame)],
         capture_output=True, text=True, timeout=120, env=environment(folders))
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "hub" in lines[0], proc.stderr[-2000:]
+    assert len(lines) == 1 and word in lines[0], proc.stderr[-2000:]
 
 
 # --------------------------------------------------------------------------- 10 stale ONNX
