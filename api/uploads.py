@@ -124,4 +124,9 @@ async def bounded_body(request: web.Request, handler: Callable[..., Any]) -> Any
         # aiohttp then discards the unread rest of the body (lingering, not buffering), so
         # the client can read this answer once it has sent its body.
         return web.json_response(body, status=exc.status)
-    return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge:  # a non-multipart body, counted by aiohttp
+        message = f"request body is larger than {body_limit() // 2**20} MiB (TASEG_MAX_UPLOAD_MB)"
+        return web.json_response({"status": "error", "code": 413, "message": message},
+                                 status=413)
