@@ -231,6 +231,17 @@ def test_streamed_oversize_upload_is_refused_while_streaming(server, folders):
     _assert_serving(server)
 
 
+def test_streamed_oversize_urlencoded_body_is_a_json_413(server):
+    def chunks():
+        for _ in range(3 * LIMIT_MB + 2):
+            yield b"threshold=" + b"0" * (2**20)
+
+    r = requests.post(f"{server.model_url}/predict/", data=chunks(), timeout=60,
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    _assert_json_error(r, 413, "TASEG_MAX_UPLOAD_MB")
+    _assert_serving(server)
+
+
 def test_big_non_file_form_field_is_refused_while_streaming(server):
     r = requests.post(f"{server.model_url}/predict/", timeout=60,
                       files={"input_file": ("f.npy.lz4", _lz4_frame(_frame()))},
