@@ -23,7 +23,7 @@ from marshmallow import fields as ma_fields
 from thermal_anomaly_segmenter.config import PredictOptions, TrainOptions, get_settings
 from thermal_anomaly_segmenter.errors import TasegError
 
-from . import config, responses, schemas, uploads
+from . import config, lifecycle, request_limits, responses, schemas, uploads
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +83,21 @@ def warm() -> None:
 
 
 def _guard_server_app() -> None:
-    """Add :func:`~api.responses.malformed_request_as_json` to DEEPaaS's aiohttp app.
+    """Add :func:`~api.responses.malformed_request_as_json`, then (inside it)
+    :func:`~api.request_limits.bounded_body` and :func:`~api.lifecycle.request_lifecycle` to
+    DEEPaaS's aiohttp app.
 
     DEEPaaS asks for the arguments while it builds its routes, before the server starts:
     that is the one moment its app (``deepaas.api.APP``) can still take a middleware.
     Elsewhere (``deepaas-cli``, workers, the CLI) there is no such app and nothing happens.
     """
     app = getattr(sys.modules.get("deepaas.api"), "APP", None)
-    guard = responses.malformed_request_as_json
-    if isinstance(app, web.Application) and not app.frozen and guard not in app.middlewares:
-        app.middlewares.append(guard)
+    if not isinstance(app, web.Application) or app.frozen:
+        return
+    for guard in (responses.malformed_request_as_json, request_limits.bounded_body,
+                  lifecycle.request_lifecycle):
+        if guard not in app.middlewares:
+            app.middlewares.append(guard)
 
 
 def get_predict_args() -> dict[str, ma_fields.Field]:
@@ -186,6 +191,10 @@ def predict(**kwargs: Any) -> Any:
                              name=str(getattr(upload, "original_filename", None) or "frame"),
                              defaulted=schemas.defaulted_args(schema, kwargs))
         log.info("predict: %s", result.summary())
+        if result.outputs:  # the server's outputs are bounded; python -m cli's are the user's
+            from thermal_anomaly_segmenter.retention import prune_outputs
+
+            prune_outputs(next(iter(result.outputs.values())).parent, settings.keep_predictions)
         return formatter(result)
     except Exception as exc:
         error = responses.error_for(exc)

@@ -21,12 +21,16 @@ from typing import Any
 import marshmallow
 from marshmallow import ValidationError, fields, validate
 
+from thermal_anomaly_segmenter import limits
 from thermal_anomaly_segmenter.config import LOSSES, PHASES, RECIPE_CHOICES, get_settings
 from thermal_anomaly_segmenter.errors import TasegError
 from thermal_anomaly_segmenter.model_folder import CONFIG_NAME, is_model_folder
 from thermal_anomaly_segmenter.zoo import TRAINABLE_TYPES
 
 from . import config
+
+#: (min, max) of the numeric train arguments (worker_count: this machine's cores).
+_BOUNDS = limits.train_bounds()
 
 log = logging.getLogger(__name__)
 
@@ -288,19 +292,19 @@ class TrainArgsSchema(marshmallow.Schema):
     )
     batch_size = fields.Integer(
         load_default=published_default(16),
-        validate=validate.Range(min=1),
+        validate=validate.Range(min=1, max=_BOUNDS["batch_size"][1]),
         metadata={"description": "Batch size (SegFormer-B4/B5 on a small GPU: 8 or less; on a "
                   "CPU, left at the default: 8, see recipe)."},
     )
     worker_count = fields.Integer(
         load_default=None,
-        validate=validate.Range(min=0),
+        validate=validate.Range(min=0, max=_BOUNDS["worker_count"][1]),
         metadata={"description": "Data-loader worker processes. Default: derived from the "
                   "CPU cores and memory; 0 loads in the training process."},
     )
     seed = fields.Integer(
         load_default=10,
-        validate=validate.Range(min=1),
+        validate=validate.Range(min=1, max=_BOUNDS["seed"][1]),
         metadata={"description": "Random seed (weights, data order, augmentation)."},
     )
     gpu = fields.Boolean(
@@ -315,7 +319,7 @@ class TrainArgsSchema(marshmallow.Schema):
     )
     epochs = fields.Integer(
         load_default=None,
-        validate=validate.Range(min=1),
+        validate=validate.Range(min=1, max=_BOUNDS["epochs"][1]),
         metadata={"description": "Epochs of every phase. Default: the model's recipe."},
     )
     recipe = fields.String(
@@ -330,7 +334,8 @@ class TrainArgsSchema(marshmallow.Schema):
     )
     max_time = fields.Float(
         load_default=None,
-        validate=validate.Range(min=0.0, min_inclusive=False),
+        validate=validate.Range(min=0.0, min_inclusive=False,
+                                max=_BOUNDS["max_time"][1]),
         metadata={"description": "Wall-time budget of the whole run in minutes; each phase "
                   "stops early to fit. Default: no limit."},
     )

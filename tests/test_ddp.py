@@ -36,5 +36,6 @@ def test_two_process_ddp_on_cpu(tmp_path, monkeypatch):
     assert (result.model_dir / "model.safetensors").is_file()
     config = json.loads((result.model_dir / "train_config.json").read_text())
     assert config["train_args"]["devices"] == 2
-    assert (result.run_dir / "fine_tune" / "best.ckpt").is_file()
+    assert (result.run_dir / "fine_tune" / "best.safetensors").is_file()
+    assert not list(result.run_dir.glob("*/*.ckpt"))  # a done phase keeps no checkpoint
     assert sorted(p.name for p in marks.iterdir()) == ["0_of_2", "1_of_2"]

@@ -471,6 +471,11 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _one_line(exc: BaseException, limit: int = 500) -> str:
+    """A library's message on one line: the promise of exit code 2 is one line on stderr."""
+    return " ".join(str(exc).split())[:limit]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -482,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return int(args.func(args))
     except TasegError as exc:
-        print(f"taseg: error: {exc}", file=sys.stderr)
+        print(f"taseg: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("taseg: interrupted", file=sys.stderr)
@@ -490,7 +495,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         log.debug("internal error", exc_info=True)
         print(
-            f"taseg: internal error: {type(exc).__name__}: {exc} (run with -v for details)",
+            f"taseg: internal error: {type(exc).__name__}: {_one_line(exc)} "
+            "(run with -v for details)",
             file=sys.stderr,
         )
         return EXIT_FAILED

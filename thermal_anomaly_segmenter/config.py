@@ -22,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from . import limits
 from .errors import InvalidInputError
 
 #: Root of the source tree (the folder holding ``models/`` and ``data/`` when run from a checkout
@@ -83,6 +84,12 @@ class Settings:
     #: Largest upload accepted by the API, in bytes.
     max_upload_bytes: int
     device: str
+    #: Largest decoded size of one image (from its header, before decoding), in bytes.
+    max_decoded_bytes: int = 2048 * 2**20
+    #: Frames whose outputs the API keeps in ``<model_dir>/predictions`` (0 = all).
+    keep_predictions: int = 1000
+    #: Largest total a dataset zip's members may declare, in bytes.
+    max_extract_bytes: int = 20480 * 2**20
     #: Inference backend on the CPU: ``auto`` (ONNX Runtime when a fresh export exists),
     #: ``torch`` or ``onnx``.
     backend: str = "auto"
@@ -111,6 +118,9 @@ class Settings:
             api_log_level=os.environ.get("API_LOG_LEVEL", "INFO").upper(),
             max_pixels=_env_int("TASEG_MAX_PIXELS", 100_000_000),
             max_upload_bytes=_env_int("TASEG_MAX_UPLOAD_MB", 1024) * 1024 * 1024,
+            max_decoded_bytes=_env_int("TASEG_MAX_DECODED_MB", 2048) * 2**20,
+            keep_predictions=_env_int("TASEG_KEEP_PREDICTIONS", 1000, minimum=0),
+            max_extract_bytes=_env_int("TASEG_MAX_EXTRACT_MB", 20480) * 2**20,
             device=device,
             backend=backend,
             remote_data_path=_env_path("REMOTE_DATA_PATH", remote / "data"),
@@ -304,6 +314,11 @@ class TrainOptions:
             )
         if self.max_time is not None and not self.max_time > 0:
             raise InvalidInputError(f"max_time must be > 0 minutes, got {self.max_time}")
+        epochs = self.epochs.values() if isinstance(self.epochs, dict) else [self.epochs]
+        for name, value in (("batch_size", self.batch_size), ("worker_count", self.worker_count),
+                            ("seed", self.seed), ("early_stopping", self.early_stopping),
+                            ("max_time", self.max_time), *(("epochs", e) for e in epochs)):
+            limits.check_train_value(name, value)
 
     def resolved(self, accelerator: str = "gpu", has_manual_set: bool = True) -> TrainOptions:
         """A copy with the recipe chosen and every option it supplies filled in.

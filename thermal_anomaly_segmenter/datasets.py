@@ -18,6 +18,7 @@ and an optional augmentation, nothing else).
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import limits
 from .errors import DatasetError, DatasetNotFoundError, InvalidInputError
 from .frame_io import FRAME_SUFFIXES, read_frame
 from .normalization import Normalization, corridor_median
@@ -151,7 +153,7 @@ def _extract_zip(zip_path: Path, work_dir: Path) -> Path:
     try:
         try:
             with zipfile.ZipFile(zip_path) as archive:
-                total = 0
+                total = packed = 0
                 for info in archive.infolist():
                     name = info.filename
                     # Zip-slip: no absolute paths, drive letters or parent references.
@@ -159,6 +161,10 @@ def _extract_zip(zip_path: Path, work_dir: Path) -> Path:
                     if name.startswith(("/", "\\")) or ".." in parts or ":" in name:
                         raise DatasetError(f"{zip_path.name}: unsafe member path {name!r}")
                     total += info.file_size
+                    packed += info.compress_size
+                # zipfile never inflates a member past its declared size: bounding the
+                # declared total bounds the disk an extraction can fill.
+                limits.check_archive_bytes(total, zip_path.name, packed)
                 free = shutil.disk_usage(work_dir).free
                 if total > free:
                     raise DatasetError(
@@ -179,7 +185,19 @@ def _extract_zip(zip_path: Path, work_dir: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("extracted %s to %s", zip_path, target)
+    _remove_stale_extractions(target)
     return _find_set_root(target)  # type: ignore[return-value]
+
+
+def _remove_stale_extractions(target: Path) -> None:
+    """Remove extractions of earlier versions of the same zip (same name, other key)."""
+    stem, _, key = target.name.rpartition("-")
+    for old in target.parent.glob(f"{glob.escape(stem)}-*"):
+        old_key = old.name[len(stem) + 1:]
+        if (old != target and old.is_dir() and not old.is_symlink() and len(old_key) == len(key)
+                and all(c in "0123456789abcdef" for c in old_key)):
+            log.info("removing stale extraction %s", old)
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def open_set(dataset_path: str | os.PathLike[str], name: str, work_dir: Path | None = None) -> Path:
@@ -231,15 +249,25 @@ class SplitIndex:
         return SplitIndex(self.set_name, self.split, list(self.samples) * max(1, int(times)))
 
 
+#: Largest dataset_info.json read (a real one lists a few subset names).
+INFO_MAX_BYTES = 2**20
+
+
 def read_info(set_dir: Path) -> dict[str, Any]:
     """Read and check ``dataset_info.json`` of a set folder."""
     path = set_dir / INFO_NAME
     if not path.is_file():
         raise DatasetError(f"{set_dir.name}: missing {INFO_NAME} in {set_dir}")
     try:
+        if path.stat().st_size > INFO_MAX_BYTES:
+            raise DatasetError(f"{set_dir.name}: {INFO_NAME} is larger than "
+                               f"{INFO_MAX_BYTES // 2**20} MiB")
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DatasetError(f"{set_dir.name}: cannot read {INFO_NAME}: {exc}") from None
+    except (ValueError, RecursionError):  # a 5,000-digit number, 100,000-deep nesting
+        raise DatasetError(f"{set_dir.name}: {INFO_NAME} nests too deep or holds a number "
+                           "too long to read") from None
     splits = info.get("default_splits") if isinstance(info, dict) else None
     if not isinstance(splits, dict):
         raise DatasetError(
@@ -258,6 +286,15 @@ def _split_subsets(info: dict[str, Any], split: str, set_name: str) -> list[str]
                 subsets = [subsets]
             if not isinstance(subsets, list) or not all(isinstance(s, str) for s in subsets):
                 raise DatasetError(f"{set_name}: default_splits[{key!r}] must be a list of names")
+            for i, subset in enumerate(subsets):
+                parts = subset.replace("\\", "/").split("/")
+                if not subset.strip() or subset.startswith(("/", "\\", "~")) or ".." in parts \
+                        or ":" in subset or "\0" in subset:
+                    # The entry is not echoed: it may name something outside the set.
+                    raise DatasetError(
+                        f"{set_name}: default_splits[{key!r}] entry {i + 1} is not a subset "
+                        "folder name inside the set (absolute paths and '..' are refused)"
+                    )
             return subsets
     raise DatasetError(
         f"{set_name}: {INFO_NAME} default_splits has no {split!r} entry "
@@ -277,6 +314,12 @@ def read_label_mask(path: Path) -> np.ndarray:
     """A label PNG's raw values (``H x W``), without checks; first channel of colour PNGs."""
     import cv2
 
+    from .config import get_settings
+
+    try:
+        limits.check_png(path, str(path), "label", get_settings().max_pixels)
+    except InvalidInputError as exc:
+        raise DatasetError(str(exc)) from None
     raw = np.fromfile(path, dtype=np.uint8)
     label = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
     if label is None:
@@ -319,6 +362,9 @@ def load_split(set_dir: Path, split: str, set_name: str | None = None) -> SplitI
     wide = 0
     for subset in subsets:
         image_dir, label_dir = set_dir / "image" / subset, set_dir / "label" / subset
+        inside = set_dir.resolve()
+        if not all(d.resolve().is_relative_to(inside) for d in (image_dir, label_dir)):
+            raise DatasetError(f"{set_name}: subset folder {subset!r} links outside the set")
         if not image_dir.is_dir():
             raise DatasetError(
                 f"{set_name}: default_splits[{split!r}] names subset {subset!r}, but folder "

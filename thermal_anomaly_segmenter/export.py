@@ -1,9 +1,11 @@
 """Export a model folder to ONNX, verified against PyTorch.
 
 ``export_onnx`` writes ``model.onnx`` and ``model.onnx.json`` into the model folder. The
-sidecar records the SHA-256 of the weights it was exported from and the largest difference to
-PyTorch measured on random frames; :mod:`.inference` uses the ONNX model on the CPU only while
-that hash still matches, so a retrained folder never runs stale weights.
+sidecar records the SHA-256 of the weights it was exported from, of the ONNX file itself and
+the largest difference to PyTorch measured on random frames; :mod:`.inference` uses the ONNX
+model on the CPU only while both hashes still match, so a retrained folder never runs stale
+weights and a ``model.onnx`` copied in from another model is never run (PyTorch is used, with
+a warning).
 
 The exported graph takes inputs whose height and width are multiples of the model's stride
 (the runtime pads, as :class:`.networks.SegmentationNet` does in PyTorch) and any batch size.
@@ -34,8 +36,13 @@ TOLERANCE = 1e-3
 
 def weights_digest(model_dir: str | os.PathLike[str]) -> str:
     """SHA-256 of a folder's weights file."""
+    return file_digest(Path(model_dir) / WEIGHTS_NAME)
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file, read in 1 MiB pieces."""
     digest = hashlib.sha256()
-    with open(Path(model_dir) / WEIGHTS_NAME, "rb") as fh:
+    with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -84,6 +91,7 @@ def export_onnx(
         max_diff = _verify(tmp, model, stride, check_shapes)
         meta = {
             "weights_sha256": weights_digest(folder),
+            "onnx_sha256": file_digest(tmp),
             "opset": OPSET,
             "stride": stride,
             "max_abs_diff": max_diff,
@@ -139,10 +147,14 @@ def fresh_onnx(model_dir: str | os.PathLike[str]) -> Path | None:
         return None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        fresh = meta.get("weights_sha256") == weights_digest(folder)
-    except (OSError, ValueError):
+        fresh = (isinstance(meta, dict)
+                 and meta.get("weights_sha256") == weights_digest(folder)
+                 and meta.get("onnx_sha256") == file_digest(path))
+    except (OSError, ValueError, RecursionError):
         fresh = False
     if not fresh:
-        log.warning("%s is stale or unreadable (weights changed); using PyTorch", path)
+        log.warning("%s was not exported from this folder's weights (or its %s is missing or "
+                    "unreadable); using PyTorch. Run taseg export to refresh it",
+                    path, ONNX_META_NAME)
         return None
     return path

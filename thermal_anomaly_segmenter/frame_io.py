@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from . import limits
 from .config import get_settings
 from .errors import InvalidInputError
 
@@ -292,6 +293,7 @@ def _frame_meta_check(source: str, max_pixels: int, allow_2d: bool) -> MetaCheck
     def check(shape: tuple[int, ...], dtype: np.dtype) -> None:
         _check_frame_dtype(dtype, source)
         _check_frame_shape(shape, source, max_pixels, allow_2d=allow_2d)
+        limits.check_decoded_bytes(int(np.prod(shape)) * dtype.itemsize, source, "frame")
 
     return check
 
@@ -646,6 +648,11 @@ def _read_lz4_file(path: Path, source: str, check: MetaCheck) -> np.ndarray:
 # --------------------------------------------------------------------------- TIFF
 
 
+#: Largest coordinate or pixel size (CRS units) a georeference may hold: 1e9 m is 25 times
+#: the Earth's circumference, and its square stays far inside float range.
+GEO_MAX = 1e9
+
+
 def _geokeys(directory: tuple[int, ...] | None) -> dict[int, int]:
     """Short-valued keys of a GeoKeyDirectoryTag (the only kind TASeg needs)."""
     if not directory or len(directory) < 4:
@@ -687,7 +694,9 @@ def _geo_from_tags(tags: Any, source: str) -> GeoInfo | None:
         c -= 0.5 * a + 0.5 * b
         f -= 0.5 * d + 0.5 * e
     transform = (a, b, c, d, e, f)
-    if not all(np.isfinite(transform)) or a * e - b * d == 0:
+    # Beyond GEO_MAX no CRS has coordinates; such a transform would give infinite areas.
+    if (not all(np.isfinite(transform)) or a * e - b * d == 0
+            or max(abs(v) for v in transform) > GEO_MAX):
         logger.warning("%s: GeoTIFF transform %s is degenerate; ignoring it", source, transform)
         return None
     projected, geographic = keys.get(3072), keys.get(2048)
@@ -721,9 +730,10 @@ def _read_tiff(path: Path, source: str, check: MetaCheck) -> tuple[np.ndarray, G
                 )
             check(shape, np.dtype(dtype))
             size = path.stat().st_size
-            extents = zip(page.dataoffsets, page.databytecounts, strict=True)
+            extents = list(zip(page.dataoffsets, page.databytecounts, strict=True))
             if any(offset + count > size for offset, count in extents):
                 raise _fail(source, "TIFF is truncated (pixel data end past the end of the file)")
+            limits.check_tiff_segments(tif.filehandle, page, source, extents)
             geo = _geo_from_tags(page.tags, source)
             array = page.asarray()
     except InvalidInputError:
@@ -744,22 +754,14 @@ def _read_tiff(path: Path, source: str, check: MetaCheck) -> tuple[np.ndarray, G
 # --------------------------------------------------------------------------- masks
 
 
-def _png_size(path: Path) -> tuple[int, int] | None:
-    """(height, width) from a PNG's IHDR chunk, read before decoding anything."""
-    with path.open("rb") as fh:
-        head = fh.read(24)
-    if len(head) < 24 or head[12:16] != b"IHDR":
-        return None
-    return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
-
-
 def _read_png(path: Path, source: str, what: str, check: MetaCheck) -> np.ndarray:
     import cv2
 
-    size = _png_size(path)
+    size = limits.png_size(path)
     if size is None:
         raise _fail(source, f"{what} PNG is corrupt (no IHDR header); save it again")
     check(size, np.dtype(np.uint8))
+    limits.check_decoded_bytes(size[0] * size[1] * 8, source, what)  # 16-bit RGBA at most
     # imdecode instead of imread: works with any path encoding and never prints a path.
     image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
@@ -784,6 +786,7 @@ def _mask_meta_check(
             )
         if h * w > max_pixels:
             raise _fail(source, f"{what} is {h} x {w} px, above the limit of {max_pixels:,} pixels")
+        limits.check_decoded_bytes(int(np.prod(got)) * dtype.itemsize, source, what)
 
     return check
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInputError, ModelNotFoundError
+from .model_config_schema import validate_model_config
 from .normalization import Normalization
 from .zoo import get_spec, resolve_architecture
 
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 CONFIG_NAME = "train_config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT_VERSION = 1
+#: Largest train_config.json read (a real one is a few KB).
+CONFIG_MAX_BYTES = 2**20
 
 
 @dataclass
@@ -118,18 +121,25 @@ def read_model_config(model_dir: str | os.PathLike[str]) -> ModelConfig:
     if not path.is_file():
         raise ModelNotFoundError(f"{folder} is not a model folder: it has no {CONFIG_NAME}")
     try:
+        if path.stat().st_size > CONFIG_MAX_BYTES:
+            raise InvalidInputError(f"{path} is larger than {CONFIG_MAX_BYTES // 2**20} MiB")
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInputError(f"cannot read {path}: {exc}") from None
+    except (ValueError, RecursionError):  # a 5,000-digit number, 100,000-deep nesting
+        raise InvalidInputError(f"{path} nests too deep or holds a number too long to read"
+                                ) from None
     if not isinstance(data, dict):
         raise InvalidInputError(f"{path} must hold a JSON object")
     from .published_folder import is_published_config, published_model_config
 
     if is_published_config(data):  # written by the published TASeg
         return published_model_config(folder)
+    # The whole file is checked before anything is built from it.
+    validate_model_config(data, FORMAT_VERSION)
     try:
         return ModelConfig.from_dict(data)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"invalid {path}: {exc}") from None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -33,7 +34,9 @@ from .reporting import OUTPUT_NAMES, write_outputs
 log = logging.getLogger(__name__)
 
 OUTPUT_KINDS: tuple[str, ...] = tuple(OUTPUT_NAMES)
-_MAX_SUFFIX = 10_000
+_MAX_SUFFIX = 100
+#: Random suffixes tried after the numbered ones (48 bits each: a clash is never expected).
+_RANDOM_TRIES = 16
 
 
 @dataclass
@@ -94,7 +97,8 @@ def _is_frame_name(path: Path) -> bool:
 
 
 def reserve_stem(out_dir: Path, stem: str, kinds: Sequence[str], overwrite: bool = False) -> str:
-    """Claim an output stem in ``out_dir``: ``stem``, else ``stem-2``, ``stem-3``, ...
+    """Claim an output stem in ``out_dir``: ``stem``, else ``stem-2`` ... ``stem-99``, then
+    ``stem-<random hex>`` (names never run out, and a claim costs at most ~100 lookups).
 
     The claim creates the first output file exclusively (``O_EXCL``), so two processes never
     get the same stem; with ``overwrite`` the plain stem is reused.
@@ -103,8 +107,9 @@ def reserve_stem(out_dir: Path, stem: str, kinds: Sequence[str], overwrite: bool
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
-    for n in range(1, _MAX_SUFFIX):
-        candidate = stem if n == 1 else f"{stem}-{n}"
+    for n in range(1, _MAX_SUFFIX + _RANDOM_TRIES):
+        candidate = (stem if n == 1 else f"{stem}-{n}" if n < _MAX_SUFFIX
+                     else f"{stem}-{secrets.token_hex(6)}")
         names = [out_dir / f"{candidate}{OUTPUT_NAMES[k]}" for k in kinds]
         if overwrite:
             return candidate
@@ -158,8 +163,10 @@ def _fail(result: FrameResult, exc: BaseException) -> FrameResult:
     elif isinstance(exc, TasegError):
         result.error = str(exc)
     else:
-        log.exception("prediction of %s failed", result.source)
-        result.error = f"{type(exc).__name__}: {exc}"
+        # One line for the user; the traceback only in debug logs (taseg -v).
+        log.debug("prediction of %s failed", result.source, exc_info=exc)
+        text = " ".join(str(exc).split())[:300]
+        result.error = f"{type(exc).__name__}: {text}"
     return result
 
 

@@ -14,9 +14,10 @@ share of the time budget when that runs out first). Each phase starts from the p
 phase's *best* weights (by ``val_dataset_iou``), not its last ones.
 
 A run lives in ``MODELS_PATH/.runs/<name>``: per phase ``best.ckpt`` and ``last.ckpt``
-(written atomically), ``metrics.csv`` (one row per epoch), ``best.safetensors`` and
-``test_metrics.json`` once the phase is done; ``run.json`` holds the options and progress, so
-``train(TrainOptions(resume=run_dir))`` continues an interrupted run from its last checkpoint.
+(written atomically, removed once the phase is done), ``metrics.csv`` (one row per epoch),
+``best.safetensors`` and ``test_metrics.json`` once the phase is done; ``run.json`` holds
+the options and progress, so ``train(TrainOptions(resume=run_dir))`` continues an interrupted
+run from its last checkpoint.
 Lightning checkpoints are pickles: they are only ever loaded from a run folder this code
 wrote. The model folder (safetensors) goes to ``MODELS_PATH/<model_type>_<loss>_<timestamp>``.
 
@@ -34,6 +35,7 @@ import json
 import logging
 import math
 import os
+import pickle  # nosec B403
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -65,6 +67,7 @@ from .errors import DatasetError, InvalidInputError  # noqa: E402
 from .metrics import STAT_COLUMNS, summarize  # noqa: E402
 from .model_folder import ModelConfig, save_model_folder  # noqa: E402
 from .normalization import Normalization  # noqa: E402
+from .processes import die_with_parent  # noqa: E402
 from .zoo import TRAINABLE_TYPES, build_model, get_spec  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -400,6 +403,7 @@ class ThermalDataModule(L.LightningDataModule):
             shuffle=training,
             num_workers=self.workers,
             persistent_workers=self.workers > 0,
+            worker_init_fn=die_with_parent,  # a killed training leaves no orphan workers
             pin_memory=self.pin_memory,
             # A last batch of one frame breaks batch norm (PSPNet pools to 1 x 1).
             drop_last=training and len(dataset) % self.batch_size == 1 and len(dataset) > 1,
@@ -485,7 +489,11 @@ def _write_json(path: Path, data: Any) -> None:
 
 def _state_from_ckpt(path: Path) -> dict[str, torch.Tensor]:
     """Network weights of a Lightning checkpoint of our own run (``model.`` prefix removed)."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise InvalidInputError(f"checkpoint {path} refused: it holds more than weights "
+                                f"({' '.join(str(exc).split())[:160]})") from None
     state = checkpoint["state_dict"]
     return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
 
@@ -812,7 +820,13 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
             with warnings.catch_warnings():
                 # Resuming writes into the phase folder of the interrupted run on purpose.
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* not empty")
-                trainer.fit(task, datamodule=data, ckpt_path=resume_from)
+                try:
+                    trainer.fit(task, datamodule=data, ckpt_path=resume_from)
+                except pickle.UnpicklingError as exc:  # only plain tensors are ever loaded
+                    raise InvalidInputError(
+                        f"checkpoint {last} refused: it holds more than weights "
+                        f"({' '.join(str(exc).split())[:160]})"
+                    ) from None
             best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
             if best is not None and best.is_file():
                 weights = _state_from_ckpt(best)
@@ -833,8 +847,12 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
                           str(phase_dir / "best.safetensors"))
                 _write_json(phase_dir / "test_metrics.json", metrics)
                 state["phases"][recipe.name] = {"done": True, "test_metrics": metrics,
-                                                "best_checkpoint": str(best or "")}
+                                                "best_weights": str(phase_dir / "best.safetensors")}
                 _write_json(run_dir / RUN_STATE, state)
+                # A done phase resumes from best.safetensors: its checkpoints (weights plus
+                # optimizer state, ~3x the model) are dead weight on disk.
+                for ckpt in phase_dir.glob("*.ckpt"):
+                    ckpt.unlink(missing_ok=True)
                 tracker.log_metrics(
                     (epoch_offset + int(r["epoch"]),
                      {k: v for k, v in r.items() if isinstance(v, (int, float)) and k != "epoch"})

@@ -1,0 +1,70 @@
+"""Requests that end early: a cancelled training and a client that went away.
+
+DEEPaaS 2.6 cancels a training on ``DELETE .../train/<uuid>`` by killing its worker, then
+fails to describe the killed task: the client gets a 500
+(its response builder then also fails on the result of a killed training: a TypeError).
+A predict whose client disconnected kept its worker busy until the end (aiohttp does not
+cancel handlers on disconnect); cancelling the handler makes DEEPaaS kill and replace the
+worker, so the next request is served at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+#: How often a running predict checks whether its client is still connected.
+POLL_S = 0.5
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+@web.middleware
+async def request_lifecycle(request: web.Request, handler: Callable[..., Any]) -> Any:
+    """Answer a cancelled training with JSON; cancel a predict whose client disconnected."""
+    if request.method == "DELETE" and "/train/" in request.path:
+        from thermal_anomaly_segmenter.processes import kill_orphans, process_trees
+
+        # DEEPaaS SIGKILLs the training's worker, which cannot stop its own children (data
+        # loaders, anything the model started): they are killed here, by what was seen.
+        trees = process_trees(os.getpid())
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise  # 404: no such training
+        except (asyncio.CancelledError, Exception):
+            # DEEPaaS removes and kills the training before it builds its answer: whatever
+            # fails after that, the training is cancelled.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this request itself is being cancelled
+            uuid = request.match_info.get("uuid", "")
+            log.info("training %s cancelled", uuid)
+            return web.json_response({"uuid": uuid, "status": "cancelled"})
+        finally:
+            if killed := kill_orphans(trees):
+                log.info("killed %d processes left by the cancelled training", killed)
+    if request.method != "POST" or not request.path.rstrip("/").endswith("/predict"):
+        return await handler(request)
+    task = asyncio.ensure_future(handler(request))
+    while not task.done():
+        await asyncio.wait({task}, timeout=POLL_S)
+        if not task.done() and _client_gone(request):
+            log.warning("%s: client disconnected; predict cancelled", request.path)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            # Nobody reads this answer; 499 (client closed request) for the access log.
+            return web.Response(status=499)
+    return task.result()
