@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the model runs (default: TASEG_DEVICE or auto)",
     )
     p.add_argument("--corridor", help="corridor mask (nonzero = pipeline corridor) for TIFF input")
+    _add_pipe_arguments(p)
     p.add_argument("--gsd", type=_positive_float, help="ground sampling distance, m/pixel")
     p.add_argument(
         "--tile-size",
@@ -98,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite",
         action="store_true",
         help="replace earlier outputs of the same name instead of adding -2, -3, ...",
+    )
+    p.add_argument(
+        "--pipe-id-field",
+        metavar="NAME",
+        help="pipe layer field that names each pipe in the anomaly attributes (default: the "
+        "first id-like field, else the feature index)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
@@ -336,8 +343,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_pipe_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--pipes",
+        metavar="NETWORK",
+        help="pipe network layer (GeoJSON, GeoPackage, Shapefile or zipped Shapefile, any "
+        "CRS): the corridor of every georeferenced input is buffered from its lines",
+    )
+    p.add_argument(
+        "--corridor-width",
+        type=_positive_float,
+        default=None,
+        metavar="METRES",
+        help="full corridor width around the pipe axes with --pipes (default 8)",
+    )
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import collect_inputs, predict_paths
+
+    if args.pipes and args.corridor:
+        raise InvalidInputError("give either --corridor or --pipes, not both")
+    if not args.pipes and (args.corridor_width is not None or args.pipe_id_field):
+        raise InvalidInputError("--corridor-width and --pipe-id-field need --pipes")
 
     settings = get_settings()
     options = PredictOptions(
@@ -360,6 +388,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         outputs=outputs,
         settings=settings,
+        pipes=args.pipes,
+        corridor_width_m=args.corridor_width,
+        pipe_id_field=args.pipe_id_field,
     )
     failures: list[str] = []
     progress = None

@@ -8,3 +8,9 @@ or the API at import time: these modules load GDAL and PROJ, so callers import t
 - :mod:`.ortho`: streamed inference of an orthomosaic of any size, window by window.
 - :mod:`.vectors`: anomaly polygons -> GeoPackage (raster CRS) and GeoJSON (EPSG:4326).
 """
+
+import logging
+
+# GDAL and pyogrio log every written layer at INFO; TASeg's own messages say what matters.
+for _name in ("pyogrio._io", "rasterio._env"):
+    logging.getLogger(_name).setLevel(logging.WARNING)

@@ -86,3 +86,16 @@ def metric_crs(crs: RioCRS | CRS | str, lon: float, lat: float) -> CRS:
     if not zones:  # pragma: no cover - every point on Earth has a UTM zone
         return ProjCRS.from_epsg(3857)
     return ProjCRS.from_epsg(int(zones[0].code))
+
+
+def pixel_bounds(
+    transform, row: int, col: int, h: int, w: int
+) -> tuple[float, float, float, float]:
+    """``(minx, miny, maxx, maxy)`` in CRS units of a pixel window, for any affine transform
+    (rotated ones too: all four corners are mapped)."""
+    xs, ys = [], []
+    for dr, dc in ((0, 0), (0, w), (h, 0), (h, w)):
+        x, y = transform @ (col + dc, row + dr)
+        xs.append(x)
+        ys.append(y)
+    return min(xs), min(ys), max(xs), max(ys)
