@@ -205,8 +205,15 @@ class Segmenter:
         frames: Sequence[Frame],
         options: PredictOptions,
         medians: Sequence[float] | None = None,
+        *,
+        corridor_tiles_only: bool = False,
     ) -> list[np.ndarray]:
-        """Sigmoid probability maps (H x W float32) for frames, batching same-size frames."""
+        """Sigmoid probability maps (H x W float32) for frames, batching same-size frames.
+
+        With ``corridor_tiles_only`` a tiled frame skips the tiles without a corridor pixel
+        (their pixels get 0): corridor pixels get the same blend, at the cost of the tiles
+        that touch the corridor only (streamed orthomosaics, where pipes cover little).
+        """
         if medians is None:
             medians = [corridor_median(f.t_u, f.corridor) for f in frames]
         if self.config.family == "classical":
@@ -223,7 +230,7 @@ class Segmenter:
             ):
                 whole.setdefault((h, w), []).append(i)
             else:
-                out[i] = self._tiled(frame, medians[i], tile, options)
+                out[i] = self._tiled(frame, medians[i], tile, options, corridor_tiles_only)
         for indices in whole.values():
             for start in range(0, len(indices), options.batch_size):
                 chunk = indices[start : start + options.batch_size]
@@ -280,7 +287,12 @@ class Segmenter:
         return (0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32)
 
     def _tiled(
-        self, frame: Frame, median: float, tile: tuple[int, int], options: PredictOptions
+        self,
+        frame: Frame,
+        median: float,
+        tile: tuple[int, int],
+        options: PredictOptions,
+        corridor_tiles_only: bool = False,
     ) -> np.ndarray:
         """Blend overlapping tile predictions; peak extra memory is one H x W float32 map."""
         shape = frame.shape
@@ -289,6 +301,11 @@ class Segmenter:
         weight = grid.window_y[:, None] * grid.window_x[None, :]
         th, tw = grid.tile
         positions = list(grid)
+        if corridor_tiles_only:
+            corridor = frame.corridor
+            positions = [(r, c) for r, c in positions if corridor[r : r + th, c : c + tw].any()]
+            if len(positions) < len(grid):
+                return self._blend_some(frame, median, grid, positions, options)
         for start in range(0, len(positions), options.batch_size):
             chunk = positions[start : start + options.batch_size]
             batch = np.stack(
@@ -300,6 +317,31 @@ class Segmenter:
         # Normalise in row blocks to avoid a full-size temporary.
         for r0 in range(0, shape[0], 1024):
             acc[r0 : r0 + 1024] /= sy[r0 : r0 + 1024, None] * sx[None, :]
+        np.clip(acc, 0.0, 1.0, out=acc)
+        return acc
+
+    def _blend_some(
+        self,
+        frame: Frame,
+        median: float,
+        grid: TileGrid,
+        positions: list[tuple[int, int]],
+        options: PredictOptions,
+    ) -> np.ndarray:
+        """Blend a subset of the tiles: the weight sums come from the tiles that ran."""
+        acc = np.zeros(frame.shape, np.float32)
+        total = np.zeros(frame.shape, np.float32)
+        weight = grid.window_y[:, None] * grid.window_x[None, :]
+        th, tw = grid.tile
+        for start in range(0, len(positions), options.batch_size):
+            chunk = positions[start : start + options.batch_size]
+            batch = np.stack(
+                [self.norm.apply(frame.data[r : r + th, c : c + tw], median) for r, c in chunk]
+            )
+            for (r, c), prob in zip(chunk, self._forward(batch), strict=True):
+                acc[r : r + th, c : c + tw] += prob * weight
+                total[r : r + th, c : c + tw] += weight
+        np.divide(acc, total, out=acc, where=total > 0)
         np.clip(acc, 0.0, 1.0, out=acc)
         return acc
 

@@ -325,7 +325,8 @@ def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptio
                 win_geo = GeoInfo(tuple(window_transform(Window(c0, r0, 1, 1), ds.transform))[:6],
                                   geo.crs, geo.metric)
                 frame = Frame(data, corr, "block", win_geo)
-                prob = segmenter.probabilities([frame], options, [median])[0]
+                prob = segmenter.probabilities([frame], options, [median],
+                                               corridor_tiles_only=True)[0]
                 core = (slice(row - r0, row - r0 + h), slice(col - c0, col - c0 + w))
                 core_frame = Frame(data[core], corr[core], "block", None)
                 prob_core = np.where(corr[core], prob[core], np.float32(0))
