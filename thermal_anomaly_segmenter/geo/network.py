@@ -51,8 +51,11 @@ class PipeNetwork:
         source = path.name
         if not path.is_file():
             raise InvalidInputError(f"pipe network {path} does not exist")
+        with path.open("rb") as fh:
+            zipped = fh.read(4) == b"PK\x03\x04"
+        target = f"/vsizip/{path}" if zipped and path.suffix.lower() != ".zip" else path
         try:
-            meta, _, wkb, field_data = pyogrio.raw.read(path)
+            meta, _, wkb, field_data = pyogrio.raw.read(target)
         except Exception as exc:  # pyogrio/GDAL raise DataSourceError, DataLayerError, ...
             reason = " ".join(str(exc).split())[:200]
             raise InvalidInputError(
