@@ -221,3 +221,29 @@ def test_leak_split_across_blocks_is_one_anomaly(tmp_path) -> None:
     assert len(leak) == 1 and leak_px > 20
     assert len(result.records) == labels.max() - sum(
         int((labels == i).sum()) < 4 for i in range(1, labels.max() + 1))
+
+
+def test_build_dataset_from_pipes(tmp_path, capsys) -> None:
+    tiffs = tmp_path / "tiffs"
+    tiffs.mkdir()
+    for i in range(3):
+        write_ortho(tiffs / f"f{i}.tif", 25832, seed=i)
+    plain = tiffs / "plain.tif"  # no georeference: skipped with a reason, the rest builds
+    with rasterio.open(plain, "w", driver="GTiff", width=64, height=64, count=1,
+                       dtype="float32") as ds:
+        ds.write(np.zeros((64, 64), np.float32), 1)
+    pipes = write_pipes(tmp_path / "pipes.geojson", 25832, driver="GeoJSON")
+    out = tmp_path / "dataset"
+    code = main(["build-dataset", str(tiffs), str(out), "--pipes", str(pipes),
+                 "--corridor-width", "6", "--no-previews"])
+    text = capsys.readouterr()
+    assert code == 0, text.err
+    assert "plain.tif" in text.out + text.err  # skipped, named in the summary
+    assert len(list(out.rglob("*.npy.lz4"))) >= 3
+    from thermal_anomaly_segmenter.frame_io import read_frame
+
+    frame = read_frame(next(out.rglob("f0.npy.lz4")))
+    # 6 m full width at 0.25 m: 24 corridor rows in every column crossed only by P-17
+    assert frame.corridor[:, 400].sum() == 24 and frame.corridor[288:312, 400].all()
+    code = main(["build-dataset", str(tiffs), str(tmp_path / "d2")])
+    assert code == 2 and "CORRIDOR_DIR or --pipes" in capsys.readouterr().err

@@ -134,9 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "TASeg dataset", description="Build generated_set (triangle auto-labels) "
                        "and manual_set (hand labels) with previews and seeded splits.")
     b.add_argument("tiff_dir", help="folder of single-band float temperature TIFFs")
-    b.add_argument("corridor_dir", help="folder of corridor masks named like the TIFFs")
+    b.add_argument("corridor_dir", nargs="?", default=None,
+                   help="folder of corridor masks named like the TIFFs (or give --pipes)")
     b.add_argument("out_dir", help="dataset folder to create (must not exist or be empty)")
     b.add_argument("--labels", help="folder of hand-drawn labels <stem>.png (0/1 or 0/255)")
+    _add_pipe_arguments(b)
     b.add_argument("--subset", default="survey", help="subset name (default survey)")
     b.add_argument("--splits", type=float, nargs=3, default=(0.7, 0.15, 0.15),
                    metavar=("TRAIN", "VAL", "TEST"), help="split shares (default 0.7 0.15 0.15)")
@@ -463,7 +465,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_build_dataset(args: argparse.Namespace) -> int:
     from .dataset_builder import build_dataset
 
+    if (args.corridor_dir is None) == (args.pipes is None):
+        raise InvalidInputError("give either CORRIDOR_DIR or --pipes NETWORK")
     report = build_dataset(args.tiff_dir, args.corridor_dir, args.out_dir, labels_dir=args.labels,
+                           pipes=args.pipes, corridor_width_m=args.corridor_width,
                            subset=args.subset, splits=tuple(args.splits), seed=args.seed,
                            previews=args.previews)
     print(report.summary())

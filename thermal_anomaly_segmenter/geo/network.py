@@ -92,6 +92,33 @@ class PipeNetwork:
             ids = [_plain(column[i]) for i in present]
         return cls(geoms[present], ids, CRS.from_user_input(meta["crs"]), source, id_field)
 
+    def raster_corridor(self, path: str | Path, width_m: float) -> np.ndarray:
+        """The bool corridor of a whole georeferenced raster file (a frame-sized one)."""
+        import warnings
+
+        import rasterio
+        from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+        from .raster import georef, pixel_bounds
+
+        path = Path(path)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(path) as ds:
+                    geo = georef(ds) if ds.crs is not None else None
+                    shape, transform, crs = (ds.height, ds.width), ds.transform, ds.crs
+        except RasterioIOError:
+            raise InvalidInputError(f"{path.name}: not a raster GDAL can read") from None
+        if geo is None:
+            raise InvalidInputError(
+                f"{path.name}: has no georeference (CRS and transform); the pipe network "
+                "needs GeoTIFFs"
+            )
+        corridor = self.corridor_for(crs, pixel_bounds(transform, 0, 0, *shape), width_m,
+                                     path.name)
+        return corridor.mask(transform, shape)
+
     def corridor_for(
         self, crs: Any, bounds: tuple[float, float, float, float], width_m: float, source: str
     ) -> Corridor:
