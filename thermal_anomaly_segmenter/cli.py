@@ -106,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="pipe layer field that names each pipe in the anomaly attributes (default: the "
         "first id-like field, else the feature index)",
     )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        help="spread the inputs over a local Dask cluster of this many worker processes",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="spread the inputs over a running Dask cluster (tcp://host:8786); see docs",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
@@ -381,19 +391,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
     outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
     paths = collect_inputs(args.inputs)
-    results = predict_paths(
-        paths,
-        model_dir=args.model_dir,
-        out_dir=args.out,
-        options=options,
-        corridor=args.corridor,
-        overwrite=args.overwrite,
-        outputs=outputs,
-        settings=settings,
-        pipes=args.pipes,
-        corridor_width_m=args.corridor_width,
-        pipe_id_field=args.pipe_id_field,
-    )
+    if args.workers or args.scheduler:
+        from .geo.scaleout import predict_distributed
+
+        results = predict_distributed(
+            paths, workers=args.workers, scheduler=args.scheduler, model_dir=args.model_dir,
+            out_dir=args.out, options=options, overwrite=args.overwrite, outputs=outputs,
+            corridor=args.corridor, pipes=args.pipes, corridor_width_m=args.corridor_width,
+            pipe_id_field=args.pipe_id_field,
+        )
+    else:
+        results = predict_paths(
+            paths,
+            model_dir=args.model_dir,
+            out_dir=args.out,
+            options=options,
+            corridor=args.corridor,
+            overwrite=args.overwrite,
+            outputs=outputs,
+            settings=settings,
+            pipes=args.pipes,
+            corridor_width_m=args.corridor_width,
+            pipe_id_field=args.pipe_id_field,
+        )
     failures: list[str] = []
     progress = None
     if not args.quiet and len(paths) > 1:
