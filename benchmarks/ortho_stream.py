@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4000, help="raster side, pixels (40000)")
     parser.add_argument("--spacing", type=int, default=1000, help="pipe grid spacing, pixels")
     parser.add_argument("--block", type=int, default=2048, help="streaming block side")
+    parser.add_argument("--tile-overlap", type=float, default=0.25,
+                        help="tile overlap of the streamed run (frames have none)")
     parser.add_argument("--keep", help="folder for the inputs and outputs (default: temp)")
     args = parser.parse_args()
 
@@ -117,13 +119,14 @@ def main() -> None:
         print(f"inputs: {args.size} x {args.size} float32 "
               f"({ortho.stat().st_size / 2**30:.2f} GiB) in {time.perf_counter() - t0:.0f} s")
         options = PredictOptions(device="cpu")
+        stream_options = PredictOptions(device="cpu", tile_overlap=args.tile_overlap)
         segmenter = get_segmenter(MODEL, "cpu")
         warm = np.full((512, 640), -3.0, np.float32)
         segmenter.predict_batch([Frame(compose_frame(warm, warm > -4), warm > -4, "w")], options)
         base = rss_mib()
         network = PipeNetwork.read(pipes)
         t0 = time.perf_counter()
-        result = predict_ortho(ortho, network, segmenter, options, folder / "out", "ortho",
+        result = predict_ortho(ortho, network, segmenter, stream_options, folder / "out", "ortho",
                                corridor_width_m=8.0, block=args.block)
         stream_s = time.perf_counter() - t0
         stream_peak = peak_mib() - base
@@ -133,6 +136,7 @@ def main() -> None:
         frames_s, frames_px = separate_frames(ortho, corridor, segmenter, options)
         per_stream = stream_s / result.corridor_px * 1e6
         per_frames = frames_s / frames_px * 1e6
+        print(f"tile overlap {args.tile_overlap}, block {args.block}")
         print(f"backend {segmenter.backend}, corridor {result.corridor_px} px "
               f"({result.corridor_px / args.size**2:.1%}), {result.blocks} blocks")
         print(f"stream: {stream_s:.1f} s, {per_stream:.2f} s per Mpx of corridor, "

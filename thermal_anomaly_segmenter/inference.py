@@ -95,6 +95,29 @@ class TileGrid:
         return sy, sx
 
 
+    def corridor_tiles(self, corridor: np.ndarray) -> list[tuple[int, int]]:
+        """Tiles that are the most central tile (largest blending weight) of some corridor
+        pixel. The weight is a product of per-axis windows, so the best tile of pixel
+        ``(y, x)`` is the best row start of ``y`` paired with the best column start of ``x``."""
+        best_r = _best_starts(self.rows, self.window_y, corridor.shape[0])
+        best_c = _best_starts(self.cols, self.window_x, corridor.shape[1])
+        ys, xs = np.nonzero(corridor)
+        pairs = np.unique(best_r[ys].astype(np.int64) * len(self.cols) + best_c[xs])
+        return [(self.rows[p // len(self.cols)], self.cols[p % len(self.cols)]) for p in pairs]
+
+
+def _best_starts(starts: tuple[int, ...], window: np.ndarray, length: int) -> np.ndarray:
+    """Per position along an axis: index of the start whose window weighs it most."""
+    best = np.zeros(length, np.int32)
+    top = np.full(length, -1.0, np.float32)
+    for i, start in enumerate(starts):
+        span = slice(start, start + len(window))
+        better = window[: length - start] > top[span]
+        best[span][better] = i
+        top[span][better] = window[: length - start][better]
+    return best
+
+
 def _starts(length: int, tile: int, overlap: float) -> tuple[int, ...]:
     if length <= tile:
         return (0,)
@@ -210,9 +233,11 @@ class Segmenter:
     ) -> list[np.ndarray]:
         """Sigmoid probability maps (H x W float32) for frames, batching same-size frames.
 
-        With ``corridor_tiles_only`` a tiled frame skips the tiles without a corridor pixel
-        (their pixels get 0): corridor pixels get the same blend, at the cost of the tiles
-        that touch the corridor only (streamed orthomosaics, where pipes cover little).
+        With ``corridor_tiles_only`` a tiled frame runs only the tiles that are the most
+        central tile of some corridor pixel (:meth:`TileGrid.corridor_tiles`); pixels no
+        tile covers get 0. Every corridor pixel keeps the tile where it has the most context,
+        blended with the other kept tiles over it, at a fraction of the cost where pipes
+        cover little (streamed orthomosaics).
         """
         if medians is None:
             medians = [corridor_median(f.t_u, f.corridor) for f in frames]
@@ -302,8 +327,7 @@ class Segmenter:
         th, tw = grid.tile
         positions = list(grid)
         if corridor_tiles_only:
-            corridor = frame.corridor
-            positions = [(r, c) for r, c in positions if corridor[r : r + th, c : c + tw].any()]
+            positions = grid.corridor_tiles(frame.corridor)
             if len(positions) < len(grid):
                 return self._blend_some(frame, median, grid, positions, options)
         for start in range(0, len(positions), options.batch_size):
