@@ -198,6 +198,8 @@ def predict(**kwargs: Any) -> Any:
         pipes_path = _upload_path(pipes, "pipes_file") if pipes else None
         if pipes_path and corridor_path:
             raise InvalidInputError("give either corridor_file or pipes_file, not both")
+        if args.get("corridor_width") is not None and not pipes_path:
+            raise InvalidInputError("corridor_width needs a pipes_file")
         for path in filter(None, (input_path, corridor_path, pipes_path)):
             if path.stat().st_size > settings.max_upload_bytes:
                 raise responses.UploadTooLargeError(

@@ -247,3 +247,12 @@ def test_build_dataset_from_pipes(tmp_path, capsys) -> None:
     assert frame.corridor[:, 400].sum() == 24 and frame.corridor[288:312, 400].all()
     code = main(["build-dataset", str(tiffs), str(tmp_path / "d2")])
     assert code == 2 and "CORRIDOR_DIR or --pipes" in capsys.readouterr().err
+
+
+def test_truncated_ortho_is_an_input_error(tmp_path, capsys) -> None:
+    ortho = write_ortho(tmp_path / "ortho.tif", 25832)
+    data = ortho.read_bytes()
+    ortho.write_bytes(data[: len(data) // 2])  # header intact, pixel data cut off
+    pipes = write_pipes(tmp_path / "pipes.gpkg", 25832)
+    code, text = predict(capsys, ortho, "--pipes", pipes, "--out", tmp_path / "out")
+    assert code == 2 and "ortho.tif" in text and "Traceback" not in text, text

@@ -246,7 +246,7 @@ def predict_ortho(
             or the pipe layer does not overlap it.
     """
     import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
     path, out_dir = Path(path), Path(out_dir)
     source = path.name
@@ -268,7 +268,11 @@ def predict_ortho(
             bounds = pixel_bounds(ds.transform, 0, 0, ds.height, ds.width)
             corridor = network.corridor_for(ds.crs, bounds, corridor_width_m, source)
             src = _Source(ds, corridor, source)
-            return _run(src, geo, segmenter, options, out_dir, stem, block, model_dir)
+            try:
+                return _run(src, geo, segmenter, options, out_dir, stem, block, model_dir)
+            except RasterioIOError as exc:  # a truncated or corrupt block surfaces mid-stream
+                reason = " ".join(str(exc).split())[:200]
+                raise InvalidInputError(f"{source}: cannot be read ({reason})") from None
 
 
 def _open(path: Path, source: str):
