@@ -12,5 +12,5 @@ or the API at import time: these modules load GDAL and PROJ, so callers import t
 import logging
 
 # GDAL and pyogrio log every written layer at INFO; TASeg's own messages say what matters.
-for _name in ("pyogrio._io", "rasterio._env"):
+for _name in ("pyogrio._io", "rasterio._env", "rasterio._err"):
     logging.getLogger(_name).setLevel(logging.WARNING)

@@ -271,8 +271,11 @@ def predict_ortho(
             try:
                 return _run(src, geo, segmenter, options, out_dir, stem, block, model_dir)
             except RasterioIOError as exc:  # a truncated or corrupt block surfaces mid-stream
-                reason = " ".join(str(exc).split())[:200]
-                raise InvalidInputError(f"{source}: cannot be read ({reason})") from None
+                reason = " ".join(str(exc.__cause__ or exc).split())[:200]
+                raise InvalidInputError(
+                    f"{source}: pixel data cannot be read, the file is truncated or corrupt "
+                    f"({reason})"
+                ) from None
 
 
 def _open(path: Path, source: str):
