@@ -51,7 +51,8 @@ def _predict(values: dict[str, Any]) -> int:
     formatter = responses.formatter_for(accept)
     args = schemas.load_args(schemas.PredArgsSchema(), values)
     result = api.run_predict(args, args["input_file"],
-                             corridor_path=args.get("corridor_file"))
+                             corridor_path=args.get("corridor_file"),
+                             pipes_path=args.get("pipes_file"))
     answer = formatter(result)
     if output:
         data = answer.getvalue() if hasattr(answer, "getvalue") else (
