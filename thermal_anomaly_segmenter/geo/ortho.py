@@ -322,7 +322,8 @@ def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptio
                 r0, c0 = max(0, row - halo), max(0, col - halo)
                 r1, c1 = min(ds.height, row + h + halo), min(ds.width, col + w + halo)
                 t_u, valid, corr = src.read(r0, c0, r1 - r0, c1 - c0)
-                if not corr.any():
+                core = (slice(row - r0, row - r0 + h), slice(col - c0, col - c0 + w))
+                if not corr[core].any():
                     continue
                 t_u[~valid] = median
                 data = np.empty((*t_u.shape, 3), np.float32)
@@ -331,10 +332,13 @@ def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptio
                 data[..., 1] = data[..., 0]
                 win_geo = GeoInfo(tuple(window_transform(Window(c0, r0, 1, 1), ds.transform))[:6],
                                   geo.crs, geo.metric)
-                frame = Frame(data, corr, "block", win_geo)
+                # The halo gives context only: tiles are chosen for the core's corridor pixels
+                # (T_m above already holds the whole corridor).
+                chosen = np.zeros_like(corr)
+                chosen[core] = corr[core]
+                frame = Frame(data, chosen, "block", win_geo)
                 prob = segmenter.probabilities([frame], options, [median],
                                                corridor_tiles_only=True)[0]
-                core = (slice(row - r0, row - r0 + h), slice(col - c0, col - c0 + w))
                 core_frame = Frame(data[core], corr[core], "block", None)
                 prob_core = np.where(corr[core], prob[core], np.float32(0))
                 mask, labels, anomalies = extract_anomalies(
