@@ -256,3 +256,16 @@ def test_truncated_ortho_is_an_input_error(tmp_path, capsys) -> None:
     pipes = write_pipes(tmp_path / "pipes.gpkg", 25832)
     code, text = predict(capsys, ortho, "--pipes", pipes, "--out", tmp_path / "out")
     assert code == 2 and "ortho.tif" in text and "Traceback" not in text, text
+
+
+def test_no_anomaly_gives_empty_valid_layers(tmp_path, capsys) -> None:
+    ortho = write_ortho(tmp_path / "ortho.tif", 25832)
+    pipes = write_pipes(tmp_path / "pipes.gpkg", 25832)
+    code, text = predict(capsys, ortho, "--pipes", pipes, "--threshold", "1", "--out",
+                         tmp_path / "out")
+    assert code == 0 and "0 anomalies" in text, text
+    assert pyogrio.read_info(tmp_path / "out" / "ortho.gpkg", layer="anomalies")["features"] == 0
+    doc = json.loads((tmp_path / "out" / "ortho.geojson").read_text())
+    assert doc["type"] == "FeatureCollection" and doc["features"] == []
+    report = json.loads((tmp_path / "out" / "ortho.json").read_text())
+    assert report["summary"]["count"] == 0 and report["summary"]["max_dt_degc"] is None

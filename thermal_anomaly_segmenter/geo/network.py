@@ -140,10 +140,10 @@ class PipeNetwork:
         to_geo = Transformer.from_crs(target, target.geodetic_crs, always_xy=True)
         lon, lat = to_geo.transform((bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2)
         metric = metric_crs(target, lon, lat)
-        lines_m = _reproject(self.lines, self.crs, metric)
+        lines_m = reproject(self.lines, self.crs, metric)
         buffers = shapely.buffer(lines_m, width_m / 2.0)
-        buffers_r = _reproject(buffers, metric, target)
-        lines_r = _reproject(lines_m, metric, target)
+        buffers_r = reproject(buffers, metric, target)
+        lines_r = reproject(lines_m, metric, target)
         box = shapely.box(*bounds)
         keep = np.flatnonzero(shapely.intersects(buffers_r, box))
         if not len(keep):
@@ -167,7 +167,8 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _reproject(geoms: np.ndarray, src: Any, dst: Any) -> np.ndarray:
+def reproject(geoms: np.ndarray, src: Any, dst: Any) -> np.ndarray:
+    """Shapely geometries from CRS ``src`` to ``dst`` (x = easting/longitude first)."""
     import shapely
     from pyproj import Transformer
 

@@ -21,7 +21,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from ..errors import InvalidInputError, OutputError
 from ..frame_io import FILL_OFFSET_DEGC, MIN_SIDE_PX, T_MAX_DEGC, T_MIN_DEGC, Frame, GeoInfo
 from ..inference import Segmenter
 from ..postprocess import Anomaly, Prediction, extract_anomalies
-from .network import Corridor, PipeNetwork, _reproject
+from .network import Corridor, PipeNetwork, reproject
 from .raster import georef, pixel_bounds
 from .vectors import write_anomaly_layers
 
@@ -65,7 +65,6 @@ class OrthoResult:
     corridor_px: int
     blocks: int
     median_degc: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -127,8 +126,9 @@ def _statistics(src: _Source, blocks) -> tuple[float, float, int]:
     coldest = math.inf
     for row, col, h, w in blocks:
         t_u, valid, corridor = src.read(row, col, h, w)
-        if valid.any():
-            coldest = min(coldest, float(t_u[valid].min()))
+        plausible = valid & (t_u >= T_MIN_DEGC) & (t_u <= T_MAX_DEGC)
+        if plausible.any():  # an implausible pixel outside the corridor must not set the fill
+            coldest = min(coldest, float(t_u[plausible].min()))
         values = t_u[corridor]
         if values.size:
             _check_plausible(values, src.source)
@@ -325,7 +325,7 @@ def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptio
                 core = (slice(row - r0, row - r0 + h), slice(col - c0, col - c0 + w))
                 if not corr[core].any():
                     continue
-                t_u[~valid] = median
+                t_u[~valid | (t_u < T_MIN_DEGC) | (t_u > T_MAX_DEGC)] = median  # context only
                 data = np.empty((*t_u.shape, 3), np.float32)
                 data[..., 2] = t_u
                 data[..., 0] = np.where(corr, t_u, fill)
@@ -378,7 +378,7 @@ def _describe(merged: list[_Fragment], transform, corridor: Corridor, median: fl
 
     matrix = [transform.a, transform.b, transform.d, transform.e, transform.c, transform.f]
     polygons = [shapely.affinity.affine_transform(f.geom, matrix) for f in merged]
-    metric = _reproject(np.asarray(polygons, dtype=object), corridor.crs, corridor.metric)
+    metric = reproject(np.asarray(polygons, dtype=object), corridor.crs, corridor.metric)
     located = corridor.locate(metric)
     decimals = 3 if geo.metric else 9
     records = []

@@ -82,9 +82,9 @@ def write_anomaly_layers(
 
     ``polygons`` are shapely geometries in ``crs``; ``records`` hold :data:`FIELDS`.
     """
-    from .network import _reproject
+    from .network import reproject
 
     geoms = np.asarray(list(polygons), dtype=object)
     _write(gpkg, geoms, records, crs, "GPKG")
-    wgs84 = _reproject(geoms, crs, "EPSG:4326") if len(geoms) else geoms
+    wgs84 = reproject(geoms, crs, "EPSG:4326") if len(geoms) else geoms
     _write(geojson, wgs84, records, "EPSG:4326", "GeoJSON", layer_options={"RFC7946": "YES"})
