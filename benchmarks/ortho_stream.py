@@ -9,7 +9,9 @@ predicted as separate 512 x 640 frames (every frame window that touches the corr
 frames through ``Segmenter.predict_batch``, as a drone survey's frames would run). Prints
 seconds per million corridor pixels of both, their ratio, and the peak RSS of the streaming
 beyond the loaded model (``ru_maxrss`` after streaming minus RSS after loading and one warm
-frame). The issue's size is 40000; pass what the machine's disk and time allow.
+frame), and the number of 512 x 640 forward passes and their mean time in both paths (the
+machine-independent part of the comparison). The issue's size is 40000; pass what the
+machine's disk and time allow.
 """
 
 from __future__ import annotations
@@ -71,6 +73,28 @@ def write_inputs(folder: Path, size: int, spacing: int) -> tuple[Path, Path]:
     return ortho, pipes
 
 
+class ForwardCounter:
+    """Counts the network inputs (tiles or frames) and seconds of ``Segmenter._forward``."""
+
+    def __init__(self, segmenter) -> None:
+        self.inputs, self.seconds = 0, 0.0
+        forward = segmenter._forward
+
+        def counted(batch):
+            t0 = time.perf_counter()
+            out = forward(batch)
+            self.seconds += time.perf_counter() - t0
+            self.inputs += len(batch)
+            return out
+
+        segmenter._forward = counted
+
+    def take(self) -> tuple[int, float]:
+        counts = (self.inputs, self.seconds)
+        self.inputs, self.seconds = 0, 0.0
+        return counts
+
+
 def separate_frames(ortho: Path, corridor, segmenter, options) -> tuple[float, int]:
     """Every 512 x 640 frame window touching the corridor, predicted as a frame."""
     import rasterio
@@ -124,16 +148,19 @@ def main() -> None:
         warm = np.full((512, 640), -3.0, np.float32)
         segmenter.predict_batch([Frame(compose_frame(warm, warm > -4), warm > -4, "w")], options)
         base = rss_mib()
+        counter = ForwardCounter(segmenter)
         network = PipeNetwork.read(pipes)
         t0 = time.perf_counter()
         result = predict_ortho(ortho, network, segmenter, stream_options, folder / "out", "ortho",
                                corridor_width_m=8.0, block=args.block)
         stream_s = time.perf_counter() - t0
         stream_peak = peak_mib() - base
+        stream_n, stream_fwd = counter.take()
         corridor = network.corridor_for("EPSG:25832", (ORIGIN[0], ORIGIN[1] - args.size * GSD,
                                                        ORIGIN[0] + args.size * GSD, ORIGIN[1]),
                                         8.0, "ortho")
         frames_s, frames_px = separate_frames(ortho, corridor, segmenter, options)
+        frames_n, frames_fwd = counter.take()
         per_stream = stream_s / result.corridor_px * 1e6
         per_frames = frames_s / frames_px * 1e6
         print(f"tile overlap {args.tile_overlap}, block {args.block}")
@@ -143,6 +170,9 @@ def main() -> None:
               f"peak RSS beyond the model {stream_peak:.0f} MiB (model + warm {base:.0f} MiB)")
         print(f"frames: {frames_s:.1f} s, {per_frames:.2f} s per Mpx of corridor "
               f"({frames_px} corridor px in 512 x 640 frames)")
+        print(f"forward passes: stream {stream_n} tiles in {stream_fwd:.1f} s "
+              f"({stream_fwd / max(1, stream_n):.3f} s each), frames {frames_n} in "
+              f"{frames_fwd:.1f} s ({frames_fwd / max(1, frames_n):.3f} s each)")
         print(f"stream / frames per corridor pixel: {per_stream / per_frames:.2f}x")
 
 

@@ -47,7 +47,8 @@ ORTHO_NAMES: dict[str, str] = {
     "geojson": ".geojson",
     "json": ".json",
 }
-#: Side of a processing block, pixels (a block and its halo are ~60 MB of float32 inputs).
+#: About the side of a processing block, pixels (rounded to whole tile steps by
+#: :func:`block_geometry`; a block and its halo are ~50 MB of float32 inputs).
 DEFAULT_BLOCK = 2048
 #: Largest side of the downsampled overlay PNG.
 OVERLAY_MAX_SIDE = 2048
@@ -76,10 +77,27 @@ class _Fragment:
     sum_p: float
 
 
-def _windows(height: int, width: int, block: int) -> Iterator[tuple[int, int, int, int]]:
-    for r in range(0, height, block):
-        for c in range(0, width, block):
-            yield r, c, min(block, height - r), min(block, width - c)
+def _windows(
+    height: int, width: int, sides: tuple[int, int]
+) -> Iterator[tuple[int, int, int, int]]:
+    for r in range(0, height, sides[0]):
+        for c in range(0, width, sides[1]):
+            yield r, c, min(sides[0], height - r), min(sides[1], width - c)
+
+
+def block_geometry(
+    tile: tuple[int, int], overlap: float, block: int
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Block sides (about ``block``) and halo per axis such that block seams are tile seams.
+
+    With the tile step ``s`` and the halo half the tile overlap, a block of ``k * s`` plus
+    its halo spans exactly ``k`` tiles: each corridor pixel pays what it would inside one
+    large frame, and the pixels at a block border get the context of a tile border.
+    """
+    steps = [max(1, int(t * (1.0 - overlap))) for t in tile]
+    halos = [(t - s + 1) // 2 for t, s in zip(tile, steps, strict=True)]
+    sides = [max(1, round(block / s)) * s for s in steps]
+    return (sides[0], sides[1]), (halos[0], halos[1])
 
 
 class _Source:
@@ -300,13 +318,14 @@ def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptio
     from rasterio.windows import transform as window_transform
 
     ds, corridor = src.ds, src.corridor
+    sides, (halo_y, halo_x) = block_geometry(
+        segmenter.tile_size(options), options.tile_overlap, block
+    )
     active = [
-        w for w in _windows(ds.height, ds.width, block)
+        w for w in _windows(ds.height, ds.width, sides)
         if corridor.touches(pixel_bounds(ds.transform, *w))
     ]
     median, coldest, corridor_px = _statistics(src, active)
-    tile = segmenter.tile_size(options)
-    halo = max(32, int(max(tile) * max(options.tile_overlap, 0.125)))
     fill = np.float32(coldest - FILL_OFFSET_DEGC)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = {k: out_dir / f"{stem}{s}" for k, s in ORTHO_NAMES.items()}
@@ -319,8 +338,8 @@ def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptio
             rasterio.open(tmp_mask, "w", **_tiff_profile(ds, "uint8")) as mask_out,
         ):
             for row, col, h, w in active:
-                r0, c0 = max(0, row - halo), max(0, col - halo)
-                r1, c1 = min(ds.height, row + h + halo), min(ds.width, col + w + halo)
+                r0, c0 = max(0, row - halo_y), max(0, col - halo_x)
+                r1, c1 = min(ds.height, row + h + halo_y), min(ds.width, col + w + halo_x)
                 t_u, valid, corr = src.read(r0, c0, r1 - r0, c1 - c0)
                 core = (slice(row - r0, row - r0 + h), slice(col - c0, col - c0 + w))
                 if not corr[core].any():
