@@ -94,7 +94,6 @@ class TileGrid:
             sx[c : c + self.tile[1]] += self.window_x
         return sy, sx
 
-
     def corridor_tiles(self, corridor: np.ndarray) -> list[tuple[int, int]]:
         """Tiles that are the most central tile (largest blending weight) of some corridor
         pixel. The weight is a product of per-axis windows, so the best tile of pixel
@@ -328,8 +327,8 @@ class Segmenter:
         positions = list(grid)
         if corridor_tiles_only:
             positions = grid.corridor_tiles(frame.corridor)
-            if len(positions) < len(grid):
-                return self._blend_some(frame, median, grid, positions, options)
+        # A subset of the tiles is normalised by the weights of the tiles that ran.
+        total = np.zeros(shape, np.float32) if len(positions) < len(grid) else None
         for start in range(0, len(positions), options.batch_size):
             chunk = positions[start : start + options.batch_size]
             batch = np.stack(
@@ -337,35 +336,15 @@ class Segmenter:
             )
             for (r, c), prob in zip(chunk, self._forward(batch), strict=True):
                 acc[r : r + th, c : c + tw] += prob * weight
-        sy, sx = grid.weight_sums(shape)
-        # Normalise in row blocks to avoid a full-size temporary.
-        for r0 in range(0, shape[0], 1024):
-            acc[r0 : r0 + 1024] /= sy[r0 : r0 + 1024, None] * sx[None, :]
-        np.clip(acc, 0.0, 1.0, out=acc)
-        return acc
-
-    def _blend_some(
-        self,
-        frame: Frame,
-        median: float,
-        grid: TileGrid,
-        positions: list[tuple[int, int]],
-        options: PredictOptions,
-    ) -> np.ndarray:
-        """Blend a subset of the tiles: the weight sums come from the tiles that ran."""
-        acc = np.zeros(frame.shape, np.float32)
-        total = np.zeros(frame.shape, np.float32)
-        weight = grid.window_y[:, None] * grid.window_x[None, :]
-        th, tw = grid.tile
-        for start in range(0, len(positions), options.batch_size):
-            chunk = positions[start : start + options.batch_size]
-            batch = np.stack(
-                [self.norm.apply(frame.data[r : r + th, c : c + tw], median) for r, c in chunk]
-            )
-            for (r, c), prob in zip(chunk, self._forward(batch), strict=True):
-                acc[r : r + th, c : c + tw] += prob * weight
-                total[r : r + th, c : c + tw] += weight
-        np.divide(acc, total, out=acc, where=total > 0)
+                if total is not None:
+                    total[r : r + th, c : c + tw] += weight
+        if total is not None:
+            np.divide(acc, total, out=acc, where=total > 0)
+        else:
+            sy, sx = grid.weight_sums(shape)
+            # Normalise in row blocks to avoid a full-size temporary.
+            for r0 in range(0, shape[0], 1024):
+                acc[r0 : r0 + 1024] /= sy[r0 : r0 + 1024, None] * sx[None, :]
         np.clip(acc, 0.0, 1.0, out=acc)
         return acc
 
