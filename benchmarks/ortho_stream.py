@@ -6,7 +6,7 @@ Writes a ``size x size`` float32 GeoTIFF (EPSG:25832, 0.25 m) window by window a
 network (a grid of lines every ``spacing`` pixels, GeoPackage), then in one process with the
 default model: (1) ``predict_ortho`` streams it (corridor 8 m); (2) the same corridor is
 predicted as separate 512 x 640 frames (every frame window that touches the corridor, whole
-frames through ``Segmenter.predict_batch``, as a drone survey's frames would run). Prints
+frames in batches through ``Segmenter.predict_batch``, as a drone survey's frames would run). Prints
 seconds per million corridor pixels of both, their ratio, and the peak RSS of the streaming
 beyond the loaded model (``ru_maxrss`` after streaming minus RSS after loading and one warm
 frame), and the number of 512 x 640 forward passes and their mean time in both paths (the
@@ -96,14 +96,22 @@ class ForwardCounter:
 
 
 def separate_frames(ortho: Path, corridor, segmenter, options) -> tuple[float, int]:
-    """Every 512 x 640 frame window touching the corridor, predicted as a frame."""
+    """Every 512 x 640 frame window touching the corridor, predicted as frames in batches of
+    ``options.batch_size`` (as ``taseg predict`` batches a folder of frames)."""
     import rasterio
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
 
     from thermal_anomaly_segmenter.frame_io import Frame, compose_frame
 
-    seconds, corridor_px = 0.0, 0
+    seconds, corridor_px, batch = 0.0, 0, []
+
+    def flush() -> float:
+        t0 = time.perf_counter()
+        segmenter.predict_batch(batch, options)
+        batch.clear()
+        return time.perf_counter() - t0
+
     with rasterio.open(ortho) as ds:
         for r in range(0, ds.height - 511, 512):
             for c in range(0, ds.width - 639, 640):
@@ -113,10 +121,13 @@ def separate_frames(ortho: Path, corridor, segmenter, options) -> tuple[float, i
                     continue
                 t_u = ds.read(1, window=Window(c, r, 640, 512))
                 t0 = time.perf_counter()
-                frame = Frame(compose_frame(t_u, mask), mask, "frame")
-                segmenter.predict_batch([frame], options)
+                batch.append(Frame(compose_frame(t_u, mask), mask, "frame"))
                 seconds += time.perf_counter() - t0
                 corridor_px += int(mask.sum())
+                if len(batch) == options.batch_size:
+                    seconds += flush()
+        if batch:
+            seconds += flush()
     return seconds, corridor_px
 
 
