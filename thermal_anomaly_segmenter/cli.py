@@ -55,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="segment frames and write masks, overlays and reports",
         description="Segment thermal frames (.npy.lz4, .npy, or float TIFF with "
         "--corridor) and write per frame <stem>_mask.png, <stem>_prob.png, "
-        "<stem>_overlay.png, <stem>.json and <stem>.geojson.",
+        "<stem>_overlay.png, <stem>.json and <stem>.geojson. With --pipes NETWORK, "
+        "georeferenced rasters of any size stream window by window and give <stem>_prob.tif, "
+        "<stem>_mask.tif (COGs), <stem>.gpkg, <stem>.geojson (EPSG:4326), <stem>.json and "
+        "<stem>_overlay.png.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="frame files, folders or globs")
     p.add_argument("--model-dir", help="model folder (default: the default model)")
