@@ -20,6 +20,7 @@ import pytest
 rasterio = pytest.importorskip("rasterio")
 import pyogrio  # noqa: E402
 import shapely  # noqa: E402
+from affine import Affine  # noqa: E402
 from pyproj import Transformer  # noqa: E402
 from rasterio.transform import from_origin  # noqa: E402
 
@@ -34,26 +35,27 @@ GSD = 0.25
 ORIGIN = (456000.0, 5430000.0)  # EPSG:25832
 
 
-def grid(epsg: int):
+def grid(epsg: int, rotation: float = 0.0):
     if epsg == 25832:
-        return from_origin(*ORIGIN, GSD, GSD)
+        return from_origin(*ORIGIN, GSD, GSD) @ Affine.rotation(rotation)
     lon, lat = Transformer.from_crs(25832, 4326, always_xy=True).transform(*ORIGIN)
     return from_origin(lon, lat, 3.4e-6, 2.25e-6)  # about 0.25 m at 49 degN
 
 
-def write_ortho(path: Path, epsg: int, seed: int = 0) -> Path:
+def write_ortho(path: Path, epsg: int, seed: int = 0, rotation: float = 0.0) -> Path:
     rng = np.random.default_rng(seed)
     t_u = rng.normal(-3.0, 0.25, (H, W)).astype(np.float32)
     yy, xx = np.mgrid[0:H, 0:W]
     t_u += (6.0 * np.exp(-((yy - LEAK[0]) ** 2 + (xx - LEAK[1]) ** 2) / 50.0)).astype(np.float32)
     with rasterio.open(path, "w", driver="GTiff", width=W, height=H, count=1, dtype="float32",
-                       crs=f"EPSG:{epsg}", transform=grid(epsg)) as ds:
+                       crs=f"EPSG:{epsg}", transform=grid(epsg, rotation)) as ds:
         ds.write(t_u, 1)
     return path
 
 
-def write_pipes(path: Path, epsg: int, lines=None, driver: str = "GPKG", crs=True) -> Path:
-    transform = grid(epsg)
+def write_pipes(path: Path, epsg: int, lines=None, driver: str = "GPKG", crs=True,
+                rotation: float = 0.0) -> Path:
+    transform = grid(epsg, rotation)
     if lines is None:
         lines = [shapely.LineString([transform @ (0, PIPE_ROW), transform @ (W, PIPE_ROW)]),
                  shapely.LineString([transform @ (100, 0), transform @ (100, 50)])]
@@ -269,3 +271,19 @@ def test_no_anomaly_gives_empty_valid_layers(tmp_path, capsys) -> None:
     assert doc["type"] == "FeatureCollection" and doc["features"] == []
     report = json.loads((tmp_path / "out" / "ortho.json").read_text())
     assert report["summary"]["count"] == 0 and report["summary"]["max_dt_degc"] is None
+
+
+def test_rotated_orthomosaic(tmp_path, capsys) -> None:
+    ortho = write_ortho(tmp_path / "rot.tif", 25832, rotation=20.0)
+    pipes = write_pipes(tmp_path / "pipes.gpkg", 25832, rotation=20.0)
+    code, text = predict(capsys, ortho, "--pipes", pipes, "--out", tmp_path / "out")
+    assert code == 0, text
+    transform = grid(25832, 20.0)
+    with rasterio.open(tmp_path / "out" / "rot_prob.tif") as ds:
+        assert ds.transform.almost_equals(transform, 1e-9)
+    report = json.loads((tmp_path / "out" / "rot.json").read_text())
+    leak = shapely.Point(transform @ (LEAK[1] + 0.5, LEAK[0] + 0.5))
+    distance = [leak.distance(shapely.Point(a["centroid_crs"])) for a in report["anomalies"]]
+    nearest = report["anomalies"][int(np.argmin(distance))]
+    assert min(distance) <= GSD  # within one pixel of where it was planted
+    assert nearest["pipe_id"] == "P-17" and nearest["offset_m"] == pytest.approx(0.0, abs=1e-6)
