@@ -60,6 +60,7 @@ def _predict(values: dict[str, Any]) -> int:
     schema = schemas.PredArgsSchema()
     args = schemas.load_args(schema, values)
     result = api.run_predict(args, args["input_file"], corridor_path=args.get("corridor_file"),
+                             pipes_path=args.get("pipes_file"),
                              defaulted=schemas.defaulted_args(schema, values))
     answer = formatter(result)
     if output:

@@ -21,7 +21,7 @@ from aiohttp import web
 from marshmallow import fields as ma_fields
 
 from thermal_anomaly_segmenter.config import PredictOptions, TrainOptions, get_settings
-from thermal_anomaly_segmenter.errors import TasegError
+from thermal_anomaly_segmenter.errors import InvalidInputError, TasegError
 
 from . import config, lifecycle, request_limits, responses, schemas, uploads
 
@@ -124,6 +124,7 @@ def run_predict(
     *,
     corridor_path: str | os.PathLike[str] | None = None,
     name: str | None = None,
+    pipes_path: str | os.PathLike[str] | None = None,
     defaulted: Iterable[str] = (),
 ):
     """Predict one frame with validated ``args`` and write its outputs.
@@ -157,7 +158,8 @@ def run_predict(
     # Exhaust the generator here: left suspended, it would shut its thread pools down
     # whenever the garbage collector finalises it, which can deadlock a later request.
     [result] = predict_paths([input_path], model_dir=args["model_dir"], options=options,
-                             corridor=corridor_path, settings=settings, names=[stem])
+                             corridor=corridor_path, settings=settings, names=[stem],
+                             pipes=pipes_path, corridor_width_m=args.get("corridor_width"))
     if not result.ok:
         raise responses.frame_error(result)
     return result
@@ -171,7 +173,7 @@ def predict(**kwargs: Any) -> Any:
     """
     settings = get_settings()
     config.configure_logging(settings)
-    files = [kwargs.get(n) for n in ("input_file", "corridor_file")]
+    files = [kwargs.get(n) for n in ("input_file", "corridor_file", "pipes_file")]
     try:
         formatter = responses.formatter_for(kwargs.get("accept") or schemas.ACCEPT_TYPES[0])
         schema = schemas.PredArgsSchema()
@@ -180,14 +182,21 @@ def predict(**kwargs: Any) -> Any:
         input_path = uploads.upload_path(upload, "input_file")
         corridor = kwargs.get("corridor_file")
         corridor_path = uploads.upload_path(corridor, "corridor_file") if corridor else None
-        for path in filter(None, (input_path, corridor_path)):
+        pipes = kwargs.get("pipes_file")
+        pipes_path = uploads.upload_path(pipes, "pipes_file") if pipes else None
+        if pipes_path and corridor_path:
+            raise InvalidInputError("give either corridor_file or pipes_file, not both")
+        if args.get("corridor_width") is not None and not pipes_path:
+            raise InvalidInputError("corridor_width needs a pipes_file")
+        for path in filter(None, (input_path, corridor_path, pipes_path)):
             if path.stat().st_size > settings.max_upload_bytes:
                 raise responses.UploadTooLargeError(
                     f"upload is larger than {settings.max_upload_bytes // 2**20} MiB "
                     "(TASEG_MAX_UPLOAD_MB)")
         log.info("predict %s with %s", _client_name(upload),
-                 {k: v for k, v in args.items() if k not in ("input_file", "corridor_file")})
-        result = run_predict(args, input_path, corridor_path=corridor_path,
+                 {k: v for k, v in args.items()
+                  if k not in ("input_file", "corridor_file", "pipes_file")})
+        result = run_predict(args, input_path, corridor_path=corridor_path, pipes_path=pipes_path,
                              name=str(getattr(upload, "original_filename", None) or "frame"),
                              defaulted=schemas.defaulted_args(schema, kwargs))
         log.info("predict: %s", result.summary())

@@ -233,6 +233,20 @@ class PredArgsSchema(marshmallow.Schema):
         "size: needed for a single-band T_u TIFF, replaces the corridor of a 3-channel frame.",
         required=False,
     )
+    pipes_file = _file_field(
+        "Optional pipe network (GeoJSON, GeoPackage or zipped Shapefile, any CRS) for a "
+        "georeferenced GeoTIFF input (frame or orthomosaic of any size): the corridor is "
+        "buffered from its lines, the input streamed window by window, and the outputs are "
+        "COGs of probability and mask, a GeoPackage and GeoJSON of anomalies with pipe id, "
+        "chainage and offset.",
+        required=False,
+    )
+    corridor_width = fields.Float(
+        load_default=None,
+        validate=validate.Range(min=0.0, max=1000.0, min_inclusive=False),
+        metadata={"description": "Full corridor width around the pipe axes in metres, with "
+                  "pipes_file (default 8)."},
+    )
     tile_size = fields.Integer(
         load_default=None,
         validate=validate.Range(min=32),

@@ -55,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="segment frames and write masks, overlays and reports",
         description="Segment thermal frames (.npy.lz4, .npy, or float TIFF with "
         "--corridor) and write per frame <stem>_mask.png, <stem>_prob.png, "
-        "<stem>_overlay.png, <stem>.json and <stem>.geojson.",
+        "<stem>_overlay.png, <stem>.json and <stem>.geojson. With --pipes NETWORK, "
+        "georeferenced rasters of any size stream window by window and give <stem>_prob.tif, "
+        "<stem>_mask.tif (COGs), <stem>.gpkg, <stem>.geojson (EPSG:4326), <stem>.json and "
+        "<stem>_overlay.png.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="frame files, folders or globs")
     p.add_argument("--model-dir", help="model folder (default: the default model)")
@@ -75,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the model runs (default: TASEG_DEVICE or auto)",
     )
     p.add_argument("--corridor", help="corridor mask (nonzero = pipeline corridor) for TIFF input")
+    _add_pipe_arguments(p)
     p.add_argument("--gsd", type=_positive_float, help="ground sampling distance, m/pixel")
     p.add_argument(
         "--tile-size",
@@ -99,6 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite",
         action="store_true",
         help="replace earlier outputs of the same name instead of adding -2, -3, ...",
+    )
+    p.add_argument(
+        "--pipe-id-field",
+        metavar="NAME",
+        help="pipe layer field that names each pipe in the anomaly attributes (default: the "
+        "first id-like field, else the feature index)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        help="spread the inputs over a local Dask cluster of this many worker processes",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="spread the inputs over a running Dask cluster (tcp://host:8786); see docs",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
@@ -141,9 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "TASeg dataset", description="Build generated_set (triangle auto-labels) "
                        "and manual_set (hand labels) with previews and seeded splits.")
     b.add_argument("tiff_dir", help="folder of single-band float temperature TIFFs")
-    b.add_argument("corridor_dir", help="folder of corridor masks named like the TIFFs")
+    b.add_argument("corridor_dir", nargs="?", default=None,
+                   help="folder of corridor masks named like the TIFFs (or give --pipes)")
     b.add_argument("out_dir", help="dataset folder to create (must not exist or be empty)")
     b.add_argument("--labels", help="folder of hand-drawn labels <stem>.png (0/1 or 0/255)")
+    _add_pipe_arguments(b)
     b.add_argument("--subset", default="survey", help="subset name (default survey)")
     b.add_argument("--splits", type=float, nargs=3, default=(0.7, 0.15, 0.15),
                    metavar=("TRAIN", "VAL", "TEST"), help="split shares (default 0.7 0.15 0.15)")
@@ -355,8 +377,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_pipe_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--pipes",
+        metavar="NETWORK",
+        help="pipe network layer (GeoJSON, GeoPackage, Shapefile or zipped Shapefile, any "
+        "CRS): the corridor of every georeferenced input is buffered from its lines",
+    )
+    p.add_argument(
+        "--corridor-width",
+        type=_positive_float,
+        default=None,
+        metavar="METRES",
+        help="full corridor width around the pipe axes with --pipes (default 8)",
+    )
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import collect_inputs, predict_paths
+
+    if args.pipes and args.corridor:
+        raise InvalidInputError("give either --corridor or --pipes, not both")
+    if not args.pipes and (args.corridor_width is not None or args.pipe_id_field):
+        raise InvalidInputError("--corridor-width and --pipe-id-field need --pipes")
 
     settings = get_settings()
     options = PredictOptions(
@@ -370,16 +413,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
     outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
     paths = collect_inputs(args.inputs)
-    results = predict_paths(
-        paths,
-        model_dir=args.model_dir,
-        out_dir=args.out,
-        options=options,
-        corridor=args.corridor,
-        overwrite=args.overwrite,
-        outputs=outputs,
-        settings=settings,
-    )
+    if args.workers or args.scheduler:
+        from .geo.scaleout import predict_distributed
+
+        results = predict_distributed(
+            paths, workers=args.workers, scheduler=args.scheduler, model_dir=args.model_dir,
+            out_dir=args.out, options=options, overwrite=args.overwrite, outputs=outputs,
+            corridor=args.corridor, pipes=args.pipes, corridor_width_m=args.corridor_width,
+            pipe_id_field=args.pipe_id_field,
+        )
+    else:
+        results = predict_paths(
+            paths,
+            model_dir=args.model_dir,
+            out_dir=args.out,
+            options=options,
+            corridor=args.corridor,
+            overwrite=args.overwrite,
+            outputs=outputs,
+            settings=settings,
+            pipes=args.pipes,
+            corridor_width_m=args.corridor_width,
+            pipe_id_field=args.pipe_id_field,
+        )
     failures: list[str] = []
     progress = None
     if not args.quiet and len(paths) > 1:
@@ -464,7 +520,10 @@ def cmd_import_published(args: argparse.Namespace) -> int:
 def cmd_build_dataset(args: argparse.Namespace) -> int:
     from .dataset_builder import build_dataset
 
+    if (args.corridor_dir is None) == (args.pipes is None):
+        raise InvalidInputError("give either CORRIDOR_DIR or --pipes NETWORK")
     report = build_dataset(args.tiff_dir, args.corridor_dir, args.out_dir, labels_dir=args.labels,
+                           pipes=args.pipes, corridor_width_m=args.corridor_width,
                            subset=args.subset, splits=tuple(args.splits), seed=args.seed,
                            previews=args.previews)
     print(report.summary())

@@ -323,7 +323,7 @@ def _pick_one(candidates: list[Path], frame: Path, corridor_dir: Path) -> Path:
 
 def _stage_frame(
     tiff: Path,
-    corridor_path: Path,
+    corridor_path: Path | tuple[str, np.ndarray],
     label_path: Path | None,
     frame_id: str,
     staging: Path,
@@ -334,7 +334,11 @@ def _stage_frame(
     from .classical import classical_label
     from .reporting import encode_png
 
-    frame = read_frame(tiff, corridor=corridor_path, name=frame_id)
+    # A (name, mask) pair is a corridor rasterised from the pipe network.
+    corridor_name, corridor = (
+        corridor_path if isinstance(corridor_path, tuple) else (corridor_path.name, corridor_path)
+    )
+    frame = read_frame(tiff, corridor=corridor, name=frame_id)
     auto = classical_label(frame.data, frame.corridor)
     manual = None
     if label_path is not None:
@@ -361,7 +365,7 @@ def _stage_frame(
     return _Item(
         frame_id=frame_id,
         source=tiff.name,
-        corridor=corridor_path.name,
+        corridor=corridor_name,
         label=label_path.name if manual is not None and label_path is not None else None,
         height=frame.shape[0],
         width=frame.shape[1],
@@ -432,10 +436,12 @@ def _finish_set(
 
 def build_dataset(
     tiff_dir: str | os.PathLike[str],
-    corridor_dir: str | os.PathLike[str],
+    corridor_dir: str | os.PathLike[str] | None,
     out_dir: str | os.PathLike[str],
     *,
     labels_dir: str | os.PathLike[str] | None = None,
+    pipes: str | os.PathLike[str] | None = None,
+    corridor_width_m: float | None = None,
     subset: str = "survey",
     splits: Sequence[float] = (0.7, 0.15, 0.15),
     seed: int = 0,
@@ -448,9 +454,12 @@ def build_dataset(
     Args:
         tiff_dir: Folder of single-band float temperature TIFFs (degC), one per frame.
         corridor_dir: Folder of corridor masks matched by stem (PNG/TIFF/npy, nonzero =
-            corridor); may equal ``tiff_dir``.
+            corridor); may equal ``tiff_dir``. None with ``pipes``.
         out_dir: Dataset folder to create; must not exist or be empty.
         labels_dir: Folder of hand-drawn labels ``<stem>.png`` (0/1 or 0/255), or None.
+        pipes: Pipe network layer instead of ``corridor_dir``: each georeferenced TIFF gets
+            the corridor buffered from its lines (:mod:`.geo.network`); others are skipped.
+        corridor_width_m: Full corridor width with ``pipes``, metres (default 8).
         subset: Prefix of the subset folders (``<subset>_train`` ...).
         splits: Shares of (train, val, test), non-negative, summing to 1.
         seed: Seed of the split (>= 0).
@@ -474,7 +483,16 @@ def build_dataset(
         )
     fractions = _check_splits(splits)
     tiff_dir = _check_dir("tiff_dir", tiff_dir)
-    corridor_dir = _check_dir("corridor_dir", corridor_dir)
+    if (corridor_dir is None) == (pipes is None):
+        raise InvalidInputError("give either a corridor mask folder or a pipe network")
+    network = None
+    if pipes is not None:
+        from .geo.network import DEFAULT_CORRIDOR_WIDTH_M, PipeNetwork
+
+        network = PipeNetwork.read(pipes)
+        width = DEFAULT_CORRIDOR_WIDTH_M if corridor_width_m is None else corridor_width_m
+    else:
+        corridor_dir = _check_dir("corridor_dir", corridor_dir)
     labels = None if labels_dir is None else _check_dir("labels_dir", labels_dir)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
@@ -482,7 +500,7 @@ def build_dataset(
     tiffs = [p for paths in _files_by_stem(tiff_dir, TIFF_SUFFIXES).values() for p in paths]
     if not tiffs:
         raise DatasetError(f"tiff_dir {tiff_dir} holds no .tif/.tiff file")
-    corridors = _files_by_stem(corridor_dir, CORRIDOR_SUFFIXES)
+    corridors = _files_by_stem(corridor_dir, CORRIDOR_SUFFIXES) if network is None else {}
     label_files = _files_by_stem(labels, (LABEL_SUFFIX,)) if labels is not None else {}
     if labels is not None and not label_files:
         raise DatasetError(f"labels_dir {labels} holds no .png label")
@@ -510,7 +528,10 @@ def build_dataset(
                     raise InvalidInputError(
                         f"its id {frame_id!r} is already taken by {seen[frame_id]}; rename it"
                     )
-                corridor = _pick_one(corridors.get(tiff.stem, []), tiff, corridor_dir)
+                if network is not None:
+                    corridor = (network.source, network.raster_corridor(tiff, width))
+                else:
+                    corridor = _pick_one(corridors.get(tiff.stem, []), tiff, corridor_dir)
                 matches = label_files.get(tiff.stem, [])
                 label = matches[0] if matches else None
                 items.append(_stage_frame(tiff, corridor, label, frame_id, tmp, previews, report))

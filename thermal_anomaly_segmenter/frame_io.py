@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from tokenize import TokenError
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 
@@ -648,65 +648,15 @@ def _read_lz4_file(path: Path, source: str, check: MetaCheck) -> np.ndarray:
 # --------------------------------------------------------------------------- TIFF
 
 
-#: Largest coordinate or pixel size (CRS units) a georeference may hold: 1e9 m is 25 times
-#: the Earth's circumference, and its square stays far inside float range.
-GEO_MAX = 1e9
+def _georef(path: Path, source: str) -> GeoInfo | None:
+    """The GeoTIFF georeference read by rasterio (GDAL); None when there is none."""
+    from .geo.raster import read_georef
 
-
-def _geokeys(directory: tuple[int, ...] | None) -> dict[int, int]:
-    """Short-valued keys of a GeoKeyDirectoryTag (the only kind TASeg needs)."""
-    if not directory or len(directory) < 4:
-        return {}
-    values = [int(v) for v in directory]
-    keys: dict[int, int] = {}
-    for k in range(values[3]):
-        entry = values[4 + 4 * k : 8 + 4 * k]
-        if len(entry) < 4:
-            break
-        key, location, _count, value = entry
-        if location == 0:  # value stored inline; others point into double/ASCII tags
-            keys[key] = value
-    return keys
-
-
-def _geo_from_tags(tags: Any, source: str) -> GeoInfo | None:
-    """Read a GeoTIFF georeference into a :class:`GeoInfo` (None when there is none)."""
-
-    def value(code: int) -> tuple | None:
-        tag = tags.get(code)
-        return None if tag is None else tuple(np.ravel(tag.value).tolist())
-
-    scale, tiepoint, matrix = value(33550), value(33922), value(34264)
-    if matrix is not None and len(matrix) >= 16:
-        m = [float(v) for v in matrix]
-        a, b, c, d, e, f = m[0], m[1], m[3], m[4], m[5], m[7]
-    elif scale is not None and tiepoint is not None and len(scale) >= 2 and len(tiepoint) >= 6:
-        sx, sy = float(scale[0]), float(scale[1])
-        i, j, _, x, y, _ = (float(v) for v in tiepoint[:6])
-        # GeoTIFF scales are positive with y growing northwards: rows go down, hence -sy.
-        a, b, c, d, e, f = sx, 0.0, x - i * sx, 0.0, -sy, y + j * sy
-    else:
-        if tiepoint is not None:
-            logger.warning("%s: GeoTIFF has tiepoints but no pixel scale; ignoring it", source)
+    try:
+        return read_georef(path)
+    except Exception as exc:  # GDAL may refuse a TIFF that tifffile decodes: keep the pixels
+        logger.warning("%s: georeference cannot be read (%s); ignoring it", source, _reason(exc))
         return None
-    keys = _geokeys(value(34735))
-    if keys.get(1025) == 2:  # GTRasterTypeGeoKey = RasterPixelIsPoint: shift to the corner
-        c -= 0.5 * a + 0.5 * b
-        f -= 0.5 * d + 0.5 * e
-    transform = (a, b, c, d, e, f)
-    # Beyond GEO_MAX no CRS has coordinates; such a transform would give infinite areas.
-    if (not all(np.isfinite(transform)) or a * e - b * d == 0
-            or max(abs(v) for v in transform) > GEO_MAX):
-        logger.warning("%s: GeoTIFF transform %s is degenerate; ignoring it", source, transform)
-        return None
-    projected, geographic = keys.get(3072), keys.get(2048)
-    metre_units = keys.get(3076, 9001) == 9001  # 9001 = EPSG metre
-    if projected is not None and 0 < projected < 32767:  # 32767 = user-defined
-        return GeoInfo(transform, f"EPSG:{projected}", metric=metre_units)
-    if geographic is not None and 0 < geographic < 32767:
-        return GeoInfo(transform, f"EPSG:{geographic}", metric=False)
-    # No EPSG code: only a projected model with metre units gives square metres.
-    return GeoInfo(transform, None, metric=keys.get(1024) == 1 and 3076 in keys and metre_units)
 
 
 def _read_tiff(path: Path, source: str, check: MetaCheck) -> tuple[np.ndarray, GeoInfo | None]:
@@ -734,7 +684,6 @@ def _read_tiff(path: Path, source: str, check: MetaCheck) -> tuple[np.ndarray, G
             if any(offset + count > size for offset, count in extents):
                 raise _fail(source, "TIFF is truncated (pixel data end past the end of the file)")
             limits.check_tiff_segments(tif.filehandle, page, source, extents)
-            geo = _geo_from_tags(page.tags, source)
             array = page.asarray()
     except InvalidInputError:
         raise
@@ -748,7 +697,7 @@ def _read_tiff(path: Path, source: str, check: MetaCheck) -> tuple[np.ndarray, G
         ) from None
     if axes == "SYX":
         array = np.moveaxis(array, 0, -1)
-    return array, geo
+    return array, _georef(path, source)
 
 
 # --------------------------------------------------------------------------- masks

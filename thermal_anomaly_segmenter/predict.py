@@ -14,7 +14,7 @@ import os
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -96,7 +96,13 @@ def _is_frame_name(path: Path) -> bool:
     return any(name.endswith(suffix) for suffix in FRAME_SUFFIXES)
 
 
-def reserve_stem(out_dir: Path, stem: str, kinds: Sequence[str], overwrite: bool = False) -> str:
+def reserve_stem(
+    out_dir: Path,
+    stem: str,
+    kinds: Sequence[str],
+    overwrite: bool = False,
+    suffixes: Mapping[str, str] = OUTPUT_NAMES,
+) -> str:
     """Claim an output stem in ``out_dir``: ``stem``, else ``stem-2`` ... ``stem-99``, then
     ``stem-<random hex>`` (names never run out, and a claim costs at most ~100 lookups).
 
@@ -110,7 +116,7 @@ def reserve_stem(out_dir: Path, stem: str, kinds: Sequence[str], overwrite: bool
     for n in range(1, _MAX_SUFFIX + _RANDOM_TRIES):
         candidate = (stem if n == 1 else f"{stem}-{n}" if n < _MAX_SUFFIX
                      else f"{stem}-{secrets.token_hex(6)}")
-        names = [out_dir / f"{candidate}{OUTPUT_NAMES[k]}" for k in kinds]
+        names = [out_dir / f"{candidate}{suffixes[k]}" for k in kinds]
         if overwrite:
             return candidate
         if any(p.exists() for p in names):
@@ -183,6 +189,9 @@ def predict_paths(
     settings: Settings | None = None,
     keep_predictions: bool = False,
     names: Sequence[str] | None = None,
+    pipes: str | os.PathLike[str] | None = None,
+    corridor_width_m: float | None = None,
+    pipe_id_field: str | None = None,
 ) -> Iterator[FrameResult]:
     """Predict every input and write its outputs; yields one result per input, in order.
 
@@ -201,6 +210,11 @@ def predict_paths(
         segmenter: an already loaded model (the API keeps one warm).
         keep_predictions: attach the in-memory :class:`Prediction` to each result.
         names: output stems to use instead of the input file names (one per input).
+        pipes: pipe network layer: every input must then be a georeferenced raster, streamed
+            window by window through :func:`.geo.ortho.predict_ortho` (any size), with the
+            corridor buffered from the pipes; writes COGs, a GeoPackage and GeoJSON.
+        corridor_width_m: full corridor width around the pipe axes (default 8 m).
+        pipe_id_field: field of the pipe layer naming each pipe (default: the first id-like).
     """
     settings = settings or get_settings()
     options = options or PredictOptions()
@@ -215,6 +229,12 @@ def predict_paths(
         segmenter = get_segmenter(folder, options.device, settings.backend)
     folder = segmenter.model_dir or Path(".")
     out = Path(out_dir).expanduser() if out_dir else folder / "predictions"
+    if pipes is not None:
+        yield from _predict_georeferenced(
+            paths, pipes, corridor_width_m, pipe_id_field, segmenter, options, out, overwrite,
+            names,
+        )
+        return
     writer = _Writer(out, outputs, overwrite, folder, keep_predictions)
 
     def read(i: int) -> Frame:
@@ -226,6 +246,51 @@ def predict_paths(
         )
 
     yield from _pipeline(paths, read, segmenter, options, writer)
+
+
+def _predict_georeferenced(
+    paths: list[Path],
+    pipes: str | os.PathLike[str],
+    width_m: float | None,
+    id_field: str | None,
+    segmenter: Segmenter,
+    options: PredictOptions,
+    out: Path,
+    overwrite: bool,
+    names: Sequence[str] | None,
+) -> Iterator[FrameResult]:
+    """Stream each georeferenced raster with the corridor of ``pipes`` (one at a time: each
+    already runs block by block with bounded memory)."""
+    from .frame_io import frame_stem
+    from .geo.network import DEFAULT_CORRIDOR_WIDTH_M, PipeNetwork
+    from .geo.ortho import ORTHO_NAMES, predict_ortho
+
+    network = PipeNetwork.read(pipes, id_field)
+    width = DEFAULT_CORRIDOR_WIDTH_M if width_m is None else width_m
+    kinds = list(ORTHO_NAMES)
+    for i, path in enumerate(paths):
+        result = FrameResult(source=str(path))
+        t0 = time.perf_counter()
+        stem = None
+        try:
+            if not path.is_file():
+                raise FileNotFoundError(2, "no such file", str(path))
+            stem = reserve_stem(out, frame_stem(names[i] if names else path), kinds, overwrite,
+                                ORTHO_NAMES)
+            result.name = stem
+            ortho = predict_ortho(path, network, segmenter, options, out, stem,
+                                  corridor_width_m=width, model_dir=str(segmenter.model_dir))
+        except Exception as exc:
+            if stem is not None and not overwrite:  # give the claimed name back
+                (out / f"{stem}{ORTHO_NAMES[kinds[0]]}").unlink(missing_ok=True)
+            _fail(result, exc)
+        else:
+            result.outputs = ortho.outputs
+            result.n_anomalies = len(ortho.records)
+            if ortho.records:
+                result.max_dt_degc = max(r["mean_dt_degc"] for r in ortho.records)
+        result.seconds = time.perf_counter() - t0
+        yield result
 
 
 def _pipeline(

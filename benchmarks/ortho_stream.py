@@ -1,0 +1,191 @@
+"""Streamed orthomosaic predict vs separate frames, per corridor pixel, and peak RSS.
+
+    .venv/bin/python benchmarks/ortho_stream.py --size 4000 --spacing 1000
+
+Writes a ``size x size`` float32 GeoTIFF (EPSG:25832, 0.25 m) window by window and a pipe
+network (a grid of lines every ``spacing`` pixels, GeoPackage), then in one process with the
+default model: (1) ``predict_ortho`` streams it (corridor 8 m); (2) the same corridor is
+predicted as separate 512 x 640 frames (every frame window that touches the corridor, whole
+frames in batches through ``Segmenter.predict_batch``, as a drone survey's frames would run). Prints
+seconds per million corridor pixels of both, their ratio, and the peak RSS of the streaming
+beyond the loaded model (``ru_maxrss`` after streaming minus RSS after loading and one warm
+frame), and the number of 512 x 640 forward passes and their mean time in both paths (the
+machine-independent part of the comparison). The issue's size is 40000; pass what the
+machine's disk and time allow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+MODEL = ROOT / "models" / "unet_mobilenetv2_synthetic"
+GSD = 0.25
+ORIGIN = (456000.0, 5430000.0)
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_inputs(folder: Path, size: int, spacing: int) -> tuple[Path, Path]:
+    import pyogrio.raw
+    import rasterio
+    import shapely
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    transform = from_origin(*ORIGIN, GSD, GSD)
+    ortho = folder / "ortho.tif"
+    rng = np.random.default_rng(0)
+    with rasterio.open(ortho, "w", driver="GTiff", width=size, height=size, count=1,
+                       dtype="float32", crs="EPSG:25832", transform=transform, tiled=True,
+                       blockxsize=512, blockysize=512, bigtiff="if_safer") as ds:
+        for r in range(0, size, 1024):
+            h = min(1024, size - r)
+            ds.write(rng.normal(-3.0, 0.3, (h, size)).astype(np.float32), 1,
+                     window=Window(0, r, size, h))
+    lines = []
+    for k in range(spacing // 2, size, spacing):
+        lines.append(shapely.LineString([transform @ (0, k), transform @ (size, k)]))
+        lines.append(shapely.LineString([transform @ (k, 0), transform @ (k, size)]))
+    pipes = folder / "pipes.gpkg"
+    pyogrio.raw.write(pipes, shapely.to_wkb(np.array(lines, dtype=object)),
+                      field_data=[np.arange(len(lines))], fields=["pipe_id"],
+                      crs="EPSG:25832", geometry_type="LineString", driver="GPKG")
+    return ortho, pipes
+
+
+class ForwardCounter:
+    """Counts the network inputs (tiles or frames) and seconds of ``Segmenter._forward``."""
+
+    def __init__(self, segmenter) -> None:
+        self.inputs, self.seconds = 0, 0.0
+        forward = segmenter._forward
+
+        def counted(batch):
+            t0 = time.perf_counter()
+            out = forward(batch)
+            self.seconds += time.perf_counter() - t0
+            self.inputs += len(batch)
+            return out
+
+        segmenter._forward = counted
+
+    def take(self) -> tuple[int, float]:
+        counts = (self.inputs, self.seconds)
+        self.inputs, self.seconds = 0, 0.0
+        return counts
+
+
+def separate_frames(ortho: Path, corridor, segmenter, options) -> tuple[float, int]:
+    """Every 512 x 640 frame window touching the corridor, predicted as frames in batches of
+    ``options.batch_size`` (as ``taseg predict`` batches a folder of frames)."""
+    import rasterio
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
+
+    from thermal_anomaly_segmenter.frame_io import Frame, compose_frame
+
+    seconds, corridor_px, batch = 0.0, 0, []
+
+    def flush() -> float:
+        t0 = time.perf_counter()
+        segmenter.predict_batch(batch, options)
+        batch.clear()
+        return time.perf_counter() - t0
+
+    with rasterio.open(ortho) as ds:
+        for r in range(0, ds.height - 511, 512):
+            for c in range(0, ds.width - 639, 640):
+                mask = corridor.mask(window_transform(Window(c, r, 640, 512), ds.transform),
+                                     (512, 640))
+                if not mask.any():
+                    continue
+                t_u = ds.read(1, window=Window(c, r, 640, 512))
+                t0 = time.perf_counter()
+                batch.append(Frame(compose_frame(t_u, mask), mask, "frame"))
+                seconds += time.perf_counter() - t0
+                corridor_px += int(mask.sum())
+                if len(batch) == options.batch_size:
+                    seconds += flush()
+        if batch:
+            seconds += flush()
+    return seconds, corridor_px
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=4000, help="raster side, pixels (40000)")
+    parser.add_argument("--spacing", type=int, default=1000, help="pipe grid spacing, pixels")
+    parser.add_argument("--block", type=int, default=2048, help="streaming block side")
+    parser.add_argument("--tile-overlap", type=float, default=0.25,
+                        help="tile overlap of the streamed run (frames have none)")
+    parser.add_argument("--keep", help="folder for the inputs and outputs (default: temp)")
+    args = parser.parse_args()
+
+    from thermal_anomaly_segmenter.config import PredictOptions
+    from thermal_anomaly_segmenter.frame_io import Frame, compose_frame
+    from thermal_anomaly_segmenter.geo.network import PipeNetwork
+    from thermal_anomaly_segmenter.geo.ortho import predict_ortho
+    from thermal_anomaly_segmenter.inference import get_segmenter
+
+    with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
+        folder = Path(tmp)
+        t0 = time.perf_counter()
+        ortho, pipes = write_inputs(folder, args.size, args.spacing)
+        print(f"inputs: {args.size} x {args.size} float32 "
+              f"({ortho.stat().st_size / 2**30:.2f} GiB) in {time.perf_counter() - t0:.0f} s")
+        options = PredictOptions(device="cpu")
+        stream_options = PredictOptions(device="cpu", tile_overlap=args.tile_overlap)
+        segmenter = get_segmenter(MODEL, "cpu")
+        warm = np.full((512, 640), -3.0, np.float32)
+        segmenter.predict_batch([Frame(compose_frame(warm, warm > -4), warm > -4, "w")], options)
+        base = rss_mib()
+        counter = ForwardCounter(segmenter)
+        network = PipeNetwork.read(pipes)
+        t0 = time.perf_counter()
+        result = predict_ortho(ortho, network, segmenter, stream_options, folder / "out", "ortho",
+                               corridor_width_m=8.0, block=args.block)
+        stream_s = time.perf_counter() - t0
+        stream_peak = peak_mib() - base
+        stream_n, stream_fwd = counter.take()
+        corridor = network.corridor_for("EPSG:25832", (ORIGIN[0], ORIGIN[1] - args.size * GSD,
+                                                       ORIGIN[0] + args.size * GSD, ORIGIN[1]),
+                                        8.0, "ortho")
+        frames_s, frames_px = separate_frames(ortho, corridor, segmenter, options)
+        frames_n, frames_fwd = counter.take()
+        per_stream = stream_s / result.corridor_px * 1e6
+        per_frames = frames_s / frames_px * 1e6
+        print(f"tile overlap {args.tile_overlap}, block {args.block}")
+        print(f"backend {segmenter.backend}, corridor {result.corridor_px} px "
+              f"({result.corridor_px / args.size**2:.1%}), {result.blocks} blocks")
+        print(f"stream: {stream_s:.1f} s, {per_stream:.2f} s per Mpx of corridor, "
+              f"peak RSS beyond the model {stream_peak:.0f} MiB (model + warm {base:.0f} MiB)")
+        print(f"frames: {frames_s:.1f} s, {per_frames:.2f} s per Mpx of corridor "
+              f"({frames_px} corridor px in 512 x 640 frames)")
+        print(f"forward passes: stream {stream_n} tiles in {stream_fwd:.1f} s "
+              f"({stream_fwd / max(1, stream_n):.3f} s each), frames {frames_n} in "
+              f"{frames_fwd:.1f} s ({frames_fwd / max(1, frames_n):.3f} s each)")
+        print(f"stream / frames per corridor pixel: {per_stream / per_frames:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""GIS wing: pipe network -> corridor, streamed orthomosaic predict, COG/GeoPackage outputs.
+
+Each test builds a small georeferenced orthomosaic with a planted leak on a pipe, runs the
+real default model through ``taseg predict --pipes`` and checks the files with rasterio and
+pyogrio, and with GDAL's own ``gdalinfo``/``ogrinfo`` where Debian's gdal-bin is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rasterio = pytest.importorskip("rasterio")
+import pyogrio  # noqa: E402
+import shapely  # noqa: E402
+from affine import Affine  # noqa: E402
+from pyproj import Transformer  # noqa: E402
+from rasterio.transform import from_origin  # noqa: E402
+
+from thermal_anomaly_segmenter.cli import main  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "models" / "unet_mobilenetv2_synthetic"
+H, W = 600, 800  # larger than one 512 px COG tile, so the COG has overviews
+LEAK = (300, 450)  # planted leak centre (row, col), on the pipe
+PIPE_ROW = 300.0  # pipe axis along the top edge of row 300
+GSD = 0.25
+ORIGIN = (456000.0, 5430000.0)  # EPSG:25832
+
+
+def grid(epsg: int, rotation: float = 0.0):
+    if epsg == 25832:
+        return from_origin(*ORIGIN, GSD, GSD) @ Affine.rotation(rotation)
+    lon, lat = Transformer.from_crs(25832, 4326, always_xy=True).transform(*ORIGIN)
+    return from_origin(lon, lat, 3.4e-6, 2.25e-6)  # about 0.25 m at 49 degN
+
+
+def write_ortho(path: Path, epsg: int, seed: int = 0, rotation: float = 0.0) -> Path:
+    rng = np.random.default_rng(seed)
+    t_u = rng.normal(-3.0, 0.25, (H, W)).astype(np.float32)
+    yy, xx = np.mgrid[0:H, 0:W]
+    t_u += (6.0 * np.exp(-((yy - LEAK[0]) ** 2 + (xx - LEAK[1]) ** 2) / 50.0)).astype(np.float32)
+    with rasterio.open(path, "w", driver="GTiff", width=W, height=H, count=1, dtype="float32",
+                       crs=f"EPSG:{epsg}", transform=grid(epsg, rotation)) as ds:
+        ds.write(t_u, 1)
+    return path
+
+
+def write_pipes(path: Path, epsg: int, lines=None, driver: str = "GPKG", crs=True,
+                rotation: float = 0.0) -> Path:
+    transform = grid(epsg, rotation)
+    if lines is None:
+        lines = [shapely.LineString([transform @ (0, PIPE_ROW), transform @ (W, PIPE_ROW)]),
+                 shapely.LineString([transform @ (100, 0), transform @ (100, 50)])]
+    ids = np.array([f"P-{17 + i}" for i in range(len(lines))], dtype=object)
+    pyogrio.raw.write(path, shapely.to_wkb(np.array(lines, dtype=object)), field_data=[ids],
+                      fields=["pipe_id"], crs=f"EPSG:{epsg}" if crs else None,
+                      geometry_type=lines[0].geom_type, driver=driver)
+    return path
+
+
+def predict(capsys, *args) -> tuple[int, str]:
+    code = main(["predict", *map(str, args), "--model-dir", str(MODEL), "-q"])
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+@pytest.mark.parametrize("epsg", [25832, 4326])
+def test_predict_ortho_writes_valid_gis_outputs(tmp_path, capsys, epsg) -> None:
+    ortho = write_ortho(tmp_path / "ortho.tif", epsg)
+    pipes = write_pipes(tmp_path / "pipes.gpkg", 25832)  # reprojected for the 4326 raster
+    code, text = predict(capsys, ortho, "--pipes", pipes, "--out", tmp_path / "out")
+    assert code == 0, text
+    out = tmp_path / "out"
+    for name in ("ortho.gpkg", "ortho.geojson", "ortho_prob.tif", "ortho_mask.tif",
+                 "ortho_overlay.png", "ortho.json"):
+        assert (out / name).is_file(), name
+
+    with rasterio.open(ortho) as src:
+        crs, transform = src.crs, src.transform
+    for name in ("ortho_prob.tif", "ortho_mask.tif"):
+        with rasterio.open(out / name) as ds:
+            assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+            assert ds.block_shapes == [(512, 512)] and ds.overviews(1)
+            assert ds.crs == crs and ds.transform.almost_equals(transform, 1e-12)
+            assert (ds.height, ds.width) == (H, W)
+    with rasterio.open(out / "ortho_mask.tif") as ds:
+        mask = ds.read(1)
+    assert mask[LEAK] == 1 and mask[:, :60].max() == 0  # nothing outside the corridor
+
+    info = pyogrio.read_info(out / "ortho.gpkg", layer="anomalies")
+    assert info["crs"] == f"EPSG:{epsg}"
+    assert {"id", "area_m2", "max_t_degc", "mean_t_degc", "mean_dt_degc", "mean_probability",
+            "pipe_id", "chainage_m", "offset_m"} <= set(info["fields"])
+    meta, _, wkb, columns = pyogrio.raw.read(out / "ortho.gpkg", layer="anomalies")
+    rows = [dict(zip(meta["fields"], values, strict=True)) for values in zip(*columns,
+                                                                              strict=True)]
+    polygons = shapely.from_wkb(wkb)
+    leak_xy = shapely.Point(transform @ (LEAK[1] + 0.5, LEAK[0] + 0.5))
+    hit = [i for i, p in enumerate(polygons) if p.contains(leak_xy)]
+    assert len(hit) == 1
+    leak, poly = rows[hit[0]], polygons[hit[0]]
+    pixel = max(abs(transform.a), abs(transform.e))
+    assert poly.centroid.distance(leak_xy) <= pixel  # where it was planted, within a pixel
+    assert leak["pipe_id"] == "P-17" and leak["offset_m"] == pytest.approx(0.0, abs=1e-6)
+    # chainage runs from the pipe's first vertex (column 0) to the leak's nearest point
+    assert 0.0 < leak["chainage_m"] <= (LEAK[1] + 1) * GSD * 1.01
+    assert leak["mean_dt_degc"] > 1.0 and leak["area_m2"] == pytest.approx(
+        leak["area_px"] * GSD * GSD, rel=0.05)
+
+    report = json.loads((out / "ortho.json").read_text())
+    assert report["frame"]["crs"] == f"EPSG:{epsg}"
+    assert [a["pipe_id"] for a in report["anomalies"]] == [r["pipe_id"] for r in rows]
+    geojson = json.loads((out / "ortho.geojson").read_text())
+    lon, lat = geojson["features"][hit[0]]["geometry"]["coordinates"][0][0]
+    assert 8.0 < lon < 9.0 and 48.5 < lat < 49.5  # RFC 7946: WGS 84 longitude, latitude
+    assert "crs" not in geojson
+
+    if shutil.which("gdalinfo") and shutil.which("ogrinfo"):
+        text = subprocess.run(["gdalinfo", str(out / "ortho_prob.tif")], check=True,
+                              capture_output=True, text=True).stdout
+        assert "LAYOUT=COG" in text and "Overviews:" in text and "Block=512x512" in text
+        layer = subprocess.run(["ogrinfo", "-so", str(out / "ortho.gpkg"), "anomalies"],
+                               check=True, capture_output=True, text=True).stdout
+        assert "chainage_m: Real" in layer and "pipe_id: String" in layer
+
+
+def test_corridor_width_and_zipped_shapefile(tmp_path, capsys) -> None:
+    from thermal_anomaly_segmenter.geo.network import PipeNetwork
+
+    shp_dir = tmp_path / "shp"
+    shp_dir.mkdir()
+    write_pipes(shp_dir / "pipes.shp", 25832, driver="ESRI Shapefile")
+    archive = tmp_path / "pipes.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for part in shp_dir.iterdir():
+            zf.write(part, part.name)
+    network = PipeNetwork.read(archive)
+    assert network.ids == ["P-17", "P-18"] and network.id_field == "pipe_id"
+    transform = grid(25832)
+    corridor = network.corridor_for("EPSG:25832", (ORIGIN[0], ORIGIN[1] - H * GSD,
+                                                   ORIGIN[0] + W * GSD, ORIGIN[1]), 8.0, "o")
+    mask = corridor.mask(transform, (H, W))
+    column = mask[:, 400]
+    assert column.sum() == 32  # 8 m full width at 0.25 m: 32 pixel centres
+    assert column[284:316].all()  # centred on the axis
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("empty", "no line features"),
+        ("points", "Point geometries"),
+        ("no_crs", "has no CRS"),
+        ("far", "does not overlap"),
+        ("plain_tif", "has no georeference"),
+        ("npy", "not a raster GDAL can read"),
+    ],
+)
+def test_bad_pipes_and_rasters_get_clear_errors(tmp_path, capsys, case, message) -> None:
+    ortho = write_ortho(tmp_path / "ortho.tif", 25832)
+    pipes = tmp_path / "pipes.gpkg"
+    if case == "empty":
+        pyogrio.raw.write(pipes, np.empty(0, object), field_data=[], fields=[],
+                          crs="EPSG:25832", geometry_type="LineString", driver="GPKG")
+    elif case == "points":
+        write_pipes(pipes, 25832, lines=[shapely.Point(ORIGIN)])
+    elif case == "no_crs":
+        pipes = write_pipes(tmp_path / "pipes.shp", 25832, driver="ESRI Shapefile", crs=False)
+    elif case == "far":
+        write_pipes(pipes, 25832, lines=[shapely.LineString([(0, 0), (10, 10)])])
+    else:
+        write_pipes(pipes, 25832)
+    if case == "plain_tif":
+        ortho = tmp_path / "plain.tif"
+        with rasterio.open(ortho, "w", driver="GTiff", width=64, height=64, count=1,
+                           dtype="float32") as ds:
+            ds.write(np.zeros((64, 64), np.float32), 1)
+    elif case == "npy":
+        ortho = ROOT / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"
+    code, text = predict(capsys, ortho, "--pipes", pipes, "--out", tmp_path / "out")
+    assert code == 2 and message in text and "Traceback" not in text, text
+    assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+
+
+def test_cli_and_api_import_no_gis_library() -> None:
+    code = (
+        "import sys, api, thermal_anomaly_segmenter.cli\n"
+        "bad = [m for m in ('rasterio', 'pyogrio', 'shapely', 'pyproj') if m in sys.modules]\n"
+        "sys.exit(str(bad) if bad else 0)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_leak_split_across_blocks_is_one_anomaly(tmp_path) -> None:
+    from scipy import ndimage
+
+    from thermal_anomaly_segmenter.config import PredictOptions
+    from thermal_anomaly_segmenter.geo.network import PipeNetwork
+    from thermal_anomaly_segmenter.geo.ortho import predict_ortho
+    from thermal_anomaly_segmenter.inference import get_segmenter
+
+    ortho = write_ortho(tmp_path / "ortho.tif", 25832)
+    network = PipeNetwork.read(write_pipes(tmp_path / "pipes.gpkg", 25832))
+    # block borders at rows 300 and columns 450 cut the planted leak into four parts
+    result = predict_ortho(ortho, network, get_segmenter(MODEL, "cpu"),
+                           PredictOptions(device="cpu"), tmp_path / "out", "ortho",
+                           corridor_width_m=8.0, block=150)
+    with rasterio.open(result.outputs["mask"]) as ds:
+        mask = ds.read(1)
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
+    leak_px = int((labels == labels[LEAK]).sum())
+    leak = [r for r in result.records if r["area_px"] == leak_px]
+    assert len(leak) == 1 and leak_px > 20
+    assert len(result.records) == labels.max() - sum(
+        int((labels == i).sum()) < 4 for i in range(1, labels.max() + 1))
+
+
+def test_build_dataset_from_pipes(tmp_path, capsys) -> None:
+    tiffs = tmp_path / "tiffs"
+    tiffs.mkdir()
+    for i in range(3):
+        write_ortho(tiffs / f"f{i}.tif", 25832, seed=i)
+    plain = tiffs / "plain.tif"  # no georeference: skipped with a reason, the rest builds
+    with rasterio.open(plain, "w", driver="GTiff", width=64, height=64, count=1,
+                       dtype="float32") as ds:
+        ds.write(np.zeros((64, 64), np.float32), 1)
+    pipes = write_pipes(tmp_path / "pipes.geojson", 25832, driver="GeoJSON")
+    out = tmp_path / "dataset"
+    code = main(["build-dataset", str(tiffs), str(out), "--pipes", str(pipes),
+                 "--corridor-width", "6", "--no-previews"])
+    text = capsys.readouterr()
+    assert code == 0, text.err
+    assert "plain.tif" in text.out + text.err  # skipped, named in the summary
+    assert len(list(out.rglob("*.npy.lz4"))) >= 3
+    from thermal_anomaly_segmenter.frame_io import read_frame
+
+    frame = read_frame(next(out.rglob("f0.npy.lz4")))
+    # 6 m full width at 0.25 m: 24 corridor rows in every column crossed only by P-17
+    assert frame.corridor[:, 400].sum() == 24 and frame.corridor[288:312, 400].all()
+    code = main(["build-dataset", str(tiffs), str(tmp_path / "d2")])
+    assert code == 2 and "CORRIDOR_DIR or --pipes" in capsys.readouterr().err
+
+
+def test_truncated_ortho_is_an_input_error(tmp_path, capsys) -> None:
+    ortho = write_ortho(tmp_path / "ortho.tif", 25832)
+    data = ortho.read_bytes()
+    ortho.write_bytes(data[: len(data) // 2])  # header intact, pixel data cut off
+    pipes = write_pipes(tmp_path / "pipes.gpkg", 25832)
+    code, text = predict(capsys, ortho, "--pipes", pipes, "--out", tmp_path / "out")
+    assert code == 2 and "ortho.tif" in text and "Traceback" not in text, text
+
+
+def test_no_anomaly_gives_empty_valid_layers(tmp_path, capsys) -> None:
+    ortho = write_ortho(tmp_path / "ortho.tif", 25832)
+    pipes = write_pipes(tmp_path / "pipes.gpkg", 25832)
+    code, text = predict(capsys, ortho, "--pipes", pipes, "--threshold", "1", "--out",
+                         tmp_path / "out")
+    assert code == 0 and "0 anomalies" in text, text
+    assert pyogrio.read_info(tmp_path / "out" / "ortho.gpkg", layer="anomalies")["features"] == 0
+    doc = json.loads((tmp_path / "out" / "ortho.geojson").read_text())
+    assert doc["type"] == "FeatureCollection" and doc["features"] == []
+    report = json.loads((tmp_path / "out" / "ortho.json").read_text())
+    assert report["summary"]["count"] == 0 and report["summary"]["max_dt_degc"] is None
+
+
+def test_rotated_orthomosaic(tmp_path, capsys) -> None:
+    ortho = write_ortho(tmp_path / "rot.tif", 25832, rotation=20.0)
+    pipes = write_pipes(tmp_path / "pipes.gpkg", 25832, rotation=20.0)
+    code, text = predict(capsys, ortho, "--pipes", pipes, "--out", tmp_path / "out")
+    assert code == 0, text
+    transform = grid(25832, 20.0)
+    with rasterio.open(tmp_path / "out" / "rot_prob.tif") as ds:
+        assert ds.transform.almost_equals(transform, 1e-9)
+    report = json.loads((tmp_path / "out" / "rot.json").read_text())
+    leak = shapely.Point(transform @ (LEAK[1] + 0.5, LEAK[0] + 0.5))
+    distance = [leak.distance(shapely.Point(a["centroid_crs"])) for a in report["anomalies"]]
+    nearest = report["anomalies"][int(np.argmin(distance))]
+    assert min(distance) <= GSD  # within one pixel of where it was planted
+    assert nearest["pipe_id"] == "P-17" and nearest["offset_m"] == pytest.approx(0.0, abs=1e-6)

@@ -1,0 +1,16 @@
+"""GIS wing: pipe networks, georeferenced rasters, streamed orthomosaics, vector outputs.
+
+Built on rasterio (GDAL), pyogrio + shapely and pyproj. Nothing here is imported by the CLI
+or the API at import time: these modules load GDAL and PROJ, so callers import them lazily.
+
+- :mod:`.raster`: georeference of a raster (rasterio) and metric CRS helpers.
+- :mod:`.network`: a pipe network layer -> the corridor of a raster grid; pipe chainage.
+- :mod:`.ortho`: streamed inference of an orthomosaic of any size, window by window.
+- :mod:`.vectors`: anomaly polygons -> GeoPackage (raster CRS) and GeoJSON (EPSG:4326).
+"""
+
+import logging
+
+# GDAL and pyogrio log every written layer at INFO; TASeg's own messages say what matters.
+for _name in ("pyogrio._io", "rasterio._env", "rasterio._err"):
+    logging.getLogger(_name).setLevel(logging.WARNING)

@@ -1,0 +1,509 @@
+"""Streamed inference of a georeferenced orthomosaic of any size.
+
+The raster is read from disk window by window with rasterio, and only the blocks that touch
+the pipe corridor are read at all. Each block, with a halo of context around it, runs
+through :meth:`Segmenter.probabilities` (the same overlap-blended tiling as large frames);
+its core is written straight into tiled GeoTIFFs of probability and mask, then converted to
+Cloud-Optimised GeoTIFFs (GDAL's COG driver streams, with overviews). Anomalies are traced
+per block with ``rasterio.features.shapes`` and merged across block borders, so memory
+stays bounded by the block size whatever the raster size.
+
+Two streaming passes: the first gathers the corridor's median temperature (the reference
+of relative inputs and of dT, as for a frame; exact to 0.01 degC through a histogram) and
+the coldest pixel (the fill of T_m outside the corridor), the second predicts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import PredictOptions
+from ..errors import InvalidInputError, OutputError
+from ..frame_io import FILL_OFFSET_DEGC, MIN_SIDE_PX, T_MAX_DEGC, T_MIN_DEGC, Frame, GeoInfo
+from ..inference import Segmenter
+from ..postprocess import Anomaly, Prediction, extract_anomalies
+from .network import Corridor, PipeNetwork, reproject
+from .raster import georef, pixel_bounds
+from .vectors import write_anomaly_layers
+
+log = logging.getLogger(__name__)
+
+#: Output kinds of an orthomosaic and their file-name suffixes.
+ORTHO_NAMES: dict[str, str] = {
+    "probability": "_prob.tif",
+    "mask": "_mask.tif",
+    "overlay": "_overlay.png",
+    "gpkg": ".gpkg",
+    "geojson": ".geojson",
+    "json": ".json",
+}
+#: About the side of a processing block, pixels (rounded to whole tile steps by
+#: :func:`block_geometry`; a block and its halo are ~50 MB of float32 inputs).
+DEFAULT_BLOCK = 2048
+#: Largest side of the downsampled overlay PNG.
+OVERLAY_MAX_SIDE = 2048
+#: GDAL block cache while streaming: bounded, whatever the raster size.
+GDAL_CACHE_BYTES = 256 << 20
+_HIST_STEP = 0.01  # degC per histogram bin of the corridor median
+
+
+@dataclass
+class OrthoResult:
+    """What predicting one orthomosaic produced."""
+
+    outputs: dict[str, Path]
+    records: list[dict[str, Any]]
+    corridor_px: int
+    blocks: int
+    median_degc: float
+
+
+@dataclass
+class _Fragment:
+    geom: Any  # shapely polygon in raster pixel coordinates (col, row)
+    n: int
+    sum_t: float
+    max_t: float
+    sum_p: float
+
+
+def _windows(
+    height: int, width: int, sides: tuple[int, int]
+) -> Iterator[tuple[int, int, int, int]]:
+    for r in range(0, height, sides[0]):
+        for c in range(0, width, sides[1]):
+            yield r, c, min(sides[0], height - r), min(sides[1], width - c)
+
+
+def block_geometry(
+    tile: tuple[int, int], overlap: float, block: int
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Block sides (about ``block``) and halo per axis such that block seams are tile seams.
+
+    With the tile step ``s`` and the halo half the tile overlap, a block of ``k * s`` plus
+    its halo spans exactly ``k`` tiles: each corridor pixel pays what it would inside one
+    large frame, and the pixels at a block border get the context of a tile border.
+    """
+    steps = [max(1, int(t * (1.0 - overlap))) for t in tile]
+    halos = [(t - s + 1) // 2 for t, s in zip(tile, steps, strict=True)]
+    sides = [max(1, round(block / s)) * s for s in steps]
+    return (sides[0], sides[1]), (halos[0], halos[1])
+
+
+class _Source:
+    """The orthomosaic opened with rasterio: the T_u band, its validity, the corridor."""
+
+    def __init__(self, dataset, corridor: Corridor, source: str) -> None:
+        self.ds, self.corridor, self.source = dataset, corridor, source
+        if dataset.count not in (1, 3):
+            raise InvalidInputError(
+                f"{source}: orthomosaic has {dataset.count} bands; give one band (T_u) or "
+                "three (T_m, T_m, T_u)"
+            )
+        self.band = dataset.count  # T_u is the last band
+        self.nodata = dataset.nodatavals[self.band - 1]
+
+    def read(self, row: int, col: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(T_u float32, valid, corridor)`` of a window."""
+        from rasterio.windows import Window
+        from rasterio.windows import transform as window_transform
+
+        win = Window(col, row, w, h)
+        t_u = self.ds.read(self.band, window=win, out_dtype="float32")
+        valid = np.isfinite(t_u)
+        if self.nodata is not None and not math.isnan(self.nodata):
+            valid &= t_u != np.float32(self.nodata)
+        corridor = self.corridor.mask(window_transform(win, self.ds.transform), (h, w))
+        corridor &= valid
+        return t_u, valid, corridor
+
+
+def _check_plausible(values: np.ndarray, source: str) -> None:
+    lo, hi = float(values.min()), float(values.max())
+    if lo < T_MIN_DEGC or hi > T_MAX_DEGC:
+        raise InvalidInputError(
+            f"{source}: corridor temperatures {lo:.1f}..{hi:.1f} lie outside "
+            f"{T_MIN_DEGC:g}..{T_MAX_DEGC:g} degC; convert raw counts or Kelvin to degC first"
+        )
+
+
+def _statistics(src: _Source, blocks) -> tuple[float, float, int]:
+    """Corridor median (histogram, 0.01 degC), coldest valid T_u, corridor pixel count."""
+    bins = int((T_MAX_DEGC - T_MIN_DEGC) / _HIST_STEP) + 1
+    hist = np.zeros(bins, np.int64)
+    coldest = math.inf
+    for row, col, h, w in blocks:
+        t_u, valid, corridor = src.read(row, col, h, w)
+        plausible = valid & (t_u >= T_MIN_DEGC) & (t_u <= T_MAX_DEGC)
+        if plausible.any():  # an implausible pixel outside the corridor must not set the fill
+            coldest = min(coldest, float(t_u[plausible].min()))
+        values = t_u[corridor]
+        if values.size:
+            _check_plausible(values, src.source)
+            idx = np.rint((values - T_MIN_DEGC) / _HIST_STEP).astype(np.int64)
+            hist += np.bincount(idx, minlength=bins)
+    total = int(hist.sum())
+    if not total:
+        raise InvalidInputError(
+            f"{src.source}: the pipe corridor covers no valid pixel of the orthomosaic"
+        )
+    median_bin = int(np.searchsorted(np.cumsum(hist), (total + 1) / 2))
+    return T_MIN_DEGC + median_bin * _HIST_STEP, coldest, total
+
+
+def _fragments(labels: np.ndarray, anomalies: list[Anomaly], row: int, col: int) -> list:
+    import shapely
+    from affine import Affine
+    from rasterio.features import shapes
+
+    parts: dict[int, list] = {}
+    offset = Affine.translation(col, row)  # pixel coordinates: exact, shared by neighbours
+    for geom, value in shapes(labels, mask=labels > 0, connectivity=8, transform=offset):
+        parts.setdefault(int(value), []).append(shapely.geometry.shape(geom))
+    out = []
+    for a in anomalies:
+        geom = shapely.union_all(parts[a.id]) if len(parts[a.id]) > 1 else parts[a.id][0]
+        n = a.area_px
+        out.append(_Fragment(geom, n, a.mean_t_degc * n, a.max_t_degc, a.mean_probability * n))
+    return out
+
+
+def _merge(fragments: list[_Fragment]) -> list[_Fragment]:
+    """Join fragments that touch across block borders (8-connectivity: corners count)."""
+    import shapely
+
+    if len(fragments) < 2:
+        return fragments
+    geoms = np.array([f.geom for f in fragments], dtype=object)
+    left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    parent = list(range(len(fragments)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(left.tolist(), right.tolist(), strict=True):
+        a, b = find(i), find(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    groups: dict[int, list[_Fragment]] = {}
+    for i, frag in enumerate(fragments):
+        groups.setdefault(find(i), []).append(frag)
+    merged = []
+    for group in groups.values():
+        if len(group) == 1:
+            merged.append(group[0])
+            continue
+        merged.append(_Fragment(
+            shapely.union_all([f.geom for f in group]),
+            sum(f.n for f in group),
+            sum(f.sum_t for f in group),
+            max(f.max_t for f in group),
+            sum(f.sum_p for f in group),
+        ))
+    return merged
+
+
+def _tiff_profile(dataset, dtype: str) -> dict[str, Any]:
+    return {
+        "driver": "GTiff", "width": dataset.width, "height": dataset.height, "count": 1,
+        "dtype": dtype, "crs": dataset.crs, "transform": dataset.transform, "tiled": True,
+        "blockxsize": 512, "blockysize": 512, "compress": "deflate", "sparse_ok": True,
+        "bigtiff": "if_safer",
+    }
+
+
+def _to_cog(tmp: Path, final: Path, resampling: str) -> None:
+    """Convert a tiled GeoTIFF into a COG (GDAL streams it and adds overviews)."""
+    from rasterio.shutil import copy
+
+    staged = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    try:
+        copy(tmp, staged, driver="COG", compress="deflate", blocksize=512,
+             overview_resampling=resampling, bigtiff="if_safer")
+        os.replace(staged, final)
+    except Exception:
+        staged.unlink(missing_ok=True)
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def predict_ortho(
+    path: str | Path,
+    network: PipeNetwork,
+    segmenter: Segmenter,
+    options: PredictOptions,
+    out_dir: Path,
+    stem: str,
+    *,
+    corridor_width_m: float,
+    block: int = DEFAULT_BLOCK,
+    model_dir: str | None = None,
+) -> OrthoResult:
+    """Predict one georeferenced raster streamed from disk; write ``out_dir/<stem>*``.
+
+    Writes :data:`ORTHO_NAMES`: probability and mask COGs with the input's CRS and
+    transform (0 outside the processed corridor), the GeoPackage and GeoJSON of anomaly
+    polygons, a JSON report with the same attributes and a downsampled overlay PNG.
+
+    Raises:
+        InvalidInputError: the raster has no georeference, bad bands or implausible values,
+            or the pipe layer does not overlap it.
+    """
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+    path, out_dir = Path(path), Path(out_dir)
+    source = path.name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), _open(path, source) as ds:
+            geo = georef(ds)
+            if geo is None or ds.crs is None:
+                raise InvalidInputError(
+                    f"{source}: has no georeference (CRS and transform); --pipes needs a "
+                    "GeoTIFF, or give a corridor mask instead"
+                )
+            if min(ds.height, ds.width) < MIN_SIDE_PX:
+                raise InvalidInputError(f"{source}: raster {ds.height} x {ds.width} is too small")
+            if np.dtype(ds.dtypes[-1]).itemsize == 1:
+                raise InvalidInputError(
+                    f"{source}: 8-bit pixels hold colours, not temperatures; give float degC"
+                )
+            bounds = pixel_bounds(ds.transform, 0, 0, ds.height, ds.width)
+            corridor = network.corridor_for(ds.crs, bounds, corridor_width_m, source)
+            src = _Source(ds, corridor, source)
+            try:
+                return _run(src, geo, segmenter, options, out_dir, stem, block, model_dir)
+            except RasterioIOError as exc:  # a truncated or corrupt block surfaces mid-stream
+                reason = " ".join(str(exc.__cause__ or exc).split())[:200]
+                raise InvalidInputError(
+                    f"{source}: pixel data cannot be read, the file is truncated or corrupt "
+                    f"({reason})"
+                ) from None
+
+
+def _open(path: Path, source: str):
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    if not path.is_file():
+        raise FileNotFoundError(2, "no such file", str(path))
+    try:
+        return rasterio.open(path)
+    except RasterioIOError:
+        raise InvalidInputError(
+            f"{source}: not a raster GDAL can read; --pipes needs a georeferenced GeoTIFF "
+            "(orthomosaic or frame)"
+        ) from None
+
+
+def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptions,
+         out_dir: Path, stem: str, block: int, model_dir: str | None) -> OrthoResult:
+    import rasterio
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
+
+    ds, corridor = src.ds, src.corridor
+    sides, (halo_y, halo_x) = block_geometry(
+        segmenter.tile_size(options), options.tile_overlap, block
+    )
+    active = [
+        w for w in _windows(ds.height, ds.width, sides)
+        if corridor.touches(pixel_bounds(ds.transform, *w))
+    ]
+    median, coldest, corridor_px = _statistics(src, active)
+    fill = np.float32(coldest - FILL_OFFSET_DEGC)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = {k: out_dir / f"{stem}{s}" for k, s in ORTHO_NAMES.items()}
+    tmp_prob = out_dir / f".{stem}_prob.{os.getpid()}.part.tif"
+    tmp_mask = out_dir / f".{stem}_mask.{os.getpid()}.part.tif"
+    fragments: list[_Fragment] = []
+    try:
+        with (
+            rasterio.open(tmp_prob, "w", **_tiff_profile(ds, "float32")) as prob_out,
+            rasterio.open(tmp_mask, "w", **_tiff_profile(ds, "uint8")) as mask_out,
+        ):
+            for row, col, h, w in active:
+                r0, c0 = max(0, row - halo_y), max(0, col - halo_x)
+                r1, c1 = min(ds.height, row + h + halo_y), min(ds.width, col + w + halo_x)
+                t_u, valid, corr = src.read(r0, c0, r1 - r0, c1 - c0)
+                core = (slice(row - r0, row - r0 + h), slice(col - c0, col - c0 + w))
+                if not corr[core].any():
+                    continue
+                t_u[~valid | (t_u < T_MIN_DEGC) | (t_u > T_MAX_DEGC)] = median  # context only
+                data = np.empty((*t_u.shape, 3), np.float32)
+                data[..., 2] = t_u
+                data[..., 0] = np.where(corr, t_u, fill)
+                data[..., 1] = data[..., 0]
+                win_geo = GeoInfo(tuple(window_transform(Window(c0, r0, 1, 1), ds.transform))[:6],
+                                  geo.crs, geo.metric)
+                # The halo gives context only: tiles are chosen for the core's corridor pixels
+                # (T_m above already holds the whole corridor).
+                chosen = np.zeros_like(corr)
+                chosen[core] = corr[core]
+                frame = Frame(data, chosen, "block", win_geo)
+                prob = segmenter.probabilities([frame], options, [median],
+                                               corridor_tiles_only=True)[0]
+                core_frame = Frame(data[core], corr[core], "block", None)
+                prob_core = np.where(corr[core], prob[core], np.float32(0))
+                mask, labels, anomalies = extract_anomalies(
+                    core_frame, prob_core, options.threshold, corridor_median=median,
+                    min_area_px=1,
+                )
+                win = Window(col, row, w, h)
+                prob_out.write(prob_core, 1, window=win)
+                mask_out.write(mask, 1, window=win)
+                if anomalies:
+                    fragments += _fragments(labels, anomalies, row, col)
+        merged = [f for f in _merge(fragments) if f.n >= options.min_area_px]
+        merged.sort(key=lambda f: (-f.n, f.geom.bounds[1], f.geom.bounds[0]))
+        polygons, records = _describe(merged, ds.transform, corridor, median, geo)
+        crs = geo.crs or ds.crs.to_wkt()
+        write_anomaly_layers(polygons, records, crs, final["gpkg"], final["geojson"])
+        _write_overlay(src, merged, median, fill, segmenter, options, final["overlay"],
+                       stem)
+        _to_cog(tmp_prob, final["probability"], "average")
+        _to_cog(tmp_mask, final["mask"], "nearest")
+    except OSError as exc:
+        raise OutputError(f"cannot write outputs to {out_dir}: {exc}") from exc
+    finally:
+        tmp_prob.unlink(missing_ok=True)
+        tmp_mask.unlink(missing_ok=True)
+    doc = _report(src, records, median, corridor_px, len(active), segmenter, options, geo,
+                  model_dir, stem)
+    from ..frame_io import _atomic_write
+
+    _atomic_write(final["json"], (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode())
+    return OrthoResult(final, records, corridor_px, len(active), median)
+
+
+def _describe(merged: list[_Fragment], transform, corridor: Corridor, median: float,
+              geo: GeoInfo) -> tuple[list, list[dict[str, Any]]]:
+    import shapely
+
+    matrix = [transform.a, transform.b, transform.d, transform.e, transform.c, transform.f]
+    polygons = [shapely.affinity.affine_transform(f.geom, matrix) for f in merged]
+    metric = reproject(np.asarray(polygons, dtype=object), corridor.crs, corridor.metric)
+    located = corridor.locate(metric)
+    decimals = 3 if geo.metric else 9
+    records = []
+    for i, (frag, poly, poly_m, (pipe, chainage, offset)) in enumerate(
+        zip(merged, polygons, metric, located, strict=True), start=1
+    ):
+        mean_t = frag.sum_t / frag.n
+        centroid = poly.centroid
+        records.append({
+            "id": i,
+            "area_px": int(frag.n),
+            "area_m2": round(float(poly_m.area), 4),
+            "max_t_degc": round(float(frag.max_t), 3),
+            "mean_t_degc": round(float(mean_t), 3),
+            "mean_dt_degc": round(float(mean_t - median), 3),
+            "mean_probability": round(float(frag.sum_p / frag.n), 4),
+            "centroid_crs": [round(centroid.x, decimals), round(centroid.y, decimals)],
+            "pipe_id": pipe,
+            "chainage_m": round(chainage, 3),
+            "offset_m": round(offset, 3),
+        })
+    return polygons, records
+
+
+def _report(src: _Source, records, median: float, corridor_px: int, blocks: int,
+            segmenter: Segmenter, options: PredictOptions, geo: GeoInfo,
+            model_dir: str | None, stem: str) -> dict[str, Any]:
+    from ..reporting import SCHEMA
+
+    ds = src.ds
+    dts = [r["mean_dt_degc"] for r in records]
+    return {
+        "schema": SCHEMA,
+        "frame": {
+            "name": stem,
+            "height": ds.height,
+            "width": ds.width,
+            "corridor_px": corridor_px,
+            "corridor_fraction": round(corridor_px / (ds.height * ds.width), 6),
+            "corridor_median_degc": round(median, 3),
+            "crs": geo.crs,
+            "transform": list(geo.transform),
+            "pipes": src.corridor.source,
+            "corridor_width_m": src.corridor.width_m,
+            "blocks": blocks,
+        },
+        "model": {"type": segmenter.model_type, "dir": model_dir},
+        "threshold": round(options.threshold, 4),
+        "summary": {
+            "count": len(records),
+            "total_area_px": sum(r["area_px"] for r in records),
+            "total_area_m2": round(sum(r["area_m2"] for r in records), 4),
+            "max_dt_degc": max(dts) if dts else None,
+            "max_t_degc": max((r["max_t_degc"] for r in records), default=None),
+        },
+        "anomalies": records,
+    }
+
+
+def _write_overlay(src: _Source, merged: list[_Fragment], median: float,
+                   fill: np.float32, segmenter: Segmenter, options: PredictOptions,
+                   target: Path, stem: str) -> None:
+    """A downsampled overview PNG drawn by :func:`reporting.render_overlay`."""
+    from affine import Affine
+    from rasterio.enums import Resampling
+    from rasterio.features import rasterize
+
+    from ..frame_io import _atomic_write
+    from ..reporting import encode_png, render_overlay
+
+    ds = src.ds
+    scale = max(1.0, max(ds.height, ds.width) / OVERLAY_MAX_SIDE)
+    h, w = max(1, round(ds.height / scale)), max(1, round(ds.width / scale))
+    t_u = ds.read(src.band, out_shape=(h, w), out_dtype="float32",
+                  resampling=Resampling.average)
+    t_u[~np.isfinite(t_u)] = median
+    if src.nodata is not None and not math.isnan(src.nodata):
+        t_u[t_u == np.float32(src.nodata)] = median
+    small = ds.transform @ Affine.scale(ds.width / w, ds.height / h)
+    corr = src.corridor.mask(small, (h, w))
+    to_small = Affine.scale(w / ds.width, h / ds.height)
+    labels = np.zeros((h, w), np.int32)
+    anomalies = []
+    if merged:
+        import shapely
+
+        m = [to_small.a, to_small.b, to_small.d, to_small.e, to_small.c, to_small.f]
+        scaled = [shapely.affinity.affine_transform(f.geom, m) for f in merged]
+        labels = rasterize(((g, i) for i, g in enumerate(scaled, 1)), out_shape=(h, w),
+                           all_touched=True, dtype="int32")
+        for i, (frag, g) in enumerate(zip(merged, scaled, strict=True), start=1):
+            x0, y0, x1, y1 = g.bounds
+            mean_t = frag.sum_t / frag.n
+            anomalies.append(Anomaly(
+                id=i, area_px=frag.n, area_m2=None,
+                bbox=(int(x0), int(y0), max(int(x0) + 1, math.ceil(x1)),
+                      max(int(y0) + 1, math.ceil(y1))),
+                centroid=(g.centroid.x, g.centroid.y), max_t_degc=frag.max_t,
+                mean_t_degc=mean_t, mean_dt_degc=mean_t - median,
+                mean_probability=frag.sum_p / frag.n,
+            ))
+    data = np.stack([np.where(corr, t_u, fill), np.where(corr, t_u, fill), t_u], axis=-1)
+    pred = Prediction(
+        frame=Frame(data.astype(np.float32), corr, stem, None), probability=np.zeros((h, w)),
+        mask=(labels > 0).view(np.uint8) if merged else np.zeros((h, w), np.uint8),
+        labels=labels, anomalies=anomalies, corridor_median_degc=median,
+        threshold=options.threshold, model_name=segmenter.model_type,
+    )
+    _atomic_write(target, encode_png(render_overlay(pred, max_side=OVERLAY_MAX_SIDE + 256)))

@@ -1,0 +1,90 @@
+"""Anomaly polygons -> a GeoPackage layer in the raster's CRS and RFC 7946 GeoJSON."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import OutputError
+
+#: Name of the GeoPackage layer holding one polygon per anomaly.
+LAYER = "anomalies"
+#: Attributes of every anomaly feature, in layer order.
+FIELDS: tuple[str, ...] = (
+    "id",
+    "area_px",
+    "area_m2",
+    "max_t_degc",
+    "mean_t_degc",
+    "mean_dt_degc",
+    "mean_probability",
+    "pipe_id",
+    "chainage_m",
+    "offset_m",
+)
+
+
+def _columns(records: Sequence[dict[str, Any]]) -> list[np.ndarray]:
+    columns = []
+    for name in FIELDS:
+        values = [r[name] for r in records]
+        if name in ("id", "area_px"):
+            columns.append(np.asarray(values, dtype=np.int64))
+        elif name == "pipe_id":
+            if values and all(isinstance(v, (int, np.integer)) for v in values):
+                columns.append(np.asarray(values, dtype=np.int64))
+            else:
+                columns.append(np.asarray([str(v) for v in values], dtype=object))
+        else:
+            columns.append(np.asarray(values, dtype=np.float64))
+    return columns
+
+
+def _write(path: Path, geoms: np.ndarray, records, crs: str, driver: str, **options) -> None:
+    import pyogrio.raw
+    import shapely
+
+    multi = any(shapely.get_type_id(g) == 6 for g in geoms)
+    if multi:
+        geoms = np.array([g if g.geom_type == "MultiPolygon" else shapely.multipolygons([g])
+                          for g in geoms], dtype=object)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        pyogrio.raw.write(
+            tmp,
+            shapely.to_wkb(geoms) if len(geoms) else np.empty(0, object),
+            field_data=_columns(records),
+            fields=list(FIELDS),
+            crs=crs,
+            geometry_type="MultiPolygon" if multi else "Polygon",
+            driver=driver,
+            layer=LAYER,
+            **options,
+        )
+        os.replace(tmp, path)
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path.name}: {' '.join(str(exc).split())}") from exc
+
+
+def write_anomaly_layers(
+    polygons: Sequence[Any],
+    records: Sequence[dict[str, Any]],
+    crs: str,
+    gpkg: Path,
+    geojson: Path,
+) -> None:
+    """Write ``gpkg`` (layer ``anomalies`` in ``crs``) and ``geojson`` (EPSG:4326, RFC 7946).
+
+    ``polygons`` are shapely geometries in ``crs``; ``records`` hold :data:`FIELDS`.
+    """
+    from .network import reproject
+
+    geoms = np.asarray(list(polygons), dtype=object)
+    _write(gpkg, geoms, records, crs, "GPKG")
+    wgs84 = reproject(geoms, crs, "EPSG:4326") if len(geoms) else geoms
+    _write(geojson, wgs84, records, "EPSG:4326", "GeoJSON", layer_options={"RFC7946": "YES"})
