@@ -114,8 +114,14 @@ def list_model_folders(root: str | os.PathLike[str], depth: int = 2) -> list[Pat
     return sorted(found)
 
 
-def read_model_config(model_dir: str | os.PathLike[str]) -> ModelConfig:
-    """Read and validate ``train_config.json`` of a model folder."""
+def read_config_data(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parsed ``train_config.json`` of a folder (ours or the published format), read with
+    bounded size, depth and number length.
+
+    Raises:
+        ModelNotFoundError: The folder has no ``train_config.json``.
+        InvalidInputError: It cannot be read, is too large or deep, or is not a JSON object.
+    """
     folder = Path(model_dir)
     path = folder / CONFIG_NAME
     if not path.is_file():
@@ -131,6 +137,14 @@ def read_model_config(model_dir: str | os.PathLike[str]) -> ModelConfig:
                                 ) from None
     if not isinstance(data, dict):
         raise InvalidInputError(f"{path} must hold a JSON object")
+    return data
+
+
+def read_model_config(model_dir: str | os.PathLike[str]) -> ModelConfig:
+    """Read and validate ``train_config.json`` of a model folder."""
+    folder = Path(model_dir)
+    path = folder / CONFIG_NAME
+    data = read_config_data(folder)
     from .published_folder import is_published_config, published_model_config
 
     if is_published_config(data):  # written by the published TASeg

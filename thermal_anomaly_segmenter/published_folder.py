@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidInputError, ModelNotFoundError
+from .errors import InvalidInputError, ModelNotFoundError, TasegError
 
 if TYPE_CHECKING:
     import torch
@@ -64,19 +64,18 @@ def is_published_config(data: Any) -> bool:
 
 
 def is_published_folder(folder: str | os.PathLike[str]) -> bool:
-    path = Path(folder) / CONFIG_NAME
+    from .model_folder import read_config_data
+
     try:
-        return is_published_config(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return is_published_config(read_config_data(folder))
+    except TasegError:
         return False
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
-    path = folder / CONFIG_NAME
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc}") from None
+    from .model_folder import read_config_data
+
+    data = read_config_data(folder)
     if not is_published_config(data):
         raise InvalidInputError(f"{folder} is not a published TASeg model folder")
     return data

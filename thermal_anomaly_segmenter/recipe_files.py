@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from typing import Any
 
 from .config import LOSS_FUNCTIONS, PHASES, TrainOptions
 from .errors import InvalidInputError
+
+log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configurations"
 #: Set a dataset entry of the file reads, by its key when its path does not name one.
@@ -220,7 +223,14 @@ def options_from_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         "loss_fn": recipe.loss_fn,
     }
     if recipe.worker_count is not None:
-        values["worker_count"] = recipe.worker_count
+        # A file written on another machine may name more loader workers than this one has
+        # cores (the published files say 12): it gets this machine's share, not an error.
+        from .limits import cpu_cores
+
+        values["worker_count"] = min(recipe.worker_count, cpu_cores())
+        if values["worker_count"] < recipe.worker_count:
+            log.info("%s: worker_count %d capped at this machine's %d cores", Path(path).name,
+                     recipe.worker_count, values["worker_count"])
     if recipe.encoder_name:
         values["architecture"] = {"encoder_name": recipe.encoder_name}
     return values
