@@ -69,7 +69,7 @@ def default_model_dir() -> str | None:
 
 def default_dataset_path() -> str | None:
     """The default dataset folder now (``None`` lets the training report what is missing)."""
-    from thermal_anomaly_segmenter.datasets import resolve_dataset_path
+    from thermal_anomaly_segmenter.io.datasets import resolve_dataset_path
 
     try:
         return str(resolve_dataset_path(None, get_settings()))
@@ -115,7 +115,7 @@ class DatasetDir(PathString):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        from thermal_anomaly_segmenter.datasets import resolve_dataset_path
+        from thermal_anomaly_segmenter.io.datasets import resolve_dataset_path
 
         settings = get_settings()
         try:

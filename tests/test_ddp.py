@@ -14,7 +14,8 @@ from thermal_anomaly_segmenter.synthetic import write_dataset
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_two_process_ddp_on_cpu(tmp_path, monkeypatch):
-    from thermal_anomaly_segmenter.training import SegmentationTask, train
+    from thermal_anomaly_segmenter.train.loop import train
+    from thermal_anomaly_segmenter.train.task import SegmentationTask
 
     marks = tmp_path / "ranks"
     marks.mkdir()

@@ -242,7 +242,7 @@ def test_build_dataset_from_pipes(tmp_path, capsys) -> None:
     assert code == 0, text.err
     assert "plain.tif" in text.out + text.err  # skipped, named in the summary
     assert len(list(out.rglob("*.npy.lz4"))) >= 3
-    from thermal_anomaly_segmenter.frame_io import read_frame
+    from thermal_anomaly_segmenter.io.read import read_frame
 
     frame = read_frame(next(out.rglob("f0.npy.lz4")))
     # 6 m full width at 0.25 m: 24 corridor rows in every column crossed only by P-17

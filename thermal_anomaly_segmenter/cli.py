@@ -306,7 +306,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"cannot read --config {args.config}: {exc}") from None
         if not isinstance(values, dict):
             raise InvalidInputError(f"--config {args.config} must hold a JSON object")
-        from .recipe_files import is_recipe_file_data, options_from_file
+        from .train.recipe_files import is_recipe_file_data, options_from_file
 
         if is_recipe_file_data(values):  # a published train_<model_type>.json
             values = options_from_file(args.config)
@@ -353,7 +353,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             values[key] = tuple(values[key])
     options = TrainOptions(**values)
 
-    from .training import train
+    from .train.loop import train
 
     result = train(options, settings=get_settings())
     print(json.dumps(result.metrics, indent=2, sort_keys=True))

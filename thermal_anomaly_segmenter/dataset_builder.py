@@ -61,15 +61,11 @@ from .errors import (
     DatasetNotFoundError,
     InvalidInputError,
 )
-from .frame_io import (
-    Frame,
-    _atomic_write,
-    frame_stem,
-    read_frame,
-    read_label,
-    write_frame,
-    write_label,
-)
+from .io.atomic import atomic_write
+from .io.formats import write_frame, write_label
+from .io.frames import Frame, frame_stem
+from .io.masks import read_label
+from .io.read import read_frame
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +268,7 @@ def render_preview(
     """
     import cv2
 
-    from .reporting import ANOMALY_RGB, CORRIDOR_RGB
+    from .report.overlay import ANOMALY_RGB, CORRIDOR_RGB
 
     height, width = data.shape[:2]
     scale = min(1.0, max_side / max(height, width))
@@ -332,7 +328,7 @@ def _stage_frame(
 ) -> _Item:
     """Read, label and write one frame into ``staging``; raises InvalidInputError if unusable."""
     from .classical import classical_label
-    from .reporting import encode_png
+    from .report.outputs import encode_png
 
     # A (name, mask) pair is a corridor rasterised from the pipe network.
     corridor_name, corridor = (
@@ -361,7 +357,7 @@ def _stage_frame(
         write_label(staging / set_name / "label" / f"{frame_id}.png", label)
         if previews:
             preview = render_preview(frame.data, frame.corridor, label)
-            _atomic_write(staging / set_name / "preview" / f"{frame_id}.png", encode_png(preview))
+            atomic_write(staging / set_name / "preview" / f"{frame_id}.png", encode_png(preview))
     return _Item(
         frame_id=frame_id,
         source=tiff.name,

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from .config import PredictOptions, Settings
-from .datasets import load_split, open_set, read_label_mask, resolve_dataset_path
 from .errors import DatasetError, InvalidInputError
-from .frame_io import read_frame
+from .io.datasets import load_split, open_set, read_label_mask, resolve_dataset_path
+from .io.read import read_frame
 from .metrics import object_counts, object_scores, summarize
 
 log = logging.getLogger(__name__)

@@ -24,12 +24,13 @@ import numpy as np
 
 from .config import PredictOptions, Settings, get_settings
 from .errors import InvalidInputError, OutputError, TasegError
-from .frame_io import FRAME_SUFFIXES, Frame, read_frame
 from .inference import Segmenter, get_segmenter
+from .io.frames import FRAME_SUFFIXES, Frame
+from .io.read import read_frame
 from .model_folder import resolve_model_dir
 from .normalization import corridor_median
 from .postprocess import Prediction
-from .reporting import OUTPUT_NAMES, write_outputs
+from .report.outputs import OUTPUT_NAMES, write_outputs
 
 log = logging.getLogger(__name__)
 
@@ -261,9 +262,9 @@ def _predict_georeferenced(
 ) -> Iterator[FrameResult]:
     """Stream each georeferenced raster with the corridor of ``pipes`` (one at a time: each
     already runs block by block with bounded memory)."""
-    from .frame_io import frame_stem
     from .geo.network import DEFAULT_CORRIDOR_WIDTH_M, PipeNetwork
     from .geo.ortho import ORTHO_NAMES, predict_ortho
+    from .io.frames import frame_stem
 
     network = PipeNetwork.read(pipes, id_field)
     width = DEFAULT_CORRIDOR_WIDTH_M if width_m is None else width_m

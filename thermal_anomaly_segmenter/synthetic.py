@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DatasetExistsError, InvalidInputError
-from .frame_io import write_frame, write_label
+from .io.formats import write_frame, write_label
 from .scenes import (
     DEFAULT_FAMILY,
     FAMILIES,
