@@ -226,7 +226,7 @@ def run_train(args: Mapping[str, Any], defaulted: Iterable[str] = ()) -> dict[st
     ``schemas.RECIPE_ARGS`` are left to the recipe (the published values on a GPU, the CPU
     recipe's on a CPU).
     """
-    from thermal_anomaly_segmenter.train.loop import train as train_model
+    from thermal_anomaly_segmenter.train import train as train_model
 
     names = set(TrainOptions.__dataclass_fields__)
     values = {k: v for k, v in args.items() if k in names}

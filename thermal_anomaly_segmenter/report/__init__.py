@@ -1,2 +1,30 @@
-"""The reporting wing: a prediction's files, overlay, JSON report, GeoJSON and plots.
+"""The reporting wing: what a prediction becomes on disk.
+
+* :mod:`.outputs`: writing one prediction's files (mask and probability PNGs, overlay, JSON,
+  GeoJSON) atomically;
+* :mod:`.overlay`: the overlay image; :mod:`.document`: the anomalies JSON report;
+* :mod:`.geo`: GeoJSON polygons; :mod:`.plots`: training curves and the precision-recall curve.
+
+Importing the package is cheap; OpenCV and matplotlib load with the module that draws.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "OUTPUT_NAMES": "outputs",
+    "write_outputs": "outputs",
+    "render_overlay": "overlay",
+    "anomalies_document": "document",
+    "anomalies_geojson": "geo",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)

@@ -4,24 +4,35 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..train.runs import epoch_rows
+from ..io.atomic import atomic_path
 
 if TYPE_CHECKING:
     from ..train.recipe import PhaseRecipe
 
 
-def plot_curves(run_dir: Path, recipes: list[PhaseRecipe], out: Path) -> Path | None:
-    """Loss and validation IoU over every phase's epochs, phases separated by lines."""
+def _pyplot() -> Any:
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # no display anywhere TASeg runs
     import matplotlib.pyplot as plt
 
-    fig, (ax_loss, ax_iou) = plt.subplots(1, 2, figsize=(11, 4))
+    return plt
+
+
+def _save(fig: Any, out: Path) -> None:
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100)
+    _pyplot().close(fig)
+
+
+def plot_curves(run_dir: Path, recipes: list[PhaseRecipe], out: Path) -> Path | None:
+    """Loss and validation IoU over every phase's epochs, phases separated by lines."""
+    from ..train.runs import epoch_rows  # the run's CSV; training has Lightning loaded
+
+    fig, (ax_loss, ax_iou) = _pyplot().subplots(1, 2, figsize=(11, 4))
     offset = 0
     for recipe in recipes:
         rows = epoch_rows(run_dir / recipe.name / "metrics.csv")
@@ -42,8 +53,25 @@ def plot_curves(run_dir: Path, recipes: list[PhaseRecipe], out: Path) -> Path | 
         ax.legend(fontsize=6)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
+    _save(fig, out)
+    return out
+
+
+def plot_pr_curve(curve: list[dict[str, float]], best: dict[str, float], out: Path,
+                  title: str) -> Path:
+    """Pixel and object precision-recall over the sweep, the best-F1 threshold marked."""
+    fig, ax = _pyplot().subplots(figsize=(6, 5))
+    ax.plot([r["recall"] for r in curve], [r["precision"] for r in curve], marker=".",
+            label="pixels")
+    ax.plot([r["object_recall"] for r in curve], [r["object_precision"] for r in curve],
+            marker=".", label="objects")
+    ax.scatter([best["recall"]], [best["precision"]], color="red", zorder=3,
+               label=f"best pixel F1 {best['f1']:.3f} at {best['threshold']:.2f}")
+    for r in curve[::3]:
+        ax.annotate(f"{r['threshold']:.2f}", (r["recall"], r["precision"]), fontsize=6)
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    _save(fig, out)
     return out

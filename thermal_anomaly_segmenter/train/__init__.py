@@ -1,2 +1,34 @@
-"""The training wing: recipe tables, data, the Lightning task, run folders and the loop.
+"""The training wing: TASeg's recipes on Lightning.
+
+* :mod:`.recipe`: the published three-phase recipe and the CPU recipe as typed tables;
+* :mod:`.dataset`: a split's samples as normalised, augmented tensors (file I/O only);
+* :mod:`.datamodule`: splits, loaders and augmentation;
+* :mod:`.task`: the LightningModule (model, loss, optimiser, metrics; one shared step);
+* :mod:`.runs`: run folders, per-epoch CSV, checkpoint I/O;
+* :mod:`.loop`: :func:`train`, which chains the phases and writes the model folder.
+
+Importing the package is cheap; ``train`` and the Lightning pieces load on first use.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "train": "loop",
+    "TrainResult": "runs",
+    "SegmentationTask": "task",
+    "ThermalDataModule": "datamodule",
+    "ThermalDataset": "dataset",
+    "PhaseRecipe": "recipe",
+    "phase_recipes": "recipe",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)

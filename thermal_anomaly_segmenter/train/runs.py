@@ -7,7 +7,6 @@ import contextlib
 import csv
 import dataclasses
 import json
-import os
 import pickle  # nosec B403
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO  # noqa: E402
 
 from ..config import PHASES, TrainOptions  # noqa: E402
 from ..errors import InvalidInputError  # noqa: E402
+from ..io.atomic import atomic_path, atomic_write  # noqa: E402
 
 RUN_STATE = "run.json"
 
@@ -30,14 +30,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints written to a temporary sibling and renamed: never half a file on disk."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
 
 
 def append_csv_row(path: Path, row: dict[str, Any]) -> None:
@@ -61,12 +55,10 @@ def write_csv_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     columns: list[str] = []
     for row in rows:
         columns.extend(k for k in row if k not in columns)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def epoch_rows(path: Path) -> list[dict[str, Any]]:
@@ -86,9 +78,7 @@ def _number(text: str) -> Any:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _state_from_ckpt(path: Path) -> dict[str, torch.Tensor]:
