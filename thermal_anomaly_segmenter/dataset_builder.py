@@ -40,7 +40,6 @@ non-empty ``out_dir`` is never touched.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -62,6 +61,7 @@ from .errors import (
     InvalidInputError,
 )
 from .io.atomic import atomic_write
+from .io.datasets import split_counts, write_info
 from .io.formats import write_frame, write_label
 from .io.frames import Frame, frame_stem
 from .io.masks import read_label
@@ -201,22 +201,6 @@ def _files_by_stem(folder: Path, suffixes: Sequence[str]) -> dict[str, list[Path
 # --------------------------------------------------------------------------- splits
 
 
-def _split_counts(n: int, fractions: Sequence[float]) -> list[int]:
-    """Largest-remainder counts; every split with a positive share gets a frame if possible."""
-    raw = [n * f for f in fractions]
-    counts = [math.floor(x) for x in raw]
-    order = sorted(range(len(raw)), key=lambda k: raw[k] - counts[k], reverse=True)
-    for k in order[: n - sum(counts)]:
-        counts[k] += 1
-    for k, f in enumerate(fractions):
-        if f > 0 and counts[k] == 0:
-            donor = max(range(len(counts)), key=lambda j: counts[j])
-            if counts[donor] > 1:
-                counts[donor] -= 1
-                counts[k] += 1
-    return counts
-
-
 def assign_splits(
     labelled: Sequence[str], unlabelled: Sequence[str], fractions: Sequence[float], seed: int
 ) -> dict[str, str]:
@@ -241,7 +225,7 @@ def assign_splits(
         # crc32 keys a stable stream per group (hash() changes between processes).
         stream = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(group.encode()),))
         order = np.random.default_rng(stream).permutation(len(ordered))
-        bounds = np.cumsum([0, *_split_counts(len(ordered), fractions)])
+        bounds = np.cumsum([0, *split_counts(len(ordered), fractions)])
         for k, split in enumerate(SPLIT_NAMES):
             for j in order[bounds[k] : bounds[k + 1]]:
                 split_of[ordered[int(j)]] = split
@@ -392,19 +376,11 @@ def _finish_set(
             for frame_id in ids:
                 name = f"{frame_id}{suffix}"
                 os.replace(set_dir / kind / name, set_dir / kind / folder / name)
-    used = [f"{subset}_{s}" for s in SPLIT_NAMES if split_ids[s]]
     for split, ids in split_ids.items():
         if not ids:  # keep the synthetic layout: only used subsets have folders
             for kind, _ in kinds:
                 (set_dir / kind / f"{subset}_{split}").rmdir()
-    info = {
-        "image_type": "thermal",
-        "masked": True,
-        "subsets": used,
-        "labels": ["background", "thermal"],
-        "default_splits": {s: [f"{subset}_{s}"] if split_ids[s] else [] for s in SPLIT_NAMES},
-        "channel_mode": "mixed",
-        "builder": {
+    write_info(set_dir, subset, [s for s in SPLIT_NAMES if split_ids[s]], "builder", {
             "name": "taseg.dataset_builder",
             "version": BUILDER_VERSION,
             "seed": seed,
@@ -424,9 +400,7 @@ def _finish_set(
                 }
                 for item in sorted(items, key=lambda it: it.frame_id)
             },
-        },
-    }
-    (set_dir / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
+        })
     return split_ids
 
 
