@@ -99,6 +99,7 @@ def write_outputs(
     *,
     model_dir: str | None = None,
     outputs: Iterable[str] = tuple(OUTPUT_NAMES),
+    document: dict | None = None,
 ) -> dict[str, Path]:
     """Write the requested outputs of one prediction as ``out_dir/<stem><suffix>``.
 
@@ -113,6 +114,8 @@ def write_outputs(
         stem: Base file name without folder.
         model_dir: Recorded in the JSON report.
         outputs: Any of ``mask``, ``probability``, ``overlay``, ``json``, ``geojson``.
+        document: The JSON report, when the caller has already built it with
+            :func:`~.document.anomalies_document` (it keeps it to answer from memory).
 
     Returns:
         Output kind -> written path, for the kinds requested.
@@ -134,7 +137,9 @@ def write_outputs(
         "probability": lambda: probability_png(pred),
         "overlay": lambda: encode_png(render_overlay(pred)),
         "geojson": lambda: _json_bytes(anomalies_geojson(pred), None),
-        "json": lambda: _json_bytes(anomalies_document(pred, model_dir=model_dir), 2),
+        "json": lambda: _json_bytes(
+            document if document is not None else anomalies_document(pred, model_dir=model_dir),
+            2),
     }
     order = [k for k in builders if k in wanted]  # json last: it marks a complete set
     payloads = {kind: builders[kind]() for kind in order}
