@@ -11,7 +11,7 @@ Inputs (top-level files only; sub-folders are not searched):
 - ``labels_dir`` (optional): hand-drawn leak footprints ``<stem>.png`` holding 0/1 or 0/255.
   Frames without one go to ``generated_set`` only.
 
-Output, in the layout the training loader reads (:mod:`.datasets`) and the same
+Output, in the layout the training loader reads (:mod:`.io.datasets`) and the same
 ``dataset_info.json`` format as :func:`.synthetic.write_dataset`::
 
     <out_dir>/generated_set/dataset_info.json
@@ -22,7 +22,7 @@ Output, in the layout the training loader reads (:mod:`.datasets`) and the same
 
 ``generated_set`` holds every usable frame, labelled by :func:`.classical.classical_label`;
 ``manual_set`` holds the frames with a usable hand label (it is not written when there is
-none). ``<id>`` is the sanitised frame stem (:func:`.frame_io.frame_stem`).
+none). ``<id>`` is the sanitised frame stem (:func:`.io.frames.frame_stem`).
 
 Splits are seeded and disjoint, and a frame has the same split in both sets: hand-labelled
 frames are split first (so ``manual_set`` gets the requested shares), then the others, and

@@ -19,7 +19,7 @@ from thermal_anomaly_segmenter.config import PHASES, TrainOptions, get_settings
 from thermal_anomaly_segmenter.errors import DatasetError, InvalidInputError
 from thermal_anomaly_segmenter.synthetic import write_dataset
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 METRIC_NAMES = {
     f"test_{r}_{s}"
     for r in ("dataset", "per_image")

@@ -26,7 +26,7 @@ from thermal_anomaly_segmenter.report.overlay import ANOMALY_RGB, CORRIDOR_RGB, 
 
 H, W = 96, 128
 CORRIDOR_ROWS = (30, 70)  # rows of the corridor band, end exclusive
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"
 
 
 # --------------------------------------------------------------------------------------------
