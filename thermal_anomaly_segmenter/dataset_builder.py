@@ -41,7 +41,6 @@ non-empty ``out_dir`` is never touched.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import secrets
@@ -61,7 +60,7 @@ from .errors import (
     InvalidInputError,
 )
 from .io.atomic import atomic_write
-from .io.datasets import split_counts, write_info
+from .io.datasets import check_split_shares, split_counts, write_info
 from .io.formats import write_frame, write_label
 from .io.frames import Frame, frame_stem
 from .io.masks import read_label
@@ -161,23 +160,6 @@ def _check_dir(kind: str, path: str | os.PathLike[str]) -> Path:
     if not folder.is_dir():
         raise DatasetNotFoundError(f"{kind} {folder} is not a folder")
     return folder
-
-
-def _check_splits(splits: Sequence[float]) -> list[float]:
-    try:
-        fractions = [float(f) for f in splits]
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"splits must be three numbers, got {splits!r}") from None
-    if (
-        len(fractions) != 3
-        or any(not math.isfinite(f) or f < 0 for f in fractions)
-        or abs(sum(fractions) - 1.0) > 1e-6
-    ):
-        raise InvalidInputError(
-            f"splits must be three non-negative shares (train, val, test) summing to 1, "
-            f"got {tuple(splits)}"
-        )
-    return fractions
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -451,7 +433,7 @@ def build_dataset(
         raise InvalidInputError(
             f"subset {subset!r} must be a plain folder name (letters, digits, '.', '_', '-')"
         )
-    fractions = _check_splits(splits)
+    fractions = check_split_shares(splits)
     tiff_dir = _check_dir("tiff_dir", tiff_dir)
     if (corridor_dir is None) == (pipes is None):
         raise InvalidInputError("give either a corridor mask folder or a pipe network")

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DatasetExistsError, InvalidInputError
-from .io.datasets import split_counts, write_info
+from .io.datasets import check_split_shares, split_counts, write_info
 from .io.formats import write_frame, write_label
 from .scenes import (
     DEFAULT_FAMILY,
@@ -207,19 +207,7 @@ def write_dataset(
     sets = tuple(_check_name("set name", s) for s in sets)
     if not sets or len(set(sets)) != len(sets):
         raise InvalidInputError(f"sets must be non-empty and without duplicates, got {sets}")
-    try:
-        fractions = [float(f) for f in splits]
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"splits must be three numbers, got {splits!r}") from None
-    if (
-        len(fractions) != 3
-        or any(not math.isfinite(f) or f < 0 for f in fractions)
-        or abs(sum(fractions) - 1.0) > 1e-6
-    ):
-        raise InvalidInputError(
-            f"splits must be three non-negative shares (train, val, test) summing to 1, "
-            f"got {tuple(splits)}"
-        )
+    fractions = check_split_shares(splits)
 
     if isinstance(families, str):
         families = (families,)

@@ -447,6 +447,24 @@ def dataset_statistics(split: SplitIndex, max_frames: int = 500) -> Normalizatio
 # --------------------------------------------------------------------------- writing
 
 
+def check_split_shares(splits: Sequence[float]) -> list[float]:
+    """``splits`` as three non-negative (train, val, test) shares summing to 1, or an error."""
+    try:
+        fractions = [float(f) for f in splits]
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"splits must be three numbers, got {splits!r}") from None
+    if (
+        len(fractions) != 3
+        or any(not math.isfinite(f) or f < 0 for f in fractions)
+        or abs(sum(fractions) - 1.0) > 1e-6
+    ):
+        raise InvalidInputError(
+            f"splits must be three non-negative shares (train, val, test) summing to 1, "
+            f"got {tuple(splits)}"
+        )
+    return fractions
+
+
 def split_counts(n: int, fractions: Sequence[float]) -> list[int]:
     """Frames per split for ``n`` frames and shares ``fractions`` (largest remainder).
 
