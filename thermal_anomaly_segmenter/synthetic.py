@@ -36,7 +36,6 @@ noisy like the published automatic labels) and ``manual_set`` (labels = ``leak_m
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import secrets
