@@ -26,7 +26,7 @@ from rasterio.transform import from_origin  # noqa: E402
 
 from thermal_anomaly_segmenter.cli import main  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "unet_mobilenetv2_synthetic"
 H, W = 600, 800  # larger than one 512 px COG tile, so the COG has overviews
 LEAK = (300, 450)  # planted leak centre (row, col), on the pipe
