@@ -15,6 +15,7 @@ the coldest pixel (the fill of T_m outside the corridor), the second predicts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -268,6 +269,8 @@ def predict_ortho(
 
     path, out_dir = Path(path), Path(out_dir)
     source = path.name
+    if options.threshold is None:  # not given: the model folder's stored threshold
+        options = dataclasses.replace(options, threshold=segmenter.config.threshold)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), _open(path, source) as ds:
