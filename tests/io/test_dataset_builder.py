@@ -414,8 +414,8 @@ def test_bad_arguments(tmp_path, kwargs, message) -> None:
 
 
 def test_preview_marks_corridor_and_label() -> None:
-    from thermal_anomaly_segmenter.dataset_builder import render_preview
     from thermal_anomaly_segmenter.report.overlay import ANOMALY_RGB, CORRIDOR_RGB
+    from thermal_anomaly_segmenter.report.preview import render_preview
 
     scene = make_scene(7, 2048, 1024)
     label = classical_label(scene.data, scene.corridor)
