@@ -1,10 +1,12 @@
 """The training wing: TASeg's recipes on Lightning.
 
-* :mod:`.recipe`: the published three-phase recipe and the CPU recipe as typed tables;
+* :mod:`.recipe`: the phases of a run; :mod:`.recipe_files`: the published per-model
+  configuration files they come from;
 * :mod:`.dataset`: a split's samples as normalised, augmented tensors (file I/O only);
 * :mod:`.datamodule`: splits, loaders and augmentation;
 * :mod:`.task`: the LightningModule (model, loss, optimiser, metrics; one shared step);
 * :mod:`.runs`: run folders, per-epoch CSV, checkpoint I/O;
+* :mod:`.hardware`: accelerator, precision, DDP strategy;
 * :mod:`.loop`: :func:`train`, which chains the phases and writes the model folder.
 
 Importing the package is cheap; ``train`` and the Lightning pieces load on first use.

@@ -18,7 +18,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import pickle  # nosec B403
 import time
 import warnings
@@ -49,6 +48,13 @@ from ..normalization import Normalization  # noqa: E402
 from ..report.plots import plot_curves  # noqa: E402
 from ..zoo import build_model  # noqa: E402
 from .datamodule import ThermalDataModule, default_worker_count  # noqa: E402
+from .hardware import (  # noqa: E402
+    accelerator_for,
+    ddp_strategy,
+    is_rank_zero,
+    precision_for,
+    progress_bar,
+)
 from .recipe import phase_recipes  # noqa: E402
 from .runs import (  # noqa: E402
     RUN_STATE,
@@ -68,69 +74,6 @@ if TYPE_CHECKING:
     from .recipe import PhaseRecipe
 
 log = logging.getLogger(__name__)
-
-
-def _progress_bar():
-    """A progress bar on stderr (rich), so stdout keeps only results; tqdm without rich."""
-    from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
-
-    try:
-        return RichProgressBar(console_kwargs={"stderr": True})
-    except ModuleNotFoundError:  # rich is not installed
-        return TQDMProgressBar()
-
-
-def _rank_zero() -> bool:
-    """False in the non-zero ranks of an external launcher (torchrun, SLURM)."""
-    for key in ("RANK", "SLURM_PROCID"):
-        if key in os.environ:
-            return os.environ[key] == "0"
-    return True
-
-
-def _strategy(options: TrainOptions, accelerator: str):
-    world = options.devices * options.num_nodes
-    if world <= 1:
-        return "auto"
-    from lightning.pytorch.strategies import DDPStrategy
-
-    backend = "nccl" if accelerator == "gpu" else "gloo"
-    external = "LOCAL_RANK" in os.environ or "SLURM_PROCID" in os.environ
-    if external:
-        return DDPStrategy(process_group_backend=backend)
-    # CPU: fork, so the children inherit the torchvision repair of ``_compat`` (a spawned child
-    # unpickles lightning, and with it torchvision, before any TASeg code could run). GPU:
-    # spawn, as CUDA cannot be forked; GPU machines have a working torchvision.
-    method = "fork" if accelerator == "cpu" and os.name == "posix" else "spawn"
-    return DDPStrategy(start_method=method, process_group_backend=backend)
-
-
-def _accelerator(options: TrainOptions) -> str:
-    cuda = torch.cuda.is_available()
-    if options.gpu is True and not cuda:
-        raise InvalidInputError("gpu=True but no CUDA GPU is available; pass --no-gpu for CPU")
-    return "gpu" if (cuda if options.gpu is None else options.gpu) else "cpu"
-
-
-def _cpu_has_bf16() -> bool:
-    """Whether the CPU computes in bf16 natively (AVX512-BF16 or AMX on x86, BF16 on Arm)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return any(flag in ("avx512_bf16", "amx_bf16", "bf16")
-               for line in text.splitlines() if line.startswith(("flags", "Features"))
-               for flag in line.split(":", 1)[-1].split())
-
-
-def _precision(accelerator: str, precision: str = "auto") -> str:
-    """Lightning precision: ``auto`` = bf16 mixed where the hardware has bf16, else fp16 on a
-    GPU and fp32 on a CPU."""
-    if precision != "auto":
-        return precision
-    if accelerator == "gpu":
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed" if _cpu_has_bf16() else "32-true"
 
 
 def _load_splits(dataset_path: Path, recipes: list[PhaseRecipe], options: TrainOptions,
@@ -154,8 +97,33 @@ def _load_splits(dataset_path: Path, recipes: list[PhaseRecipe], options: TrainO
     return out
 
 
+@dataclasses.dataclass
+class _Run:
+    """One run's fixed facts and its progress (``state``, saved as ``run.json``)."""
+
+    options: TrainOptions
+    settings: Settings
+    name: str
+    run_dir: Path
+    state: dict[str, Any]
+    dataset_path: Path
+    recipes: list[PhaseRecipe]
+    splits: dict[str, dict[str, SplitIndex]]
+    size: tuple[int, int]
+    norm: Normalization
+    rank_zero: bool
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def save_state(self) -> None:
+        if self.rank_zero:
+            _write_json(self.run_dir / RUN_STATE, self.state)
+
+
 def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainResult:
     """Run (or resume) a training run and write its model folder.
+
+    Stages: open the run (new or resumed) with its data, size and normalisation; start
+    tracking; run each phase from the previous phase's best weights; write the model folder.
 
     Args:
         options: What to train; ``options.resume`` continues the run folder it names.
@@ -170,7 +138,53 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
     """
     settings = settings or get_settings()
     started = time.monotonic()
+    run = _open_run(options, settings)
+    tracker = _start_tracking(run)
+    options = run.options
+    deadline = None if options.max_time is None else started + options.max_time * 60
+    architecture, weights = _starting_point(options, run.norm)
+    phase_metrics: dict[str, dict[str, float]] = {}
+    skipped: list[str] = []
+    epoch_offset = 0
+    model = None
+    status = "FAILED"
+    try:
+        for recipe in run.recipes:
+            done = run.state["phases"].get(recipe.name, {})
+            if done.get("done"):
+                from safetensors.torch import load_file
+
+                weights = load_file(str(run.run_dir / recipe.name / "best.safetensors"))
+                phase_metrics[recipe.name] = done["test_metrics"]
+            elif _budget_spent(deadline) and weights is not None:
+                log.warning("time budget spent: skipping phase %s", recipe.name)
+                skipped.append(recipe.name)
+                continue
+            else:
+                model, weights, phase_metrics[recipe.name] = _run_phase(
+                    run, recipe, architecture, weights, _allotment(run, recipe, deadline),
+                    tracker, epoch_offset)
+            epoch_offset += recipe.epochs
+        final_metrics = phase_metrics[[r.name for r in run.recipes if r.name in phase_metrics][-1]]
+        if model is None:  # every phase was done before this resume
+            model = build_model(options.model_type, architecture)
+            model.load_state_dict(weights)
+        model_dir = _write_model_folder(run, model, architecture, final_metrics, skipped, tracker)
+        status = "FINISHED"
+    finally:
+        tracker.end(status)
+    log.info("model folder %s (test_dataset_iou %.4f)", model_dir,
+             final_metrics.get("test_dataset_iou", math.nan))
+    return TrainResult(model_dir=model_dir, run_dir=run.run_dir, metrics=final_metrics,
+                       phase_metrics=phase_metrics, skipped_phases=skipped,
+                       mlflow_run_id=tracker.run_id, mlflow_tracking_uri=tracker.uri)
+
+
+def _open_run(options: TrainOptions, settings: Settings) -> _Run:
+    """A new run, or the one ``options.resume`` names: options, data, size, normalisation."""
     models_path = Path(settings.models_path)
+    name = ""  # a new run's name is chosen once the dataset is validated: a bad one leaves none
+    run_dir = Path()
     state: dict[str, Any]
     if options.resume:
         run_dir = Path(options.resume).expanduser().resolve()
@@ -195,7 +209,6 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
     if not options.resume:
         window_from_recipe = options.input_size is None
         options = _resolve_options(options, dataset_path)
-        name = ""  # chosen once the dataset is validated, so a bad one leaves no folder
         state = {"options": _options_dict(options), "phases": {}}
     recipes = phase_recipes(options)
     splits = _load_splits(dataset_path, recipes, options, models_path / ".runs" / ".datasets")
@@ -218,7 +231,7 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
         norm = Normalization(mode=options.normalization)  # type: ignore[arg-type]
     state.update(input_size=list(size), normalization=norm.to_dict(),
                  dataset_path=str(dataset_path))
-    rank_zero = _rank_zero()
+    rank_zero = is_rank_zero()
     if not name:
         stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
         name = _unique_name(models_path, f"{options.model_type}_{options.loss_fn}_{stamp}",
@@ -227,187 +240,190 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
         state["name"] = name
     if rank_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(run_dir / RUN_STATE, state)
+    run = _Run(options, settings, name, run_dir, state, dataset_path, recipes, splits,
+               size, norm, rank_zero)  # type: ignore[arg-type]
+    run.save_state()
     log.info("training run folder %s (continue an interrupted run with --resume %s)",
              run_dir, run_dir)
+    return run
 
+
+def _start_tracking(run: _Run):
+    """Start (or continue) the run's MLflow run with its parameters."""
     from ..tracking import Tracker
 
-    tracker = Tracker(settings, enabled=options.mlflow and rank_zero)
-    params = {k: v for k, v in _options_dict(options).items() if k != "resume"}
-    params.update(dataset_path=str(dataset_path), input_size=list(size),
-                  normalization=norm.mode)
-    for r in recipes:
+    tracker = Tracker(run.settings, enabled=run.options.mlflow and run.rank_zero)
+    params = {k: v for k, v in _options_dict(run.options).items() if k != "resume"}
+    params.update(dataset_path=str(run.dataset_path), input_size=list(run.size),
+                  normalization=run.norm.mode)
+    for r in run.recipes:
         params[f"{r.name}_epochs"], params[f"{r.name}_lr"] = r.epochs, r.lr
-    previous = state.get("mlflow") or {}
-    tracker.start(name, params, tags={"taseg.run_dir": str(run_dir)},
+    run.params = params
+    previous = run.state.get("mlflow") or {}
+    tracker.start(run.name, params, tags={"taseg.run_dir": str(run.run_dir)},
                   resume=(previous["uri"], previous["run_id"]) if previous else None)
-    if tracker.run_id and rank_zero:
-        state["mlflow"] = {"uri": tracker.uri, "run_id": tracker.run_id}
-        _write_json(run_dir / RUN_STATE, state)
+    if tracker.run_id and run.rank_zero:
+        run.state["mlflow"] = {"uri": tracker.uri, "run_id": tracker.run_id}
+        run.save_state()
+    return tracker
 
-    accelerator = _accelerator(options)
+
+def _budget_spent(deadline: float | None) -> bool:
+    return deadline is not None and deadline - time.monotonic() <= 0
+
+
+def _allotment(run: _Run, recipe: PhaseRecipe, deadline: float | None) -> float | None:
+    """This phase's share of the time left: the phases left share it by their work (epochs x
+    frames); time a phase does not use goes to the next ones."""
+    if deadline is None:
+        return None
+    remaining = deadline - time.monotonic()
+    left = [r for r in run.recipes[run.recipes.index(recipe):]
+            if not run.state["phases"].get(r.name, {}).get("done")]
+    work = {r.name: r.epochs * r.repeat_train_images
+            * max(1, len(run.splits[r.set_name]["train"])) for r in left}
+    return max(remaining * work[recipe.name] / sum(work.values()), 1.0)
+
+
+def _run_phase(run: _Run, recipe: PhaseRecipe, architecture: dict[str, Any] | None,
+               weights: dict[str, torch.Tensor] | None, allotment: float | None, tracker,
+               epoch_offset: int):
+    """Train one phase from ``weights``, test its best weights and record them.
+
+    Returns:
+        The network, its best weights and the phase's test metrics.
+    """
+    options = run.options
+    phase_dir = run.run_dir / recipe.name
+    accelerator = accelerator_for(options)
     workers = options.worker_count if options.worker_count is not None else default_worker_count()
-    deadline = None if options.max_time is None else started + options.max_time * 60
-    architecture, weights = _starting_point(options, norm)
-    phase_metrics: dict[str, dict[str, float]] = {}
-    skipped: list[str] = []
-    epoch_offset = 0
-    model = None
-    status = "FAILED"
-    try:
-        for recipe in recipes:
-            phase_dir = run_dir / recipe.name
-            done = state["phases"].get(recipe.name, {})
-            if done.get("done"):
-                from safetensors.torch import load_file
+    L.seed_everything(options.seed, workers=True, verbose=False)
+    phase_dir.mkdir(parents=True, exist_ok=True)
+    task = SegmentationTask(
+        options.model_type, architecture, options.loss_fn, recipe.lr,
+        recipe.epochs, recipe.frozen,
+        weights=options.weights if weights is None else None,
+        metrics_csv=str(phase_dir / "metrics.csv"),
+        time_budget_s=allotment,
+    )
+    if weights is not None:
+        task.model.load_state_dict(weights)
+    set_splits = run.splits[recipe.set_name]
+    data = ThermalDataModule(
+        set_splits["train"].repeated(recipe.repeat_train_images), set_splits["val"],
+        set_splits["test"], run.norm, run.size, options.batch_size, workers,
+        options.data_augmentation, pin_memory=accelerator == "gpu",
+        crop=options.input_size is not None,
+        augmentation_range=recipe.augmentation_range,
+    )
+    checkpoint = ModelCheckpoint(
+        dirpath=phase_dir, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
+        save_last=True, enable_version_counter=False, auto_insert_metric_name=False,
+    )
+    callbacks: list[Any] = [checkpoint, progress_bar()]
+    if options.early_stopping:
+        callbacks.append(EarlyStopping(monitor=MONITOR, mode="max",
+                                       patience=options.early_stopping))
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=options.devices,
+        num_nodes=options.num_nodes,
+        strategy=ddp_strategy(options, accelerator),
+        precision=precision_for(accelerator, options.precision),  # type: ignore[arg-type]
+        max_epochs=recipe.epochs,
+        max_time=None if allotment is None else timedelta(seconds=allotment),
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        logger=False,
+        default_root_dir=str(phase_dir),
+        enable_progress_bar=True,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
+    last = phase_dir / "last.ckpt"
+    resume_from = str(last) if options.resume and last.is_file() else None
+    if resume_from:
+        log.info("phase %s: continuing from %s", recipe.name, last)
+    with warnings.catch_warnings():
+        # Resuming writes into the phase folder of the interrupted run on purpose.
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* not empty")
+        try:
+            trainer.fit(task, datamodule=data, ckpt_path=resume_from)
+        except pickle.UnpicklingError as exc:  # only plain tensors are ever loaded
+            raise InvalidInputError(
+                f"checkpoint {last} refused: it holds more than weights "
+                f"({' '.join(str(exc).split())[:160]})"
+            ) from None
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+    if best is not None and best.is_file():
+        weights = _state_from_ckpt(best)
+    else:
+        log.warning("phase %s: no validated checkpoint; keeping its last weights", recipe.name)
+        weights = {k: v.detach().cpu().clone() for k, v in task.model.state_dict().items()}
+    task.model.load_state_dict(weights)
+    results = trainer.test(task, datamodule=data, verbose=False)
+    metrics = {k: float(v) for k, v in (results[0] if results else {}).items()
+               if k.startswith("test_") and k != "test_loss"}
+    if run.rank_zero:
+        _record_phase(run, recipe, weights, metrics, tracker, epoch_offset)
+    return task.model, weights, metrics
 
-                weights = load_file(str(phase_dir / "best.safetensors"))
-                phase_metrics[recipe.name] = done["test_metrics"]
-                epoch_offset += recipe.epochs
-                continue
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0 and weights is not None:
-                log.warning("time budget spent: skipping phase %s", recipe.name)
-                skipped.append(recipe.name)
-                continue
-            allotment = None
-            if remaining is not None:
-                # The phases left share the budget by their work (epochs x frames); time a
-                # phase does not use goes to the next ones.
-                left = [r for r in recipes[recipes.index(recipe):]
-                        if not state["phases"].get(r.name, {}).get("done")]
-                work = {r.name: r.epochs * r.repeat_train_images
-                        * max(1, len(splits[r.set_name]["train"])) for r in left}
-                allotment = max(remaining * work[recipe.name] / sum(work.values()), 1.0)
-            L.seed_everything(options.seed, workers=True, verbose=False)
-            phase_dir.mkdir(parents=True, exist_ok=True)
-            task = SegmentationTask(
-                options.model_type, architecture, options.loss_fn, recipe.lr,
-                recipe.epochs, recipe.frozen,
-                weights=options.weights if weights is None else None,
-                metrics_csv=str(phase_dir / "metrics.csv"),
-                time_budget_s=allotment,
-            )
-            if weights is not None:
-                task.model.load_state_dict(weights)
-            set_splits = splits[recipe.set_name]
-            data = ThermalDataModule(
-                set_splits["train"].repeated(recipe.repeat_train_images), set_splits["val"],
-                set_splits["test"], norm, size, options.batch_size, workers,
-                options.data_augmentation, pin_memory=accelerator == "gpu",
-                crop=options.input_size is not None,
-                augmentation_range=recipe.augmentation_range,
-            )
-            checkpoint = ModelCheckpoint(
-                dirpath=phase_dir, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
-                save_last=True, enable_version_counter=False, auto_insert_metric_name=False,
-            )
-            callbacks: list[Any] = [checkpoint, _progress_bar()]
-            if options.early_stopping:
-                callbacks.append(EarlyStopping(monitor=MONITOR, mode="max",
-                                               patience=options.early_stopping))
-            trainer = L.Trainer(
-                accelerator=accelerator,
-                devices=options.devices,
-                num_nodes=options.num_nodes,
-                strategy=_strategy(options, accelerator),
-                precision=_precision(accelerator, options.precision),  # type: ignore[arg-type]
-                max_epochs=recipe.epochs,
-                max_time=None if allotment is None else timedelta(seconds=allotment),
-                callbacks=callbacks,
-                plugins=[AtomicCheckpointIO()],
-                logger=False,
-                default_root_dir=str(phase_dir),
-                enable_progress_bar=True,
-                enable_model_summary=False,
-                num_sanity_val_steps=0,
-                log_every_n_steps=1,
-            )
-            last = phase_dir / "last.ckpt"
-            resume_from = str(last) if options.resume and last.is_file() else None
-            if resume_from:
-                log.info("phase %s: continuing from %s", recipe.name, last)
-            with warnings.catch_warnings():
-                # Resuming writes into the phase folder of the interrupted run on purpose.
-                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* not empty")
-                try:
-                    trainer.fit(task, datamodule=data, ckpt_path=resume_from)
-                except pickle.UnpicklingError as exc:  # only plain tensors are ever loaded
-                    raise InvalidInputError(
-                        f"checkpoint {last} refused: it holds more than weights "
-                        f"({' '.join(str(exc).split())[:160]})"
-                    ) from None
-            best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
-            if best is not None and best.is_file():
-                weights = _state_from_ckpt(best)
-            else:
-                log.warning("phase %s: no validated checkpoint; keeping its last weights",
-                            recipe.name)
-                weights = {k: v.detach().cpu().clone() for k, v in task.model.state_dict().items()}
-            task.model.load_state_dict(weights)
-            results = trainer.test(task, datamodule=data, verbose=False)
-            metrics = {k: float(v) for k, v in (results[0] if results else {}).items()
-                       if k.startswith("test_") and k != "test_loss"}
-            phase_metrics[recipe.name] = metrics
-            rows = epoch_rows(phase_dir / "metrics.csv")
-            if rank_zero:
-                from safetensors.torch import save_file
 
-                save_file({k: v.contiguous() for k, v in weights.items()},
-                          str(phase_dir / "best.safetensors"))
-                _write_json(phase_dir / "test_metrics.json", metrics)
-                state["phases"][recipe.name] = {"done": True, "test_metrics": metrics,
-                                                "best_weights": str(phase_dir / "best.safetensors")}
-                _write_json(run_dir / RUN_STATE, state)
-                # A done phase resumes from best.safetensors: its checkpoints (weights plus
-                # optimizer state, ~3x the model) are dead weight on disk.
-                for ckpt in phase_dir.glob("*.ckpt"):
-                    ckpt.unlink(missing_ok=True)
-                tracker.log_metrics(
-                    (epoch_offset + int(r["epoch"]),
-                     {k: v for k, v in r.items() if isinstance(v, (int, float)) and k != "epoch"})
-                    for r in rows
-                )
-                tracker.log_metrics([(epoch_offset + recipe.epochs,
-                                      {f"{recipe.name}_{k}": v for k, v in metrics.items()})])
-            epoch_offset += recipe.epochs
-            model = task.model
-        final_metrics = phase_metrics[[r.name for r in recipes if r.name in phase_metrics][-1]]
-        if model is None:  # every phase was done before this resume
-            model = build_model(options.model_type, architecture)
-            model.load_state_dict(weights)
-        model_dir = (
-            Path(options.output_dir).expanduser() if options.output_dir else models_path / name
-        )
-        if rank_zero:
-            config = ModelConfig(
-                model_type=options.model_type,
-                architecture=architecture or {},
-                normalization=norm.to_dict(),
-                input_size=size,  # type: ignore[arg-type]
-                train_args={**params, "phases": [dataclasses.asdict(r) for r in recipes],
-                            "skipped_phases": skipped, "run_dir": str(run_dir)},
-                metrics=final_metrics,
-            )
-            save_model_folder(model_dir, config, model.cpu(), overwrite=bool(options.resume))
-            _store_threshold(model_dir, dataset_path, recipes[-1].set_name, settings)
-            for recipe in recipes:
-                csv_path = run_dir / recipe.name / "metrics.csv"
-                if csv_path.is_file():
-                    write_csv_rows(model_dir / f"metrics_{recipe.name}.csv", epoch_rows(csv_path))
-            plot_curves(run_dir, recipes, model_dir / "training_curves.png")
-            tracker.log_artifacts(model_dir, "model")
-            state["model_dir"] = str(model_dir)
-            _write_json(run_dir / RUN_STATE, state)
-        status = "FINISHED"
-    finally:
-        tracker.end(status)
-    log.info("model folder %s (test_dataset_iou %.4f)", model_dir,
-             final_metrics.get("test_dataset_iou", math.nan))
-    return TrainResult(model_dir=model_dir, run_dir=run_dir, metrics=final_metrics,
-                       phase_metrics=phase_metrics, skipped_phases=skipped,
-                       mlflow_run_id=tracker.run_id, mlflow_tracking_uri=tracker.uri)
+def _record_phase(run: _Run, recipe: PhaseRecipe, weights: dict[str, torch.Tensor],
+                  metrics: dict[str, float], tracker, epoch_offset: int) -> None:
+    """Save a finished phase's best weights and metrics in the run folder and MLflow."""
+    from safetensors.torch import save_file
+
+    phase_dir = run.run_dir / recipe.name
+    rows = epoch_rows(phase_dir / "metrics.csv")
+    save_file({k: v.contiguous() for k, v in weights.items()},
+              str(phase_dir / "best.safetensors"))
+    _write_json(phase_dir / "test_metrics.json", metrics)
+    run.state["phases"][recipe.name] = {"done": True, "test_metrics": metrics,
+                                        "best_weights": str(phase_dir / "best.safetensors")}
+    run.save_state()
+    # A done phase resumes from best.safetensors: its checkpoints (weights plus optimizer
+    # state, ~3x the model) are dead weight on disk.
+    for ckpt in phase_dir.glob("*.ckpt"):
+        ckpt.unlink(missing_ok=True)
+    tracker.log_metrics(
+        (epoch_offset + int(r["epoch"]),
+         {k: v for k, v in r.items() if isinstance(v, (int, float)) and k != "epoch"})
+        for r in rows
+    )
+    tracker.log_metrics([(epoch_offset + recipe.epochs,
+                          {f"{recipe.name}_{k}": v for k, v in metrics.items()})])
+
+
+def _write_model_folder(run: _Run, model, architecture: dict[str, Any] | None,
+                        final_metrics: dict[str, float], skipped: list[str], tracker) -> Path:
+    """Write the model folder (with its validation threshold, metrics CSV and curves)."""
+    options = run.options
+    model_dir = (Path(options.output_dir).expanduser() if options.output_dir
+                 else Path(run.settings.models_path) / run.name)
+    if not run.rank_zero:
+        return model_dir
+    config = ModelConfig(
+        model_type=options.model_type,
+        architecture=architecture or {},
+        normalization=run.norm.to_dict(),
+        input_size=run.size,
+        train_args={**run.params, "phases": [dataclasses.asdict(r) for r in run.recipes],
+                    "skipped_phases": skipped, "run_dir": str(run.run_dir)},
+        metrics=final_metrics,
+    )
+    save_model_folder(model_dir, config, model.cpu(), overwrite=bool(options.resume))
+    _store_threshold(model_dir, run.dataset_path, run.recipes[-1].set_name, run.settings)
+    for recipe in run.recipes:
+        csv_path = run.run_dir / recipe.name / "metrics.csv"
+        if csv_path.is_file():
+            write_csv_rows(model_dir / f"metrics_{recipe.name}.csv", epoch_rows(csv_path))
+    plot_curves(run.run_dir, run.recipes, model_dir / "training_curves.png")
+    tracker.log_artifacts(model_dir, "model")
+    run.state["model_dir"] = str(model_dir)
+    run.save_state()
+    return model_dir
 
 
 def _store_threshold(model_dir: Path, dataset_path: Path, set_name: str,
@@ -436,7 +452,7 @@ def _resolve_options(options: TrainOptions, dataset_path: Path) -> TrainOptions:
         options = dataclasses.replace(options, model_type=read_model_config(folder).model_type)
     from .recipe_files import published_defaults
 
-    resolved = options.resolved(_accelerator(options), has_set(dataset_path, "manual_set"))
+    resolved = options.resolved(accelerator_for(options), has_set(dataset_path, "manual_set"))
     given = {f.name for f in dataclasses.fields(options) if getattr(options, f.name) is not None}
     resolved = published_defaults(resolved, given)
     filled = [f"{k}={getattr(resolved, k)}" for k in
