@@ -8,9 +8,12 @@ Outputs of one frame ``<stem>``:
 - ``<stem>_mask.png``: 8-bit PNG holding 0 (background) and 1 (anomaly), like dataset labels.
 - ``<stem>_prob.png``: 8-bit PNG of ``round(probability * 255)``.
 - ``<stem>_overlay.png``: T_u in a thermal colour map with corridor and anomaly outlines,
-  anomaly ids, a colour bar in degC and a title strip (:mod:`.overlay`).
-- ``<stem>.json``: the anomaly report, schema ``taseg.anomalies/1`` (:mod:`.document`).
-- ``<stem>.geojson``: one polygon feature per anomaly (:mod:`.geo`).
+  anomaly ids, a colour bar in degC and a title strip
+  (:mod:`~thermal_anomaly_segmenter.report.overlay`).
+- ``<stem>.json``: the anomaly report, schema ``taseg.anomalies/1``
+  (:mod:`~thermal_anomaly_segmenter.report.document`).
+- ``<stem>.geojson``: one polygon feature per anomaly
+  (:mod:`~thermal_anomaly_segmenter.report.geo`).
 
 Pixel coordinates follow GDAL: pixel ``(col, row)`` covers ``[col, col + 1] x [row, row + 1]``,
 so its centre is ``(col + 0.5, row + 0.5)``.
