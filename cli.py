@@ -15,11 +15,88 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import marshmallow
+from marshmallow import fields, validate
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def parse_bool(text: str) -> bool:
+    """``true/false``, ``yes/no``, ``1/0``, ``on/off`` (any case); anything else is an error."""
+    value = text.strip().lower()
+    if value in ("true", "t", "yes", "y", "1", "on"):
+        return True
+    if value in ("false", "f", "no", "n", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (use true or false)")
+
+
+def _default_text(field: fields.Field) -> str:
+    default = field.load_default
+    if default is marshmallow.missing:
+        return "required" if field.required else "optional"
+    if default is None:
+        return "optional"
+    if callable(default):
+        return f"default: {default!r}"
+    if isinstance(default, list):
+        return f"default: {' '.join(map(str, default))}"
+    return f"default: {default}"
+
+
+def _scalar_type(field: fields.Field) -> Callable[[str], Any]:
+    if isinstance(field, fields.Boolean):
+        return parse_bool
+    if isinstance(field, fields.Integer):
+        return int
+    if isinstance(field, fields.Float):
+        return float
+    return str
+
+
+def _choices(field: fields.Field) -> list[Any] | None:
+    validators = field.validators if hasattr(field, "validators") else []
+    for validator in validators:
+        if isinstance(validator, validate.OneOf):
+            return list(validator.choices)
+    return None
+
+
+def add_schema_arguments(parser: argparse.ArgumentParser, schema: marshmallow.Schema) -> None:
+    """Add one ``--name`` option per schema field to ``parser``.
+
+    Values are only converted here; the schema validates and fills in the defaults later
+    (:func:`api.schemas.load_args`), so an option not given is left out of the namespace.
+    Booleans take a value (``--mlflow false``), default to true when bare (``--mlflow``) and
+    have a negative form (``--no-mlflow``); lists take several values; an upload field
+    ``x_file`` becomes ``--x_filepath PATH``.
+    """
+    for name, field in schema.fields.items():
+        description = " ".join((field.metadata.get("description") or "").split())
+        help_text = f"{description} ({_default_text(field)})".replace("%", "%%")
+        if field.metadata.get("type") == "file":
+            parser.add_argument(f"--{name}path", dest=name, metavar="PATH",
+                                required=field.required, default=argparse.SUPPRESS,
+                                help=help_text)
+        elif isinstance(field, fields.Boolean):
+            parser.add_argument(f"--{name}", nargs="?", const=True, type=parse_bool,
+                                metavar="{true,false}", default=argparse.SUPPRESS,
+                                help=help_text)
+            parser.add_argument(f"--no-{name}", dest=name, action="store_false",
+                                default=argparse.SUPPRESS, help=f"same as --{name} false")
+        elif isinstance(field, fields.List):
+            inner = field.inner
+            parser.add_argument(f"--{name}", nargs="+", type=_scalar_type(inner),
+                                choices=_choices(inner), default=argparse.SUPPRESS,
+                                help=help_text)
+        else:
+            parser.add_argument(f"--{name}", type=_scalar_type(field), choices=_choices(field),
+                                required=field.required, default=argparse.SUPPRESS,
+                                help=help_text)
 #: The frame ``predict`` runs on without ``--input_filepath`` (the published CLI had one too).
 SAMPLE_FRAME = Path(__file__).resolve().parent / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"
 
@@ -34,11 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = sub.add_parser("train", help="train a TASeg model",
                            description="Train a TASeg model; prints the test metrics as JSON.")
-    schemas.add_schema_arguments(train, schemas.TrainArgsSchema())
+    add_schema_arguments(train, schemas.TrainArgsSchema())
     predict = sub.add_parser("predict", help="predict with a TASeg model",
                              description="Segment one frame; writes its outputs to "
                              "<model_dir>/predictions/ and prints the JSON report.")
-    schemas.add_schema_arguments(predict, schemas.PredArgsSchema())
+    add_schema_arguments(predict, schemas.PredArgsSchema())
     for action in predict._actions:
         if action.dest == "input_file":
             action.required, action.default = False, str(SAMPLE_FRAME)

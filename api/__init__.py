@@ -46,7 +46,7 @@ def get_metadata() -> dict[str, Any]:
     datasets_local, datasets_remote, models_local, models_remote), plus ``model_types``
     (what ``train`` can build) and ``default_model`` (what ``predict`` uses by default).
     """
-    from thermal_anomaly_segmenter.datasets import list_dataset_folders
+    from thermal_anomaly_segmenter.io.datasets import list_dataset_folders
     from thermal_anomaly_segmenter.model_folder import list_model_folders
     from thermal_anomaly_segmenter.zoo import TRAINABLE_TYPES
 
@@ -138,7 +138,7 @@ def run_predict(
     Raises:
         ApiError: The frame or an argument is unusable, or the outputs cannot be written.
     """
-    from thermal_anomaly_segmenter.frame_io import frame_stem
+    from thermal_anomaly_segmenter.io.frames import frame_stem
     from thermal_anomaly_segmenter.predict import predict_paths
 
     settings = get_settings()
@@ -201,7 +201,7 @@ def predict(**kwargs: Any) -> Any:
                              defaulted=schemas.defaulted_args(schema, kwargs))
         log.info("predict: %s", result.summary())
         if result.outputs:  # the server's outputs are bounded; python -m cli's are the user's
-            from thermal_anomaly_segmenter.retention import prune_outputs
+            from thermal_anomaly_segmenter.report.retention import prune_outputs
 
             prune_outputs(next(iter(result.outputs.values())).parent, settings.keep_predictions)
         return formatter(result)
@@ -226,7 +226,7 @@ def run_train(args: Mapping[str, Any], defaulted: Iterable[str] = ()) -> dict[st
     ``schemas.RECIPE_ARGS`` are left to the recipe (the published values on a GPU, the CPU
     recipe's on a CPU).
     """
-    from thermal_anomaly_segmenter.training import train as train_model
+    from thermal_anomaly_segmenter.train import train as train_model
 
     names = set(TrainOptions.__dataclass_fields__)
     values = {k: v for k, v in args.items() if k in names}

@@ -1,7 +1,8 @@
 """Responses of the DEEPaaS adapter: one formatter per accept type, and HTTP errors.
 
-Formatters take the :class:`~thermal_anomaly_segmenter.predict.FrameResult` of this request
-and read only the files it lists, so a response never mixes in earlier predictions.
+Formatters take the :class:`~thermal_anomaly_segmenter.predict.FrameResult` of this request:
+its in-memory report and the files it lists only, so a response never mixes in earlier
+predictions.
 JSON answers are dicts (DEEPaaS wraps them as ``{"status": "OK", "predictions": ...}``);
 the other types are raw bytes in an :class:`io.BytesIO`, which DEEPaaS sends as they are and
 ``deepaas-cli --deepaas_method_output`` writes to a file.
@@ -131,7 +132,10 @@ def frame_error(result: FrameResult) -> ApiError:
 def json_response(result: FrameResult) -> dict[str, Any]:
     """The anomaly report of this frame, with ``result`` (the overlay PNG, as published)
     and ``outputs`` (every file written for this request)."""
-    report = json.loads(result.outputs["json"].read_text(encoding="utf-8"))
+    if result.report is not None:  # the same document as the file, built in this request
+        report = dict(result.report)
+    else:
+        report = json.loads(result.outputs["json"].read_text(encoding="utf-8"))
     report["result"] = str(result.outputs["overlay"])
     report["outputs"] = {kind: str(path) for kind, path in result.outputs.items()}
     return report

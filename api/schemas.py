@@ -1,4 +1,4 @@
-"""Marshmallow schemas of the predict and train arguments, and their argparse form.
+"""Marshmallow schemas of the predict and train arguments.
 
 Names, defaults and choices are those of the published TASeg API (see docs and
 ``/work/shared/REFERENCE.md``); extras are optional. Defaults that depend on the folders on
@@ -11,7 +11,6 @@ HTTP API, ``deepaas-cli`` and ``python -m cli`` accept the same arguments.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import warnings
@@ -69,7 +68,7 @@ def default_model_dir() -> str | None:
 
 def default_dataset_path() -> str | None:
     """The default dataset folder now (``None`` lets the training report what is missing)."""
-    from thermal_anomaly_segmenter.datasets import resolve_dataset_path
+    from thermal_anomaly_segmenter.io.datasets import resolve_dataset_path
 
     try:
         return str(resolve_dataset_path(None, get_settings()))
@@ -115,7 +114,7 @@ class DatasetDir(PathString):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        from thermal_anomaly_segmenter.datasets import resolve_dataset_path
+        from thermal_anomaly_segmenter.io.datasets import resolve_dataset_path
 
         settings = get_settings()
         try:
@@ -390,80 +389,3 @@ def validation_message(exc: ValidationError) -> str:
         text = " ".join(str(p) for p in problems) if isinstance(problems, list) else problems
         parts.append(f"{name}: {text}" if name != "_" else str(text))
     return "; ".join(parts)
-
-
-# --------------------------------------------------------------------------- argparse
-
-
-def parse_bool(text: str) -> bool:
-    """``true/false``, ``yes/no``, ``1/0``, ``on/off`` (any case); anything else is an error."""
-    value = text.strip().lower()
-    if value in ("true", "t", "yes", "y", "1", "on"):
-        return True
-    if value in ("false", "f", "no", "n", "0", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (use true or false)")
-
-
-def _default_text(field: fields.Field) -> str:
-    default = field.load_default
-    if default is marshmallow.missing:
-        return "required" if field.required else "optional"
-    if default is None:
-        return "optional"
-    if callable(default):
-        return f"default: {default!r}"
-    if isinstance(default, list):
-        return f"default: {' '.join(map(str, default))}"
-    return f"default: {default}"
-
-
-def _scalar_type(field: fields.Field) -> Callable[[str], Any]:
-    if isinstance(field, fields.Boolean):
-        return parse_bool
-    if isinstance(field, fields.Integer):
-        return int
-    if isinstance(field, fields.Float):
-        return float
-    return str
-
-
-def _choices(field: fields.Field) -> list[Any] | None:
-    validators = field.validators if hasattr(field, "validators") else []
-    for validator in validators:
-        if isinstance(validator, validate.OneOf):
-            return list(validator.choices)
-    return None
-
-
-def add_schema_arguments(parser: argparse.ArgumentParser, schema: marshmallow.Schema) -> None:
-    """Add one ``--name`` option per schema field to ``parser``.
-
-    Values are only converted here; the schema validates and fills in the defaults later
-    (:func:`load_args`), so an option not given is left out of the namespace. Booleans take a
-    value (``--mlflow false``), default to true when bare (``--mlflow``) and have a negative
-    form (``--no-mlflow``); lists take several values; an upload field ``x_file`` becomes
-    ``--x_filepath PATH``.
-    """
-    for name, field in schema.fields.items():
-        description = " ".join((field.metadata.get("description") or "").split())
-        help_text = f"{description} ({_default_text(field)})".replace("%", "%%")
-        if field.metadata.get("type") == "file":
-            parser.add_argument(f"--{name}path", dest=name, metavar="PATH",
-                                required=field.required, default=argparse.SUPPRESS,
-                                help=help_text)
-        elif isinstance(field, fields.Boolean):
-            parser.add_argument(f"--{name}", nargs="?", const=True, type=parse_bool,
-                                metavar="{true,false}", default=argparse.SUPPRESS,
-                                help=help_text)
-            parser.add_argument(f"--no-{name}", dest=name, action="store_false",
-                                default=argparse.SUPPRESS, help=f"same as --{name} false")
-        elif isinstance(field, fields.List):
-            inner = field.inner
-            parser.add_argument(f"--{name}", nargs="+", type=_scalar_type(inner),
-                                choices=_choices(inner), default=argparse.SUPPRESS,
-                                help=help_text)
-        else:
-            parser.add_argument(f"--{name}", type=_scalar_type(field), choices=_choices(field),
-                                required=field.required, default=argparse.SUPPRESS,
-                                help=help_text)

@@ -86,8 +86,8 @@ def bench_folder(tmp: Path, frames: int, backend: str) -> None:
     """``taseg predict`` over a folder against the bare batched forward of the same frames."""
     from thermal_anomaly_segmenter.config import PredictOptions
     from thermal_anomaly_segmenter.export import export_onnx
-    from thermal_anomaly_segmenter.frame_io import read_frame
     from thermal_anomaly_segmenter.inference import Segmenter
+    from thermal_anomaly_segmenter.io.read import read_frame
     from thermal_anomaly_segmenter.normalization import corridor_median
     from thermal_anomaly_segmenter.predict import predict_paths
 
@@ -130,8 +130,8 @@ def bench_api(tmp: Path, repeats: int) -> None:
     import requests
 
     from thermal_anomaly_segmenter.config import PredictOptions
-    from thermal_anomaly_segmenter.frame_io import read_frame
     from thermal_anomaly_segmenter.inference import Segmenter
+    from thermal_anomaly_segmenter.io.read import read_frame
     from thermal_anomaly_segmenter.normalization import corridor_median
 
     models = tmp / "api_models"
@@ -239,8 +239,8 @@ print(json.dumps({"rss0": rss0, "rss1": rss1, "big": big, "read": read,
 def bench_tiled(tmp: Path, size: int, overlap: float = 0.25) -> None:
     """A size x size frame in tiles: peak RSS beyond the warm model, and seconds per pixel
     against 512 x 640 frames measured in the same process right before and after it."""
-    from thermal_anomaly_segmenter.frame_io import write_frame
     from thermal_anomaly_segmenter.inference import TileGrid
+    from thermal_anomaly_segmenter.io.formats import write_frame
     from thermal_anomaly_segmenter.synthetic import make_scene
 
     folder = _model(tmp / "tiled")
@@ -368,14 +368,11 @@ def _gpu_training(tmp: Path, model_type: str, batch: int, steps: int, device: st
     import torch
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    from thermal_anomaly_segmenter.datasets import load_split
+    from thermal_anomaly_segmenter.io.datasets import load_split
     from thermal_anomaly_segmenter.normalization import Normalization
     from thermal_anomaly_segmenter.synthetic import write_dataset
-    from thermal_anomaly_segmenter.training import (
-        ThermalDataModule,
-        default_worker_count,
-        make_loss,
-    )
+    from thermal_anomaly_segmenter.train.datamodule import ThermalDataModule, default_worker_count
+    from thermal_anomaly_segmenter.train.task import make_loss
     from thermal_anomaly_segmenter.zoo import build_model
 
     root = tmp / "gpu_data"

@@ -33,7 +33,7 @@ from thermal_anomaly_segmenter.config import (  # noqa: E402
     TrainOptions,
     get_settings,
 )
-from thermal_anomaly_segmenter.frame_io import Frame  # noqa: E402
+from thermal_anomaly_segmenter.io.frames import Frame  # noqa: E402  # noqa: E402
 from thermal_anomaly_segmenter.synthetic import (  # noqa: E402
     DEFAULT_AMBIENT_DEGC,
     make_scene,
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from thermal_anomaly_segmenter.inference import Segmenter
-    from thermal_anomaly_segmenter.training import train
+    from thermal_anomaly_segmenter.train.loop import train
 
     h, w = args.size
     with tempfile.TemporaryDirectory(prefix="taseg-normbench-") as tmp:

@@ -102,7 +102,7 @@ def separate_frames(ortho: Path, corridor, segmenter, options) -> tuple[float, i
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
 
-    from thermal_anomaly_segmenter.frame_io import Frame, compose_frame
+    from thermal_anomaly_segmenter.io.frames import Frame, compose_frame
 
     seconds, corridor_px, batch = 0.0, 0, []
 
@@ -142,10 +142,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from thermal_anomaly_segmenter.config import PredictOptions
-    from thermal_anomaly_segmenter.frame_io import Frame, compose_frame
     from thermal_anomaly_segmenter.geo.network import PipeNetwork
     from thermal_anomaly_segmenter.geo.ortho import predict_ortho
     from thermal_anomaly_segmenter.inference import get_segmenter
+    from thermal_anomaly_segmenter.io.frames import Frame, compose_frame
 
     with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
         folder = Path(tmp)

@@ -23,7 +23,7 @@ def sample_path() -> Path:
 
 @pytest.fixture(scope="session")
 def sample_frame():
-    from thermal_anomaly_segmenter.frame_io import read_frame
+    from thermal_anomaly_segmenter.io.read import read_frame
 
     return read_frame(SAMPLE)
 

@@ -12,7 +12,7 @@ from thermal_anomaly_segmenter.classical import (
     triangle_threshold,
 )
 from thermal_anomaly_segmenter.errors import InvalidInputError
-from thermal_anomaly_segmenter.frame_io import compose_frame
+from thermal_anomaly_segmenter.io.frames import compose_frame
 from thermal_anomaly_segmenter.synthetic import make_scene
 
 

@@ -80,7 +80,7 @@ def test_predict_without_input_defaults_to_the_shipped_sample_and_gpu_false_pars
 
 def test_schema_arguments_mirror_the_schema():
     parser = argparse.ArgumentParser()
-    schemas.add_schema_arguments(parser, schemas.PredArgsSchema())
+    cli.add_schema_arguments(parser, schemas.PredArgsSchema())
     dests = {a.dest for a in parser._actions}
     assert set(schemas.PredArgsSchema().fields) <= dests
 

@@ -82,7 +82,7 @@ def test_every_module_is_in_the_api_reference() -> None:
     modules = {"api"} | {
         ".".join(p.relative_to(ROOT).with_suffix("").parts)
         for package in ("thermal_anomaly_segmenter", "api")
-        for p in (ROOT / package).glob("*.py")
+        for p in (ROOT / package).rglob("*.py")
         if not p.name.startswith("_")
     }
     assert modules - listed == set(), "add these modules to docs/api_reference.rst"

@@ -2,7 +2,7 @@
 
 The training must finish anyway, with its metrics kept in the model folder and the run
 folder, and say loudly (an ERROR line) that MLflow logging failed. (SIGKILL of the training
-itself and ``--resume`` are covered by tests/test_training.py; an unwritable predictions
+itself and ``--resume`` are covered by tests/train/test_training.py; an unwritable predictions
 folder over HTTP by tests/test_hostile.py.)
 """
 

@@ -30,7 +30,7 @@ from deepaas_server import (
 )
 
 from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME
-from thermal_anomaly_segmenter.frame_io import compose_frame
+from thermal_anomaly_segmenter.io.frames import compose_frame
 
 requests = pytest.importorskip("requests")
 lz4_frame = pytest.importorskip("lz4.frame")

@@ -34,8 +34,8 @@ from deepaas_server import (
     running_server,
 )
 
-from thermal_anomaly_segmenter.frame_io import compose_frame
-from thermal_anomaly_segmenter.reporting import OUTPUT_NAMES
+from thermal_anomaly_segmenter.io.frames import compose_frame
+from thermal_anomaly_segmenter.report.outputs import OUTPUT_NAMES
 
 requests = pytest.importorskip("requests")
 tifffile = pytest.importorskip("tifffile")

@@ -176,7 +176,7 @@ def test_api_train_leaves_published_defaults_to_the_recipe(roots, monkeypatch):
     """Arguments the caller did not give go to the recipe; given ones win, equal or not."""
     import pickle
 
-    from thermal_anomaly_segmenter import training
+    from thermal_anomaly_segmenter import train as training
 
     # DEEPaaS loads the request with these fields (webargs) and fills in the defaults; the
     # filled-in values stay recognisable, also after the trip to its spawned train worker.

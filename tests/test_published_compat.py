@@ -199,7 +199,7 @@ def test_in_process_train_in_the_published_form(models_root, tmp_path, monkeypat
 
 @pytest.mark.parametrize("model_type", [*PUBLISHED_TYPES, "segformer_b5"])
 def test_per_type_configuration_files_hold_the_published_recipe(model_type):
-    from thermal_anomaly_segmenter.recipe_files import config_path, recipe_for
+    from thermal_anomaly_segmenter.train.recipe_files import config_path, recipe_for
 
     data = json.loads(config_path(model_type).read_text())
     family = "segformer" if model_type.startswith("segformer") else "smp"
@@ -223,7 +223,7 @@ def test_per_type_configuration_files_hold_the_published_recipe(model_type):
 
 
 def _edited_configs(tmp_path: Path) -> Path:
-    from thermal_anomaly_segmenter.recipe_files import CONFIG_DIR
+    from thermal_anomaly_segmenter.train.recipe_files import CONFIG_DIR
 
     folder = tmp_path / "configurations"
     shutil.copytree(CONFIG_DIR, folder)
@@ -239,8 +239,8 @@ def _edited_configs(tmp_path: Path) -> Path:
 
 def test_an_edited_configuration_file_takes_effect_and_explicit_values_win(tmp_path,
                                                                            monkeypatch):
-    from thermal_anomaly_segmenter import recipe_files
-    from thermal_anomaly_segmenter.training import phase_recipes
+    from thermal_anomaly_segmenter.train import recipe_files
+    from thermal_anomaly_segmenter.train.recipe import phase_recipes
 
     monkeypatch.setattr(recipe_files, "CONFIG_DIR", _edited_configs(tmp_path))
     options = TrainOptions(model_type="smp_unet", train_phases=("fine_tune",))
@@ -264,7 +264,7 @@ def test_an_edited_configuration_file_takes_effect_and_explicit_values_win(tmp_p
 
 
 def test_published_config_file_as_taseg_train_config(tmp_path):
-    from thermal_anomaly_segmenter.recipe_files import options_from_file, read_recipe_file
+    from thermal_anomaly_segmenter.train.recipe_files import options_from_file, read_recipe_file
 
     path = _edited_configs(tmp_path) / "train_smp_unet.json"
     values = options_from_file(path)
@@ -463,7 +463,7 @@ def test_published_folder_evaluates_and_starts_a_fine_tune(published, tmp_path):
     from thermal_anomaly_segmenter.config import TrainOptions
     from thermal_anomaly_segmenter.evaluation import evaluate
     from thermal_anomaly_segmenter.synthetic import write_dataset
-    from thermal_anomaly_segmenter.training import _starting_point
+    from thermal_anomaly_segmenter.train.loop import _starting_point
 
     folder, _ = published["smp"]
     data = write_dataset(tmp_path / "synth", 4, seed=2, height=64, width=80)
@@ -498,9 +498,10 @@ def test_a_spawned_process_unpickles_the_dataset_with_lightnings_worker_init(tmp
     from lightning.fabric.utilities.seed import pl_worker_init_function
 
     from thermal_anomaly_segmenter.augmentation import ThermalAugment
-    from thermal_anomaly_segmenter.datasets import ThermalDataset, load_split
+    from thermal_anomaly_segmenter.io.datasets import load_split
     from thermal_anomaly_segmenter.normalization import Normalization
     from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.train.dataset import ThermalDataset
 
     root = write_dataset(tmp_path / "synth", 4, seed=1, height=64, width=80)
     split = load_split(root / "manual_set", "train")

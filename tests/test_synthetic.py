@@ -13,7 +13,7 @@ import pytest
 
 from thermal_anomaly_segmenter.classical import classical_label
 from thermal_anomaly_segmenter.errors import InvalidInputError, TasegError
-from thermal_anomaly_segmenter.frame_io import FILL_OFFSET_DEGC
+from thermal_anomaly_segmenter.io.frames import FILL_OFFSET_DEGC
 from thermal_anomaly_segmenter.synthetic import Scene, make_scene, write_dataset
 
 SMALL = (128, 160)

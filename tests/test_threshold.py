@@ -34,8 +34,8 @@ def test_select_threshold_keeps_object_recall():
 
 
 def test_predict_uses_the_stored_threshold(tmp_path):
-    from thermal_anomaly_segmenter.frame_io import Frame
     from thermal_anomaly_segmenter.inference import Segmenter
+    from thermal_anomaly_segmenter.io.frames import Frame
     from thermal_anomaly_segmenter.synthetic import make_scene
 
     folder = tmp_path / "m"
@@ -73,7 +73,7 @@ def test_training_stores_a_threshold_chosen_on_validation(tmp_path):
     from thermal_anomaly_segmenter.config import TrainOptions, get_settings
     from thermal_anomaly_segmenter.evaluation import SWEEP
     from thermal_anomaly_segmenter.synthetic import write_dataset
-    from thermal_anomaly_segmenter.training import train
+    from thermal_anomaly_segmenter.train.loop import train
 
     data = write_dataset(tmp_path / "ds", 8, seed=5, height=64, width=80, sets=("manual_set",),
                          splits=(0.5, 0.25, 0.25))

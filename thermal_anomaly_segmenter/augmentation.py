@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from .frame_io import FILL_OFFSET_DEGC
+from .io.frames import FILL_OFFSET_DEGC
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no PyPI check (offline machines)
 

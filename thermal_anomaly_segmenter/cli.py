@@ -12,12 +12,22 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .config import DEVICES, PredictOptions, get_settings
-from .errors import InvalidInputError, TasegError
+from .commands import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    cmd_build_dataset,
+    cmd_evaluate,
+    cmd_export,
+    cmd_import_published,
+    cmd_models,
+    cmd_predict,
+    cmd_synth,
+    cmd_train,
+)
+from .config import DEVICES, get_settings
+from .errors import TasegError
 
 log = logging.getLogger("taseg")
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _checked(parse, kind: str, ok, rule: str):
@@ -176,33 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _phase_values(kind: type):
-    """Parse ``N`` (every phase) or ``phase=N`` pairs into an int/float or a dict."""
-
-    def parse(values: list[str]):
-        from .config import PHASES
-
-        if len(values) == 1 and "=" not in values[0]:
-            try:
-                return kind(values[0])
-            except ValueError:
-                raise InvalidInputError(f"{values[0]!r} is not a number") from None
-        out = {}
-        for item in values:
-            phase, sep, text = item.partition("=")
-            if not sep or phase not in PHASES:
-                raise InvalidInputError(
-                    f"{item!r}: give one number or phase=number pairs; phases: {', '.join(PHASES)}"
-                )
-            try:
-                out[phase] = kind(text)
-            except ValueError:
-                raise InvalidInputError(f"{item!r}: {text!r} is not a number") from None
-        return out
-
-    return parse
-
-
 def _add_train_parser(sub) -> None:
     from .config import LOSSES, PHASES, PRECISIONS, RECIPE_CHOICES
 
@@ -279,104 +262,6 @@ def _add_evaluate_parser(sub) -> None:
     e.set_defaults(func=cmd_evaluate)
 
 
-def _input_size(values: list[str]) -> tuple[int, int] | str:
-    if values == ["whole"]:
-        return "whole"
-    try:
-        size = tuple(int(v) for v in values)
-    except ValueError:
-        size = ()
-    if len(size) != 2 or min(size) < 1:
-        raise InvalidInputError(f"--input-size takes H W or 'whole', got {' '.join(values)}")
-    return size  # type: ignore[return-value]
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    import dataclasses
-    import json
-    from pathlib import Path
-
-    from .config import TrainOptions
-
-    values: dict = {}
-    if args.config:
-        try:
-            values = json.loads(Path(args.config).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InvalidInputError(f"cannot read --config {args.config}: {exc}") from None
-        if not isinstance(values, dict):
-            raise InvalidInputError(f"--config {args.config} must hold a JSON object")
-        from .recipe_files import is_recipe_file_data, options_from_file
-
-        if is_recipe_file_data(values):  # a published train_<model_type>.json
-            values = options_from_file(args.config)
-        known = {f.name for f in dataclasses.fields(TrainOptions)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InvalidInputError(f"--config: unknown options {unknown}")
-    flags = {
-        "model_type": args.model_type,
-        "train_phases": tuple(args.train_phases) if args.train_phases else None,
-        "dataset_path": args.dataset_path,
-        "data_augmentation": args.data_augmentation,
-        "loss_fn": args.loss_fn,
-        "batch_size": args.batch_size,
-        "worker_count": args.worker_count,
-        "seed": args.seed,
-        "gpu": args.gpu,
-        "mlflow": args.mlflow,
-        "epochs": _phase_values(int)(args.epochs) if args.epochs else None,
-        "max_time": args.max_time,
-        "resume": args.resume,
-        "devices": args.devices,
-        "num_nodes": args.num_nodes,
-        "normalization": args.normalization,
-        "early_stopping": args.early_stopping,
-        "min_label_px": args.min_label_px,
-        "input_size": _input_size(args.input_size) if args.input_size else None,
-        "recipe": args.recipe,
-        "precision": args.precision,
-        "weights": args.weights,
-        "output_dir": args.output_dir,
-    }
-    values.update({k: v for k, v in flags.items() if v is not None})
-    if args.lr:
-        from .config import PHASES
-
-        lr = _phase_values(float)(args.lr)
-        values["lr"] = lr if isinstance(lr, dict) else dict.fromkeys(PHASES, lr)
-    if args.encoder:
-        values["architecture"] = {**(values.get("architecture") or {}),
-                                  "encoder_name": args.encoder}
-    for key in ("train_phases", "input_size"):
-        if isinstance(values.get(key), list):  # from --config JSON
-            values[key] = tuple(values[key])
-    options = TrainOptions(**values)
-
-    from .training import train
-
-    result = train(options, settings=get_settings())
-    print(json.dumps(result.metrics, indent=2, sort_keys=True))
-    print(f"run folder: {result.run_dir}")
-    print(result.model_dir)
-    return EXIT_OK
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    import json
-
-    from .evaluation import evaluate
-    from .model_folder import resolve_model_dir
-
-    settings = get_settings()
-    model_dir = resolve_model_dir(args.model_dir, settings)
-    result = evaluate(model_dir, args.dataset_path, args.split, set_name=args.set_name,
-                      threshold=args.threshold, out_dir=args.out, min_area_px=args.min_area,
-                      device=args.device or settings.device, settings=settings)
-    print(json.dumps(result, indent=2))
-    return EXIT_OK
-
-
 def _add_pipe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--pipes",
@@ -391,143 +276,6 @@ def _add_pipe_arguments(p: argparse.ArgumentParser) -> None:
         metavar="METRES",
         help="full corridor width around the pipe axes with --pipes (default 8)",
     )
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import collect_inputs, predict_paths
-
-    if args.pipes and args.corridor:
-        raise InvalidInputError("give either --corridor or --pipes, not both")
-    if not args.pipes and (args.corridor_width is not None or args.pipe_id_field):
-        raise InvalidInputError("--corridor-width and --pipe-id-field need --pipes")
-
-    settings = get_settings()
-    options = PredictOptions(
-        threshold=args.threshold,
-        batch_size=args.batch_size,
-        device=args.device or settings.device,
-        tile_size=tuple(args.tile_size) if args.tile_size else None,
-        tile_overlap=args.tile_overlap,
-        min_area_px=args.min_area,
-        gsd_m=args.gsd,
-    )
-    outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
-    paths = collect_inputs(args.inputs)
-    if args.workers or args.scheduler:
-        from .geo.scaleout import predict_distributed
-
-        results = predict_distributed(
-            paths, workers=args.workers, scheduler=args.scheduler, model_dir=args.model_dir,
-            out_dir=args.out, options=options, overwrite=args.overwrite, outputs=outputs,
-            corridor=args.corridor, pipes=args.pipes, corridor_width_m=args.corridor_width,
-            pipe_id_field=args.pipe_id_field,
-        )
-    else:
-        results = predict_paths(
-            paths,
-            model_dir=args.model_dir,
-            out_dir=args.out,
-            options=options,
-            corridor=args.corridor,
-            overwrite=args.overwrite,
-            outputs=outputs,
-            settings=settings,
-            pipes=args.pipes,
-            corridor_width_m=args.corridor_width,
-            pipe_id_field=args.pipe_id_field,
-        )
-    failures: list[str] = []
-    progress = None
-    if not args.quiet and len(paths) > 1:
-        from tqdm import tqdm
-
-        progress = tqdm(
-            total=len(paths), unit="frame", file=sys.stderr, leave=False, dynamic_ncols=True
-        )
-    try:
-        for result in results:
-            line = result.summary()
-            if progress is not None:
-                progress.update()
-                progress.write(line, file=sys.stdout if result.ok else sys.stderr)
-            else:
-                print(line, file=sys.stdout if result.ok else sys.stderr)
-            if not result.ok:
-                failures.append(result.error_kind or "runtime")
-    finally:
-        if progress is not None:
-            progress.close()
-    if not failures:
-        return EXIT_OK
-    print(f"taseg: {len(failures)} input(s) failed", file=sys.stderr)
-    return EXIT_USAGE if all(kind == "input" for kind in failures) else EXIT_FAILED
-
-
-def cmd_models(args: argparse.Namespace) -> int:
-    from .model_folder import list_model_folders, read_model_config, resolve_model_dir
-    from .zoo import MODEL_TYPES
-
-    settings = get_settings()
-    print("model types:")
-    for name, spec in MODEL_TYPES.items():
-        print(f"  {name:20s} {spec.description}")
-    try:
-        default = resolve_model_dir(None, settings)
-    except TasegError:
-        default = None
-    print("model folders:")
-    for root in (settings.models_path, settings.remote_path):
-        for folder in list_model_folders(root):
-            try:
-                kind = read_model_config(folder).model_type
-            except TasegError as exc:
-                kind = f"unreadable ({exc})"
-            mark = " (default)" if default is not None and folder.resolve() == default else ""
-            print(f"  {folder}  [{kind}]{mark}")
-    return EXIT_OK
-
-
-def cmd_synth(args: argparse.Namespace) -> int:
-    from .scenes import parse_families
-    from .synthetic import write_dataset
-
-    if args.family and args.families:
-        raise InvalidInputError("give --family or --families, not both")
-    root = write_dataset(
-        args.out, args.frames, seed=args.seed, height=args.height, width=args.width,
-        families=parse_families(args.family or args.families),
-    )
-    print(root)
-    return EXIT_OK
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_onnx
-
-    print(export_onnx(args.model_dir))
-    return EXIT_OK
-
-
-def cmd_import_published(args: argparse.Namespace) -> int:
-    from .published_folder import import_published
-
-    folder, choice = import_published(args.source, args.dest)
-    print(f"checkpoint: {choice.path} (phase {choice.phase}, {choice.reason})")
-    print(folder)
-    return EXIT_OK
-
-
-def cmd_build_dataset(args: argparse.Namespace) -> int:
-    from .dataset_builder import build_dataset
-
-    if (args.corridor_dir is None) == (args.pipes is None):
-        raise InvalidInputError("give either CORRIDOR_DIR or --pipes NETWORK")
-    report = build_dataset(args.tiff_dir, args.corridor_dir, args.out_dir, labels_dir=args.labels,
-                           pipes=args.pipes, corridor_width_m=args.corridor_width,
-                           subset=args.subset, splits=tuple(args.splits), seed=args.seed,
-                           previews=args.previews)
-    print(report.summary())
-    return EXIT_OK
 
 
 def _one_line(exc: BaseException, limit: int = 500) -> str:

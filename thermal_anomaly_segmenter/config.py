@@ -96,6 +96,10 @@ class Settings:
     #: Published ``REMOTE_DATA_PATH`` / ``REMOTE_MODELS_PATH`` (default: under REMOTE_PATH).
     remote_data_path: Path | None = None
     remote_models_path: Path | None = None
+    #: MLflow experiment of training runs (``MLFLOW_EXPERIMENT_NAME``); default the repo folder.
+    mlflow_experiment_name: str | None = None
+    #: ``HF_HUB_OFFLINE``: True (the default) refuses anything that would need a download.
+    hub_offline: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -125,6 +129,8 @@ class Settings:
             backend=backend,
             remote_data_path=_env_path("REMOTE_DATA_PATH", remote / "data"),
             remote_models_path=_env_path("REMOTE_MODELS_PATH", remote / "models"),
+            mlflow_experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME", "").strip() or None,
+            hub_offline=os.environ.get("HF_HUB_OFFLINE", "1") not in ("0", "false", "False", ""),
         )
 
 

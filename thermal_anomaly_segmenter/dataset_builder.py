@@ -11,7 +11,7 @@ Inputs (top-level files only; sub-folders are not searched):
 - ``labels_dir`` (optional): hand-drawn leak footprints ``<stem>.png`` holding 0/1 or 0/255.
   Frames without one go to ``generated_set`` only.
 
-Output, in the layout the training loader reads (:mod:`.datasets`) and the same
+Output, in the layout the training loader reads (:mod:`.io.datasets`) and the same
 ``dataset_info.json`` format as :func:`.synthetic.write_dataset`::
 
     <out_dir>/generated_set/dataset_info.json
@@ -22,7 +22,7 @@ Output, in the layout the training loader reads (:mod:`.datasets`) and the same
 
 ``generated_set`` holds every usable frame, labelled by :func:`.classical.classical_label`;
 ``manual_set`` holds the frames with a usable hand label (it is not written when there is
-none). ``<id>`` is the sanitised frame stem (:func:`.frame_io.frame_stem`).
+none). ``<id>`` is the sanitised frame stem (:func:`.io.frames.frame_stem`).
 
 Splits are seeded and disjoint, and a frame has the same split in both sets: hand-labelled
 frames are split first (so ``manual_set`` gets the requested shares), then the others, and
@@ -40,9 +40,7 @@ non-empty ``out_dir`` is never touched.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import re
 import secrets
@@ -61,17 +59,16 @@ from .errors import (
     DatasetNotFoundError,
     InvalidInputError,
 )
-from .frame_io import (
-    Frame,
-    _atomic_write,
-    frame_stem,
-    read_frame,
-    read_label,
-    write_frame,
-    write_label,
-)
+from .io.atomic import atomic_write
+from .io.datasets import check_split_shares, split_counts, write_info
+from .io.formats import write_frame, write_label
+from .io.frames import Frame, frame_stem
+from .io.masks import read_label
+from .io.read import read_frame
+from .report.preview import render_preview
 
 log = logging.getLogger(__name__)
+
 
 #: Version of the build recipe; recorded in dataset_info.json, bumped when outputs change.
 BUILDER_VERSION = 1
@@ -81,8 +78,6 @@ TIFF_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
 CORRIDOR_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", ".npy")
 #: Suffix of hand labels in ``labels_dir``.
 LABEL_SUFFIX = ".png"
-#: Longest side of a preview PNG; larger frames (orthomosaics) are shrunk for it.
-PREVIEW_MAX_SIDE = 1024
 
 SET_GENERATED = "generated_set"
 SET_MANUAL = "manual_set"
@@ -155,9 +150,6 @@ class _Item:
     has_manual: bool = False
 
 
-# --------------------------------------------------------------------------- arguments
-
-
 def _check_dir(kind: str, path: str | os.PathLike[str]) -> Path:
     folder = Path(path)
     if not folder.exists():
@@ -165,23 +157,6 @@ def _check_dir(kind: str, path: str | os.PathLike[str]) -> Path:
     if not folder.is_dir():
         raise DatasetNotFoundError(f"{kind} {folder} is not a folder")
     return folder
-
-
-def _check_splits(splits: Sequence[float]) -> list[float]:
-    try:
-        fractions = [float(f) for f in splits]
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"splits must be three numbers, got {splits!r}") from None
-    if (
-        len(fractions) != 3
-        or any(not math.isfinite(f) or f < 0 for f in fractions)
-        or abs(sum(fractions) - 1.0) > 1e-6
-    ):
-        raise InvalidInputError(
-            f"splits must be three non-negative shares (train, val, test) summing to 1, "
-            f"got {tuple(splits)}"
-        )
-    return fractions
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -200,25 +175,6 @@ def _files_by_stem(folder: Path, suffixes: Sequence[str]) -> dict[str, list[Path
         if suffix in suffixes and path.stem and path.is_file():
             found.setdefault(path.stem, []).append(path)
     return found
-
-
-# --------------------------------------------------------------------------- splits
-
-
-def _split_counts(n: int, fractions: Sequence[float]) -> list[int]:
-    """Largest-remainder counts; every split with a positive share gets a frame if possible."""
-    raw = [n * f for f in fractions]
-    counts = [math.floor(x) for x in raw]
-    order = sorted(range(len(raw)), key=lambda k: raw[k] - counts[k], reverse=True)
-    for k in order[: n - sum(counts)]:
-        counts[k] += 1
-    for k, f in enumerate(fractions):
-        if f > 0 and counts[k] == 0:
-            donor = max(range(len(counts)), key=lambda j: counts[j])
-            if counts[donor] > 1:
-                counts[donor] -= 1
-                counts[k] += 1
-    return counts
 
 
 def assign_splits(
@@ -245,58 +201,11 @@ def assign_splits(
         # crc32 keys a stable stream per group (hash() changes between processes).
         stream = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(group.encode()),))
         order = np.random.default_rng(stream).permutation(len(ordered))
-        bounds = np.cumsum([0, *_split_counts(len(ordered), fractions)])
+        bounds = np.cumsum([0, *split_counts(len(ordered), fractions)])
         for k, split in enumerate(SPLIT_NAMES):
             for j in order[bounds[k] : bounds[k + 1]]:
                 split_of[ordered[int(j)]] = split
     return split_of
-
-
-# --------------------------------------------------------------------------- previews
-
-
-def render_preview(
-    data: np.ndarray, corridor: np.ndarray, label: np.ndarray, max_side: int = PREVIEW_MAX_SIDE
-) -> np.ndarray:
-    """RGB preview of a labelled frame: ``T_u`` in the inferno colour map, the corridor outline
-    in cyan and the label outline in green (the colours of the prediction overlay).
-
-    Args:
-        data: ``H x W x 3`` frame ``(T_m, T_m, T_u)``.
-        corridor: ``H x W`` corridor mask.
-        label: ``H x W`` label (nonzero = anomaly).
-        max_side: Longest side of the preview; larger frames are shrunk.
-
-    Returns:
-        ``h x w x 3`` uint8 RGB image.
-    """
-    import cv2
-
-    from .reporting import ANOMALY_RGB, CORRIDOR_RGB
-
-    height, width = data.shape[:2]
-    scale = min(1.0, max_side / max(height, width))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    t_u = np.ascontiguousarray(data[..., 2], dtype=np.float32)
-    masks = [np.asarray(m, dtype=bool).view(np.uint8) for m in (corridor, label)]
-    if scale < 1.0:
-        t_u = cv2.resize(t_u, size, interpolation=cv2.INTER_AREA)
-        masks = [cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) for m in masks]
-    # Percentiles, not min/max: hot street lamps would squeeze the rest into one colour.
-    lo, hi = (float(v) for v in np.percentile(t_u, (1.0, 99.5)))
-    if not hi - lo > 1e-6:
-        lo, hi = lo - 0.5, lo + 0.5
-    levels = np.clip((t_u - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
-    rgb = cv2.cvtColor(cv2.applyColorMap(levels, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
-    kernel = np.ones((3, 3), np.uint8)
-    for mask, colour in zip(masks, (CORRIDOR_RGB, ANOMALY_RGB), strict=True):
-        # Inner border by erosion (the frame edge counts as inside, so no line along it).
-        rim = (mask > 0) & (cv2.erode(mask, kernel, borderType=cv2.BORDER_REPLICATE) == 0)
-        rgb[rim] = colour
-    return rgb
-
-
-# --------------------------------------------------------------------------- building
 
 
 def _geo_dict(frame: Frame) -> dict[str, Any] | None:
@@ -332,7 +241,7 @@ def _stage_frame(
 ) -> _Item:
     """Read, label and write one frame into ``staging``; raises InvalidInputError if unusable."""
     from .classical import classical_label
-    from .reporting import encode_png
+    from .report.outputs import encode_png
 
     # A (name, mask) pair is a corridor rasterised from the pipe network.
     corridor_name, corridor = (
@@ -361,7 +270,7 @@ def _stage_frame(
         write_label(staging / set_name / "label" / f"{frame_id}.png", label)
         if previews:
             preview = render_preview(frame.data, frame.corridor, label)
-            _atomic_write(staging / set_name / "preview" / f"{frame_id}.png", encode_png(preview))
+            atomic_write(staging / set_name / "preview" / f"{frame_id}.png", encode_png(preview))
     return _Item(
         frame_id=frame_id,
         source=tiff.name,
@@ -396,19 +305,11 @@ def _finish_set(
             for frame_id in ids:
                 name = f"{frame_id}{suffix}"
                 os.replace(set_dir / kind / name, set_dir / kind / folder / name)
-    used = [f"{subset}_{s}" for s in SPLIT_NAMES if split_ids[s]]
     for split, ids in split_ids.items():
         if not ids:  # keep the synthetic layout: only used subsets have folders
             for kind, _ in kinds:
                 (set_dir / kind / f"{subset}_{split}").rmdir()
-    info = {
-        "image_type": "thermal",
-        "masked": True,
-        "subsets": used,
-        "labels": ["background", "thermal"],
-        "default_splits": {s: [f"{subset}_{s}"] if split_ids[s] else [] for s in SPLIT_NAMES},
-        "channel_mode": "mixed",
-        "builder": {
+    write_info(set_dir, subset, [s for s in SPLIT_NAMES if split_ids[s]], "builder", {
             "name": "taseg.dataset_builder",
             "version": BUILDER_VERSION,
             "seed": seed,
@@ -428,9 +329,7 @@ def _finish_set(
                 }
                 for item in sorted(items, key=lambda it: it.frame_id)
             },
-        },
-    }
-    (set_dir / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
+        })
     return split_ids
 
 
@@ -481,7 +380,7 @@ def build_dataset(
         raise InvalidInputError(
             f"subset {subset!r} must be a plain folder name (letters, digits, '.', '_', '-')"
         )
-    fractions = _check_splits(splits)
+    fractions = check_split_shares(splits)
     tiff_dir = _check_dir("tiff_dir", tiff_dir)
     if (corridor_dir is None) == (pipes is None):
         raise InvalidInputError("give either a corridor mask folder or a pipe network")

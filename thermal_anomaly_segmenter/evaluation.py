@@ -23,10 +23,13 @@ from typing import Any
 import numpy as np
 
 from .config import PredictOptions, Settings
-from .datasets import load_split, open_set, read_label_mask, resolve_dataset_path
 from .errors import DatasetError, InvalidInputError
-from .frame_io import read_frame
+from .io.atomic import atomic_write
+from .io.datasets import load_split, open_set, read_label_mask, resolve_dataset_path
+from .io.read import read_frame
 from .metrics import object_counts, object_scores, summarize
+from .postprocess import anomaly_mask
+from .report.plots import plot_pr_curve
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +127,12 @@ def evaluate(
         prob = segmenter.probabilities([frame], options)[0]
         truth = label.astype(bool)
         for i, t in enumerate(SWEEP):
-            pred = (prob > t) & frame.corridor
+            pred = anomaly_mask(prob, frame.corridor, t).view(bool)
             sweep[i, 0] += int(np.count_nonzero(pred & truth))
             sweep[i, 1] += int(np.count_nonzero(pred & ~truth))
             sweep[i, 2] += int(np.count_nonzero(~pred & truth))
             sweep[i, 3:] += object_counts(pred, label, min_area_px)
-        pred_np = (prob > threshold) & frame.corridor
+        pred_np = anomaly_mask(prob, frame.corridor, threshold).view(bool)
         if stage is not None:
             pred_np, verdicts = filter_mask(frame.t_u, frame.corridor, pred_np, stage)
             rejected += sum(not v["keep"] for v in verdicts)
@@ -184,9 +187,7 @@ def evaluate(
     result["pr_curve"] = str(png)
     json_path = out / f"evaluation_{stem}.json"
     result["metrics_json"] = str(json_path)
-    tmp = json_path.with_name(f".{json_path.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, json_path)
+    atomic_write(json_path, json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -217,36 +218,6 @@ def store_validation_threshold(
         "n_frames": result["n_frames"],
         "rule": f"best pixel F1 at object recall >= {MIN_OBJECT_RECALL}",
     }
-    path = Path(model_dir) / CONFIG_NAME
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(config.to_json() + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(Path(model_dir) / CONFIG_NAME, config.to_json() + "\n")
     return config.threshold
 
-
-def plot_pr_curve(curve: list[dict[str, float]], best: dict[str, float], out: Path,
-                  title: str) -> Path:
-    """Pixel and object precision-recall over the sweep, the best-F1 threshold marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 5))
-    ax.plot([r["recall"] for r in curve], [r["precision"] for r in curve], marker=".",
-            label="pixels")
-    ax.plot([r["object_recall"] for r in curve], [r["object_precision"] for r in curve],
-            marker=".", label="objects")
-    ax.scatter([best["recall"]], [best["precision"]], color="red", zorder=3,
-               label=f"best pixel F1 {best['f1']:.3f} at {best['threshold']:.2f}")
-    for r in curve[::3]:
-        ax.annotate(f"{r['threshold']:.2f}", (r["recall"], r["precision"]), fontsize=6)
-    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02), title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out

@@ -17,12 +17,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import InvalidInputError
+from .io.atomic import atomic_path, atomic_write
 from .model_folder import WEIGHTS_NAME, load_model_folder
 
 log = logging.getLogger(__name__)
@@ -71,14 +71,13 @@ def export_onnx(
     stride = model.stride
     h, w = (max(stride, v - v % stride) for v in config.input_size)
     example = torch.randn(1, 3, h, w)
-    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".onnx", dir=folder)
-    os.close(fd)
-    try:
+    # 0644: model folders are meant to be shared
+    with atomic_path(folder / ONNX_NAME, mode=0o644) as tmp:
         # The TorchScript exporter needs no extra package; shapes stay symbolic.
         torch.onnx.export(
             model,
             (example,),
-            tmp,
+            str(tmp),
             input_names=["input"],
             output_names=["logits"],
             dynamic_axes={
@@ -88,7 +87,7 @@ def export_onnx(
             opset_version=OPSET,
             dynamo=False,
         )
-        max_diff = _verify(tmp, model, stride, check_shapes)
+        max_diff = _verify(str(tmp), model, stride, check_shapes)
         meta = {
             "weights_sha256": weights_digest(folder),
             "onnx_sha256": file_digest(tmp),
@@ -97,11 +96,7 @@ def export_onnx(
             "max_abs_diff": max_diff,
             "torch": torch.__version__,
         }
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; model folders are meant to be shared
-        os.replace(tmp, folder / ONNX_NAME)
-        (folder / ONNX_META_NAME).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write(folder / ONNX_META_NAME, json.dumps(meta, indent=2) + "\n")
     log.info("exported %s (max |diff| %.2e)", folder / ONNX_NAME, max_diff)
     return folder / ONNX_NAME
 

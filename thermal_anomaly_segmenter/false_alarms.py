@@ -345,7 +345,7 @@ def synthetic_training_set(families: Iterable[str], n_frames: int, *, seed: int 
     candidates, the exact leaks, the distractors (pipe trace in fragments) and, with a
     ``segmenter`` (:class:`.inference.Segmenter`), its own predicted components."""
     from .config import PredictOptions
-    from .frame_io import Frame
+    from .io.frames import Frame
     from .synthetic import make_scene
 
     xs: list[np.ndarray] = []

@@ -21,7 +21,7 @@ import numpy as np
 
 from .config import PredictOptions
 from .errors import InvalidInputError
-from .frame_io import Frame
+from .io.frames import Frame
 from .model_folder import ModelConfig, load_model_folder
 from .normalization import corridor_median
 from .postprocess import Prediction, extract_anomalies

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .frame_io import Frame
+    from .io.frames import Frame
 
 
 @dataclass

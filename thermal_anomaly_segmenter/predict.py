@@ -24,12 +24,14 @@ import numpy as np
 
 from .config import PredictOptions, Settings, get_settings
 from .errors import InvalidInputError, OutputError, TasegError
-from .frame_io import FRAME_SUFFIXES, Frame, read_frame
 from .inference import Segmenter, get_segmenter
+from .io.frames import FRAME_SUFFIXES, Frame
+from .io.read import read_frame
 from .model_folder import resolve_model_dir
 from .normalization import corridor_median
 from .postprocess import Prediction
-from .reporting import OUTPUT_NAMES, write_outputs
+from .report.document import anomalies_document
+from .report.outputs import OUTPUT_NAMES, write_outputs
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,8 @@ class FrameResult:
     error_kind: str | None = None
     seconds: float = 0.0
     prediction: Prediction | None = None
+    #: The JSON report written as ``outputs["json"]``, when one was written.
+    report: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -144,10 +148,11 @@ class _Writer:
     def __call__(self, result: FrameResult, finish: Callable[[], Prediction]) -> FrameResult:
         pred = finish()  # post-processing runs here, beside the next batch's forward
         stem = reserve_stem(self.out_dir, pred.frame.name, self.kinds, self.overwrite)
+        if "json" in self.kinds:  # kept: the API answers from it without reading the file
+            result.report = anomalies_document(pred, model_dir=str(self.model_dir))
         try:
-            result.outputs = write_outputs(
-                pred, self.out_dir, stem, model_dir=str(self.model_dir), outputs=self.kinds
-            )
+            result.outputs = write_outputs(pred, self.out_dir, stem, model_dir=str(self.model_dir),
+                                           outputs=self.kinds, document=result.report)
         except BaseException:
             if not self.overwrite:  # give the claimed name back
                 (self.out_dir / f"{stem}{OUTPUT_NAMES[self.kinds[0]]}").unlink(missing_ok=True)
@@ -261,9 +266,9 @@ def _predict_georeferenced(
 ) -> Iterator[FrameResult]:
     """Stream each georeferenced raster with the corridor of ``pipes`` (one at a time: each
     already runs block by block with bounded memory)."""
-    from .frame_io import frame_stem
     from .geo.network import DEFAULT_CORRIDOR_WIDTH_M, PipeNetwork
     from .geo.ortho import ORTHO_NAMES, predict_ortho
+    from .io.frames import frame_stem
 
     network = PipeNetwork.read(pipes, id_field)
     width = DEFAULT_CORRIDOR_WIDTH_M if width_m is None else width_m

@@ -182,7 +182,7 @@ def choose_checkpoint(folder: str | os.PathLike[str]) -> Choice:
 
 
 def _model_type(config: dict[str, Any], hparams: dict[str, Any], hf_dir: Path) -> str:
-    from .recipe_files import infer_model_type
+    from .train.recipe_files import infer_model_type
     from .zoo import _MIT_SIZES
 
     hf_config = hf_dir / "config.json"

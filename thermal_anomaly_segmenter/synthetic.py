@@ -36,8 +36,6 @@ noisy like the published automatic labels) and ``manual_set`` (labels = ``leak_m
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import re
 import secrets
@@ -49,7 +47,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DatasetExistsError, InvalidInputError
-from .frame_io import write_frame, write_label
+from .io.datasets import check_split_shares, split_counts, write_info
+from .io.formats import write_frame, write_label
 from .scenes import (
     DEFAULT_FAMILY,
     FAMILIES,
@@ -124,22 +123,6 @@ def _check_name(kind: str, name: object) -> str:
             f"{kind} {name!r} must be a plain folder name (letters, digits, '.', '_', '-')"
         )
     return name
-
-
-def _split_counts(n: int, fractions: Sequence[float]) -> list[int]:
-    """Largest-remainder counts; every split with a positive share gets a frame if possible."""
-    raw = [n * f for f in fractions]
-    counts = [math.floor(x) for x in raw]
-    order = sorted(range(len(raw)), key=lambda k: raw[k] - counts[k], reverse=True)
-    for k in order[: n - sum(counts)]:
-        counts[k] += 1
-    for k, f in enumerate(fractions):
-        if f > 0 and counts[k] == 0:
-            donor = max(range(len(counts)), key=lambda j: counts[j])
-            if counts[donor] > 1:
-                counts[donor] -= 1
-                counts[k] += 1
-    return counts
 
 
 def _stream_key(name: str) -> int:
@@ -223,19 +206,7 @@ def write_dataset(
     sets = tuple(_check_name("set name", s) for s in sets)
     if not sets or len(set(sets)) != len(sets):
         raise InvalidInputError(f"sets must be non-empty and without duplicates, got {sets}")
-    try:
-        fractions = [float(f) for f in splits]
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"splits must be three numbers, got {splits!r}") from None
-    if (
-        len(fractions) != 3
-        or any(not math.isfinite(f) or f < 0 for f in fractions)
-        or abs(sum(fractions) - 1.0) > 1e-6
-    ):
-        raise InvalidInputError(
-            f"splits must be three non-negative shares (train, val, test) summing to 1, "
-            f"got {tuple(splits)}"
-        )
+    fractions = check_split_shares(splits)
 
     if isinstance(families, str):
         families = (families,)
@@ -261,7 +232,7 @@ def write_dataset(
         order = np.random.Generator(
             np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(_stream_key(name), 1 << 31)))
         ).permutation(n_frames)
-        counts = _split_counts(n_frames, fractions)
+        counts = split_counts(n_frames, fractions)
         bounds = np.cumsum([0, *counts])
         split_of: dict[str, str] = {}
         split_ids: dict[str, list[str]] = {}
@@ -300,17 +271,8 @@ def write_dataset(
             for folder in used:  # an empty split still gets its (empty) folders
                 (tmp / "image" / folder).mkdir(parents=True, exist_ok=True)
                 (tmp / "label" / folder).mkdir(parents=True, exist_ok=True)
-            info = {
-                "image_type": "thermal",
-                "masked": True,
-                "subsets": used,
-                "labels": ["background", "thermal"],
-                "default_splits": {
-                    s: [f"{subset}_{s}"] if c > 0 else []
-                    for s, c in zip(split_names, counts, strict=True)
-                },
-                "channel_mode": "mixed",
-                "generator": {
+            used_splits = [s for s, c in zip(split_names, counts, strict=True) if c > 0]
+            write_info(tmp, subset, used_splits, "generator", {
                     "name": "taseg.synthetic",
                     "version": GENERATOR_VERSION,
                     "families": list(families),
@@ -322,9 +284,7 @@ def write_dataset(
                     "labels_from": "classical_label" if auto else "leak_mask",
                     "split_ids": split_ids,
                     "frames": frames,
-                },
-            }
-            (tmp / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
+            })
             target = root / name
             if target.exists():
                 target.rmdir()  # empty (checked above); rename cannot replace it everywhere

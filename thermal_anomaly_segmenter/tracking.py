@@ -36,9 +36,9 @@ def local_tracking_uri(models_path: Path) -> str:
 
 
 def experiment_name() -> str:
-    from .config import BASE_DIR
+    from .config import BASE_DIR, get_settings
 
-    return os.environ.get("MLFLOW_EXPERIMENT_NAME", "").strip() or BASE_DIR.name
+    return get_settings().mlflow_experiment_name or BASE_DIR.name
 
 
 def probe_server(uri: str, username: str | None, password: str | None) -> str | None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from .config import get_settings
 from .errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ def resolve_architecture(
 
 
 def _hub_allowed(what: str) -> None:
-    if os.environ.get("HF_HUB_OFFLINE", "1") not in ("0", "false", "False", ""):
+    if get_settings().hub_offline:
         raise InvalidInputError(
             f"{what} needs a download, but HF_HUB_OFFLINE is set; "
             "set HF_HUB_OFFLINE=0 (with network) or pass a local weights folder"

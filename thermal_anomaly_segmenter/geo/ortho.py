@@ -30,8 +30,8 @@ import numpy as np
 
 from ..config import PredictOptions
 from ..errors import InvalidInputError, OutputError
-from ..frame_io import FILL_OFFSET_DEGC, MIN_SIDE_PX, T_MAX_DEGC, T_MIN_DEGC, Frame, GeoInfo
 from ..inference import Segmenter
+from ..io.frames import FILL_OFFSET_DEGC, MIN_SIDE_PX, T_MAX_DEGC, T_MIN_DEGC, Frame, GeoInfo
 from ..postprocess import Anomaly, Prediction, extract_anomalies
 from .network import Corridor, PipeNetwork, reproject
 from .raster import georef, pixel_bounds
@@ -388,9 +388,9 @@ def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptio
         tmp_mask.unlink(missing_ok=True)
     doc = _report(src, records, median, corridor_px, len(active), segmenter, options, geo,
                   model_dir, stem)
-    from ..frame_io import _atomic_write
+    from ..io.atomic import atomic_write
 
-    _atomic_write(final["json"], (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode())
+    atomic_write(final["json"], (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode())
     return OrthoResult(final, records, corridor_px, len(active), median)
 
 
@@ -428,7 +428,7 @@ def _describe(merged: list[_Fragment], transform, corridor: Corridor, median: fl
 def _report(src: _Source, records, median: float, corridor_px: int, blocks: int,
             segmenter: Segmenter, options: PredictOptions, geo: GeoInfo,
             model_dir: str | None, stem: str) -> dict[str, Any]:
-    from ..reporting import SCHEMA
+    from ..report.document import SCHEMA
 
     ds = src.ds
     dts = [r["mean_dt_degc"] for r in records]
@@ -468,8 +468,9 @@ def _write_overlay(src: _Source, merged: list[_Fragment], median: float,
     from rasterio.enums import Resampling
     from rasterio.features import rasterize
 
-    from ..frame_io import _atomic_write
-    from ..reporting import encode_png, render_overlay
+    from ..io.atomic import atomic_write
+    from ..report.outputs import encode_png
+    from ..report.overlay import render_overlay
 
     ds = src.ds
     scale = max(1.0, max(ds.height, ds.width) / OVERLAY_MAX_SIDE)
@@ -509,4 +510,4 @@ def _write_overlay(src: _Source, merged: list[_Fragment], median: float,
         labels=labels, anomalies=anomalies, corridor_median_degc=median,
         threshold=options.threshold, model_name=segmenter.model_type,
     )
-    _atomic_write(target, encode_png(render_overlay(pred, max_side=OVERLAY_MAX_SIDE + 256)))
+    atomic_write(target, encode_png(render_overlay(pred, max_side=OVERLAY_MAX_SIDE + 256)))

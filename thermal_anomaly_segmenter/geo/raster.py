@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..frame_io import GeoInfo
+from ..io.frames import GeoInfo
 
 log = logging.getLogger(__name__)
 

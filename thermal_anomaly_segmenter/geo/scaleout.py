@@ -32,7 +32,7 @@ FRAMES_PER_TASK = 16
 
 def _unique_stems(paths: Sequence[Path]) -> list[str]:
     """Output stems fixed up front in input order, so they never depend on task timing."""
-    from ..frame_io import frame_stem
+    from ..io.frames import frame_stem
 
     seen: dict[str, int] = {}
     stems = []

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..frame_io import compose_frame
+from ..io.frames import compose_frame
 from . import camera, clutter, corridor, leaks, terrain
 from .canvas import Canvas
 from .families import DEFAULT_FAMILY, Family, get_family

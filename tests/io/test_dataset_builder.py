@@ -13,7 +13,6 @@ import tifffile
 from thermal_anomaly_segmenter import dataset_builder
 from thermal_anomaly_segmenter.classical import classical_label
 from thermal_anomaly_segmenter.dataset_builder import BuildReport, assign_splits, build_dataset
-from thermal_anomaly_segmenter.datasets import load_split
 from thermal_anomaly_segmenter.errors import (
     DatasetError,
     DatasetExistsError,
@@ -21,7 +20,9 @@ from thermal_anomaly_segmenter.errors import (
     InvalidInputError,
     TasegError,
 )
-from thermal_anomaly_segmenter.frame_io import compose_frame, read_frame
+from thermal_anomaly_segmenter.io.datasets import load_split
+from thermal_anomaly_segmenter.io.frames import compose_frame
+from thermal_anomaly_segmenter.io.read import read_frame
 from thermal_anomaly_segmenter.synthetic import Scene, make_scene, write_dataset
 
 SIZE = (96, 128)
@@ -413,8 +414,8 @@ def test_bad_arguments(tmp_path, kwargs, message) -> None:
 
 
 def test_preview_marks_corridor_and_label() -> None:
-    from thermal_anomaly_segmenter.dataset_builder import render_preview
-    from thermal_anomaly_segmenter.reporting import ANOMALY_RGB, CORRIDOR_RGB
+    from thermal_anomaly_segmenter.report.overlay import ANOMALY_RGB, CORRIDOR_RGB
+    from thermal_anomaly_segmenter.report.preview import render_preview
 
     scene = make_scene(7, 2048, 1024)
     label = classical_label(scene.data, scene.corridor)

@@ -19,7 +19,7 @@ from thermal_anomaly_segmenter.config import PHASES, TrainOptions, get_settings
 from thermal_anomaly_segmenter.errors import DatasetError, InvalidInputError
 from thermal_anomaly_segmenter.synthetic import write_dataset
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 METRIC_NAMES = {
     f"test_{r}_{s}"
     for r in ("dataset", "per_image")
@@ -55,8 +55,8 @@ def tiny(**kwargs) -> TrainOptions:
 
 
 def _predicts(model_dir: Path, dataset: Path) -> None:
-    from thermal_anomaly_segmenter.frame_io import read_frame
     from thermal_anomaly_segmenter.inference import Segmenter
+    from thermal_anomaly_segmenter.io.read import read_frame
 
     frame = read_frame(next((dataset / "manual_set" / "image" / "synthetic_test").iterdir()))
     prediction = Segmenter.from_folder(model_dir, device="cpu").predict(frame)
@@ -68,7 +68,7 @@ def _predicts(model_dir: Path, dataset: Path) -> None:
     "model_type", ["segformer_b0", "smp_deeplabV3plus", "smp_unet", "smp_pspnet"]
 )
 def test_every_family_trains_and_predicts(model_type, manual_only, settings):
-    from thermal_anomaly_segmenter.training import train
+    from thermal_anomaly_segmenter.train.loop import train
 
     # fine_tune alone needs only manual_set (the published module required generated_set).
     result = train(tiny(model_type=model_type, dataset_path=str(manual_only),
@@ -91,7 +91,8 @@ def test_three_phases_chain_from_best_weights(dataset, settings, monkeypatch):
     import torch
     from safetensors.torch import load_file
 
-    from thermal_anomaly_segmenter.training import SegmentationTask, train
+    from thermal_anomaly_segmenter.train.loop import train
+    from thermal_anomaly_segmenter.train.task import SegmentationTask
 
     starts: list[dict[str, torch.Tensor]] = []
     frozen_ok: list[bool] = []
@@ -135,7 +136,7 @@ def test_fine_tune_starts_from_a_model_folder(manual_only, settings, tmp_path):
     from conftest import save_tiny_model
     from safetensors.torch import load_file
 
-    from thermal_anomaly_segmenter.training import train
+    from thermal_anomaly_segmenter.train.loop import train
 
     start = save_tiny_model(tmp_path / "start", seed=3)
     other = save_tiny_model(tmp_path / "other", seed=4)
@@ -170,7 +171,7 @@ def test_fine_tune_starts_from_a_model_folder(manual_only, settings, tmp_path):
 def test_concurrent_runs_never_share_a_run_folder(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from thermal_anomaly_segmenter.training import _unique_name
+    from thermal_anomaly_segmenter.train.runs import _unique_name
 
     (tmp_path / "segformer_b0_Dice_20260101_000000").mkdir()  # a model folder of that name
     with ThreadPoolExecutor(8) as pool:
@@ -182,7 +183,7 @@ def test_concurrent_runs_never_share_a_run_folder(tmp_path):
 
 
 def test_recipe_defaults_and_overrides():
-    from thermal_anomaly_segmenter.training import phase_recipes
+    from thermal_anomaly_segmenter.train.recipe import phase_recipes
 
     seg = {r.name: r for r in phase_recipes(TrainOptions())}
     assert [seg[p].epochs for p in PHASES] == [15, 35, 60]
@@ -229,7 +230,7 @@ def test_recipe_fills_only_what_the_caller_left_unset():
 
 def test_cpu_training_takes_the_cpu_recipe(manual_only, settings):
     from thermal_anomaly_segmenter.model_folder import read_model_config
-    from thermal_anomaly_segmenter.training import train
+    from thermal_anomaly_segmenter.train.loop import train
 
     result = train(TrainOptions(dataset_path=str(manual_only), gpu=False, epochs=1,
                                 worker_count=0, mlflow=False, min_label_px=0),
@@ -244,11 +245,11 @@ def test_cpu_training_takes_the_cpu_recipe(manual_only, settings):
 
 
 def test_learning_rate_decays_over_the_time_budget(manual_only, settings):
-    from thermal_anomaly_segmenter.training import train
+    from thermal_anomaly_segmenter.train.loop import train
 
     result = train(tiny(dataset_path=str(manual_only), epochs=400, lr={"fine_tune": 1e-3},
                         max_time=0.25), settings=settings)
-    from thermal_anomaly_segmenter.training import read_csv_rows
+    from thermal_anomaly_segmenter.train.runs import read_csv_rows
 
     rows = read_csv_rows(result.model_dir / "metrics_fine_tune.csv")
     lrs = [float(r["lr"]) for r in rows]
@@ -261,7 +262,7 @@ def test_learning_rate_decays_over_the_time_budget(manual_only, settings):
 
 
 def test_bad_inputs_fail_before_training(dataset, manual_only, settings, tmp_path):
-    from thermal_anomaly_segmenter.training import train
+    from thermal_anomaly_segmenter.train.loop import train
 
     with pytest.raises(DatasetError, match="no generated_set"):
         train(tiny(train_phases=("pre_train_unfrozen",), dataset_path=str(manual_only)),
@@ -278,7 +279,7 @@ def test_bad_inputs_fail_before_training(dataset, manual_only, settings, tmp_pat
 
 
 def test_time_budget_stops_cleanly(dataset, settings):
-    from thermal_anomaly_segmenter.training import train
+    from thermal_anomaly_segmenter.train.loop import train
 
     result = train(tiny(train_phases=PHASES, dataset_path=str(dataset), epochs=50,
                         max_time=0.001), settings=settings)
@@ -331,7 +332,9 @@ def test_cli_train_and_evaluate(manual_only, tmp_path, monkeypatch, capsys):
 
 def test_resume_after_kill(manual_only, tmp_path, monkeypatch):
     """Kill a training process after its first checkpoint, then continue it."""
-    from thermal_anomaly_segmenter.training import SegmentationTask, epoch_rows, train
+    from thermal_anomaly_segmenter.train.loop import train
+    from thermal_anomaly_segmenter.train.runs import epoch_rows
+    from thermal_anomaly_segmenter.train.task import SegmentationTask
 
     models = tmp_path / "models"
     out_dir = tmp_path / "out_model"

@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from .reporting import OUTPUT_NAMES
+from .outputs import OUTPUT_NAMES
 
 log = logging.getLogger(__name__)
 

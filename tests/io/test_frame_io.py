@@ -20,20 +20,18 @@ import pytest
 import tifffile
 
 from thermal_anomaly_segmenter.errors import InvalidInputError
-from thermal_anomaly_segmenter.frame_io import (
+from thermal_anomaly_segmenter.io.formats import write_frame, write_label
+from thermal_anomaly_segmenter.io.frames import (
     FILL_OFFSET_DEGC,
     FRAME_SUFFIXES,
     GeoInfo,
     compose_frame,
     corridor_from_frame,
     frame_stem,
-    read_corridor,
-    read_frame,
-    read_label,
-    validate_frame,
-    write_frame,
-    write_label,
 )
+from thermal_anomaly_segmenter.io.masks import read_corridor, read_label
+from thermal_anomaly_segmenter.io.read import read_frame
+from thermal_anomaly_segmenter.io.validate import validate_frame
 
 H, W = 64, 80
 

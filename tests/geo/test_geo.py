@@ -26,7 +26,7 @@ from rasterio.transform import from_origin  # noqa: E402
 
 from thermal_anomaly_segmenter.cli import main  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "unet_mobilenetv2_synthetic"
 H, W = 600, 800  # larger than one 512 px COG tile, so the COG has overviews
 LEAK = (300, 450)  # planted leak centre (row, col), on the pipe
@@ -242,7 +242,7 @@ def test_build_dataset_from_pipes(tmp_path, capsys) -> None:
     assert code == 0, text.err
     assert "plain.tif" in text.out + text.err  # skipped, named in the summary
     assert len(list(out.rglob("*.npy.lz4"))) >= 3
-    from thermal_anomaly_segmenter.frame_io import read_frame
+    from thermal_anomaly_segmenter.io.read import read_frame
 
     frame = read_frame(next(out.rglob("f0.npy.lz4")))
     # 6 m full width at 0.25 m: 24 corridor rows in every column crossed only by P-17

@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import LOSS_FUNCTIONS, PHASES, TrainOptions
-from .errors import InvalidInputError
+from ..config import LOSS_FUNCTIONS, PHASES, TrainOptions
+from ..errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configurations"
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configurations"
 #: Set a dataset entry of the file reads, by its key when its path does not name one.
 _SET_BY_KEY = {"main_dataset": "generated_set", "manual_dataset": "manual_set"}
 _SETS = ("generated_set", "manual_set")
@@ -225,7 +226,7 @@ def options_from_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if recipe.worker_count is not None:
         # A file written on another machine may name more loader workers than this one has
         # cores (the published files say 12): it gets this machine's share, not an error.
-        from .limits import cpu_cores
+        from ..limits import cpu_cores
 
         values["worker_count"] = min(recipe.worker_count, cpu_cores())
         if values["worker_count"] < recipe.worker_count:

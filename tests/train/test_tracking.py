@@ -57,7 +57,7 @@ def _check_run(uri: str, run_id: str, expect_artifacts: bool = True) -> None:
 
 
 def test_local_store_by_default(manual_only, tmp_path):
-    from thermal_anomaly_segmenter.training import train
+    from thermal_anomaly_segmenter.train.loop import train
 
     settings = dataclasses.replace(get_settings(), models_path=tmp_path / "models",
                                    mlflow_tracking_uri=None)
@@ -75,7 +75,7 @@ def test_local_store_by_default(manual_only, tmp_path):
 
 
 def test_unreachable_server_falls_back_loudly(manual_only, tmp_path, caplog):
-    from thermal_anomaly_segmenter.training import train
+    from thermal_anomaly_segmenter.train.loop import train
 
     settings = dataclasses.replace(
         get_settings(), models_path=tmp_path / "models",
@@ -95,7 +95,7 @@ def test_unreachable_server_falls_back_loudly(manual_only, tmp_path, caplog):
 def test_run_arrives_at_real_server(manual_only, tmp_path):
     import requests
 
-    from thermal_anomaly_segmenter.training import train
+    from thermal_anomaly_segmenter.train.loop import train
 
     mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent))
     if mlflow_bin is None:

@@ -12,24 +12,21 @@ import numpy as np
 import pytest
 
 from thermal_anomaly_segmenter.errors import OutputError
-from thermal_anomaly_segmenter.frame_io import Frame, GeoInfo, compose_frame
+from thermal_anomaly_segmenter.io.frames import Frame, GeoInfo, compose_frame
 from thermal_anomaly_segmenter.postprocess import Anomaly, Prediction
-from thermal_anomaly_segmenter.reporting import (
-    ANOMALY_RGB,
-    CORRIDOR_RGB,
-    SCHEMA,
-    anomalies_document,
-    anomalies_geojson,
+from thermal_anomaly_segmenter.report.document import SCHEMA, anomalies_document
+from thermal_anomaly_segmenter.report.geo import anomalies_geojson
+from thermal_anomaly_segmenter.report.outputs import (
     encode_png,
     mask_png,
     probability_png,
-    render_overlay,
     write_outputs,
 )
+from thermal_anomaly_segmenter.report.overlay import ANOMALY_RGB, CORRIDOR_RGB, render_overlay
 
 H, W = 96, 128
 CORRIDOR_ROWS = (30, 70)  # rows of the corridor band, end exclusive
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"
 
 
 # --------------------------------------------------------------------------------------------

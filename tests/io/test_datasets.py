@@ -15,19 +15,18 @@ import pytest
 
 from thermal_anomaly_segmenter.augmentation import ThermalAugment
 from thermal_anomaly_segmenter.config import get_settings
-from thermal_anomaly_segmenter.datasets import (
-    ThermalDataset,
-    corridor_after,
+from thermal_anomaly_segmenter.errors import DatasetError, DatasetNotFoundError
+from thermal_anomaly_segmenter.io.datasets import (
     dataset_statistics,
     list_dataset_folders,
     load_split,
     open_set,
     resolve_dataset_path,
 )
-from thermal_anomaly_segmenter.errors import DatasetError, DatasetNotFoundError
-from thermal_anomaly_segmenter.frame_io import write_label
+from thermal_anomaly_segmenter.io.formats import write_label
 from thermal_anomaly_segmenter.normalization import Normalization
 from thermal_anomaly_segmenter.synthetic import write_dataset
+from thermal_anomaly_segmenter.train.dataset import ThermalDataset, corridor_after
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +249,6 @@ def test_write_label_roundtrip(tmp_path):
     mask = np.zeros((8, 8), np.uint8)
     mask[2:4, 2:4] = 1
     write_label(tmp_path / "x.png", mask)
-    from thermal_anomaly_segmenter.datasets import check_label
+    from thermal_anomaly_segmenter.io.datasets import check_label
 
     assert check_label(tmp_path / "x.png") == (4, False)

@@ -1,0 +1,58 @@
+"""Atomic file writes: a file appears whole under its name or not at all.
+
+Everything TASeg writes (predictions, frames, labels, checkpoints, CSV, JSON, plots, ONNX)
+goes through :func:`atomic_path` or :func:`atomic_write`: the content is written to a hidden
+temp file beside the target and renamed onto it, so a reader, a crash or a full disk never
+leaves half a file, and a failed write leaves no temp file behind.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    # os.umask can only be read by setting it; do it once, before worker threads write.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], mode: int | None = None) -> Iterator[Path]:
+    """Yield a temp path beside ``path`` to write to; rename it onto ``path`` on success.
+
+    The temp name ends with ``path``'s suffix, so writers that infer the format from it
+    (matplotlib, OpenCV) work. On an exception the temp file is removed and ``path`` is left
+    as it was.
+
+    Args:
+        path: The file to (re)place.
+        mode: Permission bits of the result; default what a plain ``open()`` would give.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
+                               dir=path.parent)
+    try:
+        # mkstemp creates 0600; give the file the mode a plain open() would have.
+        os.fchmod(fd, mode if mode is not None else 0o666 & ~_umask())
+        os.close(fd)
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | os.PathLike[str], payload: bytes | str) -> None:
+    """Write ``payload`` (bytes, or text as UTF-8) to ``path`` atomically."""
+    data = payload.encode("utf-8") if isinstance(payload, str) else payload
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)

@@ -1,0 +1,109 @@
+"""The training dataset: one split's samples as tensors.
+
+:class:`ThermalDataset` turns a :class:`~thermal_anomaly_segmenter.io.datasets.SplitIndex` into
+``{"image", "mask", "corridor"}`` samples for torch (file I/O, normalisation and an optional
+augmentation, nothing else).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..io.datasets import read_sample
+from ..normalization import Normalization, corridor_median
+
+if TYPE_CHECKING:
+    from ..io.datasets import Sample
+
+
+Augment = Callable[[np.ndarray, np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray, float]]
+
+
+class ThermalDataset:
+    """Torch-style dataset of one split: ``{"image": 3xHxW, "mask": 1xHxW, "corridor": HxW}``.
+
+    ``image`` is normalised float32, ``mask`` float32 0/1, ``corridor`` bool. The optional
+    ``augment(data, corridor, label, seed)`` returns augmented ``(data, label, offset_degc)``
+    and is seeded per sample from torch's RNG, which Lightning seeds in every worker.
+
+    ``size`` (height, width): frames of another size are resized to it, or, with ``crop``,
+    a random window of that size is cut (frames keep their pixel scale, as inference tiles
+    them at native resolution); frames smaller than the window are resized. The relative
+    reference (corridor median) is always taken over the whole frame, as in inference.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        normalization: Normalization,
+        size: tuple[int, int] | None = None,
+        augment: Augment | None = None,
+        crop: bool = False,
+    ) -> None:
+        self.samples = list(samples)
+        self.normalization = normalization
+        self.size = size
+        self.augment = augment
+        self.crop = crop and size is not None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Unpickled in spawned loader workers: importing _spawn_safe first repairs torchvision
+        # before the pickle stream brings lightning (see _spawn_safe).
+        from .._spawn_safe import rebuild
+
+        return rebuild, (type(self), dict(self.__dict__))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        import torch
+
+        data, corridor, label = read_sample(self.samples[index], None if self.crop else self.size)
+        median = corridor_median(data[..., 2], corridor) if corridor.any() else float(
+            np.median(data[..., 2])
+        )
+        seed = 0
+        if self.augment is not None or self.crop:
+            seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        if self.crop:
+            data, corridor, label = _window(data, corridor, label, self.size, seed)
+        if self.augment is not None:
+            data, label, offset = self.augment(data, corridor, label, seed)
+            median += offset  # the offset shifts every channel, the reference too
+            corridor = corridor_after(data)
+        image = self.normalization.apply(data, median)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
+            "mask": torch.from_numpy(label.astype(np.float32)[None]),
+            "corridor": torch.from_numpy(np.ascontiguousarray(corridor)),
+        }
+
+
+def _window(data: np.ndarray, corridor: np.ndarray, label: np.ndarray,
+            size: tuple[int, int], seed: int):
+    """A seeded random ``size`` window of a frame (resized when the frame is smaller)."""
+    import cv2
+
+    h, w = data.shape[:2]
+    th, tw = int(size[0]), int(size[1])
+    if h < th or w < tw:
+        dsize = (tw, th)
+        return (
+            cv2.resize(data, dsize, interpolation=cv2.INTER_LINEAR),
+            cv2.resize(corridor.view(np.uint8), dsize, interpolation=cv2.INTER_NEAREST) > 0,
+            cv2.resize(label, dsize, interpolation=cv2.INTER_NEAREST),
+        )
+    rng = np.random.default_rng(seed + 1)  # not the augmentation's stream
+    r, c = int(rng.integers(0, h - th + 1)), int(rng.integers(0, w - tw + 1))
+    window = (slice(r, r + th), slice(c, c + tw))
+    return (np.ascontiguousarray(data[window]), np.ascontiguousarray(corridor[window]),
+            np.ascontiguousarray(label[window]))
+
+
+def corridor_after(data: np.ndarray) -> np.ndarray:
+    """Corridor of an (augmented) frame: where ``T_m`` equals ``T_u`` (to a tolerance)."""
+    return np.abs(data[..., 0] - data[..., 2]) <= 1e-3

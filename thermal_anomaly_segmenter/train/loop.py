@@ -1,0 +1,492 @@
+"""``train``: chain the phases of a recipe on Lightning and write the model folder.
+
+A run lives in ``MODELS_PATH/.runs/<name>``: per phase ``best.ckpt`` and ``last.ckpt``
+(written atomically), ``metrics.csv`` (one row per epoch), ``best.safetensors`` and
+``test_metrics.json`` once the phase is done; ``run.json`` holds the options and progress, so
+``train(TrainOptions(resume=run_dir))`` continues an interrupted run from its last checkpoint.
+Lightning checkpoints are pickles: they are only ever loaded from a run folder this code
+wrote. The model folder (safetensors) goes to ``MODELS_PATH/<model_type>_<loss>_<timestamp>``.
+
+Multi-device training uses Lightning DDP (gloo on CPU, nccl on GPU). Worker processes are
+started per phase (forked on CPU, spawned on GPU), so training works from the CLI, the API and
+tests alike; under an external launcher (torchrun, SLURM) the launcher's processes are used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import pickle  # nosec B403
+import time
+import warnings
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._compat import ensure_torchvision
+
+ensure_torchvision()
+
+import lightning as L  # noqa: E402
+import torch  # noqa: E402
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint  # noqa: E402
+
+from ..config import Settings, TrainOptions, get_settings  # noqa: E402
+from ..errors import DatasetError, InvalidInputError  # noqa: E402
+from ..io.datasets import (  # noqa: E402
+    SplitIndex,
+    dataset_statistics,
+    frame_size,
+    load_split,
+    open_set,
+    resolve_dataset_path,
+)
+from ..model_folder import ModelConfig, save_model_folder  # noqa: E402
+from ..normalization import Normalization  # noqa: E402
+from ..report.plots import plot_curves  # noqa: E402
+from ..zoo import build_model  # noqa: E402
+from .datamodule import ThermalDataModule, default_worker_count  # noqa: E402
+from .hardware import (  # noqa: E402
+    accelerator_for,
+    ddp_strategy,
+    is_rank_zero,
+    precision_for,
+    progress_bar,
+)
+from .recipe import phase_recipes  # noqa: E402
+from .runs import (  # noqa: E402
+    RUN_STATE,
+    AtomicCheckpointIO,
+    TrainResult,
+    _options_dict,
+    _options_from_dict,
+    _state_from_ckpt,
+    _unique_name,
+    _write_json,
+    epoch_rows,
+    write_csv_rows,
+)
+from .task import MONITOR, SegmentationTask  # noqa: E402
+
+if TYPE_CHECKING:
+    from .recipe import PhaseRecipe
+
+log = logging.getLogger(__name__)
+
+
+def _load_splits(dataset_path: Path, recipes: list[PhaseRecipe], options: TrainOptions,
+                 work_dir: Path) -> dict[str, dict[str, SplitIndex]]:
+    """Index and validate every split the phases need, before any training starts."""
+    out: dict[str, dict[str, SplitIndex]] = {}
+    for set_name in dict.fromkeys(r.set_name for r in recipes):
+        set_dir = open_set(dataset_path, set_name, work_dir)
+        splits = {s: load_split(set_dir, s, set_name) for s in ("train", "val", "test")}
+        kept = splits["train"].filtered(options.min_label_px)
+        if not len(kept):
+            raise DatasetError(
+                f"{set_name}: no training frame has more than {options.min_label_px} anomaly "
+                f"pixels (of {len(splits['train'])}); lower min_label_px"
+            )
+        if len(kept) < len(splits["train"]):
+            log.info("%s: %d of %d training frames kept (> %d anomaly pixels)", set_name,
+                     len(kept), len(splits["train"]), options.min_label_px)
+        splits["train"] = kept
+        out[set_name] = splits
+    return out
+
+
+@dataclasses.dataclass
+class _Run:
+    """One run's fixed facts and its progress (``state``, saved as ``run.json``)."""
+
+    options: TrainOptions
+    settings: Settings
+    name: str
+    run_dir: Path
+    state: dict[str, Any]
+    dataset_path: Path
+    recipes: list[PhaseRecipe]
+    splits: dict[str, dict[str, SplitIndex]]
+    size: tuple[int, int]
+    norm: Normalization
+    rank_zero: bool
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def save_state(self) -> None:
+        if self.rank_zero:
+            _write_json(self.run_dir / RUN_STATE, self.state)
+
+
+def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainResult:
+    """Run (or resume) a training run and write its model folder.
+
+    Stages: open the run (new or resumed) with its data, size and normalisation; start
+    tracking; run each phase from the previous phase's best weights; write the model folder.
+
+    Args:
+        options: What to train; ``options.resume`` continues the run folder it names.
+        settings: Environment (MODELS_PATH, MLflow, ...); default :func:`get_settings`.
+
+    Returns:
+        The model folder, the run folder and the final phase's test metrics.
+
+    Raises:
+        DatasetError: The dataset is missing or malformed.
+        InvalidInputError: Invalid options.
+    """
+    settings = settings or get_settings()
+    started = time.monotonic()
+    run = _open_run(options, settings)
+    tracker = _start_tracking(run)
+    options = run.options
+    deadline = None if options.max_time is None else started + options.max_time * 60
+    architecture, weights = _starting_point(options, run.norm)
+    phase_metrics: dict[str, dict[str, float]] = {}
+    skipped: list[str] = []
+    epoch_offset = 0
+    model = None
+    status = "FAILED"
+    try:
+        for recipe in run.recipes:
+            done = run.state["phases"].get(recipe.name, {})
+            if done.get("done"):
+                from safetensors.torch import load_file
+
+                weights = load_file(str(run.run_dir / recipe.name / "best.safetensors"))
+                phase_metrics[recipe.name] = done["test_metrics"]
+            elif _budget_spent(deadline) and weights is not None:
+                log.warning("time budget spent: skipping phase %s", recipe.name)
+                skipped.append(recipe.name)
+                continue
+            else:
+                model, weights, phase_metrics[recipe.name] = _run_phase(
+                    run, recipe, architecture, weights, _allotment(run, recipe, deadline),
+                    tracker, epoch_offset)
+            epoch_offset += recipe.epochs
+        final_metrics = phase_metrics[[r.name for r in run.recipes if r.name in phase_metrics][-1]]
+        if model is None:  # every phase was done before this resume
+            model = build_model(options.model_type, architecture)
+            model.load_state_dict(weights)
+        model_dir = _write_model_folder(run, model, architecture, final_metrics, skipped, tracker)
+        status = "FINISHED"
+    finally:
+        tracker.end(status)
+    log.info("model folder %s (test_dataset_iou %.4f)", model_dir,
+             final_metrics.get("test_dataset_iou", math.nan))
+    return TrainResult(model_dir=model_dir, run_dir=run.run_dir, metrics=final_metrics,
+                       phase_metrics=phase_metrics, skipped_phases=skipped,
+                       mlflow_run_id=tracker.run_id, mlflow_tracking_uri=tracker.uri)
+
+
+def _open_run(options: TrainOptions, settings: Settings) -> _Run:
+    """A new run, or the one ``options.resume`` names: options, data, size, normalisation."""
+    models_path = Path(settings.models_path)
+    name = ""  # a new run's name is chosen once the dataset is validated: a bad one leaves none
+    run_dir = Path()
+    state: dict[str, Any]
+    if options.resume:
+        run_dir = Path(options.resume).expanduser().resolve()
+        state_path = run_dir / RUN_STATE
+        if not state_path.is_file():
+            raise InvalidInputError(
+                f"resume: {run_dir} is not a training run folder (no {RUN_STATE})"
+            )
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+        saved = _options_from_dict(state["options"])
+        # The run's own recipe wins; only the time budget and hardware may change.
+        options = dataclasses.replace(
+            saved, resume=str(run_dir), max_time=options.max_time, gpu=options.gpu,
+            devices=options.devices, num_nodes=options.num_nodes,
+            worker_count=options.worker_count if options.worker_count is not None
+            else saved.worker_count, mlflow=options.mlflow and saved.mlflow,
+        )
+        name = state["name"]
+        log.info("resuming run %s", run_dir)
+    dataset_path = resolve_dataset_path(options.dataset_path, settings)
+    window_from_recipe = False
+    if not options.resume:
+        window_from_recipe = options.input_size is None
+        options = _resolve_options(options, dataset_path)
+        state = {"options": _options_dict(options), "phases": {}}
+    recipes = phase_recipes(options)
+    splits = _load_splits(dataset_path, recipes, options, models_path / ".runs" / ".datasets")
+
+    # Frame size and normalisation are fixed for the whole run (stored for resume).
+    first = splits[recipes[0].set_name]["train"]
+    if "input_size" in state:
+        size = tuple(state["input_size"])
+    else:
+        size = tuple(options.input_size) if options.input_size else frame_size(first.samples[0])
+        if window_from_recipe and options.input_size:  # a recipe's window fits small frames
+            frame_h, frame_w = frame_size(first.samples[0])
+            size = (min(size[0], frame_h), min(size[1], frame_w))
+    if "normalization" in state:
+        norm = Normalization.from_dict(state["normalization"])
+    elif options.normalization == "dataset":
+        stats_set = "generated_set" if "generated_set" in splits else recipes[0].set_name
+        norm = dataset_statistics(splits[stats_set]["train"])
+    else:
+        norm = Normalization(mode=options.normalization)  # type: ignore[arg-type]
+    state.update(input_size=list(size), normalization=norm.to_dict(),
+                 dataset_path=str(dataset_path))
+    rank_zero = is_rank_zero()
+    if not name:
+        stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
+        name = _unique_name(models_path, f"{options.model_type}_{options.loss_fn}_{stamp}",
+                            reserve=rank_zero)
+        run_dir = models_path / ".runs" / name
+        state["name"] = name
+    if rank_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    run = _Run(options, settings, name, run_dir, state, dataset_path, recipes, splits,
+               size, norm, rank_zero)  # type: ignore[arg-type]
+    run.save_state()
+    log.info("training run folder %s (continue an interrupted run with --resume %s)",
+             run_dir, run_dir)
+    return run
+
+
+def _start_tracking(run: _Run):
+    """Start (or continue) the run's MLflow run with its parameters."""
+    from ..tracking import Tracker
+
+    tracker = Tracker(run.settings, enabled=run.options.mlflow and run.rank_zero)
+    params = {k: v for k, v in _options_dict(run.options).items() if k != "resume"}
+    params.update(dataset_path=str(run.dataset_path), input_size=list(run.size),
+                  normalization=run.norm.mode)
+    for r in run.recipes:
+        params[f"{r.name}_epochs"], params[f"{r.name}_lr"] = r.epochs, r.lr
+    run.params = params
+    previous = run.state.get("mlflow") or {}
+    tracker.start(run.name, params, tags={"taseg.run_dir": str(run.run_dir)},
+                  resume=(previous["uri"], previous["run_id"]) if previous else None)
+    if tracker.run_id and run.rank_zero:
+        run.state["mlflow"] = {"uri": tracker.uri, "run_id": tracker.run_id}
+        run.save_state()
+    return tracker
+
+
+def _budget_spent(deadline: float | None) -> bool:
+    return deadline is not None and deadline - time.monotonic() <= 0
+
+
+def _allotment(run: _Run, recipe: PhaseRecipe, deadline: float | None) -> float | None:
+    """This phase's share of the time left: the phases left share it by their work (epochs x
+    frames); time a phase does not use goes to the next ones."""
+    if deadline is None:
+        return None
+    remaining = deadline - time.monotonic()
+    left = [r for r in run.recipes[run.recipes.index(recipe):]
+            if not run.state["phases"].get(r.name, {}).get("done")]
+    work = {r.name: r.epochs * r.repeat_train_images
+            * max(1, len(run.splits[r.set_name]["train"])) for r in left}
+    return max(remaining * work[recipe.name] / sum(work.values()), 1.0)
+
+
+def _run_phase(run: _Run, recipe: PhaseRecipe, architecture: dict[str, Any] | None,
+               weights: dict[str, torch.Tensor] | None, allotment: float | None, tracker,
+               epoch_offset: int):
+    """Train one phase from ``weights``, test its best weights and record them.
+
+    Returns:
+        The network, its best weights and the phase's test metrics.
+    """
+    options = run.options
+    phase_dir = run.run_dir / recipe.name
+    accelerator = accelerator_for(options)
+    workers = options.worker_count if options.worker_count is not None else default_worker_count()
+    L.seed_everything(options.seed, workers=True, verbose=False)
+    phase_dir.mkdir(parents=True, exist_ok=True)
+    task = SegmentationTask(
+        options.model_type, architecture, options.loss_fn, recipe.lr,
+        recipe.epochs, recipe.frozen,
+        weights=options.weights if weights is None else None,
+        metrics_csv=str(phase_dir / "metrics.csv"),
+        time_budget_s=allotment,
+    )
+    if weights is not None:
+        task.model.load_state_dict(weights)
+    set_splits = run.splits[recipe.set_name]
+    data = ThermalDataModule(
+        set_splits["train"].repeated(recipe.repeat_train_images), set_splits["val"],
+        set_splits["test"], run.norm, run.size, options.batch_size, workers,
+        options.data_augmentation, pin_memory=accelerator == "gpu",
+        crop=options.input_size is not None,
+        augmentation_range=recipe.augmentation_range,
+    )
+    checkpoint = ModelCheckpoint(
+        dirpath=phase_dir, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
+        save_last=True, enable_version_counter=False, auto_insert_metric_name=False,
+    )
+    callbacks: list[Any] = [checkpoint, progress_bar()]
+    if options.early_stopping:
+        callbacks.append(EarlyStopping(monitor=MONITOR, mode="max",
+                                       patience=options.early_stopping))
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=options.devices,
+        num_nodes=options.num_nodes,
+        strategy=ddp_strategy(options, accelerator),
+        precision=precision_for(accelerator, options.precision),  # type: ignore[arg-type]
+        max_epochs=recipe.epochs,
+        max_time=None if allotment is None else timedelta(seconds=allotment),
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        logger=False,
+        default_root_dir=str(phase_dir),
+        enable_progress_bar=True,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
+    last = phase_dir / "last.ckpt"
+    resume_from = str(last) if options.resume and last.is_file() else None
+    if resume_from:
+        log.info("phase %s: continuing from %s", recipe.name, last)
+    with warnings.catch_warnings():
+        # Resuming writes into the phase folder of the interrupted run on purpose.
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* not empty")
+        try:
+            trainer.fit(task, datamodule=data, ckpt_path=resume_from)
+        except pickle.UnpicklingError as exc:  # only plain tensors are ever loaded
+            raise InvalidInputError(
+                f"checkpoint {last} refused: it holds more than weights "
+                f"({' '.join(str(exc).split())[:160]})"
+            ) from None
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+    if best is not None and best.is_file():
+        weights = _state_from_ckpt(best)
+    else:
+        log.warning("phase %s: no validated checkpoint; keeping its last weights", recipe.name)
+        weights = {k: v.detach().cpu().clone() for k, v in task.model.state_dict().items()}
+    task.model.load_state_dict(weights)
+    results = trainer.test(task, datamodule=data, verbose=False)
+    metrics = {k: float(v) for k, v in (results[0] if results else {}).items()
+               if k.startswith("test_") and k != "test_loss"}
+    if run.rank_zero:
+        _record_phase(run, recipe, weights, metrics, tracker, epoch_offset)
+    return task.model, weights, metrics
+
+
+def _record_phase(run: _Run, recipe: PhaseRecipe, weights: dict[str, torch.Tensor],
+                  metrics: dict[str, float], tracker, epoch_offset: int) -> None:
+    """Save a finished phase's best weights and metrics in the run folder and MLflow."""
+    from safetensors.torch import save_file
+
+    phase_dir = run.run_dir / recipe.name
+    rows = epoch_rows(phase_dir / "metrics.csv")
+    save_file({k: v.contiguous() for k, v in weights.items()},
+              str(phase_dir / "best.safetensors"))
+    _write_json(phase_dir / "test_metrics.json", metrics)
+    run.state["phases"][recipe.name] = {"done": True, "test_metrics": metrics,
+                                        "best_weights": str(phase_dir / "best.safetensors")}
+    run.save_state()
+    # A done phase resumes from best.safetensors: its checkpoints (weights plus optimizer
+    # state, ~3x the model) are dead weight on disk.
+    for ckpt in phase_dir.glob("*.ckpt"):
+        ckpt.unlink(missing_ok=True)
+    tracker.log_metrics(
+        (epoch_offset + int(r["epoch"]),
+         {k: v for k, v in r.items() if isinstance(v, (int, float)) and k != "epoch"})
+        for r in rows
+    )
+    tracker.log_metrics([(epoch_offset + recipe.epochs,
+                          {f"{recipe.name}_{k}": v for k, v in metrics.items()})])
+
+
+def _write_model_folder(run: _Run, model, architecture: dict[str, Any] | None,
+                        final_metrics: dict[str, float], skipped: list[str], tracker) -> Path:
+    """Write the model folder (with its validation threshold, metrics CSV and curves)."""
+    options = run.options
+    model_dir = (Path(options.output_dir).expanduser() if options.output_dir
+                 else Path(run.settings.models_path) / run.name)
+    if not run.rank_zero:
+        return model_dir
+    config = ModelConfig(
+        model_type=options.model_type,
+        architecture=architecture or {},
+        normalization=run.norm.to_dict(),
+        input_size=run.size,
+        train_args={**run.params, "phases": [dataclasses.asdict(r) for r in run.recipes],
+                    "skipped_phases": skipped, "run_dir": str(run.run_dir)},
+        metrics=final_metrics,
+    )
+    save_model_folder(model_dir, config, model.cpu(), overwrite=bool(options.resume))
+    _store_threshold(model_dir, run.dataset_path, run.recipes[-1].set_name, run.settings)
+    for recipe in run.recipes:
+        csv_path = run.run_dir / recipe.name / "metrics.csv"
+        if csv_path.is_file():
+            write_csv_rows(model_dir / f"metrics_{recipe.name}.csv", epoch_rows(csv_path))
+    plot_curves(run.run_dir, run.recipes, model_dir / "training_curves.png")
+    tracker.log_artifacts(model_dir, "model")
+    run.state["model_dir"] = str(model_dir)
+    run.save_state()
+    return model_dir
+
+
+def _store_threshold(model_dir: Path, dataset_path: Path, set_name: str,
+                     settings: Settings | None) -> None:
+    """Store the validation-chosen threshold; a failure keeps the published 0.5."""
+    from ..evaluation import store_validation_threshold
+
+    try:
+        chosen = store_validation_threshold(model_dir, dataset_path, set_name, settings=settings)
+    except Exception:  # the trained model matters more than its threshold
+        log.warning("could not choose a threshold on validation data; keeping 0.5",
+                    exc_info=True)
+        return
+    if chosen is not None:
+        log.info("threshold %.2f chosen on %s/val", chosen, set_name)
+
+
+def _resolve_options(options: TrainOptions, dataset_path: Path) -> TrainOptions:
+    """Fill in what the recipe supplies, for the hardware the run trains on."""
+    from ..io.datasets import has_set
+    from ..model_folder import is_model_folder, read_model_config
+
+    folder = Path(options.weights).expanduser() if options.weights else None
+    if options.model_type is None and folder is not None and is_model_folder(folder):
+        # Fine-tuning a model folder: its own model type and architecture.
+        options = dataclasses.replace(options, model_type=read_model_config(folder).model_type)
+    from .recipe_files import published_defaults
+
+    resolved = options.resolved(accelerator_for(options), has_set(dataset_path, "manual_set"))
+    given = {f.name for f in dataclasses.fields(options) if getattr(options, f.name) is not None}
+    resolved = published_defaults(resolved, given)
+    filled = [f"{k}={getattr(resolved, k)}" for k in
+              ("model_type", "architecture", "train_phases", "loss_fn", "batch_size",
+               "input_size", "epochs") if k not in given and getattr(resolved, k) is not None]
+    if filled:
+        log.info("recipe %s: %s", resolved.recipe, ", ".join(filled))
+    return resolved
+
+
+def _starting_point(
+    options: TrainOptions, norm: Normalization
+) -> tuple[dict[str, Any] | None, dict[str, torch.Tensor] | None]:
+    """Architecture and first weights when ``options.weights`` is a TASeg model folder.
+
+    Fine-tuning a trained model (the shipped default, say) on one's own survey starts from
+    its weights and architecture; any other ``weights`` value goes to the zoo's builder.
+    """
+    from ..model_folder import is_model_folder, load_model_folder
+
+    folder = Path(options.weights).expanduser() if options.weights else None
+    if folder is None or not is_model_folder(folder):
+        return options.architecture, None
+    model, config = load_model_folder(folder)
+    if model is None:
+        raise InvalidInputError(f"{folder} is a {config.model_type} model: it has no weights "
+                                "to start a training from")
+    if config.model_type != options.model_type:
+        raise InvalidInputError(
+            f"{folder} holds a {config.model_type} model, not {options.model_type}: "
+            f"pass --model-type {config.model_type} to fine-tune it")
+    if config.norm.mode != norm.mode:
+        log.warning("%s was trained with %s normalisation, this run uses %s",
+                    folder, config.norm.mode, norm.mode)
+    log.info("starting from the weights of %s", folder)
+    state = {k: v.detach().float().clone() for k, v in model.state_dict().items()}
+    return options.architecture or config.architecture or None, state
