@@ -229,15 +229,19 @@ def load_model_folder(
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError) as exc:
         raise InvalidInputError(f"cannot read weights {weights}: {exc}") from None
+    fit_weights(model, state, str(weights), config.model_type)
+    return model.to(device).eval(), config
+
+
+def fit_weights(model: torch.nn.Module, state: dict[str, Any], source: str,
+                model_type: str) -> None:
+    """Load ``state`` into ``model`` (every key, no other); a mismatch is bad input naming
+    ``source``. float16 weights are cast back to the model's float32 parameters."""
     try:
-        # copy_ casts float16 weights back to the model's float32 parameters.
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise InvalidInputError(
-            f"weights in {weights} do not fit {config.model_type}: {first}"
-        ) from None
-    return model.to(device).eval(), config
+        raise InvalidInputError(f"weights in {source} do not fit {model_type}: {first}") from None
 
 
 def resolve_model_dir(model_dir: str | os.PathLike[str] | None = None, settings=None) -> Path:

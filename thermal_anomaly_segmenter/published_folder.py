@@ -251,18 +251,14 @@ def load_published(
     folder: str | os.PathLike[str], device: str = "cpu"
 ) -> tuple[torch.nn.Module, ModelConfig]:
     """Build the network of a published model folder and load its chosen checkpoint."""
+    from .model_folder import fit_weights
     from .zoo import build_model
 
     folder = Path(folder)
     model_config, state = _convert(folder)
     model = build_model(model_config.model_type, model_config.architecture)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise InvalidInputError(
-            f"weights in {model_config.train_args['published']['checkpoint']} do not fit "
-            f"{model_config.model_type}: {first}") from None
+    fit_weights(model, state, model_config.train_args["published"]["checkpoint"],
+                model_config.model_type)
     return model.to(device).eval(), model_config
 
 
