@@ -36,7 +36,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODELS = ("models/unet_mobilenetv2_synthetic", "models/classical")
 COLUMNS = ("test_dataset_iou", "test_object_recall", "test_object_precision",
-           "test_false_alarms_per_frame", "test_false_alarms_per_empty_frame")
+           "test_false_alarms_per_frame", "test_false_alarms_per_empty_frame",
+           "test_expected_calibration_error")
 
 
 def test_set(work: Path, family: str, frames: int, seed: int, size: tuple[int, int]) -> Path:
@@ -57,7 +58,7 @@ def score(model: Path, dataset: Path, out: Path, false_alarms: Path | None = Non
                       false_alarms=false_alarms)
     row = {k: result[k] for k in COLUMNS}
     row.update(n_frames=result["n_frames"], n_empty_frames=result["n_empty_frames"],
-               threshold=result["threshold"])
+               threshold=result["threshold"], reliability=result["reliability"])
     return row
 
 
@@ -99,15 +100,16 @@ def false_alarm_stage(work: Path, model: Path, held_out: str, families: list[str
 
 def table(rows: list[dict]) -> str:
     lines = ["| model | held-out family | frames (leak-free) | threshold | pixel IoU | "
-             "object recall | object precision | FA / frame | FA / leak-free frame |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "object recall | object precision | FA / frame | FA / leak-free frame | ECE |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['family']} | {r['n_frames']} ({r['n_empty_frames']}) | "
             f"{r['threshold']:.2f} | {r['test_dataset_iou']:.3f} | "
             f"{r['test_object_recall']:.3f} | {r['test_object_precision']:.3f} | "
             f"{r['test_false_alarms_per_frame']:.2f} | "
-            f"{r['test_false_alarms_per_empty_frame']:.2f} |")
+            f"{r['test_false_alarms_per_empty_frame']:.2f} | "
+            f"{r['test_expected_calibration_error']:.4f} |")
     return "\n".join(lines)
 
 

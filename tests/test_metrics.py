@@ -73,3 +73,20 @@ def test_batch_stats_and_summary():
     assert summary["val_object_recall"] == pytest.approx(0.5)
     assert summary["val_object_precision"] == pytest.approx(0.5)
     assert summarize(torch.zeros((0, 8), dtype=torch.long)) == {}
+
+
+def test_reliability_of_calibrated_and_overconfident_probabilities():
+    from thermal_anomaly_segmenter.metrics import reliability, reliability_counts
+
+    rng = np.random.default_rng(0)
+    prob = rng.uniform(0, 1, 200_000)
+    calibrated = rng.uniform(0, 1, prob.size) < prob  # anomalies exactly as often as predicted
+    table, ece = reliability(reliability_counts(prob, calibrated))
+    assert len(table) == 10 and sum(r["pixels"] for r in table) == prob.size
+    assert ece < 0.01
+    for row in table:
+        assert row["low"] <= row["predicted"] < row["high"]
+        assert abs(row["observed"] - row["predicted"]) < 0.02
+    # A model that says 0.9 where only one pixel in ten is an anomaly is 0.8 off.
+    table, ece = reliability(reliability_counts(np.full(1000, 0.9), np.arange(1000) % 10 == 0))
+    assert [r["pixels"] for r in table] == [1000] and ece == pytest.approx(0.8)

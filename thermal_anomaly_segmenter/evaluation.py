@@ -27,9 +27,16 @@ from .errors import DatasetError, InvalidInputError
 from .io.atomic import atomic_write
 from .io.datasets import load_split, open_set, read_label_mask, resolve_dataset_path
 from .io.read import read_frame
-from .metrics import object_counts, object_scores, summarize
+from .metrics import (
+    RELIABILITY_BINS,
+    object_counts,
+    object_scores,
+    reliability,
+    reliability_counts,
+    summarize,
+)
 from .postprocess import anomaly_mask
-from .report.plots import plot_pr_curve
+from .report.plots import plot_pr_curve, plot_reliability
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +124,9 @@ def evaluate(
 
     sweep = np.zeros((len(SWEEP), 7), dtype=np.int64)  # tp fp fn + 4 object counts
     rows: list[torch.Tensor] = []
-    false_alarms = [0, 0]  # all frames, leak-free frames
+    fa_counts = [0, 0]  # false alarms in all frames, in leak-free frames
     n_empty = 0
+    calibration = np.zeros((3, RELIABILITY_BINS))  # over corridor pixels, as predict sees them
     for sample in index.samples:
         frame = read_frame(sample.image)
         label = (read_label_mask(sample.label) > 0).astype(np.uint8)
@@ -126,6 +134,7 @@ def evaluate(
             raise DatasetError(f"label {sample.label} does not match the size of its frame")
         prob = segmenter.probabilities([frame], options)[0]
         truth = label.astype(bool)
+        calibration += reliability_counts(prob[frame.corridor], truth[frame.corridor])
         for i, t in enumerate(SWEEP):
             pred = anomaly_mask(prob, frame.corridor, t).view(bool)
             sweep[i, 0] += int(np.count_nonzero(pred & truth))
@@ -137,10 +146,10 @@ def evaluate(
             pred_np, verdicts = filter_mask(frame.t_u, frame.corridor, pred_np, stage)
             rejected += sum(not v["keep"] for v in verdicts)
         n_true, _, _, false = object_counts(pred_np, label, min_area_px)
-        false_alarms[0] += false
+        fa_counts[0] += false
         if n_true == 0:
             n_empty += 1
-            false_alarms[1] += false
+            fa_counts[1] += false
         pred = torch.from_numpy(pred_np)[None, None]
         rows.append(batch_stats(pred, torch.from_numpy(label)[None, None], min_area_px))
 
@@ -160,8 +169,10 @@ def evaluate(
         curve.append(row)
     best = max(curve, key=lambda r: (r["f1"], -abs(r["threshold"] - 0.5)))
     n = len(index)
-    result[f"{prefix}false_alarms_per_frame"] = _f(false_alarms[0], n, 0.0)
-    result[f"{prefix}false_alarms_per_empty_frame"] = _f(false_alarms[1], n_empty, 0.0)
+    result[f"{prefix}false_alarms_per_frame"] = _f(fa_counts[0], n, 0.0)
+    result[f"{prefix}false_alarms_per_empty_frame"] = _f(fa_counts[1], n_empty, 0.0)
+    table, ece = reliability(calibration)
+    result[f"{prefix}expected_calibration_error"] = ece
     result.update(
         model_dir=str(Path(model_dir).resolve()),
         model_type=segmenter.model_type,
@@ -178,6 +189,7 @@ def evaluate(
         recommended_threshold=select_threshold(curve) if n else threshold,
         min_object_recall=MIN_OBJECT_RECALL,
         sweep=curve,
+        reliability=table,
     )
     out = Path(out_dir) if out_dir is not None else Path(model_dir) / "evaluation"
     out.mkdir(parents=True, exist_ok=True)
@@ -185,6 +197,9 @@ def evaluate(
     png = plot_pr_curve(curve, best, out / f"pr_curve_{stem}.png",
                         f"{segmenter.model_type} on {set_name}/{split} ({len(index)} frames)")
     result["pr_curve"] = str(png)
+    result["reliability_diagram"] = str(plot_reliability(
+        table, ece, out / f"reliability_{stem}.png",
+        f"{segmenter.model_type} on {set_name}/{split}: calibration"))
     json_path = out / f"evaluation_{stem}.json"
     result["metrics_json"] = str(json_path)
     atomic_write(json_path, json.dumps(result, indent=2) + "\n")

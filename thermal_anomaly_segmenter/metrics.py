@@ -132,3 +132,41 @@ def summarize(stats: torch.Tensor, prefix: str = "") -> dict[str, float]:
     totals = [int(v) for v in stats[:, 4:].sum(dim=0)]
     out.update(object_scores(*totals, prefix=prefix))
     return out
+
+
+#: Probability bins of the reliability table (equal width, 0..1).
+RELIABILITY_BINS = 10
+
+
+def reliability_counts(prob: np.ndarray, truth: np.ndarray,
+                       bins: int = RELIABILITY_BINS) -> np.ndarray:
+    """Per probability bin: pixels, sum of predicted probability, anomaly pixels (``3 x bins``).
+
+    Sum the counts of several frames, then turn them into a table with :func:`reliability`.
+    """
+    p = np.asarray(prob, dtype=np.float64).ravel()
+    t = np.asarray(truth, dtype=bool).ravel()
+    idx = np.minimum((p * bins).astype(np.int64), bins - 1)
+    return np.stack([np.bincount(idx, minlength=bins).astype(np.float64),
+                     np.bincount(idx, weights=p, minlength=bins),
+                     np.bincount(idx, weights=t, minlength=bins)])
+
+
+def reliability(counts: np.ndarray) -> tuple[list[dict[str, float]], float]:
+    """Reliability table and expected calibration error from summed :func:`reliability_counts`.
+
+    Each row: the bin's range, its pixel count, mean predicted probability and observed anomaly
+    frequency. The ECE is the pixel-weighted mean of |predicted - observed| over the bins: 0
+    when probabilities mean what they say.
+    """
+    n, sum_p, sum_t = counts
+    bins = counts.shape[1]
+    rows = []
+    for k in range(bins):
+        if n[k]:
+            rows.append({"low": k / bins, "high": (k + 1) / bins, "pixels": int(n[k]),
+                         "predicted": float(sum_p[k] / n[k]), "observed": float(sum_t[k] / n[k])})
+    total = float(n.sum())
+    ece = sum(r["pixels"] * abs(r["predicted"] - r["observed"]) for r in rows) / total if total \
+        else 0.0
+    return rows, float(ece)

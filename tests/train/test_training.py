@@ -320,6 +320,9 @@ def test_cli_train_and_evaluate(manual_only, tmp_path, monkeypatch, capsys):
         assert 0.05 <= report["best_f1_threshold"] <= 0.95
         assert Path(report["pr_curve"]).stat().st_size > 1000
         assert len(report["sweep"]) == 19
+        assert Path(report["reliability_diagram"]).stat().st_size > 1000
+        assert 0.0 <= report["test_expected_calibration_error"] <= 1.0
+        assert sum(r["pixels"] for r in report["reliability"]) > 0
 
         assert cli.main(["train", "--dataset-path", str(tmp_path / "missing"), "--no-mlflow"]) == 2
         assert "does not exist" in capsys.readouterr().err

@@ -75,3 +75,23 @@ def plot_pr_curve(curve: list[dict[str, float]], best: dict[str, float], out: Pa
     fig.tight_layout()
     _save(fig, out)
     return out
+
+
+def plot_reliability(table: list[dict[str, float]], ece: float, out: Path, title: str) -> Path:
+    """Reliability diagram: observed anomaly frequency against predicted probability per bin
+    (the diagonal is perfect calibration), with each bin's share of pixels."""
+    fig, (ax, ax_n) = _pyplot().subplots(2, 1, figsize=(5, 6), sharex=True,
+                                         gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="calibrated")
+    ax.plot([r["predicted"] for r in table], [r["observed"] for r in table], marker="o",
+            label=f"model (ECE {ece:.3f})")
+    ax.set(ylabel="observed anomaly frequency", xlim=(0, 1), ylim=(0, 1.02), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    total = sum(r["pixels"] for r in table) or 1
+    ax_n.bar([(r["low"] + r["high"]) / 2 for r in table], [r["pixels"] / total for r in table],
+             width=0.09)
+    ax_n.set(xlabel="predicted probability", ylabel="share of pixels", yscale="log")
+    fig.tight_layout()
+    _save(fig, out)
+    return out
