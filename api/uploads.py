@@ -40,8 +40,9 @@ def upload_path(upload: Any, name: str) -> Path:
 def is_deepaas_temp_copy(upload: Any) -> bool:
     """Whether ``upload.filename`` is a temp copy DEEPaaS made of another file.
 
-    All of: the upload names a different original file (``original_filename``) and the
-    path passes :func:`_is_temp_copy_path`.
+    All of: the upload names a different original file (``original_filename``), and the
+    file lies directly in the temp folder under tempfile's random name, a plain file (not a
+    link) with one name, owned by this user.
     """
     filename = getattr(upload, "filename", None)
     original = getattr(upload, "original_filename", None)
@@ -54,8 +55,7 @@ def is_deepaas_temp_copy(upload: Any) -> bool:
 
 
 def _is_temp_copy_path(path: Path) -> bool:
-    """It lies directly in the temp folder, carries tempfile's random name, and is a plain
-    file (not a link) with one name, owned by this user."""
+    """Whether ``path`` could be a temp copy of DEEPaaS's: see :func:`is_deepaas_temp_copy`."""
     if not _TEMP_NAME.fullmatch(path.name):
         return False
     try:
