@@ -85,7 +85,8 @@ def warm() -> None:
 def _guard_server_app() -> None:
     """Add :func:`~api.responses.malformed_request_as_json`, then (inside it)
     :func:`~api.request_limits.bounded_body` and :func:`~api.lifecycle.request_lifecycle` to
-    DEEPaaS's aiohttp app.
+    DEEPaaS's aiohttp app, and answer what its HTTP parser refuses in JSON
+    (:func:`~api.responses.answer_protocol_errors_as_json`).
 
     DEEPaaS asks for the arguments while it builds its routes, before the server starts:
     that is the one moment its app (``deepaas.api.APP``) can still take a middleware.
@@ -94,6 +95,7 @@ def _guard_server_app() -> None:
     app = getattr(sys.modules.get("deepaas.api"), "APP", None)
     if not isinstance(app, web.Application) or app.frozen:
         return
+    responses.answer_protocol_errors_as_json()
     for guard in (responses.malformed_request_as_json, request_limits.bounded_body,
                   lifecycle.request_lifecycle):
         if guard not in app.middlewares:
@@ -174,6 +176,8 @@ def predict(**kwargs: Any) -> Any:
     settings = get_settings()
     config.configure_logging(settings)
     files = [kwargs.get(n) for n in ("input_file", "corridor_file", "pipes_file")]
+    # Held open while this predict runs: if it is cancelled, the server finds them by that.
+    held = uploads.hold_temp_copies(files)
     try:
         formatter = responses.formatter_for(kwargs.get("accept") or schemas.ACCEPT_TYPES[0])
         schema = schemas.PredArgsSchema()
@@ -217,6 +221,7 @@ def predict(**kwargs: Any) -> Any:
     finally:
         for upload in files:
             uploads.remove_temp_copy(upload)
+        held.close()
 
 
 def run_train(args: Mapping[str, Any], defaulted: Iterable[str] = ()) -> dict[str, Any]:

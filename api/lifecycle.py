@@ -5,7 +5,8 @@ fails to describe the killed task: the client gets a 500
 (its response builder then also fails on the result of a killed training: a TypeError).
 A predict whose client disconnected kept its worker busy until the end (aiohttp does not
 cancel handlers on disconnect); cancelling the handler makes DEEPaaS kill and replace the
-worker, so the next request is served at once.
+worker, so the next request is served at once. A predict that runs past its time budget
+(``TASEG_PREDICT_TIMEOUT_S``) is cancelled the same way and answers 503 naming the limit.
 """
 
 from __future__ import annotations
@@ -14,10 +15,17 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+
+from thermal_anomaly_segmenter.config import get_settings
+from thermal_anomaly_segmenter.errors import TasegError
+
+from . import uploads
+from .responses import ApiError, error_for
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +65,40 @@ async def request_lifecycle(request: web.Request, handler: Callable[..., Any]) -
                 log.info("killed %d processes left by the cancelled training", killed)
     if request.method != "POST" or not request.path.rstrip("/").endswith("/predict"):
         return await handler(request)
+    try:
+        budget = get_settings().predict_timeout_s
+    except TasegError as exc:  # a malformed TASEG_PREDICT_TIMEOUT_S, named
+        raise error_for(exc) from None
+    # The budget starts once the upload is in (bounded_body has read it), so a slow client
+    # is not charged; waiting for a busy worker counts, as the client waits too.
+    deadline = time.monotonic() + budget if budget else None
     task = asyncio.ensure_future(handler(request))
     while not task.done():
         await asyncio.wait({task}, timeout=POLL_S)
-        if not task.done() and _client_gone(request):
+        if task.done():
+            break
+        if _client_gone(request):
             log.warning("%s: client disconnected; predict cancelled", request.path)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _cancel(task)
             # Nobody reads this answer; 499 (client closed request) for the access log.
             return web.Response(status=499)
+        if deadline is not None and time.monotonic() > deadline:
+            message = (f"predict did not finish within {budget} s (TASEG_PREDICT_TIMEOUT_S); "
+                       "it was cancelled: send a smaller frame or raise the limit")
+            log.warning("%s: %s", request.path, message)
+            await _cancel(task)
+            raise ApiError(503, message)
     return task.result()
+
+
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    """Cancel a predict: DEEPaaS then kills its worker and starts a fresh one; the killed
+    worker's temp copies of the uploads are removed here."""
+    held = uploads.temp_copies_held_by_children()
+    task.cancel()
+    # DEEPaaS's pool swallows the cancellation and returns None, on which its handler then
+    # fails (a TypeError): the handler's end is of no interest once it is cancelled.
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    if removed := uploads.remove_temp_copies_of_ended(held):
+        log.info("removed %d temp uploads of the cancelled predict", removed)

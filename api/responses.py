@@ -17,10 +17,11 @@ import logging
 import re
 import zipfile
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from marshmallow import ValidationError
 
 from thermal_anomaly_segmenter.errors import (
@@ -115,6 +116,53 @@ async def malformed_request_as_json(request: web.Request, handler: Callable[...,
         log.warning("%s %s answered %d: %s", request.method, request.path, status, message)
         body = {"status": "error", "code": status, "message": message}
         return web.json_response(body, status=status)
+
+
+def _parser_error(exc: BaseException | None, status: int) -> tuple[int, str]:
+    """The status and reason of a request aiohttp's HTTP parser (or its server) refused."""
+    if isinstance(exc, LineTooLong):  # args: (the line, the limit, ...)
+        limit = exc.args[1] if len(exc.args) > 1 else "8190"
+        return 431, (f"request header fields too large: a header (or the request line) is "
+                     f"longer than {limit} bytes")
+    if isinstance(exc, HttpProcessingError) and 400 <= status < 500:
+        return status, f"malformed request: {_reason(exc.message or type(exc).__name__)}"
+    try:
+        return status, HTTPStatus(status).phrase.lower()
+    except ValueError:
+        return status, "error"
+
+
+def _json_handle_error(self: web.RequestHandler, request: web.BaseRequest, status: int = 500,
+                       exc: BaseException | None = None,
+                       message: str | None = None) -> web.StreamResponse:
+    # aiohttp's own handle_error logs, and refuses (ConnectionError) once an answer has
+    # started; its plain-text answer is then replaced by the same status in JSON.
+    plain = _AIOHTTP_HANDLE_ERROR(self, request, status, exc, message)
+    code, reason = _parser_error(exc, plain.status)
+    response = web.json_response({"status": "error", "code": code, "message": reason},
+                                 status=code)
+    response.force_close()  # as aiohttp's: the connection's state is unknown
+    return response
+
+
+_AIOHTTP_HANDLE_ERROR = getattr(web.RequestHandler, "handle_error", None)
+
+
+def answer_protocol_errors_as_json() -> bool:
+    """Make the server answer what its HTTP parser refuses in JSON, not plain text.
+
+    aiohttp's parser refuses a header field over ``max_field_size`` (8190 bytes), more than
+    ``max_headers`` (128) headers or a broken request line before any middleware runs, and
+    ``web.RequestHandler.handle_error`` answers it in plain text. This replaces that method
+    (public, but not documented as a hook) in this process, so such a request gets 431 (a
+    header or line too long) or 400 with a JSON reason; the limits themselves stay aiohttp's.
+    Returns False (and logs) if aiohttp no longer has the method: the HTTP tests then fail.
+    """
+    if _AIOHTTP_HANDLE_ERROR is None:
+        log.warning("aiohttp has no RequestHandler.handle_error: parser errors stay plain text")
+        return False
+    web.RequestHandler.handle_error = _json_handle_error  # type: ignore[method-assign]
+    return True
 
 
 def frame_error(result: FrameResult) -> ApiError:

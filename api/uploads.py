@@ -6,11 +6,14 @@ name pattern (``tmp`` + 8 random characters, no suffix), passes that path as
 ``UploadedFile.filename`` with the client's name in ``original_filename``, and never deletes
 it. An in-process caller (the published tests, ``deepaas-execute``) passes its own file in
 ``filename``. Only a file that is positively one of DEEPaaS's copies is removed; a caller's
-file is never touched, wherever it lies.
+file is never touched, wherever it lies. A predict holds DEEPaaS's copies open while it
+runs, so that when it is cancelled (its worker killed, nothing left to delete them) the
+server finds them in ``/proc/<worker>/fd`` and removes them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -37,19 +40,24 @@ def upload_path(upload: Any, name: str) -> Path:
 def is_deepaas_temp_copy(upload: Any) -> bool:
     """Whether ``upload.filename`` is a temp copy DEEPaaS made of another file.
 
-    All of: it lies directly in the temp folder, carries tempfile's random name, is a plain
-    file (not a link) with one name, owned by this user, and the upload names a different
-    original file (``original_filename``).
+    All of: the upload names a different original file (``original_filename``), and the
+    file lies directly in the temp folder under tempfile's random name, a plain file (not a
+    link) with one name, owned by this user.
     """
     filename = getattr(upload, "filename", None)
     original = getattr(upload, "original_filename", None)
     if not isinstance(filename, (str, os.PathLike)) or not original:
         return False
     path = Path(filename)
-    if not _TEMP_NAME.fullmatch(path.name):
-        return False
     if re.split(r"[\\/]", str(original))[-1] == path.name:
         return False  # the caller uploads a file of exactly this name: it is theirs
+    return _is_temp_copy_path(path)
+
+
+def _is_temp_copy_path(path: Path) -> bool:
+    """Whether ``path`` could be a temp copy of DEEPaaS's: see :func:`is_deepaas_temp_copy`."""
+    if not _TEMP_NAME.fullmatch(path.name):
+        return False
     try:
         if path.parent.resolve() != Path(tempfile.gettempdir()).resolve():
             return False
@@ -62,12 +70,52 @@ def is_deepaas_temp_copy(upload: Any) -> bool:
             and info.st_uid == os.geteuid())
 
 
-def remove_temp_copy(upload: Any) -> None:
-    """Delete ``upload``'s file if it is a temp copy made by DEEPaaS; otherwise do nothing."""
-    if upload is None or not is_deepaas_temp_copy(upload):
-        return
-    path = Path(upload.filename)
+def _remove(path: Path) -> None:
     try:
         path.unlink(missing_ok=True)
     except OSError as exc:
         log.warning("cannot remove temp upload %s: %s", path, exc)
+
+
+def remove_temp_copy(upload: Any) -> None:
+    """Delete ``upload``'s file if it is a temp copy made by DEEPaaS; otherwise do nothing."""
+    if upload is not None and is_deepaas_temp_copy(upload):
+        _remove(Path(upload.filename))
+
+
+def hold_temp_copies(uploads: Any) -> contextlib.ExitStack:
+    """Open (read-only) each of ``uploads`` that is a DEEPaaS temp copy, until closed."""
+    held = contextlib.ExitStack()
+    for upload in uploads:
+        if upload is not None and is_deepaas_temp_copy(upload):
+            with contextlib.suppress(OSError):
+                held.enter_context(open(upload.filename, "rb"))  # noqa: SIM115
+    return held
+
+
+def temp_copies_held_by_children() -> dict[int, set[Path]]:
+    """Each child of this process (a worker) -> the DEEPaaS temp copies it holds open."""
+    from thermal_anomaly_segmenter.processes import process_trees
+
+    found: dict[int, set[Path]] = {}
+    for pid in process_trees(os.getpid()):
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = Path(os.readlink(fd))  # "... (deleted)" once removed
+                    if _TEMP_NAME.fullmatch(target.name):
+                        found.setdefault(pid, set()).add(target)
+    return found
+
+
+def remove_temp_copies_of_ended(held: dict[int, set[Path]]) -> int:
+    """Remove the copies ``held`` by children that have ended since (a killed worker cannot
+    remove its own). Returns how many were removed."""
+    from thermal_anomaly_segmenter.processes import process_trees
+
+    alive = set(process_trees(os.getpid()))
+    ended = {p for pid, paths in held.items() if pid not in alive for p in paths
+             if _is_temp_copy_path(p)}
+    for path in ended:
+        _remove(path)
+    return len(ended)

@@ -253,6 +253,21 @@ def test_big_non_file_form_field_is_refused_while_streaming(server):
     _assert_serving(server)
 
 
+@pytest.mark.parametrize("headers", [{"Accept": "a" * 9000},
+                                     {f"X-H{i}": "1" for i in range(200)}],
+                         ids=["9000-byte-accept", "200-headers"])
+def test_oversized_request_headers_get_a_json_reason(server, headers):
+    """aiohttp's HTTP parser refuses these (max_field_size 8190, max_headers 128) before any
+    middleware: the answer is still JSON, and the headers are still capped."""
+    r = requests.get(f"{server.url}/v2/models/", headers=headers, timeout=30)
+    assert r.headers["Content-Type"].startswith("application/json"), r.text[:300]
+    if "Accept" in headers:
+        _assert_json_error(r, 431, "header", "8190 bytes")
+    else:
+        _assert_json_error(r, 400, "Too many headers")
+    _assert_serving(server)
+
+
 @pytest.mark.parametrize("filename", ["", "/", "\\\\"], ids=["empty", "slash", "backslash"])
 def test_upload_names_that_name_nothing_get_json(server, folders, filename):
     r = requests.post(f"{server.model_url}/predict/", params={"model_dir": CLASSICAL},
@@ -365,6 +380,25 @@ def test_a_client_that_disconnects_cancels_its_predict(server, folders):
     start = time.monotonic()
     _assert_serving(server)
     assert time.monotonic() - start < 30
+    assert leftover_uploads(folders) == []
+
+
+@pytest.mark.slow
+def test_a_predict_over_its_time_budget_is_cancelled(tmp_path):
+    """TASEG_PREDICT_TIMEOUT_S: a genuine but slow frame is cancelled with a JSON 503 naming
+    the limit, its worker is replaced and the next request is served."""
+    budget = 5
+    big = _lz4_frame(_frame(4096, 5120))  # the default U-Net needs far longer than 5 s
+    folders = make_folders(tmp_path, synth=False)
+    with running_server(folders, "--nowarm", TASEG_PREDICT_TIMEOUT_S=str(budget)) as server:
+        start = time.monotonic()
+        r = post_predict(server.model_url, data=big, filename="big.npy.lz4", timeout=120)
+        took = time.monotonic() - start
+        _assert_json_error(r, 503, "TASEG_PREDICT_TIMEOUT_S", f"{budget} s")
+        assert budget <= took < budget + 10, took
+        assert "predict did not finish within" in server.log_tail(20000)
+        assert leftover_uploads(folders) == []  # the killed worker's copy is removed too
+        _assert_serving(server)
 
 
 # --------------------------------------------------------------------------- 5, 6, 8 datasets

@@ -90,6 +90,9 @@ class Settings:
     keep_predictions: int = 1000
     #: Largest total a dataset zip's members may declare, in bytes.
     max_extract_bytes: int = 20480 * 2**20
+    #: Seconds the API server gives one predict, from its received upload to its answer
+    #: (0 = no limit); a predict over it is cancelled and its worker replaced.
+    predict_timeout_s: int = 600
     #: Inference backend on the CPU: ``auto`` (ONNX Runtime when a fresh export exists),
     #: ``torch`` or ``onnx``.
     backend: str = "auto"
@@ -125,6 +128,7 @@ class Settings:
             max_decoded_bytes=_env_int("TASEG_MAX_DECODED_MB", 2048) * 2**20,
             keep_predictions=_env_int("TASEG_KEEP_PREDICTIONS", 1000, minimum=0),
             max_extract_bytes=_env_int("TASEG_MAX_EXTRACT_MB", 20480) * 2**20,
+            predict_timeout_s=_env_int("TASEG_PREDICT_TIMEOUT_S", 600, minimum=0),
             device=device,
             backend=backend,
             remote_data_path=_env_path("REMOTE_DATA_PATH", remote / "data"),
