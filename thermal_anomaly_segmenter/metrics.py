@@ -156,7 +156,7 @@ def reliability(counts: np.ndarray) -> tuple[list[dict[str, float]], float]:
     """Reliability table and expected calibration error from summed :func:`reliability_counts`.
 
     Each row: the bin's range, its pixel count, mean predicted probability and observed anomaly
-    frequency. The ECE is the pixel-weighted mean of |predicted - observed| over the bins: 0
+    frequency. The ECE is the pixel-weighted mean of ``abs(predicted - observed)`` over the bins: 0
     when probabilities mean what they say.
     """
     n, sum_p, sum_t = counts
