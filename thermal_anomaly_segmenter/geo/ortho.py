@@ -22,8 +22,8 @@ import math
 import os
 import warnings
 from collections.abc import Iterator
-from itertools import pairwise
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,8 @@ def stream_overlap(overlap: float) -> float:
 
 
 def _edges(length: int, side: int, first: int) -> list[int]:
-    return [0, *range(first, length, side), length]
+    # a remainder under half a side joins the last block rather than run as a thin strip
+    return [0, *range(first, length - side // 2, side), length]
 
 
 def _windows(
