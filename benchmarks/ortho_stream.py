@@ -9,9 +9,10 @@ predicted as separate 512 x 640 frames (every frame window that touches the corr
 frames in batches through ``Segmenter.predict_batch``, as a drone survey's frames would run). Prints
 seconds per million corridor pixels of both, their ratio, and the peak RSS of the streaming
 beyond the loaded model (``ru_maxrss`` after streaming minus RSS after loading and one warm
-frame), and the number of 512 x 640 forward passes and their mean time in both paths (the
-machine-independent part of the comparison). The issue's size is 40000; pass what the
-machine's disk and time allow.
+frame), and the number of 512 x 640 forward passes and their mean time in both paths, and
+their ratio per corridor pixel (the machine-independent part of the comparison; the frames
+cover only the whole 512 x 640 windows of the raster, hence per corridor pixel). The
+issue's size is 40000; pass what the machine's disk and time allow.
 """
 
 from __future__ import annotations
