@@ -153,6 +153,13 @@ class _Source:
         return t_u, valid, corridor
 
 
+def _extent(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """``(row0, row1, col0, col1)`` of the true pixels of a mask that has some."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def _check_plausible(values: np.ndarray, source: str) -> None:
     lo, hi = float(values.min()), float(values.max())
     if lo < T_MIN_DEGC or hi > T_MAX_DEGC:
@@ -385,17 +392,22 @@ def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptio
                 frame = Frame(data, chosen, "block", win_geo)
                 prob = segmenter.probabilities([frame], options, [median],
                                                corridor_tiles_only=True)[0]
-                core_frame = Frame(data[core], corr[core], "block", None)
-                prob_core = np.where(corr[core], prob[core], np.float32(0))
+                # Post-process only the core's corridor extent: outside it everything is 0
+                # (a sparse GeoTIFF block reads as 0), and a block often holds one thin pipe.
+                y0, y1, x0, x1 = _extent(corr[core])
+                box = (slice(core[0].start + y0, core[0].start + y1),
+                       slice(core[1].start + x0, core[1].start + x1))
+                box_frame = Frame(data[box], corr[box], "block", None)
+                prob_box = np.where(corr[box], prob[box], np.float32(0))
                 mask, labels, anomalies = extract_anomalies(
-                    core_frame, prob_core, options.threshold, corridor_median=median,
+                    box_frame, prob_box, options.threshold, corridor_median=median,
                     min_area_px=1,
                 )
-                win = Window(col, row, w, h)
-                prob_out.write(prob_core, 1, window=win)
+                win = Window(col + x0, row + y0, x1 - x0, y1 - y0)
+                prob_out.write(prob_box, 1, window=win)
                 mask_out.write(mask, 1, window=win)
                 if anomalies:
-                    fragments += _fragments(labels, anomalies, row, col)
+                    fragments += _fragments(labels, anomalies, row + y0, col + x0)
         merged = [f for f in _merge(fragments) if f.n >= options.min_area_px]
         merged.sort(key=lambda f: (-f.n, f.geom.bounds[1], f.geom.bounds[0]))
         polygons, records = _describe(merged, ds.transform, corridor, median, geo)
