@@ -201,28 +201,71 @@ def test_cli_and_api_import_no_gis_library() -> None:
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_leak_split_across_blocks_is_one_anomaly(tmp_path) -> None:
+def _leak_of(result) -> tuple[int, shapely.Point, int]:
+    """(pixels of the mask component holding the planted leak, its record's polygon
+    centroid, how many records have exactly that area)."""
     from scipy import ndimage
 
+    with rasterio.open(result.outputs["mask"]) as ds:
+        mask = ds.read(1)
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
+    leak_px = int((labels == labels[LEAK]).sum()) if labels[LEAK] else 0
+    same = [r for r in result.records if r["area_px"] == leak_px]
+    return leak_px, shapely.Point(same[0]["centroid_crs"]) if same else None, len(same)
+
+
+@pytest.mark.parametrize("block", [4096, 1])
+def test_leak_across_tile_seams_is_one_anomaly_of_the_right_area(tmp_path, block) -> None:
     from thermal_anomaly_segmenter.config import PredictOptions
     from thermal_anomaly_segmenter.geo.network import PipeNetwork
-    from thermal_anomaly_segmenter.geo.ortho import predict_ortho
+    from thermal_anomaly_segmenter.geo.ortho import block_geometry, predict_ortho, stream_overlap
     from thermal_anomaly_segmenter.inference import get_segmenter
 
     ortho = write_ortho(tmp_path / "ortho.tif", 25832)
     network = PipeNetwork.read(write_pipes(tmp_path / "pipes.gpkg", 25832))
-    # block borders at rows 300 and columns 450 cut the planted leak into four parts
-    result = predict_ortho(ortho, network, get_segmenter(MODEL, "cpu"),
-                           PredictOptions(device="cpu"), tmp_path / "out", "ortho",
-                           corridor_width_m=8.0, block=150)
-    with rasterio.open(result.outputs["mask"]) as ds:
-        mask = ds.read(1)
-    labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
-    leak_px = int((labels == labels[LEAK]).sum())
-    leak = [r for r in result.records if r["area_px"] == leak_px]
-    assert len(leak) == 1 and leak_px > 20
-    assert len(result.records) == labels.max() - sum(
-        int((labels == i).sum()) < 4 for i in range(1, labels.max() + 1))
+    segmenter = get_segmenter(MODEL, "cpu")
+    run = lambda name, options, block: predict_ortho(  # noqa: E731
+        ortho, network, segmenter, options, tmp_path / name, "ortho",
+        corridor_width_m=8.0, block=block)
+    # reference: the 600 x 800 raster runs whole through the default tile, no seam at all
+    ref_px, ref_centroid, _ = _leak_of(run("ref", PredictOptions(device="cpu"), 2048))
+    # 320 x 248 tiles (steps 280 x 217 at the streamed overlap) weigh the same at row 300
+    # and column 449, through the leak: one block blends four tiles over it; blocks of one
+    # tile step put block borders there, cutting the leak into four traced parts
+    tile = (320, 248)
+    sides, halos = block_geometry(tile, stream_overlap(0.25), block)
+    steps = [int(t * (1 - stream_overlap(0.25))) for t in tile]
+    assert (steps[0] + halos[0][0], 2 * steps[1] + halos[1][0]) == (300, 449)  # the seams
+    if block == 1:  # blocks are one step, the first longer by the leading halo
+        assert list(sides) == steps
+    result = run("cut", PredictOptions(device="cpu", tile_size=tile), block)
+    leak_px, centroid, count = _leak_of(result)
+    assert result.blocks == (8 if block == 1 else 1)
+    assert count == 1 and ref_px > 100
+    assert leak_px == pytest.approx(ref_px, rel=0.1)
+    assert centroid.distance(ref_centroid) <= GSD  # within one pixel of the seamless run
+
+
+@pytest.mark.parametrize(("tile", "side", "block"),
+                         [((512, 640), 16000, 2048), ((97, 131), 1000, 300)])
+def test_blocks_tiles_lie_on_one_raster_wide_grid(tile, side, block) -> None:
+    """Every tile a block runs starts on the raster-wide grid of tile steps (the last tile
+    of the raster excepted), so block borders cost no tiles beyond the grid's."""
+    from thermal_anomaly_segmenter.geo.ortho import _windows, block_geometry, stream_overlap
+    from thermal_anomaly_segmenter.inference import _starts
+
+    overlap = stream_overlap(0.25)
+    sides, halos = block_geometry(tile, overlap, block)
+    steps = [int(t * (1 - overlap)) for t in tile]
+    starts: list[set[int]] = [set(), set()]
+    for r, c, h, w in _windows(side, side, sides, halos):
+        for axis, (offset, length) in enumerate(((r, h), (c, w))):
+            f0 = max(0, offset - halos[axis][0])
+            f1 = min(side, offset + length + halos[axis][1])
+            starts[axis] |= {f0 + s for s in _starts(f1 - f0, tile[axis], overlap)}
+    for axis in (0, 1):
+        grid = set(range(0, side - tile[axis], steps[axis])) | {side - tile[axis]}
+        assert starts[axis] == grid, sorted(starts[axis] ^ grid)
 
 
 def test_build_dataset_from_pipes(tmp_path, capsys) -> None:
