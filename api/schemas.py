@@ -354,11 +354,6 @@ class TrainArgsSchema(marshmallow.Schema):
     )
 
 
-def file_fields(schema: marshmallow.Schema) -> list[str]:
-    """Names of the upload fields of ``schema``."""
-    return [n for n, f in schema.fields.items() if f.metadata.get("type") == "file"]
-
-
 def load_args(schema: marshmallow.Schema, values: Mapping[str, Any]) -> dict[str, Any]:
     """Validate and complete arguments with ``schema``, whoever parsed them before.
 
