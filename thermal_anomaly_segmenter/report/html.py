@@ -52,7 +52,7 @@ let state={};
 try{state=JSON.parse(localStorage.getItem(KEY)||'{}')||{};}catch(e){state={};}
 function save(){try{localStorage.setItem(KEY,JSON.stringify(state));}catch(e){}}
 function show(){
-  document.querySelectorAll('tr[data-key]').forEach(function(tr){
+  document.querySelectorAll('#anomalies tr[data-key]').forEach(function(tr){
     const d=state[tr.dataset.key];
     tr.dataset.decision=d?d.decision:'';
     tr.querySelector('.decision').textContent=d?(d.decision+(d.cause?' ('+d.cause+')':'')):'';
@@ -60,7 +60,7 @@ function show(){
   const n=Object.keys(state).length;
   document.getElementById('review-count').textContent=n+' of '+data.anomalies.length+' decided';
 }
-document.querySelectorAll('tr[data-key] button[data-decision]').forEach(function(b){
+document.querySelectorAll('#anomalies tr[data-key] button[data-decision]').forEach(function(b){
   b.addEventListener('click',function(){
     const tr=b.closest('tr');const dec=b.dataset.decision;
     const cause=dec==='false_alarm'?tr.querySelector('select.cause').value:(dec==='leak'?'leak':null);
