@@ -12,6 +12,8 @@ import csv
 import io
 import logging
 import os
+import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,14 @@ from pathlib import Path
 from ..errors import InvalidInputError, OutputError
 from ..io.atomic import atomic_write
 from .severity import SeverityRules, load_rules
-from .survey import Survey, build_survey, load_frames, predict_inputs, split_inputs
+from .survey import (
+    Survey,
+    build_survey,
+    load_frames,
+    predict_inputs,
+    split_inputs,
+    unpack_frames,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +73,15 @@ def make_report(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.Path
         done, todo = split_inputs(inputs)
         failures: list[str] = []
         if todo:
-            jsons, failures = predict_inputs(todo, out / "predictions", **predict_kwargs)
+            with tempfile.TemporaryDirectory(prefix=".frames-", dir=out) as unpacked:
+                frames: list[str | Path] = []
+                for item in todo:  # a zip of frames is unpacked (flat, bounded) first
+                    path = Path(item)
+                    if path.is_file() and zipfile.is_zipfile(path):
+                        frames.extend(unpack_frames(path, Path(unpacked) / str(len(frames))))
+                    else:
+                        frames.append(item)
+                jsons, failures = predict_inputs(frames, out / "predictions", **predict_kwargs)
             done.extend(jsons)
         if not done:
             raise InvalidInputError("no input could be predicted: " + "; ".join(failures[:3]))

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: Side of a crop in the report, pixels of the page.
 CROP_SIDE = 160
+#: Most frames taken from one zip of frames.
+MAX_ZIP_FRAMES = 2000
 _SEVERITY_ORDER = {"A": 0, "B": 1, "C": 2}
 
 
@@ -121,6 +123,50 @@ def split_inputs(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], 
             continue
         todo.append(os.fspath(item))
     return done, todo
+
+
+def unpack_frames(archive: Path, dest: Path, max_frames: int = MAX_ZIP_FRAMES) -> list[Path]:
+    """Extract the frame files of a zip (any folder, by suffix) flat into ``dest``.
+
+    Member names become sanitised stems (:func:`.io.frames.frame_stem`), so no path of the
+    archive is ever used; other members (folders, ``__MACOSX`` ...) are skipped. The declared
+    sizes are bounded like every archive TASeg extracts (:func:`.limits.check_archive_bytes`).
+    """
+    import zipfile
+
+    from .. import limits
+    from ..io.frames import FRAME_SUFFIXES, frame_stem
+
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir()
+                       and not m.filename.startswith("__MACOSX/")
+                       and any(m.filename.lower().endswith(sfx) for sfx in FRAME_SUFFIXES)]
+            if not members:
+                raise InvalidInputError(f"{archive.name} holds no frame "
+                                        f"({', '.join(FRAME_SUFFIXES)})")
+            if len(members) > max_frames:
+                raise InvalidInputError(f"{archive.name} holds {len(members)} frames, more "
+                                        f"than {max_frames}; use taseg report on a folder")
+            limits.check_archive_bytes(sum(m.file_size for m in members), archive.name,
+                                       sum(m.compress_size for m in members))
+            dest.mkdir(parents=True, exist_ok=True)
+            paths, seen = [], set()
+            for m in members:
+                name = m.filename.replace("\\", "/").rsplit("/", 1)[-1]
+                stem = frame_stem(name)
+                suffix = next(s for s in FRAME_SUFFIXES if name.lower().endswith(s))
+                if stem in seen:
+                    raise InvalidInputError(f"{archive.name}: two frames named {stem}")
+                seen.add(stem)
+                target = dest / f"{stem}{suffix}"
+                with zf.open(m) as src, target.open("xb") as out:
+                    while chunk := src.read(1 << 20):
+                        out.write(chunk)
+                paths.append(target)
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise InvalidInputError(f"cannot read the zip {archive.name}: {exc}") from None
+    return paths
 
 
 def predict_inputs(inputs: Sequence[str], out_dir: Path, *, model_dir=None, options=None,
