@@ -177,7 +177,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from .geo.scaleout import predict_distributed
 
         if args.false_alarms:
-            raise InvalidInputError("--false-alarms does not work with --workers/--scheduler yet")
+            raise InvalidInputError(
+                "--false-alarms does not work with --workers/--scheduler yet")
 
         results = predict_distributed(
             paths, workers=args.workers, scheduler=args.scheduler, model_dir=args.model_dir,
@@ -307,7 +308,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     result = make_report(args.inputs, args.out, severity_config=args.severity_config,
                          model_dir=args.model_dir, options=options, corridor=args.corridor,
                          pipes=args.pipes, corridor_width_m=args.corridor_width,
-                         pipe_id_field=args.pipe_id_field, false_alarms=args.false_alarms, settings=settings)
+                         pipe_id_field=args.pipe_id_field, false_alarms=args.false_alarms,
+                         settings=settings)
     for line in result.survey.failures:
         print(line, file=sys.stderr)
     print(result.summary())

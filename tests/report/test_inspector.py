@@ -88,12 +88,10 @@ def survey(tmp_path_factory, classifier) -> dict:
         cv2.imwrite(str(corridors / f"f{i}.png"), scene.corridor.astype(np.uint8) * 255)
     outs = []
     for i in range(2):  # one predict per frame (each has its own corridor), one report after
-        out = make_report([tiffs / f"f{i}.tif"], root / f"single{i}", model_dir=MODEL,
+        make_report([tiffs / f"f{i}.tif"], root / f"single{i}", model_dir=MODEL,
                           corridor=corridors / f"f{i}.png", false_alarms=classifier)
         outs.append(root / f"single{i}" / "predictions")
-    from thermal_anomaly_segmenter.report.inspector import make_report as report_again
-
-    result = report_again(outs, root / "report")  # earlier outputs: nothing predicted again
+    result = make_report(outs, root / "report")  # earlier outputs: nothing predicted again
     docs = [json.loads(p.read_text()) for o in outs for p in sorted(o.glob("*.json"))]
     return {"root": root, "result": result, "docs": docs, "out": root / "report",
             "tiffs": tiffs, "corridors": corridors}
@@ -128,6 +126,16 @@ def test_report_files_and_csv_match_the_prediction_reports(survey):
         assert row["cause"]  # the stage was on: every anomaly has a cause
     rejected = [r for d in survey["docs"] for r in d.get("rejected", [])]
     assert len(survey["result"].survey.rejected) == len(rejected)
+    for doc in survey["docs"]:  # with the stage on, the anomalies keep their format
+        stage = doc["false_alarm_stage"]
+        assert [v["id"] for v in stage["verdicts"]] == [a["id"] for a in doc["anomalies"]]
+        assert all(v["leak_score"] >= stage["keep_threshold"] for v in stage["verdicts"])
+        assert all(r["leak_score"] < stage["keep_threshold"] for r in doc["rejected"])
+        fields = {"id", "area_px", "area_m2", "bbox", "centroid", "max_t_degc", "mean_t_degc",
+                  "mean_dt_degc", "mean_probability", "centroid_crs"}
+        assert all(set(a) == fields for a in doc["anomalies"])
+        assert [r["id"] for r in doc["rejected"]] == list(
+            range(len(doc["anomalies"]) + 1, len(doc["anomalies"]) + len(doc["rejected"]) + 1))
 
 
 def test_report_never_overwrites(survey):
@@ -151,7 +159,6 @@ def browser(tmp_path):
 
 async def _session(ws_url: str, body):
     import aiohttp
-
     from headless_browser import Page
 
     async with aiohttp.ClientSession() as session, session.ws_connect(
@@ -263,6 +270,17 @@ def test_review_in_chromium_becomes_dataset_labels(survey, browser, tmp_path):
     x, causes = read_examples(tmp_path / "ds")
     assert sorted(causes) == sorted(["leak"] * len(leaks) + ["lamp"])
     assert np.isfinite(x).all()
+
+    # train --review: the stage learns from the synthetic families plus these components.
+    from thermal_anomaly_segmenter.false_alarms import FalseAlarmClassifier
+    from thermal_anomaly_segmenter.screening import train_for_model
+
+    model = tmp_path / "model"
+    model.mkdir()
+    stored = FalseAlarmClassifier.load(train_for_model(model, tmp_path / "ds"))
+    assert stored.info["reviewed_components"] == len(causes)
+    with pytest.raises(InvalidInputError, match="already exists"):
+        train_for_model(model, tmp_path / "ds")
 
 
 # --------------------------------------------------------------------------- CLI

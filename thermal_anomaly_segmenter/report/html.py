@@ -27,6 +27,9 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("area_px", "area (px)"), ("area_m2", "area (m2)"), ("probability", "confidence"),
 )
 _MAP_SIDE = 900
+#: The page may load nothing but its own inline styles, scripts and data: images.
+_CSP = ("default-src 'none'; img-src data: blob:; style-src 'unsafe-inline'; "
+        "script-src 'unsafe-inline'")
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
@@ -63,7 +66,8 @@ function show(){
 document.querySelectorAll('#anomalies tr[data-key] button[data-decision]').forEach(function(b){
   b.addEventListener('click',function(){
     const tr=b.closest('tr');const dec=b.dataset.decision;
-    const cause=dec==='false_alarm'?tr.querySelector('select.cause').value:(dec==='leak'?'leak':null);
+    const cause=dec==='false_alarm'?tr.querySelector('select.cause').value:
+      (dec==='leak'?'leak':null);
     state[tr.dataset.key]={decision:dec,cause:cause};save();show();
   });
 });
@@ -263,13 +267,15 @@ def render_html(survey: Survey, title: str = "TASeg inspection report") -> str:
     n_frames = len(survey.frames)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data: blob:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="{_CSP}">
 <title>{escape(title)}</title><style>{_CSS}</style></head><body>
 <h1>{escape(title)}</h1>
-<p>{n_frames} frame(s), {len(survey.items)} anomalies listed, {len(survey.rejected)} rejected as false alarms.</p>
+<p>{n_frames} frame(s), {len(survey.items)} anomalies listed, {len(survey.rejected)} rejected
+as false alarms.</p>
 <h2>Totals per severity</h2>{_totals(survey)}
 <h2>Severity rule</h2><p>An anomaly gets the first class whose every minimum it meets
-(dT against the corridor median; source: {escape(rules.source if rules else "")}):</p><ul>{rule_lines}</ul>
+(dT against the corridor median; source: {escape(rules.source if rules else "")}):</p>
+<ul>{rule_lines}</ul>
 <h2>Places to dig, ranked by severity then mean dT</h2>
 <p><button id="export">export review.json</button> <button id="clear">clear decisions</button>
 <span id="review-count"></span> (decisions are kept in this browser)</p>

@@ -171,7 +171,8 @@ def unpack_frames(archive: Path, dest: Path, max_frames: int = MAX_ZIP_FRAMES) -
 
 def predict_inputs(inputs: Sequence[str], out_dir: Path, *, model_dir=None, options=None,
                    corridor=None, pipes=None, corridor_width_m=None, pipe_id_field=None,
-                   false_alarms=None, settings=None, segmenter=None, names=None) -> tuple[list[Path], list[str]]:
+                   false_alarms=None, settings=None, segmenter=None, names=None,
+                   ) -> tuple[list[Path], list[str]]:
     """Run predict on ``inputs`` into ``out_dir``; ``(JSON reports, failure lines)``."""
     from ..predict import predict_paths
 
