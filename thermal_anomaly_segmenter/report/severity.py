@@ -91,9 +91,9 @@ class SeverityRules:
 #: Defaults (rationale in docs/report.rst): A is a clear, sizeable, confident hot spot; B a
 #: plain one worth a walk-over; anything smaller or fainter is watched in the next survey.
 DEFAULTS = SeverityRules(
-    A=ClassRule(min_mean_dt_degc=2.0, min_peak_dt_degc=3.0, min_area_m2=1.0, min_area_px=150,
+    A=ClassRule(min_mean_dt_degc=2.0, min_peak_dt_degc=3.0, min_area_m2=1.0, min_area_px=100,
                 min_probability=0.8),
-    B=ClassRule(min_mean_dt_degc=1.0, min_peak_dt_degc=1.5, min_area_m2=0.25, min_area_px=40,
+    B=ClassRule(min_mean_dt_degc=1.0, min_peak_dt_degc=1.5, min_area_m2=0.25, min_area_px=25,
                 min_probability=0.5),
 )
 _KEYS = {f.name for f in fields(ClassRule)}
