@@ -163,7 +163,7 @@ def test_model_dir_outside_models_path_is_4xx(model_url, model_dir):
 def test_invalid_arguments_are_4xx_with_json(model_url):
     for params, accept in (({"threshold": "2"}, "application/json"),
                            ({"threshold": "abc"}, "application/json"),
-                           ({}, "text/html")):
+                           ({}, "text/csv")):  # text/html is the report
         r = post_predict(model_url, accept, **params)
         assert 400 <= r.status_code < 500, (params, accept, r.status_code)
         assert isinstance(r.json(), dict)

@@ -309,3 +309,45 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, survey):
     proc = _taseg("report", earlier, "--out", str(tmp_path / "ok"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "anomalies" in proc.stdout and (tmp_path / "ok" / "anomalies.csv").is_file()
+
+
+# --------------------------------------------------------------------------- georeferenced
+
+
+@pytest.mark.slow
+def test_report_of_an_orthomosaic_has_pipes_map_and_geopackage(tmp_path):
+    import pyogrio
+    import rasterio
+    import shapely
+    from rasterio.transform import from_origin
+
+    from thermal_anomaly_segmenter.report.inspector import make_report
+
+    # A 300 x 400 GeoTIFF at 10 cm, a warm blob on a pipe along row 150.
+    transform = from_origin(455000.0, 5430000.0, 0.1, 0.1)
+    t_u = np.random.default_rng(0).normal(-3.0, 0.25, (300, 400)).astype(np.float32)
+    yy, xx = np.mgrid[0:300, 0:400]
+    t_u += 6.0 * np.exp(-((yy - 150) ** 2 + (xx - 220) ** 2) / 50.0).astype(np.float32)
+    ortho = tmp_path / "ortho.tif"
+    with rasterio.open(ortho, "w", driver="GTiff", width=400, height=300, count=1,
+                       dtype="float32", crs="EPSG:25832", transform=transform) as ds:
+        ds.write(t_u, 1)
+    pipes = tmp_path / "pipes.gpkg"
+    line = shapely.LineString([transform @ (0, 150), transform @ (400, 150)])
+    pyogrio.raw.write(pipes, shapely.to_wkb(np.array([line], dtype=object)),
+                      field_data=[np.array(["P-17"], dtype=object)], fields=["pipe_id"],
+                      crs="EPSG:25832", geometry_type="LineString", driver="GPKG")
+    result = make_report([ortho], tmp_path / "report", model_dir=MODEL, pipes=pipes)
+    out = tmp_path / "report"
+    assert set(result.outputs) == {"html", "csv", "gpkg"}
+    with (out / "anomalies.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    doc = json.loads(next((out / "predictions").glob("*.json")).read_text())
+    assert len(rows) == len(doc["anomalies"]) >= 1
+    assert rows[0]["pipe_id"] == doc["anomalies"][0]["pipe_id"] == "P-17"
+    assert float(rows[0]["chainage_m"]) == doc["anomalies"][0]["chainage_m"]
+    info = pyogrio.read_info(out / "anomalies.gpkg", layer="anomalies")
+    assert info["features"] == len(rows) and "25832" in info["crs"]
+    html = (out / "report.html").read_text()
+    assert '<div class="map">' in html and "chainage" in html
+    assert result.survey.items[0].crop_png is not None  # cropped from the downsampled overlay
