@@ -37,15 +37,15 @@ class ClassRule:
     min_probability: float
 
     def admits(self, record: dict[str, Any], corridor_median: float | None) -> bool:
-        dt = _num(record.get("mean_dt_degc"))
-        peak = _num(record.get("max_t_degc"))
+        dt = number(record.get("mean_dt_degc"))
+        peak = number(record.get("max_t_degc"))
         peak_dt = peak - corridor_median if corridor_median is not None else dt
         area_m2 = record.get("area_m2")
         if area_m2 is not None:
             big = float(area_m2) >= self.min_area_m2
         else:
             big = int(record.get("area_px") or 0) >= self.min_area_px
-        prob = _num(record.get("mean_probability"))
+        prob = number(record.get("mean_probability"))
         return (dt >= self.min_mean_dt_degc and peak_dt >= self.min_peak_dt_degc and big
                 and prob >= self.min_probability)
 
@@ -56,7 +56,8 @@ class ClassRule:
                 f"{self.min_probability:g}")
 
 
-def _num(value: Any) -> float:
+def number(value: Any) -> float:
+    """``value`` as a float; missing, text or non-finite values sort last (-inf)."""
     try:
         f = float(value)
     except (TypeError, ValueError):

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from .document import SCHEMA
-from .severity import SeverityRules
+from .severity import SeverityRules, number
 
 log = logging.getLogger(__name__)
 
@@ -244,19 +244,11 @@ def build_survey(frames: list[SurveyFrame], rules: SeverityRules,
                 else:
                     survey.rejected.append(item)
     survey.items.sort(key=lambda it: (_SEVERITY_ORDER[it.severity or "C"],
-                                      -_float(it.record.get("mean_dt_degc")), it.frame, it.id))
+                                      -number(it.record.get("mean_dt_degc")), it.frame, it.id))
     for rank, item in enumerate(survey.items, start=1):
         item.rank = rank
     survey.rejected.sort(key=lambda it: (it.frame, it.id))
     return survey
-
-
-def _float(value: Any) -> float:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return -math.inf
-    return f if math.isfinite(f) else -math.inf
 
 
 def _pixel_centroid(rec: dict[str, Any], doc: dict[str, Any]) -> tuple[float | None, ...]:
