@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 ON_DEMAND_FRAMES = 6
 ON_DEMAND_SIZE = (256, 320)
 _lock = threading.Lock()
-_cache: dict[str, FalseAlarmClassifier] = {}
+_cache: dict[tuple[str, int | None], FalseAlarmClassifier] = {}
 
 
 def classifier_for(spec: str | os.PathLike[str] | bool, model_dir: Path | None,
@@ -45,8 +45,8 @@ def classifier_for(spec: str | os.PathLike[str] | bool, model_dir: Path | None,
     if model_dir is None:
         raise InvalidInputError("the false-alarm stage needs a model folder or a classifier file")
     path = Path(model_dir) / FILE_NAME
-    key = str(path.resolve())
     with _lock:
+        key = (str(path.resolve()), _stamp(path))
         if key in _cache:
             return _cache[key]
         if path.is_file():
@@ -54,8 +54,16 @@ def classifier_for(spec: str | os.PathLike[str] | bool, model_dir: Path | None,
         else:
             clf = train_on_demand()
             _store(clf, path)
+            key = (key[0], _stamp(path))
         _cache[key] = clf
         return clf
+
+
+def _stamp(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def train_on_demand(seed: int = 0, extra: tuple[np.ndarray, list[str]] | None = None,

@@ -88,9 +88,8 @@ def make_report(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.Path
         survey = build_survey(load_frames(done), rules, failures)
         return ReportResult(survey, write_report(survey, out, claimed))
     except BaseException:
-        for path in claimed.values():  # give the claimed (still empty) names back
-            if path.exists() and path.stat().st_size == 0:
-                path.unlink()
+        for path in claimed.values():  # created by this run (O_EXCL): give the names back
+            path.unlink(missing_ok=True)
         raise
 
 
