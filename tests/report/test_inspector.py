@@ -351,3 +351,33 @@ def test_report_of_an_orthomosaic_has_pipes_map_and_geopackage(tmp_path):
     html = (out / "report.html").read_text()
     assert '<div class="map">' in html and "chainage" in html
     assert result.survey.items[0].crop_png is not None  # cropped from the downsampled overlay
+
+
+def test_report_of_geotiff_frames_has_a_frame_index_and_geopackage(tmp_path):
+    import pyogrio
+
+    from thermal_anomaly_segmenter.report.inspector import make_report
+    from thermal_anomaly_segmenter.synthetic import make_scene
+
+    scene = make_scene(7, 192, 256)
+    corridor = tmp_path / "corridor.png"
+    cv2.imwrite(str(corridor), scene.corridor.astype(np.uint8) * 255)
+    frames = []
+    for i, x0 in enumerate((455000.0, 455030.0)):  # two 10 cm GeoTIFFs side by side
+        tags = [(33550, 12, 3, (0.1, 0.1, 0.0), True),
+                (33922, 12, 6, (0.0, 0.0, 0.0, x0, 5430000.0, 0.0), True),
+                (34735, 3, 16, (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 25832),
+                 True)]
+        frames.append(tmp_path / f"g{i}.tif")
+        tifffile.imwrite(frames[-1], scene.t_u.astype(np.float32), extratags=tags)
+    result = make_report(frames, tmp_path / "report", model_dir=MODEL, corridor=corridor)
+    assert set(result.outputs) == {"html", "csv", "gpkg"}
+    items = result.survey.items
+    assert len(items) >= 2 and {it.frame for it in items} == {"g0", "g1"}
+    assert all(it.record["area_m2"] == pytest.approx(it.record["area_px"] * 0.01, rel=1e-3)
+               for it in items)
+    info = pyogrio.read_info(tmp_path / "report" / "anomalies.gpkg", layer="anomalies")
+    assert info["features"] == len(items) and "25832" in info["crs"]
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "Frame index" in html and html.count("<circle") == len(items)
+    assert all(" m" in (it.scale_bar or "") for it in items)  # scale bars in metres
