@@ -23,7 +23,7 @@ from marshmallow import fields as ma_fields
 from thermal_anomaly_segmenter.config import PredictOptions, TrainOptions, get_settings
 from thermal_anomaly_segmenter.errors import InvalidInputError, TasegError
 
-from . import config, lifecycle, request_limits, responses, schemas, uploads
+from . import config, lifecycle, report_response, request_limits, responses, schemas, uploads
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,8 @@ def run_predict(
     # whenever the garbage collector finalises it, which can deadlock a later request.
     [result] = predict_paths([input_path], model_dir=args["model_dir"], options=options,
                              corridor=corridor_path, settings=settings, names=[stem],
-                             pipes=pipes_path, corridor_width_m=args.get("corridor_width"))
+                             pipes=pipes_path, corridor_width_m=args.get("corridor_width"),
+                             false_alarms=True if args.get("false_alarms") else None)
     if not result.ok:
         raise responses.frame_error(result)
     return result
@@ -179,7 +180,9 @@ def predict(**kwargs: Any) -> Any:
     # Held open while this predict runs: if it is cancelled, the server finds them by that.
     held = uploads.hold_temp_copies(files)
     try:
-        formatter = responses.formatter_for(kwargs.get("accept") or schemas.ACCEPT_TYPES[0])
+        accept = kwargs.get("accept") or schemas.ACCEPT_TYPES[0]
+        formatter = (None if accept == report_response.HTML  # answered by report_response
+                     else responses.formatter_for(accept))
         schema = schemas.PredArgsSchema()
         args = schemas.load_args(schema, {**kwargs, "accept": None})
         upload = kwargs.get("input_file")
@@ -197,6 +200,11 @@ def predict(**kwargs: Any) -> Any:
                 raise responses.UploadTooLargeError(
                     f"upload is larger than {settings.max_upload_bytes // 2**20} MiB "
                     "(TASEG_MAX_UPLOAD_MB)")
+        if report_response.wanted(accept, input_path):  # the inspector's report
+            return report_response.answer(
+                args, accept, input_path, name=_client_name(upload),
+                corridor_path=corridor_path, pipes_path=pipes_path,
+                defaulted=schemas.defaulted_args(schema, kwargs), settings=settings)
         log.info("predict %s with %s", _client_name(upload),
                  {k: v for k, v in args.items()
                   if k not in ("input_file", "corridor_file", "pipes_file")})

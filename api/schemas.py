@@ -39,6 +39,7 @@ ACCEPT_TYPES: tuple[str, ...] = (
     "image/png",
     "application/zip",
     "application/geo+json",
+    "text/html",
 )
 
 
@@ -195,7 +196,8 @@ class PredArgsSchema(marshmallow.Schema):
     input_file = _file_field(
         "Thermal frame to segment: a 3-channel (T_m, T_m, T_u) .npy.lz4 or .npy frame as "
         "published, or a float (Geo)TIFF of T_u together with corridor_file. The format is "
-        "recognised by content.",
+        "recognised by content. A zip of such frames is answered with the inspector's report "
+        "(accept text/html or application/zip).",
         required=True,
     )
     model_dir = ModelDir(
@@ -223,8 +225,10 @@ class PredArgsSchema(marshmallow.Schema):
             "location": "headers",
             "description": "Response type: application/json (anomalies, summary and the "
             "paths of this request's files; */* gives the same), image/png (the overlay), "
-            "application/zip (every output of the frame), application/geo+json (anomaly "
-            "polygons).",
+            "application/zip (every output of the frame; for a zip of frames: report.html, "
+            "anomalies.csv and anomalies.gpkg), application/geo+json (anomaly polygons), "
+            "text/html (the inspector's report: severity classes, crops, review buttons; "
+            "also for a zip of frames).",
         },
     )
     corridor_file = _file_field(
@@ -245,6 +249,13 @@ class PredArgsSchema(marshmallow.Schema):
         validate=validate.Range(min=0.0, max=1000.0, min_inclusive=False),
         metadata={"description": "Full corridor width around the pipe axes in metres, with "
                   "pipes_file (default 8)."},
+    )
+    false_alarms = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Apply the false-alarm stage: components it rejects leave "
+                  "the mask and are listed apart ('rejected', with cause and score). Uses the "
+                  "model folder's false_alarms.json (trained from the synthetic families and "
+                  "stored there on first use when missing)."},
     )
     tile_size = fields.Integer(
         load_default=None,

@@ -93,7 +93,8 @@ def test_predict_args_as_published(roots):
     assert accept.metadata["location"] == "headers"
     assert accept.load_default == "application/json"
     assert accept.validate.choices == [
-        "application/json", "image/png", "application/zip", "application/geo+json"]
+        "application/json", "image/png", "application/zip", "application/geo+json",
+        "text/html"]
     for name, field in args.items():
         assert field.metadata.get("description"), name
 

@@ -190,7 +190,7 @@ def test_unwritable_predictions_folder_is_a_clear_5xx(sample_path, models_root):
 
 def test_unknown_accept_is_406(sample_path, models_root):
     with pytest.raises(ApiError) as info:
-        predict(upload(sample_path), accept="text/html")
+        predict(upload(sample_path), accept="text/csv")  # text/html is the report now
     assert info.value.status == 406
 
 

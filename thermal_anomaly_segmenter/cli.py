@@ -21,6 +21,7 @@ from .commands import (
     cmd_import_published,
     cmd_models,
     cmd_predict,
+    cmd_report,
     cmd_synth,
     cmd_train,
 )
@@ -130,8 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="spread the inputs over a running Dask cluster (tcp://host:8786); see docs",
     )
+    _add_false_alarm_argument(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
+
+    _add_report_parser(sub)
 
     m = sub.add_parser("models", help="list model types and model folders")
     m.set_defaults(func=cmd_models)
@@ -182,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--previews", action=argparse.BooleanOptionalAction, default=True,
                    help="write preview PNGs")
+    b.add_argument("--review", metavar="REVIEW_JSON",
+                   help="review.json exported from taseg report's page: fully reviewed frames "
+                   "get the confirmed leaks as manual_set labels, every decided component is "
+                   "kept as a false-alarm stage example (review_examples.json)")
     b.set_defaults(func=cmd_build_dataset)
     return parser
 
@@ -241,6 +249,10 @@ def _add_train_parser(sub) -> None:
                    "a local weights folder/file, or a hub id")
     t.add_argument("--output-dir", help="model folder to write "
                    "(default MODELS_PATH/<model_type>_<loss>_<timestamp>)")
+    t.add_argument("--review", action="store_true",
+                   help="after training, train the false-alarm stage on the synthetic families "
+                   "plus the dataset's reviewed components (review_examples.json, from "
+                   "build-dataset --review) and store it in the model folder")
     t.set_defaults(func=cmd_train)
 
 
@@ -260,6 +272,43 @@ def _add_evaluate_parser(sub) -> None:
     e.add_argument("--device", choices=DEVICES, default=None)
     e.add_argument("--out", help="output folder (default <model-dir>/evaluation)")
     e.set_defaults(func=cmd_evaluate)
+
+
+def _add_false_alarm_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--false-alarms", nargs="?", const=True, default=None, metavar="CLASSIFIER",
+        help="apply the false-alarm stage: components it rejects leave the mask and are listed "
+        "apart with their cause ('rejected' in the JSON). CLASSIFIER: a false_alarms.json; "
+        "default the model folder's (trained once from the synthetic families and stored "
+        "there when missing, about a minute)")
+
+
+def _add_report_parser(sub) -> None:
+    r = sub.add_parser(
+        "report", help="the inspector's report of a survey: ranked places to dig",
+        description="Collect the anomalies of a survey (frames, folders, orthomosaics with "
+        "--pipes, or folders of earlier predict outputs, which are not predicted again) and "
+        "write DIR/report.html (self-contained; severity classes, crops, map, review "
+        "buttons), DIR/anomalies.csv and, where georeferenced, DIR/anomalies.gpkg. New "
+        "predictions go to DIR/predictions. Nothing existing is overwritten.")
+    r.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="frames, folders, globs, orthomosaics or predict output folders")
+    r.add_argument("--out", required=True, metavar="DIR", help="report folder")
+    r.add_argument("--severity-config", metavar="FILE",
+                   help="TOML or JSON file of severity thresholds (tables A and B; see docs)")
+    r.add_argument("--model-dir", help="model folder (default: the default model)")
+    r.add_argument("--threshold", type=_unit_float, default=None,
+                   help="probability threshold (default: the model folder's)")
+    r.add_argument("--device", choices=DEVICES, default=None)
+    r.add_argument("--corridor", help="corridor mask for TIFF input")
+    _add_pipe_arguments(r)
+    r.add_argument("--pipe-id-field", metavar="NAME",
+                   help="pipe layer field that names each pipe (default: the first id-like)")
+    r.add_argument("--gsd", type=_positive_float, help="ground sampling distance, m/pixel")
+    r.add_argument("--min-area", type=_positive_int, default=4,
+                   help="smallest anomaly kept, pixels (default 4)")
+    _add_false_alarm_argument(r)
+    r.set_defaults(func=cmd_report)
 
 
 def _add_pipe_arguments(p: argparse.ArgumentParser) -> None:

@@ -119,7 +119,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .train.loop import train
 
+    if args.review:  # fail before training, not after it
+        from .io.datasets import resolve_dataset_path
+        from .review import read_examples
+
+        review_data = resolve_dataset_path(options.dataset_path, get_settings())
+        if not read_examples(review_data)[1]:
+            raise InvalidInputError(f"--review: {review_data} holds no reviewed components "
+                                    "(build it with taseg build-dataset --review)")
     result = train(options, settings=get_settings())
+    if args.review:
+        from .screening import train_for_model
+
+        print(f"false-alarm stage: {train_for_model(result.model_dir, review_data)}")
     print(json.dumps(result.metrics, indent=2, sort_keys=True))
     print(f"run folder: {result.run_dir}")
     print(result.model_dir)
@@ -164,6 +176,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.workers or args.scheduler:
         from .geo.scaleout import predict_distributed
 
+        if args.false_alarms:
+            raise InvalidInputError(
+                "--false-alarms does not work with --workers/--scheduler yet")
+
         results = predict_distributed(
             paths, workers=args.workers, scheduler=args.scheduler, model_dir=args.model_dir,
             out_dir=args.out, options=options, overwrite=args.overwrite, outputs=outputs,
@@ -183,6 +199,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             pipes=args.pipes,
             corridor_width_m=args.corridor_width,
             pipe_id_field=args.pipe_id_field,
+            false_alarms=args.false_alarms,
         )
     failures: list[str] = []
     progress = None
@@ -273,6 +290,27 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
     report = build_dataset(args.tiff_dir, args.corridor_dir, args.out_dir, labels_dir=args.labels,
                            pipes=args.pipes, corridor_width_m=args.corridor_width,
                            subset=args.subset, splits=tuple(args.splits), seed=args.seed,
-                           previews=args.previews)
+                           previews=args.previews, review=args.review)
     print(report.summary())
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report.inspector import make_report
+
+    if args.pipes and args.corridor:
+        raise InvalidInputError("give either --corridor or --pipes, not both")
+    if not args.pipes and (args.corridor_width is not None or args.pipe_id_field):
+        raise InvalidInputError("--corridor-width and --pipe-id-field need --pipes")
+    settings = get_settings()
+    options = PredictOptions(threshold=args.threshold, device=args.device or settings.device,
+                             min_area_px=args.min_area, gsd_m=args.gsd)
+    result = make_report(args.inputs, args.out, severity_config=args.severity_config,
+                         model_dir=args.model_dir, options=options, corridor=args.corridor,
+                         pipes=args.pipes, corridor_width_m=args.corridor_width,
+                         pipe_id_field=args.pipe_id_field, false_alarms=args.false_alarms,
+                         settings=settings)
+    for line in result.survey.failures:
+        print(line, file=sys.stderr)
+    print(result.summary())
     return EXIT_OK

@@ -10,6 +10,11 @@ Inputs (top-level files only; sub-folders are not searched):
   It may be the same folder as ``tiff_dir``.
 - ``labels_dir`` (optional): hand-drawn leak footprints ``<stem>.png`` holding 0/1 or 0/255.
   Frames without one go to ``generated_set`` only.
+- ``review`` (optional): a ``review.json`` exported by ``taseg report``'s page
+  (:mod:`.review`). A frame without a hand label whose every listed anomaly was decided leak
+  or false alarm gets the confirmed leaks' footprints as its ``manual_set`` label; every
+  decided component becomes an example for the false-alarm stage in
+  ``<out_dir>/review_examples.json``.
 
 Output, in the layout the training loader reads (:mod:`.io.datasets`) and the same
 ``dataset_info.json`` format as :func:`.synthetic.write_dataset`::
@@ -118,6 +123,9 @@ class BuildReport:
     skipped: list[Skipped] = field(default_factory=list)
     unmatched_labels: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Frames labelled from the review, and components kept as false-alarm stage examples.
+    reviewed_frames: list[str] = field(default_factory=list)
+    review_examples: int = 0
 
     def count(self, set_name: str) -> int:
         """Number of frames written to ``set_name`` (0 when the set was not written)."""
@@ -130,6 +138,9 @@ class BuildReport:
             parts = ", ".join(f"{split} {len(ids)}" for split, ids in splits.items())
             lines.append(f"  {set_name}: {self.count(set_name)} frames ({parts})")
         lines += [f"  skipped {s.kind} {s.name}: {s.reason}" for s in self.skipped]
+        if self.reviewed_frames or self.review_examples:
+            lines.append(f"  review: {len(self.reviewed_frames)} frame(s) labelled, "
+                         f"{self.review_examples} component(s) kept as false-alarm examples")
         if self.unmatched_labels:
             lines.append(f"  labels without a frame: {', '.join(self.unmatched_labels)}")
         lines += [f"  warning: {w}" for w in self.warnings]
@@ -238,6 +249,8 @@ def _stage_frame(
     staging: Path,
     previews: bool,
     report: BuildReport,
+    review: Any = None,
+    examples: list | None = None,
 ) -> _Item:
     """Read, label and write one frame into ``staging``; raises InvalidInputError if unusable."""
     from .classical import classical_label
@@ -262,6 +275,17 @@ def _stage_frame(
             manual = None
             log.warning("hand label skipped: %s", exc)
             report.skipped.append(Skipped(label_path.name, "label", str(exc)))
+    label_name = label_path.name if manual is not None and label_path is not None else None
+    if review is not None:
+        from .review import component_examples
+
+        if manual is None:
+            manual = review.label(frame_id, frame.shape)
+            if manual is not None:
+                label_name = f"review:{Path(review.source).name}"
+                report.reviewed_frames.append(frame_id)
+        if examples is not None:
+            examples.extend(component_examples(review, frame_id, frame.t_u, frame.corridor))
     for set_name, label in ((SET_GENERATED, auto), (SET_MANUAL, manual)):
         if label is None:
             continue
@@ -275,7 +299,7 @@ def _stage_frame(
         frame_id=frame_id,
         source=tiff.name,
         corridor=corridor_name,
-        label=label_path.name if manual is not None and label_path is not None else None,
+        label=label_name,
         height=frame.shape[0],
         width=frame.shape[1],
         geo=_geo_dict(frame),
@@ -322,7 +346,7 @@ def _finish_set(
                 item.frame_id: {
                     "source": item.source,
                     "corridor": item.corridor,
-                    **({"label": item.label} if labels_from == "hand_label" else {}),
+                    **({"label": item.label} if labels_from != "classical_label" else {}),
                     "height": item.height,
                     "width": item.width,
                     **({"geo": item.geo} if item.geo is not None else {}),
@@ -345,6 +369,7 @@ def build_dataset(
     splits: Sequence[float] = (0.7, 0.15, 0.15),
     seed: int = 0,
     previews: bool = True,
+    review: str | os.PathLike[str] | None = None,
 ) -> BuildReport:
     """Turn a survey's temperature TIFFs and corridor masks into a TASeg dataset.
 
@@ -363,6 +388,7 @@ def build_dataset(
         splits: Shares of (train, val, test), non-negative, summing to 1.
         seed: Seed of the split (>= 0).
         previews: Write ``preview/<subset>_<split>/<id>.png`` per set.
+        review: A ``review.json`` of ``report.html`` (see the module docstring).
 
     Returns:
         What was written and what was skipped.
@@ -393,6 +419,12 @@ def build_dataset(
     else:
         corridor_dir = _check_dir("corridor_dir", corridor_dir)
     labels = None if labels_dir is None else _check_dir("labels_dir", labels_dir)
+    reviewed = None
+    if review is not None:
+        from .review import Review
+
+        reviewed = Review.read(review)
+    examples: list[dict[str, Any]] = []
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
 
@@ -433,7 +465,8 @@ def build_dataset(
                     corridor = _pick_one(corridors.get(tiff.stem, []), tiff, corridor_dir)
                 matches = label_files.get(tiff.stem, [])
                 label = matches[0] if matches else None
-                items.append(_stage_frame(tiff, corridor, label, frame_id, tmp, previews, report))
+                items.append(_stage_frame(tiff, corridor, label, frame_id, tmp, previews, report,
+                                          reviewed, examples))
                 seen[frame_id] = tiff.name
             except InvalidInputError as exc:
                 log.warning("frame %s skipped: %s", tiff.name, exc)
@@ -469,7 +502,8 @@ def build_dataset(
                 subset,
                 fractions,
                 seed,
-                "hand_label",
+                "hand_label" if reviewed is None else (
+                    "review" if labels is None else "hand_label+review"),
                 previews,
             )
         else:
@@ -488,6 +522,17 @@ def build_dataset(
                     f"{set_name}: split(s) {', '.join(empty)} are empty (only "
                     f"{report.count(set_name)} frame(s)); add frames before training on them"
                 )
+        if reviewed is not None:
+            import json
+
+            from .review import EXAMPLES_NAME, examples_document
+
+            unknown = sorted(set(reviewed.decisions) - {it.frame_id for it in items})
+            if unknown:
+                report.warnings.append(f"review: no usable frame for {', '.join(unknown[:5])}")
+            report.review_examples = len(examples)
+            atomic_write(tmp / EXAMPLES_NAME, json.dumps(
+                examples_document(examples, reviewed.source), indent=1) + "\n")
         for warning in report.warnings:
             log.warning("%s", warning)
 

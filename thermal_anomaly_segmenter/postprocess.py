@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,6 +43,13 @@ class Prediction:
     threshold: float
     model_name: str  # model type, e.g. "segformer_b0" or "classical"
     gsd_m: float | None = None  # metres per pixel used for area_m2, when known
+    #: With the false-alarm stage (:mod:`.screening`): the components it rejected (their
+    #: ids follow the accepted ones in ``labels``; ``mask`` holds the accepted only) ...
+    rejected: list[Anomaly] = field(default_factory=list)
+    #: ... and per id of both lists ``{"cause", "leak_score"}``; empty without the stage.
+    verdicts: dict[int, dict] = field(default_factory=dict)
+    #: The stage's classifier and keep threshold; None without the stage.
+    screening: dict | None = None
 
 
 def anomaly_mask(probability: np.ndarray, corridor: np.ndarray, threshold: float) -> np.ndarray:

@@ -140,13 +140,16 @@ class _Writer:
     """Claims names and writes a prediction's outputs (runs in a worker thread)."""
 
     def __init__(
-        self, out_dir: Path, kinds: Sequence[str], overwrite: bool, model_dir: Path, keep: bool
+        self, out_dir: Path, kinds: Sequence[str], overwrite: bool, model_dir: Path, keep: bool,
+        screen: Callable[[Prediction], Prediction] | None = None,
     ) -> None:
         self.out_dir, self.kinds, self.overwrite = out_dir, tuple(kinds), overwrite
-        self.model_dir, self.keep = model_dir, keep
+        self.model_dir, self.keep, self.screen = model_dir, keep, screen
 
     def __call__(self, result: FrameResult, finish: Callable[[], Prediction]) -> FrameResult:
         pred = finish()  # post-processing runs here, beside the next batch's forward
+        if self.screen is not None:
+            pred = self.screen(pred)
         stem = reserve_stem(self.out_dir, pred.frame.name, self.kinds, self.overwrite)
         if "json" in self.kinds:  # kept: the API answers from it without reading the file
             result.report = anomalies_document(pred, model_dir=str(self.model_dir))
@@ -197,6 +200,7 @@ def predict_paths(
     pipes: str | os.PathLike[str] | None = None,
     corridor_width_m: float | None = None,
     pipe_id_field: str | None = None,
+    false_alarms: str | os.PathLike[str] | bool | None = None,
 ) -> Iterator[FrameResult]:
     """Predict every input and write its outputs; yields one result per input, in order.
 
@@ -220,6 +224,9 @@ def predict_paths(
             corridor buffered from the pipes; writes COGs, a GeoPackage and GeoJSON.
         corridor_width_m: full corridor width around the pipe axes (default 8 m).
         pipe_id_field: field of the pipe layer naming each pipe (default: the first id-like).
+        false_alarms: apply the false-alarm stage (:mod:`.screening`): ``True`` for the model
+            folder's classifier, or a classifier file. Rejected components leave the mask and
+            are listed apart in the JSON report (``rejected``, with cause and score).
     """
     settings = settings or get_settings()
     options = options or PredictOptions()
@@ -234,13 +241,24 @@ def predict_paths(
         segmenter = get_segmenter(folder, options.device, settings.backend)
     folder = segmenter.model_dir or Path(".")
     out = Path(out_dir).expanduser() if out_dir else folder / "predictions"
+    screen = None
+    if false_alarms:
+        if pipes is not None:
+            raise InvalidInputError("the false-alarm stage does not apply to --pipes yet")
+        from .screening import classifier_for
+        from .screening import screen as screen_prediction
+
+        classifier = classifier_for(false_alarms, segmenter.model_dir)
+        source = str(false_alarms if false_alarms is not True
+                     else Path(segmenter.model_dir or ".") / "false_alarms.json")
+        screen = partial(screen_prediction, classifier=classifier, source=source)
     if pipes is not None:
         yield from _predict_georeferenced(
             paths, pipes, corridor_width_m, pipe_id_field, segmenter, options, out, overwrite,
             names,
         )
         return
-    writer = _Writer(out, outputs, overwrite, folder, keep_predictions)
+    writer = _Writer(out, outputs, overwrite, folder, keep_predictions, screen)
 
     def read(i: int) -> Frame:
         return read_frame(

@@ -66,6 +66,12 @@ def _anomaly_dict(a: Anomaly, crs_decimals: int) -> dict:
     return {k: _plain(v, rounding.get(k)) for k, v in a.to_dict().items()}
 
 
+def _verdict(anomaly_id: int, pred: Prediction) -> dict:
+    v = pred.verdicts.get(anomaly_id, {})
+    return {"id": int(anomaly_id), "cause": v.get("cause"),
+            "leak_score": _plain(v.get("leak_score"), _PROB_DECIMALS)}
+
+
 def anomalies_document(
     pred: Prediction, *, model_dir: str | None = None, extra: dict | None = None
 ) -> dict:
@@ -75,6 +81,10 @@ def anomalies_document(
     ``summary.max_t_degc`` the hottest anomaly pixel; both are None without anomalies.
     ``summary.total_area_m2`` is None when any anomaly lacks ``area_m2`` (no ground sampling
     distance), and 0.0 for a frame without anomalies whose pixel size is known.
+    With the false-alarm stage (:mod:`~thermal_anomaly_segmenter.screening`) two members are
+    added, the rest unchanged: ``false_alarm_stage`` (classifier, keep threshold, rejected
+    count, and ``verdicts``: id, cause, leak_score of each accepted anomaly) and ``rejected``
+    (the rejected components: the anomaly fields plus cause and leak_score).
 
     Args:
         pred: The prediction to report.
@@ -129,6 +139,14 @@ def anomalies_document(
         },
         "anomalies": anomalies,
     }
+    if pred.screening is not None:
+        doc["false_alarm_stage"] = {
+            **_plain(pred.screening),
+            "rejected_count": len(pred.rejected),
+            "verdicts": [_verdict(a.id, pred) for a in pred.anomalies],
+        }
+        doc["rejected"] = [{**_anomaly_dict(a, crs_decimals), **_verdict(a.id, pred)}
+                           for a in pred.rejected]
     for key, value in (extra or {}).items():
         if key in doc:
             raise ValueError(f"extra key {key!r} would replace a field of the report")

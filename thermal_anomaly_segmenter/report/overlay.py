@@ -14,6 +14,8 @@ from ..postprocess import Anomaly, Prediction
 # Overlay colours, RGB. Neither occurs in COLORMAP_INFERNO (its green never exceeds its red),
 # so outlines stay distinguishable from the thermal image everywhere.
 ANOMALY_RGB = (0, 255, 0)
+#: Components the false-alarm stage rejected: a dimmed outline, no id.
+REJECTED_RGB = (128, 128, 136)
 CORRIDOR_RGB = (0, 255, 255)
 _BACKGROUND_RGB = (22, 22, 26)
 _TEXT_RGB = (235, 235, 235)
@@ -132,6 +134,8 @@ def render_overlay(pred: Prediction, *, max_side: int = 4096) -> np.ndarray:
     del t_u
 
     _draw_corridor(image, np.asarray(frame.corridor, dtype=bool), lay)
+    if pred.rejected:
+        _draw_anomalies(image, pred, lay, pred.rejected, REJECTED_RGB)
     boxes = _draw_anomalies(image, pred, lay)
 
     canvas = np.empty((*lay.canvas, 3), dtype=np.uint8)
@@ -201,9 +205,12 @@ def _clip_bbox(a: Anomaly, height: int, width: int) -> tuple[int, int, int, int]
     return max(0, x0), max(0, y0), min(width, x1), min(height, y1)
 
 
-def _draw_anomalies(image: np.ndarray, pred: Prediction, lay: _Layout) -> list[tuple]:
+def _draw_anomalies(image: np.ndarray, pred: Prediction, lay: _Layout,
+                    anomalies: list[Anomaly] | None = None,
+                    colour: tuple[int, int, int] = ANOMALY_RGB) -> list[tuple]:
     """Outline every anomaly just outside its pixels; return ``(id, box)`` in output pixels."""
-    if not pred.anomalies:
+    anomalies = pred.anomalies if anomalies is None else anomalies
+    if not anomalies:
         return []
     labels = np.asarray(pred.labels)
     height, width = labels.shape
@@ -211,7 +218,7 @@ def _draw_anomalies(image: np.ndarray, pred: Prediction, lay: _Layout) -> list[t
     sx, sy = lay.w / width, lay.h / height  # exact per-axis ratios after rounding the size
     blobs = np.zeros((lay.h, lay.w), dtype=np.uint8)
     boxes = []
-    for a in pred.anomalies:
+    for a in anomalies:
         x0, y0, x1, y1 = _clip_bbox(a, height, width)
         if x1 <= x0 or y1 <= y0:
             continue
@@ -234,7 +241,7 @@ def _draw_anomalies(image: np.ndarray, pred: Prediction, lay: _Layout) -> list[t
     # Draw the ring outside the blobs so the warm pixels themselves stay visible.
     k = 2 * lay.line + 1
     ring = cv2.dilate(blobs, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    image[(ring > 0) & (blobs == 0)] = ANOMALY_RGB
+    image[(ring > 0) & (blobs == 0)] = colour
     return boxes
 
 
@@ -359,6 +366,14 @@ def _draw_colour_bar(canvas: np.ndarray, lo: float, hi: float, lay: _Layout) -> 
         if tw > room:  # wider than the "-000.0" the panel was sized for
             font *= room / tw
         _put_text(canvas, text, (label_x, y + text_h // 2), font, lay.thick, _TEXT_RGB)
+
+
+def overlay_geometry(height: int, width: int, max_side: int = 4096
+                     ) -> tuple[float, float, int, tuple[int, int]]:
+    """Where a ``height x width`` frame lies in its overlay: ``(x scale, y scale, top,
+    canvas shape)``; frame pixel ``(x, y)`` is at ``(x * sx, top + y * sy)``."""
+    lay = _fit_layout(height, width, max_side)
+    return lay.w / width, lay.h / height, lay.title_h, lay.canvas
 
 
 def _draw_title(canvas: np.ndarray, pred: Prediction, lay: _Layout) -> None:

@@ -1,0 +1,138 @@
+"""Severity classes of anomalies: A = dig now, B = inspect, C = watch.
+
+An anomaly gets the first class (A, then B) whose every minimum it meets, else C:
+
+- ``mean_dt_degc``: mean T_u of the region minus the corridor median;
+- area: ``min_area_m2`` where the ground sampling distance is known, else ``min_area_px``;
+- ``peak_dt_degc``: hottest pixel minus the corridor median;
+- ``mean_probability``: the model's mean confidence over the region.
+
+Thresholds come from :data:`DEFAULTS` or a TOML/JSON file with a table per class
+(``[A]``, ``[B]``) giving any of these keys; ``docs/report.rst`` gives the rationale.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError
+
+#: Classes from the most to the least urgent, with what the operator should do.
+CLASSES: dict[str, str] = {"A": "dig now", "B": "inspect", "C": "watch"}
+
+
+@dataclass(frozen=True)
+class ClassRule:
+    """Minimums an anomaly must all meet to get a class."""
+
+    min_mean_dt_degc: float
+    min_peak_dt_degc: float
+    min_area_m2: float
+    min_area_px: int
+    min_probability: float
+
+    def admits(self, record: dict[str, Any], corridor_median: float | None) -> bool:
+        dt = number(record.get("mean_dt_degc"))
+        peak = number(record.get("max_t_degc"))
+        peak_dt = peak - corridor_median if corridor_median is not None else dt
+        area_m2 = record.get("area_m2")
+        if area_m2 is not None:
+            big = float(area_m2) >= self.min_area_m2
+        else:
+            big = int(record.get("area_px") or 0) >= self.min_area_px
+        prob = number(record.get("mean_probability"))
+        return (dt >= self.min_mean_dt_degc and peak_dt >= self.min_peak_dt_degc and big
+                and prob >= self.min_probability)
+
+    def text(self) -> str:
+        return (f"mean dT >= {self.min_mean_dt_degc:g} degC, peak dT >= "
+                f"{self.min_peak_dt_degc:g} degC, area >= {self.min_area_m2:g} m2 "
+                f"(>= {self.min_area_px} px without a GSD), confidence >= "
+                f"{self.min_probability:g}")
+
+
+def number(value: Any) -> float:
+    """``value`` as a float; missing, text or non-finite values sort last (-inf)."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return -math.inf
+    return f if math.isfinite(f) else -math.inf
+
+
+@dataclass(frozen=True)
+class SeverityRules:
+    """The rules of classes A and B (C is everything else)."""
+
+    A: ClassRule
+    B: ClassRule
+    source: str = "defaults"
+
+    def classify(self, record: dict[str, Any], corridor_median: float | None = None) -> str:
+        for name in ("A", "B"):
+            if getattr(self, name).admits(record, corridor_median):
+                return name
+        return "C"
+
+    def describe(self) -> list[str]:
+        """One line per class, as shown in the report."""
+        return [f"A ({CLASSES['A']}): {self.A.text()}",
+                f"B ({CLASSES['B']}): {self.B.text()}",
+                f"C ({CLASSES['C']}): every other anomaly"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"A": asdict(self.A), "B": asdict(self.B), "source": self.source}
+
+
+#: Defaults (rationale in docs/report.rst): A is a clear, sizeable, confident hot spot; B a
+#: plain one worth a walk-over; anything smaller or fainter is watched in the next survey.
+DEFAULTS = SeverityRules(
+    A=ClassRule(min_mean_dt_degc=2.0, min_peak_dt_degc=3.0, min_area_m2=1.0, min_area_px=100,
+                min_probability=0.8),
+    B=ClassRule(min_mean_dt_degc=1.0, min_peak_dt_degc=1.5, min_area_m2=0.25, min_area_px=25,
+                min_probability=0.5),
+)
+_KEYS = {f.name for f in fields(ClassRule)}
+
+
+def load_rules(path: str | os.PathLike[str] | None) -> SeverityRules:
+    """:data:`DEFAULTS`, with the values of a TOML (``.toml``) or JSON file over them."""
+    if path is None:
+        return DEFAULTS
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read severity config {path}: "
+                                f"{exc.strerror or exc}") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInputError(f"severity config {path} is not valid "
+                                f"{'TOML' if path.suffix.lower() == '.toml' else 'JSON'}: "
+                                f"{' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict) or set(data) - {"A", "B"}:
+        raise InvalidInputError(f"severity config {path} must hold tables A and/or B only")
+    rules = {}
+    for name in ("A", "B"):
+        table = data.get(name, {})
+        if not isinstance(table, dict) or set(table) - _KEYS:
+            raise InvalidInputError(f"severity config {path}: [{name}] may set only "
+                                    f"{', '.join(sorted(_KEYS))}")
+        for key, value in table.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not math.isfinite(value):
+                raise InvalidInputError(f"severity config {path}: {name}.{key} must be a "
+                                        "number")
+        rules[name] = replace(getattr(DEFAULTS, name), **table)
+    return SeverityRules(A=rules["A"], B=rules["B"], source=str(path))

@@ -1,0 +1,396 @@
+"""A survey's anomalies, collected from predict's outputs for the inspector's report.
+
+Inputs are frames, folders of frames and orthomosaics (predicted now, outputs under
+``<out>/predictions``) or folders / files of earlier predict outputs (``<stem>.json`` of schema
+``taseg.anomalies/1`` with ``<stem>_overlay.png`` and ``<stem>_mask.png`` beside it), so a
+survey is never predicted twice. Everything here is read from those files: crops come from
+the overlay PNG (thermal colour map with outlines), review footprints from the mask PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from .document import SCHEMA
+from .severity import SeverityRules, number
+
+log = logging.getLogger(__name__)
+
+#: Side of a crop in the report, pixels of the page.
+CROP_SIDE = 160
+#: Most frames taken from one zip of frames.
+MAX_ZIP_FRAMES = 2000
+_SEVERITY_ORDER = {"A": 0, "B": 1, "C": 2}
+
+
+@dataclass
+class Item:
+    """One anomaly (or rejected component) of the survey, as the report shows it."""
+
+    frame: str
+    id: int
+    record: dict[str, Any]
+    status: str  # "accepted" or "rejected"
+    severity: str | None = None
+    cause: str | None = None
+    leak_score: float | None = None
+    x: float | None = None  # pixel centroid in the frame
+    y: float | None = None
+    crop_png: bytes | None = None
+    scale_bar: str | None = None
+    polygon: list | None = None  # pixel-corner rings of the footprint (review labels)
+    rank: int | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The fields of ``anomalies.csv`` (and of the report's table)."""
+        r = self.record
+        crs = r.get("centroid_crs") or [None, None]
+        return {
+            "rank": self.rank, "frame": self.frame, "id": self.id, "severity": self.severity,
+            "cause": self.cause, "area_px": r.get("area_px"), "area_m2": r.get("area_m2"),
+            "max_t_degc": r.get("max_t_degc"), "mean_dt_degc": r.get("mean_dt_degc"),
+            "probability": r.get("mean_probability"),
+            "x": None if self.x is None else round(self.x, 2),
+            "y": None if self.y is None else round(self.y, 2),
+            "crs_x": crs[0], "crs_y": crs[1], "pipe_id": r.get("pipe_id"),
+            "chainage_m": r.get("chainage_m"), "offset_m": r.get("offset_m"),
+            "leak_score": self.leak_score,
+        }
+
+
+@dataclass
+class SurveyFrame:
+    """One predicted frame or orthomosaic and its files."""
+
+    name: str
+    doc: dict[str, Any]
+    json_path: Path
+    overlay: Path | None
+    mask: Path | None
+
+    @property
+    def ortho(self) -> bool:
+        return "transform" in self.doc.get("frame", {})
+
+
+@dataclass
+class Survey:
+    frames: list[SurveyFrame] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
+    rejected: list[Item] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    rules: SeverityRules | None = None
+    screened: bool = False
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def is_prediction_json(path: Path) -> bool:
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return f'"schema": "{SCHEMA}"' in head or f'"schema":"{SCHEMA}"' in head
+
+
+def split_inputs(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[str]]:
+    """``(earlier prediction JSONs, inputs to predict)``."""
+    done: list[Path] = []
+    todo: list[str] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if is_prediction_json(p))
+            if found:
+                done.extend(found)
+                continue
+        elif is_prediction_json(path):
+            done.append(path)
+            continue
+        todo.append(os.fspath(item))
+    return done, todo
+
+
+def unpack_frames(archive: Path, dest: Path, max_frames: int = MAX_ZIP_FRAMES) -> list[Path]:
+    """Extract the frame files of a zip (any folder, by suffix) flat into ``dest``.
+
+    Member names become sanitised stems (:func:`.io.frames.frame_stem`), so no path of the
+    archive is ever used; other members (folders, ``__MACOSX`` ...) are skipped. The declared
+    sizes are bounded like every archive TASeg extracts (:func:`.limits.check_archive_bytes`).
+    """
+    import zipfile
+
+    from .. import limits
+    from ..io.frames import FRAME_SUFFIXES, frame_stem
+
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir()
+                       and not m.filename.startswith("__MACOSX/")
+                       and any(m.filename.lower().endswith(sfx) for sfx in FRAME_SUFFIXES)]
+            if not members:
+                raise InvalidInputError(f"{archive.name} holds no frame "
+                                        f"({', '.join(FRAME_SUFFIXES)})")
+            if len(members) > max_frames:
+                raise InvalidInputError(f"{archive.name} holds {len(members)} frames, more "
+                                        f"than {max_frames}; use taseg report on a folder")
+            limits.check_archive_bytes(sum(m.file_size for m in members), archive.name,
+                                       sum(m.compress_size for m in members))
+            dest.mkdir(parents=True, exist_ok=True)
+            paths, seen = [], set()
+            for m in members:
+                name = m.filename.replace("\\", "/").rsplit("/", 1)[-1]
+                stem = frame_stem(name)
+                suffix = next(s for s in FRAME_SUFFIXES if name.lower().endswith(s))
+                if stem in seen:
+                    raise InvalidInputError(f"{archive.name}: two frames named {stem}")
+                seen.add(stem)
+                target = dest / f"{stem}{suffix}"
+                with zf.open(m) as src, target.open("xb") as out:
+                    while chunk := src.read(1 << 20):
+                        out.write(chunk)
+                paths.append(target)
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise InvalidInputError(f"cannot read the zip {archive.name}: {exc}") from None
+    return paths
+
+
+def predict_inputs(inputs: Sequence[str], out_dir: Path, *, model_dir=None, options=None,
+                   corridor=None, pipes=None, corridor_width_m=None, pipe_id_field=None,
+                   false_alarms=None, settings=None, segmenter=None, names=None,
+                   ) -> tuple[list[Path], list[str]]:
+    """Run predict on ``inputs`` into ``out_dir``; ``(JSON reports, failure lines)``."""
+    from ..predict import predict_paths
+
+    jsons, failures = [], []
+    for result in predict_paths(
+            inputs, model_dir=model_dir, out_dir=out_dir, options=options, corridor=corridor,
+            outputs=("mask", "overlay", "json", "geojson"), pipes=pipes,
+            corridor_width_m=corridor_width_m, pipe_id_field=pipe_id_field,
+            false_alarms=false_alarms, settings=settings,
+            segmenter=segmenter, names=names):
+        if result.ok and "json" in result.outputs:
+            jsons.append(result.outputs["json"])
+        else:
+            failures.append(result.summary())
+    return jsons, failures
+
+
+def load_frames(paths: Iterable[Path]) -> list[SurveyFrame]:
+    frames = []
+    for path in paths:
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InvalidInputError(f"cannot read prediction report {path}: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+            raise InvalidInputError(f"{path} is not a TASeg prediction report ({SCHEMA})")
+        stem = path.name[: -len(".json")]
+        overlay = path.with_name(f"{stem}_overlay.png")
+        mask = path.with_name(f"{stem}_mask.png")
+        frames.append(SurveyFrame(str(doc.get("frame", {}).get("name") or stem), doc, path,
+                                  overlay if overlay.is_file() else None,
+                                  mask if mask.is_file() else None))
+    return frames
+
+
+# --------------------------------------------------------------------------- the survey
+
+
+def build_survey(frames: list[SurveyFrame], rules: SeverityRules,
+                 failures: Sequence[str] = ()) -> Survey:
+    """Classify, rank and crop every anomaly of ``frames``."""
+    survey = Survey(frames=frames, failures=list(failures), rules=rules)
+    names: dict[str, int] = {}
+    for frame in frames:  # two frames of one name (two folders): keep rows apart
+        n = names[frame.name] = names.get(frame.name, 0) + 1
+        if n > 1:
+            frame.name = f"{frame.name}#{n}"
+    for frame in frames:
+        doc = frame.doc
+        median = doc.get("frame", {}).get("corridor_median_degc")
+        stage = doc.get("false_alarm_stage")
+        survey.screened |= stage is not None
+        verdicts = {v["id"]: v for v in (stage or {}).get("verdicts", [])}
+        view = _OverlayView.open(frame)
+        polygons = _footprints(frame)
+        for status, records in (("accepted", doc.get("anomalies", [])),
+                                ("rejected", doc.get("rejected", []))):
+            for rec in records:
+                v = rec if status == "rejected" else verdicts.get(rec["id"], {})
+                item = Item(frame=frame.name, id=int(rec["id"]), record=rec, status=status,
+                            cause=v.get("cause"), leak_score=v.get("leak_score"))
+                item.severity = rules.classify(rec, median)
+                item.x, item.y = _pixel_centroid(rec, doc)
+                if view is not None:
+                    item.crop_png, item.scale_bar = view.crop(rec, item.x, item.y)
+                if status == "accepted":
+                    item.polygon = polygons.get(item.id)
+                    survey.items.append(item)
+                else:
+                    survey.rejected.append(item)
+    survey.items.sort(key=lambda it: (_SEVERITY_ORDER[it.severity or "C"],
+                                      -number(it.record.get("mean_dt_degc")), it.frame, it.id))
+    for rank, item in enumerate(survey.items, start=1):
+        item.rank = rank
+    survey.rejected.sort(key=lambda it: (it.frame, it.id))
+    return survey
+
+
+def _pixel_centroid(rec: dict[str, Any], doc: dict[str, Any]) -> tuple[float | None, ...]:
+    if rec.get("centroid"):
+        return float(rec["centroid"][0]), float(rec["centroid"][1])
+    transform = doc.get("frame", {}).get("transform")
+    crs_xy = rec.get("centroid_crs")
+    if transform and crs_xy:  # an orthomosaic: invert the GDAL transform
+        a, b, c, d, e, f = (float(v) for v in transform)
+        det = a * e - b * d
+        if det:
+            dx, dy = crs_xy[0] - c, crs_xy[1] - f
+            return (e * dx - b * dy) / det - 0.5, (a * dy - d * dx) / det - 0.5
+    return None, None
+
+
+def _footprints(frame: SurveyFrame) -> dict[int, list]:
+    """Pixel-corner rings of each accepted anomaly, traced from the mask PNG (ids follow
+    predict's order: descending area, then scan order), checked against the report."""
+    if frame.mask is None or frame.ortho:
+        return {}
+    import cv2
+
+    from .geo import _component_polygons
+
+    mask = cv2.imread(str(frame.mask), cv2.IMREAD_UNCHANGED)
+    records = frame.doc.get("anomalies", [])
+    if mask is None or mask.ndim != 2:
+        return {}
+    count, raw, stats, _ = cv2.connectedComponentsWithStats((mask > 0).view(np.uint8),
+                                                            connectivity=8)
+    order = np.argsort(-stats[1:, cv2.CC_STAT_AREA], kind="stable") + 1
+    out: dict[int, list] = {}
+    for rec, comp in zip(records, order, strict=False):
+        x0, y0, w, h = (int(v) for v in stats[comp, :4])
+        if stats[comp, cv2.CC_STAT_AREA] != rec.get("area_px") or \
+                list(rec.get("bbox", [])) != [x0, y0, x0 + w, y0 + h]:
+            log.warning("%s: mask does not match anomaly %s; no footprint", frame.mask,
+                        rec.get("id"))
+            continue
+        rings = []
+        for exterior, holes in _component_polygons(raw[y0:y0 + h, x0:x0 + w] == comp):
+            rings.append([(ring + (x0, y0)).tolist() for ring in (exterior, *holes)])
+        out[int(rec["id"])] = rings
+    return out
+
+
+class _OverlayView:
+    """Crops of a frame's overlay PNG around its anomalies."""
+
+    def __init__(self, image: np.ndarray, sx: float, sy: float, top: int, gsd: float | None):
+        self.image, self.sx, self.sy, self.top, self.gsd = image, sx, sy, top, gsd
+
+    @classmethod
+    def open(cls, frame: SurveyFrame) -> _OverlayView | None:
+        import cv2
+
+        from .overlay import overlay_geometry
+
+        if frame.overlay is None:
+            return None
+        image = cv2.imread(str(frame.overlay), cv2.IMREAD_COLOR)
+        if image is None:
+            return None
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        info = frame.doc.get("frame", {})
+        height, width = int(info.get("height", 0)), int(info.get("width", 0))
+        if not height or not width:
+            return None
+        gsd = info.get("gsd_m")
+        if frame.ortho:
+            from ..geo.ortho import OVERLAY_MAX_SIDE
+
+            a, b, _, d, e, _ = info["transform"]
+            gsd = math.sqrt(abs(a * e - b * d))
+            scale = max(1.0, max(height, width) / OVERLAY_MAX_SIDE)
+            h, w = max(1, round(height / scale)), max(1, round(width / scale))
+            sx, sy, top, canvas = overlay_geometry(h, w, OVERLAY_MAX_SIDE + 256)
+            sx, sy = sx * w / width, sy * h / height
+        else:
+            sx, sy, top, canvas = overlay_geometry(height, width)
+            if gsd is None and frame.doc.get("anomalies"):
+                a0 = frame.doc["anomalies"][0]
+                if a0.get("area_m2"):
+                    gsd = math.sqrt(a0["area_m2"] / a0["area_px"])
+        if tuple(image.shape[:2]) != tuple(canvas):
+            log.warning("%s is not the overlay of a %d x %d frame; no crops", frame.overlay,
+                        height, width)
+            return None
+        return cls(image, sx, sy, top, gsd)
+
+    def crop(self, rec: dict[str, Any], x: float | None, y: float | None
+             ) -> tuple[bytes | None, str | None]:
+        import cv2
+
+        from .outputs import encode_png
+
+        if x is None or y is None:
+            return None, None
+        if rec.get("bbox"):
+            x0, y0, x1, y1 = rec["bbox"]
+        else:
+            r = math.sqrt(float(rec.get("area_px") or 1))
+            x0, y0, x1, y1 = x - r, y - r, x + r, y + r
+        side = max(x1 - x0, y1 - y0) * 2.0 + 24  # context around the anomaly, frame pixels
+        ox, oy = x * self.sx, self.top + y * self.sy
+        half_w, half_h = side * self.sx / 2, side * self.sy / 2
+        h_img, w_img = self.image.shape[:2]
+        cx0, cx1 = int(max(0, ox - half_w)), int(min(w_img, math.ceil(ox + half_w)))
+        cy0, cy1 = int(max(self.top, oy - half_h)), int(min(h_img, math.ceil(oy + half_h)))
+        if cx1 - cx0 < 2 or cy1 - cy0 < 2:
+            return None, None
+        piece = self.image[cy0:cy1, cx0:cx1]
+        zoom = CROP_SIDE / max(piece.shape[:2])
+        crop = cv2.resize(piece, (max(1, round(piece.shape[1] * zoom)),
+                                  max(1, round(piece.shape[0] * zoom))),
+                          interpolation=cv2.INTER_NEAREST if zoom >= 1 else cv2.INTER_AREA)
+        per_px = 1.0 / (self.sx * zoom)  # frame pixels per crop pixel
+        label = _draw_scale_bar(crop, per_px, self.gsd)
+        return encode_png(crop), label
+
+
+def _nice(value: float) -> float:
+    exp = math.floor(math.log10(value))
+    for m in (5, 2, 1):
+        if m * 10**exp <= value:
+            return m * 10**exp
+    return 10**exp
+
+
+def _draw_scale_bar(crop: np.ndarray, frame_px_per_crop_px: float, gsd: float | None) -> str:
+    """Draw a bar of a round length (metres with a GSD, else frame pixels); its label."""
+    import cv2
+
+    unit_per_crop_px = frame_px_per_crop_px * (gsd or 1.0)
+    length = _nice(unit_per_crop_px * crop.shape[1] * 0.35)
+    bar = max(2, round(length / unit_per_crop_px))
+    label = f"{length:g} m" if gsd else f"{length:g} px"
+    h = crop.shape[0]
+    x0, y = 6, h - 8
+    cv2.rectangle(crop, (x0 - 2, y - 14), (x0 + bar + 2, y + 4), (0, 0, 0), -1)
+    cv2.line(crop, (x0, y), (x0 + bar, y), (255, 255, 255), 2)
+    cv2.putText(crop, label, (x0, y - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return label

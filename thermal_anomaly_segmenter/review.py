@@ -1,0 +1,146 @@
+"""An inspector's review (``review.json`` exported by ``report.html``) as training material.
+
+Decisions per anomaly: ``leak`` (confirmed), ``false_alarm`` (with its cause) or ``unsure``.
+:meth:`Review.label` turns a frame whose every listed anomaly is decided leak or false alarm
+into a label (the confirmed leaks' footprints): a ``manual_set`` label for
+``taseg build-dataset --review``. :func:`component_examples` turns every decided component
+(any frame) into a feature row with its cause for the false-alarm stage
+(:mod:`.false_alarms`), kept in the dataset as :data:`EXAMPLES_NAME` and read back by
+:func:`read_examples` (``taseg train --review`` adds them to the stage's training set).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidInputError
+
+SCHEMA = "taseg.review/1"
+DECISIONS = ("leak", "false_alarm", "unsure")
+#: File of a dataset (at its root) holding the reviewed components as stage examples.
+EXAMPLES_NAME = "review_examples.json"
+EXAMPLES_SCHEMA = "taseg.review_examples/1"
+
+
+@dataclass
+class Review:
+    """The decisions of one review, by frame."""
+
+    source: str
+    frames: dict[str, dict[str, Any]]
+    decisions: dict[str, list[dict[str, Any]]]
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> Review:
+        from .false_alarms import CAUSES
+
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read review {path}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise InvalidInputError(f"review {path} is not JSON: {exc}") from None
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise InvalidInputError(f"{path} is not a TASeg review ({SCHEMA}; export it from "
+                                    "report.html)")
+        frames = data.get("frames") or {}
+        by_frame: dict[str, list[dict[str, Any]]] = {}
+        for d in data.get("decisions") or []:
+            if not isinstance(d, dict) or d.get("decision") not in DECISIONS or \
+                    d.get("frame") not in frames:
+                raise InvalidInputError(f"review {path}: bad decision {str(d)[:120]}")
+            if d["decision"] == "false_alarm" and d.get("cause") not in CAUSES:
+                raise InvalidInputError(f"review {path}: unknown cause {d.get('cause')!r}")
+            by_frame.setdefault(d["frame"], []).append(d)
+        return cls(str(path), frames, by_frame)
+
+    def complete(self, frame: str) -> bool:
+        """Every anomaly the report listed for ``frame`` is decided leak or false alarm."""
+        decided = self.decisions.get(frame, [])
+        n = int(self.frames.get(frame, {}).get("anomalies") or 0)
+        firm = {d["id"] for d in decided if d["decision"] in ("leak", "false_alarm")}
+        return bool(decided) and len(firm) == n and len(decided) == n
+
+    def label(self, frame: str, shape: tuple[int, int]) -> np.ndarray | None:
+        """The frame's label (uint8 0/1: the confirmed leaks), or None if not fully decided."""
+        if not self.complete(frame):
+            return None
+        self._check_shape(frame, shape)
+        label = np.zeros(shape, np.uint8)
+        for d in self.decisions[frame]:
+            if d["decision"] == "leak":
+                label |= rasterize_footprint(d, shape)
+        return label
+
+    def _check_shape(self, frame: str, shape: tuple[int, int]) -> None:
+        info = self.frames.get(frame, {})
+        want = (info.get("height"), info.get("width"))
+        if None not in want and tuple(want) != tuple(shape):
+            raise InvalidInputError(f"review {self.source}: frame {frame} was {want[0]} x "
+                                    f"{want[1]} px in the report but is {shape[0]} x {shape[1]}")
+
+
+def rasterize_footprint(decision: dict[str, Any], shape: tuple[int, int]) -> np.ndarray:
+    """A decision's footprint (pixel-corner rings, holes after the exterior) as a 0/1 mask."""
+    from rasterio.features import rasterize
+
+    polygons = decision.get("polygon")
+    if not polygons:
+        raise InvalidInputError(f"review: anomaly {decision.get('frame')}/{decision.get('id')} "
+                                "has no footprint")
+    geoms = [{"type": "Polygon", "coordinates": rings} for rings in polygons]
+    return rasterize(((g, 1) for g in geoms), out_shape=shape, dtype="uint8")
+
+
+def component_examples(review: Review, frame_name: str, t_u: np.ndarray,
+                       corridor: np.ndarray) -> list[dict[str, Any]]:
+    """Features and cause of each component of ``frame_name`` decided leak or false alarm."""
+    from .false_alarms import component_features
+
+    decided = [d for d in review.decisions.get(frame_name, [])
+               if d["decision"] in ("leak", "false_alarm")]
+    if not decided:
+        return []
+    review._check_shape(frame_name, t_u.shape)
+    labels = np.zeros(t_u.shape, np.int32)
+    for k, d in enumerate(decided, start=1):
+        labels[(rasterize_footprint(d, t_u.shape) > 0) & (labels == 0)] = k
+    feats = component_features(t_u, corridor, labels, len(decided) + 1)
+    return [{"frame": frame_name, "id": d["id"],
+             "cause": "leak" if d["decision"] == "leak" else d["cause"],
+             "features": [float(v) for v in row]}
+            for d, row in zip(decided, feats, strict=True)]
+
+
+def examples_document(examples: list[dict[str, Any]], review_source: str) -> dict[str, Any]:
+    from .false_alarms import FEATURES
+
+    return {"schema": EXAMPLES_SCHEMA, "review": review_source, "features": list(FEATURES),
+            "components": examples}
+
+
+def read_examples(dataset: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
+    """``(features, causes)`` of a dataset's reviewed components (empty when it has none)."""
+    from .false_alarms import FEATURES
+
+    path = Path(dataset)
+    if path.is_dir():
+        path = path / EXAMPLES_NAME
+    if not path.is_file():
+        return np.zeros((0, len(FEATURES)), np.float32), []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc}") from None
+    if data.get("schema") != EXAMPLES_SCHEMA or tuple(data.get("features", ())) != FEATURES:
+        raise InvalidInputError(f"{path} is not a TASeg review examples file of these features")
+    comps = data.get("components", [])
+    x = np.asarray([c["features"] for c in comps], np.float32).reshape(-1, len(FEATURES))
+    return x, [c["cause"] for c in comps]
