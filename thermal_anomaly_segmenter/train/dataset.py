@@ -17,6 +17,7 @@ from ..normalization import Normalization, corridor_median
 
 if TYPE_CHECKING:
     from ..io.datasets import Sample
+    from .frame_cache import FrameCache
 
 
 Augment = Callable[[np.ndarray, np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray, float]]
@@ -33,6 +34,12 @@ class ThermalDataset:
     a random window of that size is cut (frames keep their pixel scale, as inference tiles
     them at native resolution); frames smaller than the window are resized. The relative
     reference (corridor median) is always taken over the whole frame, as in inference.
+
+    ``cache`` (a :class:`~.frame_cache.FrameCache`) reads decoded frames from there after
+    the first time. ``draw(seed)`` (:meth:`~.device_augment.DeviceAugment.draw`) returns raw
+    samples for augmentation on the training device instead: ``data`` (3xHxW float16, degC
+    minus ``median``), ``median``, ``fill`` (3, degC), ``mask`` (1xHxW uint8) and ``params``
+    (the sample's draws).
     """
 
     def __init__(
@@ -42,7 +49,11 @@ class ThermalDataset:
         size: tuple[int, int] | None = None,
         augment: Augment | None = None,
         crop: bool = False,
+        cache: FrameCache | None = None,
+        draw: Callable[[int], np.ndarray] | None = None,
     ) -> None:
+        self.cache = cache
+        self.draw = draw
         self.samples = list(samples)
         self.normalization = normalization
         self.size = size
@@ -62,15 +73,22 @@ class ThermalDataset:
     def __getitem__(self, index: int) -> dict[str, Any]:
         import torch
 
-        data, corridor, label = read_sample(self.samples[index], None if self.crop else self.size)
-        median = corridor_median(data[..., 2], corridor) if corridor.any() else float(
-            np.median(data[..., 2])
-        )
+        if self.cache is not None:
+            data, corridor, label, median = self.cache.read(self.samples[index],
+                                                            None if self.crop else self.size)
+        else:
+            data, corridor, label = read_sample(self.samples[index],
+                                                None if self.crop else self.size)
+            median = corridor_median(data[..., 2], corridor) if corridor.any() else float(
+                np.median(data[..., 2])
+            )
         seed = 0
-        if self.augment is not None or self.crop:
+        if self.augment is not None or self.crop or self.draw is not None:
             seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         if self.crop:
             data, corridor, label = _window(data, corridor, label, self.size, seed)
+        if self.draw is not None:
+            return _raw(data, corridor, label, median, self.draw(seed))
         if self.augment is not None:
             data, label, offset = self.augment(data, corridor, label, seed)
             median += offset  # the offset shifts every channel, the reference too
@@ -81,6 +99,24 @@ class ThermalDataset:
             "mask": torch.from_numpy(label.astype(np.float32)[None]),
             "corridor": torch.from_numpy(np.ascontiguousarray(corridor)),
         }
+
+
+def _raw(data: np.ndarray, corridor: np.ndarray, label: np.ndarray, median: float,
+         params: np.ndarray) -> dict[str, Any]:
+    """A sample for :class:`~.device_augment.DeviceAugment`: float16 relative temperatures
+    (half the bytes to pin and copy) and what the augmentation needs on the device."""
+    import torch
+
+    from ..augmentation import fill_values
+
+    rel = np.subtract(data, np.float32(median), dtype=np.float32).astype(np.float16)
+    return {
+        "data": torch.from_numpy(np.ascontiguousarray(rel.transpose(2, 0, 1))),
+        "median": torch.tensor(median, dtype=torch.float32),
+        "fill": torch.from_numpy(fill_values(data, corridor)),
+        "mask": torch.from_numpy(np.ascontiguousarray(label, dtype=np.uint8)[None]),
+        "params": torch.from_numpy(params),
+    }
 
 
 def _window(data: np.ndarray, corridor: np.ndarray, label: np.ndarray,
