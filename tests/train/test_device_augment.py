@@ -223,3 +223,96 @@ def test_device_normalisation_is_normalization_apply(norm):
                     torch.tensor(medians)).numpy().transpose(0, 2, 3, 1)
     expected = np.stack([norm.apply(d, m) for d, m in zip(data, medians, strict=True)])
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    from thermal_anomaly_segmenter.synthetic import write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("aug") / "ds", 6, seed=5, height=64, width=80)
+
+
+def test_frame_cache_serves_the_decoded_frames(tiny_set, tmp_path, monkeypatch):
+    from thermal_anomaly_segmenter.io.datasets import load_split, read_sample
+    from thermal_anomaly_segmenter.normalization import corridor_median
+    from thermal_anomaly_segmenter.train import frame_cache
+    from thermal_anomaly_segmenter.train.frame_cache import FrameCache
+
+    samples = load_split(tiny_set / "manual_set", "train").samples
+    cache = FrameCache(tmp_path / "cache")
+    for size in (None, (32, 40)):
+        for sample in samples:
+            data, corridor, label = read_sample(sample, size)
+            for _ in range(2):  # decoded and stored, then read back
+                got, got_corridor, got_label, median = cache.read(sample, size)
+                assert median == corridor_median(data[..., 2], corridor)
+                assert np.abs(got - data).max() <= 0.01  # fp16 of T - median
+                np.testing.assert_array_equal(got[..., 0], got[..., 1])
+                np.testing.assert_array_equal(got_corridor, corridor)
+                np.testing.assert_array_equal(got_label, label)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2 * len(samples)
+    # A private cache folder goes with its cache.
+    private = FrameCache()
+    private.read(samples[0])
+    folder = private.folder
+    assert any(folder.iterdir())
+    del private
+    assert not folder.exists()
+    # A full disk (here: a reserve of all of it) caches nothing and still reads every frame.
+    monkeypatch.setattr(frame_cache, "RESERVE_FRACTION", 1.0)
+    full = FrameCache(tmp_path / "full")
+    assert full.read(samples[0])[0].shape == (64, 80, 3)
+    assert not list((tmp_path / "full").glob("*.npz"))
+
+
+def test_data_module_augments_on_the_device(tiny_set):
+    from thermal_anomaly_segmenter.io.datasets import load_split
+    from thermal_anomaly_segmenter.train.datamodule import ThermalDataModule
+
+    split = load_split(tiny_set / "manual_set", "train")
+    module = ThermalDataModule(split, split, None, Normalization(), (64, 80), batch_size=3,
+                               augment_on="device", frame_cache=True)
+    raw = next(iter(module.train_dataloader()))
+    assert raw["data"].dtype == torch.float16 and "params" in raw
+    batch = module.to_device(raw, "cpu")
+    assert set(batch) == {"image", "mask", "corridor"}
+    assert batch["image"].shape == (3, 3, 64, 80) and batch["image"].dtype == torch.float32
+    assert batch["mask"].shape == (3, 1, 64, 80) and batch["corridor"].dtype == torch.bool
+    assert batch["corridor"].any()
+    val = next(iter(module.val_dataloader()))  # validation is never augmented
+    assert set(module.to_device(val, "cpu")) == {"image", "mask", "corridor"}
+    from thermal_anomaly_segmenter.errors import DatasetError
+
+    with pytest.raises(DatasetError, match="augment_on"):
+        ThermalDataModule(split, split, None, Normalization(), (64, 80), augment_on="gpu")
+
+
+@pytest.mark.slow
+def test_training_with_device_augmentation(tiny_set, tmp_path, monkeypatch):
+    """A real run through Lightning's batch-transfer hooks, on the CPU device."""
+    import dataclasses
+
+    calls = []
+    real = DeviceAugment.__call__
+
+    def counted(self, batch, params):  # the real augmentation, counted
+        calls.append(len(params))
+        return real(self, batch, params)
+
+    monkeypatch.setattr(DeviceAugment, "__call__", counted)
+
+    from thermal_anomaly_segmenter.config import TrainOptions, get_settings
+    from thermal_anomaly_segmenter.train.loop import train
+
+    settings = dataclasses.replace(get_settings(), models_path=tmp_path / "models",
+                                   mlflow_tracking_uri=None)
+    options = TrainOptions(model_type="segformer_b0", train_phases=("fine_tune",), epochs=1,
+                           batch_size=2, worker_count=0, mlflow=False, gpu=False,
+                           min_label_px=0, dataset_path=str(tiny_set), augment_on="device")
+    result = train(options, settings=settings)
+    assert all(0.0 <= v <= 1.0 for v in result.metrics.values())
+    assert calls and sum(calls) >= 2  # every training batch went through it
+    from thermal_anomaly_segmenter.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="augment_on"):
+        TrainOptions(augment_on="gpu")

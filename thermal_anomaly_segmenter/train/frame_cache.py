@@ -8,7 +8,7 @@ the result in a private folder the first time, one uncompressed ``.npz`` per fra
 itself in float64. Loader workers in other processes share the files, and the operating
 system keeps them in memory as far as memory allows, so there is one copy, not one per
 worker. A frame is only written while the disk keeps :data:`RESERVE_FRACTION` of its space
-free; past that, frames are decoded as without a cache. Files are written atomically, so
+and at least :data:`RESERVE_BYTES` free; past that, frames are decoded as without a cache. Files are written atomically, so
 workers racing on one frame never read half a file.
 """
 
@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from ..io.datasets import Sample
 
 #: Share of the cache's disk that must stay free: frames past it are not cached.
-RESERVE_FRACTION = 0.2
+RESERVE_FRACTION = 0.05
+#: Bytes that must stay free on the cache's disk whatever its size.
+RESERVE_BYTES = 2**30
 
 
 class FrameCache:
@@ -87,7 +89,8 @@ class FrameCache:
         packed[..., 3] = label
         try:
             usage = shutil.disk_usage(self.folder)
-            if usage.free - 2 * packed.nbytes < RESERVE_FRACTION * usage.total:
+            if usage.free - 2 * packed.nbytes < max(RESERVE_FRACTION * usage.total,
+                                                    RESERVE_BYTES):
                 return
             with atomic_path(path) as tmp, open(tmp, "wb") as fh:
                 np.savez(fh, frame=packed, median=np.float64(median))
