@@ -22,7 +22,7 @@ from thermal_anomaly_segmenter.train.device_augment import (  # noqa: E402
     PARAMS,
     DeviceAugment,
     affine_matrix,
-    normalize,
+    normalize,  # the engine's (accel.normalize), shared
 )
 
 COL = {name: i for i, name in enumerate(PARAMS)}

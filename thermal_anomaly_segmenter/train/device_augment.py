@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..accel import normalize
 from ..augmentation import MAX_OFFSET_DEGC
 from ..normalization import Normalization
 
@@ -176,17 +177,6 @@ class DeviceAugment:
         noise = torch.randn((2, 1, h, w), generator=gen, device=device)
         noise /= noise.abs().amax().clamp_min(1e-6)
         return self.alpha * _blur(noise, self.sigma)[:, 0]
-
-
-def normalize(data: torch.Tensor, norm: Normalization, medians: torch.Tensor) -> torch.Tensor:
-    """:meth:`Normalization.apply` on the device for a B x 3 x H x W batch of degC."""
-    if norm.mode == "relative":
-        return (data - medians.to(data.dtype)[:, None, None, None]) * (1.0 / norm.scale_degc)
-    if norm.mode == "dataset":
-        mean = torch.tensor(norm.mean, dtype=data.dtype, device=data.device)[None, :, None, None]
-        inv = 1.0 / torch.tensor(norm.std, dtype=data.dtype, device=data.device)
-        return (data - mean) * inv[None, :, None, None]
-    return data.clone()
 
 
 def _forward_matrix(row: torch.Tensor, h: int, w: int) -> torch.Tensor:
