@@ -140,9 +140,11 @@ def bench_bare(name: str, folder: Path, s: Setup, peak: float) -> float:
     x = torch.randn(s.batch, 3, *s.hw, device=s.device).contiguous(memory_format=fmt)
     rates: dict[str, float] = {}
 
-    def autocast_eager(net=model.to(memory_format=fmt)) -> None:
+    eager_net = model.to(memory_format=fmt)
+
+    def autocast_eager() -> None:
         with torch.autocast(s.device, dtype=torch.bfloat16):
-            net(x)
+            eager_net(x)
 
     variants: list[tuple[str, Callable[[], object]]] = [("eager bf16 autocast",
                                                          autocast_eager)]

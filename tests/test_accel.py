@@ -18,7 +18,7 @@ from thermal_anomaly_segmenter.accel import (  # noqa: E402
     blend_tiles,
 )
 from thermal_anomaly_segmenter.config import PredictOptions  # noqa: E402
-from thermal_anomaly_segmenter.inference import Segmenter, TileGrid  # noqa: E402
+from thermal_anomaly_segmenter.inference import Segmenter  # noqa: E402
 from thermal_anomaly_segmenter.normalization import corridor_median  # noqa: E402
 
 FP32 = EngineOptions(bf16_weights=False)

@@ -264,6 +264,6 @@ class DeviceEngine:
                 med = torch.full((len(chunk),), median, dtype=torch.float32, device=self.device)
                 probs = self._probs(normalize(x.permute(0, 3, 1, 2), self.norm, med))
                 acc, total = blend_tiles(probs, chunk, shape, wy, wx, acc, total)
-            assert acc is not None and total is not None  # nosec B101 - positions is non-empty
+            assert acc is not None and total is not None  # nosec B101
             blended = torch.where(total > 0, acc / total.clamp_min(1e-12), 0.0).clamp_(0.0, 1.0)
             return self._to_host(blended)

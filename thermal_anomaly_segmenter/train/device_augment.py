@@ -241,7 +241,7 @@ def _sample(x: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of N x 1 x H x W with OpenCV's float kernel size, replicated edges."""
+    """Separable Gaussian blur of N x 1 x H x W: OpenCV's float kernel size, replicated edges."""
     size = int(round(sigma * 8 + 1)) | 1
     half = size // 2
     t = torch.arange(size, dtype=torch.float32, device=x.device) - half

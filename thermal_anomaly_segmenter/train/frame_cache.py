@@ -8,8 +8,8 @@ the result in a private folder the first time, one uncompressed ``.npz`` per fra
 itself in float64. Loader workers in other processes share the files, and the operating
 system keeps them in memory as far as memory allows, so there is one copy, not one per
 worker. A frame is only written while the disk keeps :data:`RESERVE_FRACTION` of its space
-and at least :data:`RESERVE_BYTES` free; past that, frames are decoded as without a cache. Files are written atomically, so
-workers racing on one frame never read half a file.
+and at least :data:`RESERVE_BYTES` free; past that, frames are decoded as without a cache.
+Files are written atomically, so workers racing on one frame never read half a file.
 """
 
 from __future__ import annotations
