@@ -131,7 +131,8 @@ class DeviceEngine:
         self.net = net
         self.dtype = torch.bfloat16 if self.options.bf16_weights else torch.float32
         self._lock = threading.Lock()
-        self._pinned: dict[tuple[int, ...], torch.Tensor] = {}
+        # Pinned staging buffer per batch shape, and the event of the last copy out of it.
+        self._pinned: dict[tuple[int, ...], tuple[torch.Tensor, Any]] = {}
         self._graphs: dict[tuple[int, ...], tuple[Any, torch.Tensor, torch.Tensor]] = {}
         self._graphs_ok = self.cuda and self.options.cuda_graphs
         self._copy_stream = torch.cuda.Stream(self.device) if (
@@ -141,26 +142,28 @@ class DeviceEngine:
 
     def _staged(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
         """The arrays as one B x ... tensor on the device: through a reused pinned buffer on
-        a GPU (one host copy), as a view on the CPU."""
+        a GPU (one host copy), stacked on the CPU."""
         shape = (len(arrays), *arrays[0].shape)
         if not self.cuda:
             return torch.from_numpy(np.stack(arrays).astype(np.float32, copy=False))
         pin = self.options.pinned
-        host = self._pinned.get(shape)
+        host, copied = self._pinned.get(shape, (None, None))
         if host is None:
             host = torch.empty(shape, dtype=torch.float32, pin_memory=pin)
-            self._pinned[shape] = host
+        elif copied is not None:
+            copied.synchronize()  # the last copy out of this buffer has finished
         view = host.numpy()
         for i, a in enumerate(arrays):
             np.copyto(view[i], a, casting="same_kind")
-        if self._copy_stream is None:
-            return host.to(self.device, non_blocking=pin)
-        with torch.cuda.stream(self._copy_stream):
+        stream = self._copy_stream or torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(stream):
             out = host.to(self.device, non_blocking=pin)
-            ready = torch.cuda.Event()
-            ready.record(self._copy_stream)
-        torch.cuda.current_stream(self.device).wait_event(ready)
-        out.record_stream(torch.cuda.current_stream(self.device))
+            done = torch.cuda.Event()
+            done.record(stream)
+        self._pinned[shape] = (host, done)
+        if self._copy_stream is not None:
+            torch.cuda.current_stream(self.device).wait_event(done)
+            out.record_stream(torch.cuda.current_stream(self.device))
         return out
 
     def _to_host(self, probs: torch.Tensor) -> np.ndarray:
