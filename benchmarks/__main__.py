@@ -1,4 +1,5 @@
-"""TASeg benchmarks: ``python -m benchmarks [folder|api|tiled|onnx|gpu|train_step|heldout|all]``.
+"""TASeg benchmarks: ``python -m benchmarks [folder|api|tiled|onnx|gpu|train_step|loader|...]``
+(``heldout``, ``all``).
 
 ``heldout`` (quality, not speed) runs :mod:`benchmarks.heldout_families` with its defaults
 (``all`` leaves it out).
@@ -324,7 +325,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("which", nargs="*", default=["all"],
                         choices=["all", "folder", "api", "tiled", "onnx", "gpu", "train_step",
-                                 "heldout"])
+                                 "loader", "heldout"])
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--size", type=int, default=4096, help="tiled frame side (8192 on big)")
@@ -346,8 +347,8 @@ def main() -> None:
 
         heldout(["--work", str(Path(tempfile.gettempdir()) / "taseg-heldout")])
         return
-    which = ({"folder", "api", "tiled", "onnx", "gpu", "train_step"} if "all" in args.which
-             else set(args.which))
+    everything = {"folder", "api", "tiled", "onnx", "gpu", "train_step", "loader"}
+    which = everything if "all" in args.which else set(args.which)
     print(machine())
     with tempfile.TemporaryDirectory(prefix="taseg-bench-") as tmp:
         tmp = Path(tmp)
@@ -362,6 +363,10 @@ def main() -> None:
             bench_tiled(tmp, args.size, args.tile_overlap)
         if "train_step" in which:
             bench_train_step(max(3, args.repeats // 4))
+        if "loader" in which:
+            from benchmarks.gpu import bench_loader
+
+            bench_loader(tmp)
         if "gpu" in which:
             bench_gpu(tmp, args.gpu_models.split(","), args.gpu_batch, not args.no_compile,
                       args.peak_tflops * 1e12, args.smoke)

@@ -348,3 +348,50 @@ def run(tmp: Path, models=GPU_MODELS, batch: int = 32, compile_too: bool = True,
     bench_training(tmp, s)
     print(f"gpu   done in {time.perf_counter() - started:5.0f} s", flush=True)
 
+
+
+def bench_loader(tmp: Path, hw: tuple[int, int] = (512, 640), frames: int = 20,
+                 rounds: int = 3, batch: int = 8) -> None:
+    """Host work per training frame in a loader worker: decode + albumentations (the CPU
+    path) against a cached fp16 frame + the draws (the device path), and the device path's
+    batch augmentation on this machine's device (the CPU here), interleaved round by round."""
+    import torch
+
+    from thermal_anomaly_segmenter.augmentation import ThermalAugment
+    from thermal_anomaly_segmenter.io.datasets import load_split
+    from thermal_anomaly_segmenter.normalization import Normalization
+    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.train.dataset import ThermalDataset
+    from thermal_anomaly_segmenter.train.device_augment import DeviceAugment
+    from thermal_anomaly_segmenter.train.frame_cache import FrameCache
+
+    root = tmp / f"loader_{hw[0]}x{hw[1]}"
+    if not root.exists():
+        write_dataset(root, frames, height=hw[0], width=hw[1], splits=(1.0, 0.0, 0.0),
+                      sets=("generated_set",))
+    samples = load_split(root / "generated_set", "train").samples
+    norm = Normalization()
+    device_aug = DeviceAugment(norm)
+    cpu = ThermalDataset(samples, norm, hw, ThermalAugment())
+    dev = ThermalDataset(samples, norm, hw, cache=FrameCache(), draw=device_aug.draw)
+    for i in range(len(dev)):  # fill the cache: epoch 1 decodes, later epochs read it
+        dev[i]
+    times: dict[str, list[float]] = {"cpu": [], "device": [], "augment": []}
+    torch.manual_seed(0)
+    for _ in range(rounds):
+        for name, ds in (("cpu", cpu), ("device", dev)):
+            t0 = time.perf_counter()
+            for i in range(len(ds)):
+                ds[i]
+            times[name].append((time.perf_counter() - t0) / len(ds))
+        items = [dev[i % len(dev)] for i in range(batch)]
+        b = {k: torch.stack([s[k] for s in items]) for k in items[0]}
+        params = b.pop("params")
+        t0 = time.perf_counter()
+        device_aug(b, params)
+        times["augment"].append((time.perf_counter() - t0) / batch)
+    c, d, a = (1000 * min(times[k]) for k in ("cpu", "device", "augment"))
+    print(f"loader {len(samples)} frames {hw[0]}x{hw[1]}, host ms per frame in a loader "
+          f"worker: decode + albumentations {c:6.1f} ms, cached fp16 frame + draws {d:6.1f} ms "
+          f"({c / d:4.1f}x less); batch augmentation on the device (cpu here, batch {batch}) "
+          f"{a:6.1f} ms per frame", flush=True)

@@ -265,6 +265,34 @@ def test_frame_cache_serves_the_decoded_frames(tiny_set, tmp_path, monkeypatch):
     assert not list((tmp_path / "full").glob("*.npz"))
 
 
+@pytest.mark.parametrize("crop", [False, True])
+def test_cached_device_samples_match_decoded_ones(tiny_set, crop):
+    """Device samples straight from the cache's float16 planes equal those made from the
+    decoded frame (the same window, fill and draws), to float16 rounding."""
+    from thermal_anomaly_segmenter.io.datasets import load_split
+    from thermal_anomaly_segmenter.train.dataset import ThermalDataset
+    from thermal_anomaly_segmenter.train.frame_cache import FrameCache
+
+    samples = load_split(tiny_set / "manual_set", "train").samples
+    norm = Normalization()
+    draw = DeviceAugment(norm).draw
+    size = (32, 48) if crop else (64, 80)
+    cached = ThermalDataset(samples, norm, size, crop=crop, cache=FrameCache(), draw=draw)
+    decoded = ThermalDataset(samples, norm, size, crop=crop, draw=draw)
+    for i in range(len(samples)):
+        cached[i]  # fill the cache
+        torch.manual_seed(i)
+        a = cached[i]
+        torch.manual_seed(i)
+        b = decoded[i]
+        assert set(a) == set(b)
+        assert a["data"].dtype == b["data"].dtype == torch.float16
+        assert (a["data"].float() - b["data"].float()).abs().max() <= 0.02
+        assert float(a["median"]) == pytest.approx(float(b["median"]))
+        assert torch.allclose(a["fill"], b["fill"], atol=0.02)
+        assert torch.equal(a["mask"], b["mask"]) and torch.equal(a["params"], b["params"])
+
+
 def test_data_module_augments_on_the_device(tiny_set):
     from thermal_anomaly_segmenter.io.datasets import load_split
     from thermal_anomaly_segmenter.train.datamodule import ThermalDataModule

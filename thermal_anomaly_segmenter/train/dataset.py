@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..io.datasets import read_sample
+from ..io.frames import FILL_OFFSET_DEGC
 from ..normalization import Normalization, corridor_median
 
 if TYPE_CHECKING:
@@ -73,6 +74,10 @@ class ThermalDataset:
     def __getitem__(self, index: int) -> dict[str, Any]:
         import torch
 
+        if self.cache is not None and self.draw is not None:
+            raw = self._raw_cached(index)
+            if raw is not None:
+                return raw
         if self.cache is not None:
             data, corridor, label, median = self.cache.read(self.samples[index],
                                                             None if self.crop else self.size)
@@ -101,6 +106,51 @@ class ThermalDataset:
         }
 
 
+    def _raw_cached(self, index: int) -> dict[str, Any] | None:
+        """A device-augmentation sample straight from the cache's float16 planes (no float32
+        round trip); ``None`` when a crop window must be resized (frame smaller than it)."""
+        import torch
+
+        rel, corridor, label, median = self.cache.read_relative(  # type: ignore[union-attr]
+            self.samples[index], None if self.crop else self.size)
+        seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        if self.crop:
+            assert self.size is not None  # nosec B101 - crop implies a size
+            origin = _window_origin(rel.shape[1:], self.size, seed)
+            if origin is None:
+                return None
+            rows = slice(origin[0], origin[0] + int(self.size[0]))
+            cols = slice(origin[1], origin[1] + int(self.size[1]))
+            rel, corridor, label = rel[:, rows, cols], corridor[rows, cols], label[rows, cols]
+        # As augmentation.fill_values, over the window: its own corridor median.
+        outside = ~corridor
+        fill_m = float(rel[0][outside].min()) if outside.any() else float(
+            rel[1].min()) - FILL_OFFSET_DEGC
+        fill_u = 0.0
+        if self.crop:
+            t_u = rel[1][corridor] if corridor.any() else rel[1]
+            fill_u = float(np.median(t_u.astype(np.float32)))
+        fill = np.array([fill_m, fill_m, fill_u], np.float32) + np.float32(median)
+        return {
+            "data": torch.from_numpy(np.ascontiguousarray(rel[[0, 0, 1]])),
+            "median": torch.tensor(median, dtype=torch.float32),
+            "fill": torch.from_numpy(fill),
+            "mask": torch.from_numpy(np.ascontiguousarray(label)[None]),
+            "params": torch.from_numpy(self.draw(seed)),  # type: ignore[misc]
+        }
+
+
+def _window_origin(shape: tuple[int, ...], size: tuple[int, int], seed: int
+                   ) -> tuple[int, int] | None:
+    """Top-left corner of the seeded window :func:`_window` cuts (``None``: it resizes)."""
+    h, w = shape[:2]
+    th, tw = int(size[0]), int(size[1])
+    if h < th or w < tw:
+        return None
+    rng = np.random.default_rng(seed + 1)  # not the augmentation's stream
+    return int(rng.integers(0, h - th + 1)), int(rng.integers(0, w - tw + 1))
+
+
 def _raw(data: np.ndarray, corridor: np.ndarray, label: np.ndarray, median: float,
          params: np.ndarray) -> dict[str, Any]:
     """A sample for :class:`~.device_augment.DeviceAugment`: float16 relative temperatures
@@ -124,17 +174,16 @@ def _window(data: np.ndarray, corridor: np.ndarray, label: np.ndarray,
     """A seeded random ``size`` window of a frame (resized when the frame is smaller)."""
     import cv2
 
-    h, w = data.shape[:2]
+    origin = _window_origin(data.shape, size, seed)
     th, tw = int(size[0]), int(size[1])
-    if h < th or w < tw:
+    if origin is None:
         dsize = (tw, th)
         return (
             cv2.resize(data, dsize, interpolation=cv2.INTER_LINEAR),
             cv2.resize(corridor.view(np.uint8), dsize, interpolation=cv2.INTER_NEAREST) > 0,
             cv2.resize(label, dsize, interpolation=cv2.INTER_NEAREST),
         )
-    rng = np.random.default_rng(seed + 1)  # not the augmentation's stream
-    r, c = int(rng.integers(0, h - th + 1)), int(rng.integers(0, w - tw + 1))
+    r, c = origin
     window = (slice(r, r + th), slice(c, c + tw))
     return (np.ascontiguousarray(data[window]), np.ascontiguousarray(corridor[window]),
             np.ascontiguousarray(label[window]))

@@ -3,12 +3,14 @@
 A training phase reads every frame once per epoch (more with repeated frames), and each read
 decompresses an lz4 frame, decodes its label PNG and resizes both. :class:`FrameCache` keeps
 the result in a private folder the first time, one uncompressed ``.npz`` per frame and size:
-``T_m`` and ``T_u`` minus the frame's corridor median in float16 (exact to 0.008 degC within
-32 degC of the median, 0.03 degC within 128), the corridor and the label, and the median
-itself in float64. Loader workers in other processes share the files, and the operating
-system keeps them in memory as far as memory allows, so there is one copy, not one per
-worker. A frame is only written while the disk keeps :data:`RESERVE_FRACTION` of its space
-and at least :data:`RESERVE_BYTES` free; past that, frames are decoded as without a cache.
+``T_m`` and ``T_u`` minus the frame's corridor median as float16 planes (exact to 0.008 degC
+within 32 degC of the median, 0.03 degC within 128), the corridor and the label as uint8
+planes, and the median itself in float64. Batches augmented on the device take the float16
+planes as they are (:meth:`FrameCache.read_relative`). Loader workers in other processes
+share the files, and the operating system keeps them in memory as far as memory allows, so
+there is one copy, not one per worker. A frame is only written while the disk keeps
+:data:`RESERVE_FRACTION` of its space and at least :data:`RESERVE_BYTES` free; past that,
+frames are decoded as without a cache.
 Files are written atomically, so workers racing on one frame never read half a file.
 """
 
@@ -66,33 +68,41 @@ class FrameCache:
         Returns:
             ``(data H x W x 3 float32 degC, corridor bool, label uint8, median degC)``.
         """
+        rel, corridor, label, median = self.read_relative(sample, size)
+        data = np.empty((*rel.shape[1:], 3), np.float32)
+        np.add(rel[0], np.float32(median), out=data[..., 0], dtype=np.float32)
+        data[..., 1] = data[..., 0]
+        np.add(rel[1], np.float32(median), out=data[..., 2], dtype=np.float32)
+        return data, corridor, label, median
+
+    def read_relative(self, sample: Sample, size: tuple[int, int] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """The cached form itself: ``(2 x H x W float16 (T_m, T_u) minus the median,
+        corridor bool, label uint8, median degC)``; decoded and stored on a miss."""
         path = self._path(sample, size)
         try:
             with np.load(path) as stored:
-                packed, median = stored["frame"], float(stored["median"])
+                rel, masks = stored["relative"], stored["masks"]
+                median = float(stored["median"])
+            return rel, masks[0].view(bool), masks[1], median
         except (OSError, KeyError, ValueError):
-            data, corridor, label = read_sample(sample, size)
-            t_u = data[..., 2]
-            median = float(np.median(t_u[corridor] if corridor.any() else t_u))
-            self._store(path, data, corridor, label, median)
-            return data, corridor, label, median
-        rel = packed[..., :2].astype(np.float32) + np.float32(median)
-        data = np.stack([rel[..., 0], rel[..., 0], rel[..., 1]], axis=-1)
-        return data, packed[..., 2] > 0, packed[..., 3].astype(np.uint8), median
+            pass
+        data, corridor, label = read_sample(sample, size)
+        t_u = data[..., 2]
+        median = float(np.median(t_u[corridor] if corridor.any() else t_u))
+        rel = np.stack([data[..., 0], data[..., 2]]) - np.float32(median)
+        rel = rel.astype(np.float16)
+        masks = np.stack([corridor.view(np.uint8), label.astype(np.uint8)])
+        self._store(path, rel, masks, median)
+        return rel, masks[0].view(bool), masks[1], median
 
-    def _store(self, path: Path, data: np.ndarray, corridor: np.ndarray, label: np.ndarray,
-               median: float) -> None:
-        packed = np.empty((*data.shape[:2], 4), np.float16)
-        packed[..., 0] = data[..., 0] - median
-        packed[..., 1] = data[..., 2] - median
-        packed[..., 2] = corridor
-        packed[..., 3] = label
+    def _store(self, path: Path, rel: np.ndarray, masks: np.ndarray, median: float) -> None:
         try:
             usage = shutil.disk_usage(self.folder)
-            if usage.free - 2 * packed.nbytes < max(RESERVE_FRACTION * usage.total,
-                                                    RESERVE_BYTES):
+            if usage.free - 2 * (rel.nbytes + masks.nbytes) < max(
+                    RESERVE_FRACTION * usage.total, RESERVE_BYTES):
                 return
             with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-                np.savez(fh, frame=packed, median=np.float64(median))
+                np.savez(fh, relative=rel, masks=masks, median=np.float64(median))
         except OSError:  # a full or vanished cache folder only costs speed
             return
