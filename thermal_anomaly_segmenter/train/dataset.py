@@ -115,7 +115,7 @@ class ThermalDataset:
             self.samples[index], None if self.crop else self.size)
         seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         if self.crop:
-            assert self.size is not None  # nosec B101 - crop implies a size
+            assert self.size is not None  # nosec B101
             origin = _window_origin(rel.shape[1:], self.size, seed)
             if origin is None:
                 return None
