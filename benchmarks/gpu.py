@@ -3,7 +3,8 @@
 What it measures, side by side in one process, and prints one line each:
 
 1. ``bare``: the network alone on device-resident batches (B x 3 x 512 x 640, batch 32) for
-   SegFormer-B0, SegFormer-B2 and the shipped default (U-Net MobileNetV2): eager with bf16
+   SegFormer-B0 and the shipped default (U-Net MobileNetV2), both the trained folders in
+   ``models/``, and SegFormer-B2 (random weights): eager with bf16
    autocast (the figure RESULTS.md has today), bf16 weights, bf16 weights + CUDA graph,
    ``torch.compile(dynamic=False)``, compile + CUDA graph; img/s and utilisation against
    the bf16 peak, FLOPs from ``torch.utils.flop_counter.FlopCounterMode``.
@@ -32,6 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"
 SHIPPED_DEFAULT = ROOT / "models" / "unet_mobilenetv2_synthetic"
+#: Trained folders (realistic probability maps, so realistic post-processing); other model
+#: types are randomly initialised, and their masks + records rates are not representative.
+TRAINED = {"default": SHIPPED_DEFAULT, "segformer_b0": ROOT / "models" / "segformer_b0_synthetic"}
 
 #: Dense bf16 tensor-core peak of an H100 / H200 SXM (no sparsity), FLOP/s.
 H100_BF16_PEAK = 989e12
@@ -97,14 +101,15 @@ def rate(fn: Callable[[], object], images_per_call: int, device: str,
 
 
 def model_folder(tmp: Path, name: str, hw: tuple[int, int]) -> Path:
-    """A model folder: the shipped default as shipped, SegFormers randomly initialised."""
+    """A model folder: a shipped trained one where there is one (:data:`TRAINED`), else the
+    zoo type randomly initialised."""
     import torch
 
     from thermal_anomaly_segmenter.model_folder import ModelConfig, save_model_folder
     from thermal_anomaly_segmenter.zoo import build_model
 
-    if name == "default":
-        return SHIPPED_DEFAULT
+    if name in TRAINED and TRAINED[name].is_dir():
+        return TRAINED[name]
     torch.manual_seed(0)
     config = ModelConfig(model_type=name, architecture={}, input_size=hw)
     return save_model_folder(tmp / f"gpu_{name}", config, build_model(name, {}))
@@ -198,9 +203,11 @@ def bench_engine(name: str, folder: Path, s: Setup, best_bare: float,
     full = rate(lambda: seg.predict_batch(frames, options), len(frames), s.device, s.seconds,
                 s.least)
     engine = "device engine" if seg._engine is not None else "host numpy path"
+    weights = "" if folder in TRAINED.values() else "; random weights: records not representative"
     print(f"gpu   engine {name:13s} b{s.batch} ({engine}{', compiled' if compile_model else ''}"
           f"): to probabilities {probs:8.1f} img/s ({probs / best_bare:4.2f}x best bare), to "
-          f"masks + records {full:8.1f} img/s ({full / best_bare:4.2f}x best bare)", flush=True)
+          f"masks + records {full:8.1f} img/s ({full / best_bare:4.2f}x best bare){weights}",
+          flush=True)
 
 
 def bench_profile(folder: Path, s: Setup, rows: int = 15) -> None:

@@ -62,7 +62,7 @@ class EngineOptions:
 
     bf16_weights: bool = True
     compile: bool = False
-    compile_mode: str = "max-autotune-no-cudagraphs"
+    compile_mode: str = "default"
     cuda_graphs: bool = True
     pinned: bool = True
     side_stream: bool = True
