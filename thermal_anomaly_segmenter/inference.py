@@ -1,7 +1,8 @@
 """Inference engine: the place where a frame becomes a mask.
 
 :class:`Segmenter` loads a model folder once and keeps it warm. For each frame it normalises
-the temperatures, runs the network under ``torch.inference_mode`` (bf16 autocast on CUDA),
+the temperatures, runs the network under ``torch.inference_mode`` (on CUDA through
+:class:`~.accel.DeviceEngine`: bf16 weights, work on the device, CUDA graphs),
 and turns the sigmoid probabilities into a corridor-restricted mask and anomaly records.
 Frames up to about the training size run whole and are batched together; larger frames go
 through overlapping tiles blended with a smooth window, so memory stays bounded whatever the
