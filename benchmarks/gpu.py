@@ -239,6 +239,10 @@ def bench_profile(folder: Path, s: Setup, rows: int = 15) -> None:
     total = sum(stages.values()) or 1.0
     print("gpu   profile segformer_b0 engine wall by stage: " + ", ".join(
         f"{k} {100 * v / total:4.1f} %" for k, v in stages.items()), flush=True)
+    inner = {e.key: e.cpu_time_total for e in averages if e.key.startswith("taseg.engine.")}
+    if inner:  # the device engine's own ranges (host time; a GPU wait shows in to_host)
+        print("gpu   profile segformer_b0 inside the device engine: " + ", ".join(
+            f"{k} {100 * v / total:4.1f} %" for k, v in inner.items()), flush=True)
     print(averages.table(sort_by=key, row_limit=rows), flush=True)
 
 

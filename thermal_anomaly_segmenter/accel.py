@@ -11,6 +11,8 @@ makes the network itself cheaper:
 * normalisation (:func:`normalize`), layout (channels-last), sigmoid and, for tiled frames,
   the blending of tiles (:func:`blend_tiles`) run on the device; one synchronisation per call
   (the copy back of the probabilities, into pinned memory);
+* named profiler ranges (``taseg.engine.stage``, ``.forward``, ``.to_host``) for
+  ``torch.profiler`` (``python -m benchmarks gpu`` prints them);
 * bf16 weights (a bf16 copy of the network; no autocast per call), ``torch.compile`` with
   ``dynamic=False`` (drone frames come in one size, so one graph per batch shape), and a CUDA
   graph captured per fixed batch shape (replayed instead of launching every kernel; other
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.profiler import record_function
 
 from .normalization import Normalization
 
@@ -233,17 +236,25 @@ class DeviceEngine:
         """Sigmoid probabilities (B x H x W float32) of same-size H x W x 3 degC frames,
         normalised on the device."""
         with self._lock:
-            x = self._staged(frames).permute(0, 3, 1, 2)
-            med = torch.tensor(list(medians), dtype=torch.float32, device=self.device)
-            return self._to_host(self._probs(normalize(x, self.norm, med)))
+            with record_function("taseg.engine.stage"):
+                x = self._staged(frames).permute(0, 3, 1, 2)
+                med = torch.tensor(list(medians), dtype=torch.float32, device=self.device)
+            with record_function("taseg.engine.forward"):
+                probs = self._probs(normalize(x, self.norm, med))
+            with record_function("taseg.engine.to_host"):
+                return self._to_host(probs)
 
     @torch.inference_mode()
     def forward_normalized(self, batch: np.ndarray) -> np.ndarray:
         """:meth:`.inference.Segmenter._forward` on the device: a B x H x W x 3 normalised
         batch -> B x H x W probabilities."""
         with self._lock:
-            x = self._staged(list(batch)).permute(0, 3, 1, 2)
-            return self._to_host(self._probs(x))
+            with record_function("taseg.engine.stage"):
+                x = self._staged(list(batch)).permute(0, 3, 1, 2)
+            with record_function("taseg.engine.forward"):
+                probs = self._probs(x)
+            with record_function("taseg.engine.to_host"):
+                return self._to_host(probs)
 
     @torch.inference_mode()
     def tiled(self, data: np.ndarray, median: float, positions: Sequence[tuple[int, int]],
