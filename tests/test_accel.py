@@ -59,6 +59,9 @@ def test_engine_probabilities_match_the_numpy_path(segmenter, frames):
     normalised = np.stack([segmenter.norm.apply(f, m) for f, m in zip(frames, medians,
                                                                      strict=True)])
     np.testing.assert_allclose(engine.forward_normalized(normalised), expected, atol=2e-6)
+    many = engine.probabilities_many([(frames, medians), (frames[::-1], medians[::-1])])
+    np.testing.assert_allclose(many[0], expected, atol=2e-6)
+    np.testing.assert_allclose(many[1], expected[::-1], atol=2e-6)
 
 
 def test_bf16_weights_stay_close_and_leave_the_model_alone(segmenter, frames):
@@ -89,9 +92,11 @@ def test_tiles_blended_by_the_engine_match_the_host_blending(segmenter, sample_f
 
 def test_predictions_through_the_engine_match(segmenter, sample_frame):
     options = PredictOptions(batch_size=2)
-    small = _crop(sample_frame, slice(140, 204), slice(326, 406))
-    expected = segmenter.predict_batch([sample_frame, small], options)
-    got = _engine_segmenter(segmenter).predict_batch([sample_frame, small], options)
+    # Three small frames: two chunks pipelined through probabilities_many; and a whole one.
+    small = [_crop(sample_frame, slice(140 + d, 204 + d), slice(326, 406)) for d in (0, 3, 6)]
+    frames = [sample_frame, *small]
+    expected = segmenter.predict_batch(frames, options)
+    got = _engine_segmenter(segmenter).predict_batch(frames, options)
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a.probability, b.probability, atol=5e-6)
         np.testing.assert_array_equal(a.mask, b.mask)

@@ -6,11 +6,12 @@ makes the network itself cheaper:
 
 * frames go from their numpy arrays straight into reused page-locked (pinned) buffers, one
   copy, and on to the GPU with ``non_blocking`` copies on a side stream; the compute stream
-  waits for the copy by an event, not by a synchronisation, so a second caller's copy
-  overlaps the first caller's forward;
+  waits for the copy by an event, not by a synchronisation, so the host stages the next
+  batch (:meth:`DeviceEngine.probabilities_many`) or the next tiles while the GPU runs the
+  current ones;
 * normalisation (:func:`normalize`), layout (channels-last), sigmoid and, for tiled frames,
-  the blending of tiles (:func:`blend_tiles`) run on the device; one synchronisation per call
-  (the copy back of the probabilities, into pinned memory);
+  the blending of tiles (:func:`blend_tiles`) run on the device; the host waits only for
+  results (copied back into pinned memory);
 * named profiler ranges (``taseg.engine.stage``, ``.forward``, ``.to_host``) for
   ``torch.profiler`` (``python -m benchmarks gpu`` prints them);
 * bf16 weights (a bf16 copy of the network; no autocast per call), ``torch.compile`` with
@@ -170,11 +171,23 @@ class DeviceEngine:
         return out
 
     def _to_host(self, probs: torch.Tensor) -> np.ndarray:
+        out, done = self._to_host_async(probs)
+        return self._ready(out, done)
+
+    def _to_host_async(self, probs: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """Start the copy back into pinned memory; returns it and its event (GPU)."""
         if not self.cuda:
-            return probs.numpy()
+            return probs, None
         out = torch.empty(probs.shape, dtype=probs.dtype, pin_memory=self.options.pinned)
         out.copy_(probs, non_blocking=self.options.pinned)
-        torch.cuda.current_stream(self.device).synchronize()
+        done = torch.cuda.Event()
+        done.record(torch.cuda.current_stream(self.device))
+        return out, done
+
+    @staticmethod
+    def _ready(out: torch.Tensor, done: Any) -> np.ndarray:
+        if done is not None:
+            done.synchronize()
         return out.numpy()
 
     # -- the network -------------------------------------------------------------------------
@@ -231,18 +244,36 @@ class DeviceEngine:
 
     # -- calls -------------------------------------------------------------------------------
 
-    @torch.inference_mode()
     def probabilities(self, frames: Sequence[np.ndarray], medians: Sequence[float]) -> np.ndarray:
         """Sigmoid probabilities (B x H x W float32) of same-size H x W x 3 degC frames,
         normalised on the device."""
+        return self.probabilities_many([(frames, medians)])[0]
+
+    @torch.inference_mode()
+    def probabilities_many(self, chunks: Sequence[tuple[Sequence[np.ndarray], Sequence[float]]]
+                           ) -> list[np.ndarray]:
+        """:meth:`probabilities` of each ``(frames, medians)`` chunk, pipelined: the host
+        copies chunk k + 1 into pinned memory and on to the GPU while the GPU still runs
+        chunk k; the only waits are for chunk k's results and for a staging buffer's last
+        copy out."""
+        results: list[np.ndarray] = []
+        pending = None
         with self._lock:
-            with record_function("taseg.engine.stage"):
-                x = self._staged(frames).permute(0, 3, 1, 2)
-                med = torch.tensor(list(medians), dtype=torch.float32, device=self.device)
-            with record_function("taseg.engine.forward"):
-                probs = self._probs(normalize(x, self.norm, med))
-            with record_function("taseg.engine.to_host"):
-                return self._to_host(probs)
+            for frames, medians in chunks:
+                with record_function("taseg.engine.stage"):
+                    x = self._staged(frames).permute(0, 3, 1, 2)
+                    med = torch.tensor(list(medians), dtype=torch.float32, device=self.device)
+                with record_function("taseg.engine.forward"):
+                    probs = self._probs(normalize(x, self.norm, med))
+                    started = self._to_host_async(probs)
+                if pending is not None:
+                    with record_function("taseg.engine.to_host"):
+                        results.append(self._ready(*pending))
+                pending = started
+            if pending is not None:
+                with record_function("taseg.engine.to_host"):
+                    results.append(self._ready(*pending))
+        return results
 
     @torch.inference_mode()
     def forward_normalized(self, batch: np.ndarray) -> np.ndarray:

@@ -262,17 +262,21 @@ class Segmenter:
                 whole.setdefault((h, w), []).append(i)
             else:
                 out[i] = self._tiled(frame, medians[i], tile, options, corridor_tiles_only)
+        if self._engine is not None:  # normalised and pipelined on the GPU (.accel)
+            for indices in whole.values():
+                chunks = [indices[s : s + options.batch_size]
+                          for s in range(0, len(indices), options.batch_size)]
+                results = self._engine.probabilities_many(
+                    [([frames[i].data for i in c], [medians[i] for i in c]) for c in chunks])
+                for chunk, probs in zip(chunks, results, strict=True):
+                    for i, prob in zip(chunk, probs, strict=True):
+                        out[i] = prob
+            whole = {}
         for indices in whole.values():
             for start in range(0, len(indices), options.batch_size):
                 chunk = indices[start : start + options.batch_size]
-                if self._engine is not None:  # normalised on the GPU (.accel)
-                    probs = self._engine.probabilities([frames[i].data for i in chunk],
-                                                       [medians[i] for i in chunk])
-                else:
-                    batch = np.stack([self.norm.apply(frames[i].data, medians[i])
-                                      for i in chunk])
-                    probs = self._forward(batch)
-                for i, prob in zip(chunk, probs, strict=True):
+                batch = np.stack([self.norm.apply(frames[i].data, medians[i]) for i in chunk])
+                for i, prob in zip(chunk, self._forward(batch), strict=True):
                     out[i] = prob
         return out  # type: ignore[return-value]
 
