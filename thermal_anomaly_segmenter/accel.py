@@ -170,6 +170,14 @@ class DeviceEngine:
             out.record_stream(torch.cuda.current_stream(self.device))
         return out
 
+    def _medians(self, medians: Sequence[float]) -> torch.Tensor:
+        med = torch.tensor(list(medians), dtype=torch.float32)
+        if not self.cuda:
+            return med
+        # From pinned memory, so the copy queues behind the running batch instead of waiting.
+        pin = self.options.pinned
+        return (med.pin_memory() if pin else med).to(self.device, non_blocking=pin)
+
     def _to_host(self, probs: torch.Tensor) -> np.ndarray:
         out, done = self._to_host_async(probs)
         return self._ready(out, done)
@@ -262,7 +270,7 @@ class DeviceEngine:
             for frames, medians in chunks:
                 with record_function("taseg.engine.stage"):
                     x = self._staged(frames).permute(0, 3, 1, 2)
-                    med = torch.tensor(list(medians), dtype=torch.float32, device=self.device)
+                    med = self._medians(medians)
                 with record_function("taseg.engine.forward"):
                     probs = self._probs(normalize(x, self.norm, med))
                     started = self._to_host_async(probs)
