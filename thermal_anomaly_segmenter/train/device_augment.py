@@ -145,22 +145,22 @@ class DeviceAugment:
         moved = [i for i in range(b) if not torch.equal(matrices[i], torch.eye(3, dtype=
                                                                               torch.float64))]
         if moved:
-            idx = torch.tensor(moved, device=device)
+            idx = _to(torch.tensor(moved), device)
             grid = _affine_grid(matrices[moved], h, w, device)
             x = x.index_copy(0, idx, _sample(x[idx], grid, "bilinear"))
             y = y.index_copy(0, idx, _sample(y[idx], grid, "nearest"))
         elastic = [i for i in range(b) if params[i, _COL["elastic"]] > 0]
         if elastic:
-            idx = torch.tensor(elastic, device=device)
+            idx = _to(torch.tensor(elastic), device)
             if displacement is None:
                 fields = torch.stack([self.displacement(int(params[i, _COL["noise_seed"]]),
                                                         h, w, device) for i in elastic])
             else:
-                fields = displacement[idx].to(device=device, dtype=torch.float32)
+                fields = displacement[elastic].to(device=device, dtype=torch.float32)
             grid = _elastic_grid(fields, h, w)
             x = x.index_copy(0, idx, _sample(x[idx], grid, "bilinear"))
             y = y.index_copy(0, idx, _sample(y[idx], grid, "nearest"))
-        offset = params[:, _COL["offset_degc"]].to(device=device, dtype=torch.float32)
+        offset = _to(params[:, _COL["offset_degc"]].float(), device)
         return x + shift + offset[:, None, None, None], y, offset
 
     def displacement(self, seed: int, h: int, w: int,
@@ -207,6 +207,14 @@ def affine_matrix(shift_x: float, shift_y: float, scale_x: float, scale_y: float
     return back @ linear @ to_centre
 
 
+def _to(t: torch.Tensor, device: Any) -> torch.Tensor:
+    """A small host tensor on ``device``; on a GPU from pinned memory, so the copy queues
+    behind the running step instead of making the host wait for it."""
+    if torch.device(device).type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def _pixel_grid(h: int, w: int, dtype: torch.dtype, device: Any = "cpu") -> torch.Tensor:
     ys, xs = torch.meshgrid(torch.arange(h, dtype=dtype, device=device),
                             torch.arange(w, dtype=dtype, device=device), indexing="ij")
@@ -223,7 +231,7 @@ def _to_unit(coords: torch.Tensor, h: int, w: int) -> torch.Tensor:
 def _affine_grid(forward: torch.Tensor, h: int, w: int, device: Any) -> torch.Tensor:
     """Sampling grid (B x H x W x 2) of forward pixel maps (B x 3 x 3, float64, host), built
     on the device (float32 holds pixel coordinates to 1e-4 px)."""
-    inverse = torch.linalg.inv(forward).float().to(device)
+    inverse = _to(torch.linalg.inv(forward).float(), device)
     pix = _pixel_grid(h, w, torch.float32, device)
     src = pix @ inverse[:, None, :2, :2].transpose(-1, -2) + inverse[:, None, None, :2, 2]
     return _to_unit(src, h, w)
