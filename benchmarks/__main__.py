@@ -1,4 +1,5 @@
-"""TASeg benchmarks: ``python -m benchmarks [folder|api|tiled|onnx|gpu|train_step|heldout|all]``.
+"""TASeg benchmarks: ``python -m benchmarks [folder|api|tiled|onnx|gpu|train_step|loader|...]``
+(``heldout``, ``all``).
 
 ``heldout`` (quality, not speed) runs :mod:`benchmarks.heldout_families` with its defaults
 (``all`` leaves it out).
@@ -263,188 +264,12 @@ def bench_tiled(tmp: Path, size: int, overlap: float = 0.25) -> None:
           flush=True)
 
 
-#: Dense bf16 tensor-core peak of an H100 / H200 SXM (no sparsity), FLOP/s.
-H100_BF16_PEAK = 989e12
-GPU_MODELS = ("segformer_b0", "segformer_b2", "smp_deeplabV3plus")
+def bench_gpu(tmp: Path, models: Sequence[str], batch: int = 32, compile_too: bool = True,
+              peak: float = 989e12, smoke: bool = False) -> None:
+    """GPU inference and training in one run: see :mod:`benchmarks.gpu`."""
+    from benchmarks.gpu import run
 
-
-def _sync(device: str) -> None:
-    import torch
-
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def _gpu_rate(fn, images_per_call: int, device: str = "cuda", seconds: float = 3.0) -> float:
-    """Images per second of ``fn`` on the GPU: warm up, calibrate, then time whole calls."""
-    for _ in range(3):
-        fn()
-    _sync(device)
-    t0 = time.perf_counter()
-    fn()
-    _sync(device)
-    calls = max(5, int(seconds / max(time.perf_counter() - t0, 1e-6)))
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    _sync(device)
-    return calls * images_per_call / (time.perf_counter() - t0)
-
-
-def _gpu_inference(model_type: str, batch: int, compile_too: bool, peak: float,
-                   device: str = "cuda", hw: tuple[int, int] = (512, 640)) -> None:
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from thermal_anomaly_segmenter.zoo import build_model
-
-    torch.manual_seed(0)
-    model = build_model(model_type).to(device).eval()
-    x1 = torch.randn(1, 3, *hw, device=device)
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        model(x1)
-    flops = counter.get_total_flops()  # per 512 x 640 image (a multiply-add counts 2)
-
-    def util(rate: float) -> str:
-        return f"{rate:8.1f} img/s ({100 * flops * rate / peak:5.2f} % of bf16 peak)"
-
-    with torch.inference_mode():
-        eager = _gpu_rate(lambda: model(x1), 1, device)
-        fast_model = model.to(memory_format=torch.channels_last)
-        xb = torch.randn(batch, 3, *hw, device=device).contiguous(
-            memory_format=torch.channels_last)
-
-        def fast(net=fast_model) -> None:
-            with torch.autocast(device, dtype=torch.bfloat16):
-                net(xb)
-
-        bf16 = _gpu_rate(fast, batch, device)
-    line = (f"gpu   {model_type:18s} {flops / 1e9:6.1f} GFLOP/img: fp32 eager b1 {util(eager)}; "
-            f"bf16+channels_last b{batch} {util(bf16)} ({bf16 / eager:4.1f}x)")
-    if compile_too:
-        try:
-            compiled = torch.compile(fast_model)
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                fast(compiled)
-                _sync(device)
-                took = time.perf_counter() - t0
-                rate = _gpu_rate(lambda: fast(compiled), batch, device)
-            line += f"; +torch.compile {util(rate)} ({rate / eager:4.1f}x, compile {took:4.0f} s)"
-        except Exception as exc:  # report and go on: compile support varies by install
-            line += f"; torch.compile failed: {type(exc).__name__}: {exc}"
-    print(line, flush=True)
-
-
-def _gpu_engine(tmp: Path, batch: int, device: str = "cuda",
-                hw: tuple[int, int] = (512, 640)) -> None:
-    """The inference engine end to end (numpy in, probabilities out, transfers included)."""
-    from thermal_anomaly_segmenter.inference import Segmenter
-
-    folder = _model(tmp / "gpu_engine")
-    x = np.random.default_rng(0).normal(size=(batch, *hw, 3)).astype(np.float32)
-    rates = {}
-    for label, comp in (("default", False), ("compile_model=True", True)):
-        seg = Segmenter.from_folder(folder, device, "torch", compile_model=comp)
-        for _ in range(3):  # compiles when asked (transformers recompiles once)
-            seg._forward(x)
-        t0 = time.perf_counter()
-        calls = 10
-        for _ in range(calls):
-            seg._forward(x)
-        rates[label] = calls * batch / (time.perf_counter() - t0)
-    print("gpu   engine Segmenter._forward segformer_b0 b{}: {}".format(
-        batch, ", ".join(f"{k} {v:7.1f} img/s" for k, v in rates.items())), flush=True)
-
-
-def _gpu_training(tmp: Path, model_type: str, batch: int, steps: int, device: str = "cuda",
-                  hw: tuple[int, int] = (512, 640)) -> None:
-    """Training steps, fp32 eager against bf16 AMP + channels_last, on the real data loader.
-
-    The data-loading share is the time spent waiting for the next batch (``next(loader)``
-    plus the host-to-device copy) over the whole step, from torch.profiler's record_function
-    ranges; every step ends with a synchronize, so the ranges are wall time.
-    """
-    import torch
-    from torch.profiler import ProfilerActivity, profile, record_function
-
-    from thermal_anomaly_segmenter.io.datasets import load_split
-    from thermal_anomaly_segmenter.normalization import Normalization
-    from thermal_anomaly_segmenter.synthetic import write_dataset
-    from thermal_anomaly_segmenter.train.datamodule import ThermalDataModule, default_worker_count
-    from thermal_anomaly_segmenter.train.task import make_loss
-    from thermal_anomaly_segmenter.zoo import build_model
-
-    root = tmp / "gpu_data"
-    if not root.exists():
-        write_dataset(root, 4 * batch, height=hw[0], width=hw[1], splits=(0.8, 0.1, 0.1),
-                      sets=("generated_set",))
-    split = load_split(root / "generated_set", "train")
-    workers = default_worker_count()
-    loader = ThermalDataModule(split, split, None, Normalization(), hw, batch,
-                               workers=workers, pin_memory=device == "cuda").train_dataloader()
-
-    def batches():
-        while True:
-            yield from loader
-
-    results = {}
-    for label, amp in (("fp32", False), ("bf16 AMP", True)):
-        torch.manual_seed(0)
-        fmt = torch.channels_last if amp else torch.contiguous_format
-        model = build_model(model_type).to(device).to(memory_format=fmt).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        loss_fn = make_loss("Tversky")
-        data = batches()
-
-        def step(b, model=model, opt=opt, loss_fn=loss_fn, fmt=fmt, amp=amp) -> None:
-            x = b["image"].to(device, non_blocking=True).contiguous(memory_format=fmt)
-            y = b["mask"].to(device, non_blocking=True)
-            with torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
-                logits = model(x)
-            loss = loss_fn(logits.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        for _ in range(3):
-            step(next(data))
-        _sync(device)
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                with record_function("data_loading"):
-                    b = next(data)
-                with record_function("train_step"):
-                    step(b)
-                    _sync(device)
-            wall = time.perf_counter() - t0
-        ranges = {e.key: e.cpu_time_total for e in prof.key_averages()
-                  if e.key in ("data_loading", "train_step")}
-        share = ranges["data_loading"] / max(1.0, sum(ranges.values()))
-        results[label] = (steps * batch / wall, share)
-    (f32, s32), (amp_rate, samp) = results["fp32"], results["bf16 AMP"]
-    print(f"gpu   train {model_type:18s} b{batch} ({workers} loader workers): fp32 {f32:6.1f} "
-          f"img/s (data {100 * s32:4.1f} %), bf16 AMP+channels_last {amp_rate:6.1f} img/s "
-          f"(data {100 * samp:4.1f} %), {amp_rate / f32:4.2f}x", flush=True)
-
-
-def bench_gpu(tmp: Path, models: Sequence[str] = GPU_MODELS, batch: int = 32,
-              compile_too: bool = True, peak: float = H100_BF16_PEAK) -> None:
-    """GPU throughput: inference fp32 eager batch 1 against the fast path, then training."""
-    import torch
-
-    if not torch.cuda.is_available():
-        print("gpu   skipped: no CUDA device on this machine (run on a GPU host: "
-              "python -m benchmarks gpu)")
-        return
-    print(f"gpu   {torch.cuda.get_device_name()}, peak assumed {peak / 1e12:.0f} TFLOPS bf16 "
-          "dense; torch", torch.__version__, flush=True)
-    for model_type in models:
-        _gpu_inference(model_type, batch, compile_too, peak)
-    _gpu_engine(tmp, batch)
-    for model_type in models:
-        _gpu_training(tmp, model_type, batch=16, steps=10)
+    run(tmp, tuple(models), batch, compile_too, peak, smoke)
 
 
 _STEP_SETTINGS = {"fp32": (False, False), "fp32 channels-last": (False, True),
@@ -500,26 +325,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("which", nargs="*", default=["all"],
                         choices=["all", "folder", "api", "tiled", "onnx", "gpu", "train_step",
-                                 "heldout"])
+                                 "loader", "heldout"])
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--size", type=int, default=4096, help="tiled frame side (8192 on big)")
     parser.add_argument("--tile-overlap", type=float, default=0.25,
                         help="tiled: overlap fraction between tiles (predict's default 0.25)")
-    parser.add_argument("--gpu-models", default=",".join(GPU_MODELS),
-                        help="comma-separated zoo model types for the gpu benchmark")
+    parser.add_argument("--gpu-models", default="segformer_b0,segformer_b2,default",
+                        help="gpu: comma-separated zoo model types; 'default' = the shipped "
+                             "default model folder")
     parser.add_argument("--gpu-batch", type=int, default=32, help="batch of the GPU fast path")
     parser.add_argument("--no-compile", action="store_true", help="gpu: skip torch.compile")
-    parser.add_argument("--peak-tflops", type=float, default=H100_BF16_PEAK / 1e12,
+    parser.add_argument("--peak-tflops", type=float, default=989.0,
                         help="bf16 dense peak of the GPU, for utilisation (H100 SXM: 989)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="gpu: every section on tiny shapes, on the CPU when there is no "
+                             "GPU, in seconds (checks the script; the figures mean nothing)")
     args = parser.parse_args()
     if "heldout" in args.which:
         from benchmarks.heldout_families import main as heldout
 
         heldout(["--work", str(Path(tempfile.gettempdir()) / "taseg-heldout")])
         return
-    which = ({"folder", "api", "tiled", "onnx", "gpu", "train_step"} if "all" in args.which
-             else set(args.which))
+    everything = {"folder", "api", "tiled", "onnx", "gpu", "train_step", "loader"}
+    which = everything if "all" in args.which else set(args.which)
     print(machine())
     with tempfile.TemporaryDirectory(prefix="taseg-bench-") as tmp:
         tmp = Path(tmp)
@@ -534,9 +363,13 @@ def main() -> None:
             bench_tiled(tmp, args.size, args.tile_overlap)
         if "train_step" in which:
             bench_train_step(max(3, args.repeats // 4))
+        if "loader" in which:
+            from benchmarks.gpu import bench_loader
+
+            bench_loader(tmp)
         if "gpu" in which:
             bench_gpu(tmp, args.gpu_models.split(","), args.gpu_batch, not args.no_compile,
-                      args.peak_tflops * 1e12)
+                      args.peak_tflops * 1e12, args.smoke)
 
 
 if __name__ == "__main__":

@@ -76,15 +76,8 @@ class ThermalAugment:
         )
 
     def fill_values(self, data: np.ndarray, corridor: np.ndarray) -> np.ndarray:
-        """Per-channel values of pixels outside the frame: ``(T_m fill, T_m fill, median T_u)``."""
-        t_u = data[..., 2]
-        outside = ~corridor
-        if outside.any():
-            fill_m = float(data[..., 0][outside].min())
-        else:
-            fill_m = float(t_u.min()) - FILL_OFFSET_DEGC
-        median = float(np.median(t_u[corridor])) if corridor.any() else float(np.median(t_u))
-        return np.array([fill_m, fill_m, median], dtype=np.float32)
+        """Per-channel values of pixels outside the frame (see :func:`fill_values`)."""
+        return fill_values(data, corridor)
 
     def __call__(
         self, data: np.ndarray, corridor: np.ndarray, label: np.ndarray, seed: int
@@ -97,3 +90,19 @@ class ThermalAugment:
         out = self.pipeline(image=shifted, mask=label)
         image = out["image"] + (fill + np.float32(offset))
         return image.astype(np.float32, copy=False), out["mask"].astype(np.uint8), offset
+
+
+def fill_values(data: np.ndarray, corridor: np.ndarray) -> np.ndarray:
+    """Per-channel values of pixels outside the frame: ``(T_m fill, T_m fill, median T_u)``.
+
+    Shared by the CPU pipeline and the batch augmentation on the training device
+    (:mod:`.train.device_augment`), so both fill alike.
+    """
+    t_u = data[..., 2]
+    outside = ~corridor
+    if outside.any():
+        fill_m = float(data[..., 0][outside].min())
+    else:
+        fill_m = float(t_u.min()) - FILL_OFFSET_DEGC
+    median = float(np.median(t_u[corridor])) if corridor.any() else float(np.median(t_u))
+    return np.array([fill_m, fill_m, median], dtype=np.float32)

@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_train_parser(sub) -> None:
-    from .config import LOSSES, PHASES, PRECISIONS, RECIPE_CHOICES
+    from .config import AUGMENT_ON, LOSSES, PHASES, PRECISIONS, RECIPE_CHOICES
 
     t = sub.add_parser(
         "train", help="train a model with the three-phase TASeg recipe",
@@ -238,6 +238,9 @@ def _add_train_parser(sub) -> None:
     t.add_argument("--precision", choices=PRECISIONS,
                    help="auto (default): bf16 mixed where the GPU or CPU computes in bf16 "
                    "natively, fp16 mixed on older GPUs, else fp32")
+    t.add_argument("--augment-on", choices=AUGMENT_ON,
+                   help="where training frames are augmented: auto (default: on the device "
+                   "on a GPU, in the loader workers on a CPU), cpu or device")
     t.add_argument("--recipe", choices=RECIPE_CHOICES,
                    help="defaults of the options not given: 'published' (segformer_b0, "
                    "Tversky, batch 16, all phases, whole frames), 'cpu' (smp_unet with a "

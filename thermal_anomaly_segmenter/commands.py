@@ -100,6 +100,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "input_size": _input_size(args.input_size) if args.input_size else None,
         "recipe": args.recipe,
         "precision": args.precision,
+        "augment_on": args.augment_on,
         "weights": args.weights,
         "output_dir": args.output_dir,
     }

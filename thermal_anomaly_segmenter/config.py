@@ -227,6 +227,7 @@ RECIPES: dict[str, Recipe] = {
     ),
 }
 PRECISIONS: tuple[str, ...] = ("auto", "32-true", "bf16-mixed", "16-mixed")
+AUGMENT_ON: tuple[str, ...] = ("auto", "cpu", "device")
 #: ``auto`` = ``cpu`` when the run trains on the CPU, ``published`` on a GPU.
 RECIPE_CHOICES: tuple[str, ...] = ("auto", *RECIPES)
 
@@ -289,11 +290,19 @@ class TrainOptions:
     #: A published-format configuration file to take the per-phase recipe from instead of the
     #: shipped ``configurations/train_<model_type>.json`` (see :mod:`.recipe_files`).
     recipe_file: str | None = None
+    #: Where training frames are augmented: ``cpu`` (albumentations in the loader workers),
+    #: ``device`` (whole batches on the training device, see :mod:`.train.device_augment`)
+    #: or ``auto`` (``device`` on a GPU, where the CPU side bound training; ``cpu`` on a CPU).
+    augment_on: str = "auto"
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPE_CHOICES:
             raise InvalidInputError(
                 f"recipe must be one of {', '.join(RECIPE_CHOICES)}, got {self.recipe!r}"
+            )
+        if self.augment_on not in AUGMENT_ON:
+            raise InvalidInputError(
+                f"augment_on must be one of {', '.join(AUGMENT_ON)}, got {self.augment_on!r}"
             )
         if self.precision not in PRECISIONS:
             raise InvalidInputError(

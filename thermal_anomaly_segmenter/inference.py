@@ -1,7 +1,8 @@
 """Inference engine: the place where a frame becomes a mask.
 
 :class:`Segmenter` loads a model folder once and keeps it warm. For each frame it normalises
-the temperatures, runs the network under ``torch.inference_mode`` (bf16 autocast on CUDA),
+the temperatures, runs the network under ``torch.inference_mode`` (on CUDA through
+:class:`~.accel.DeviceEngine`: bf16 weights, work on the device, CUDA graphs),
 and turns the sigmoid probabilities into a corridor-restricted mask and anomaly records.
 Frames up to about the training size run whole and are batched together; larger frames go
 through overlapping tiles blended with a smooth window, so memory stays bounded whatever the
@@ -153,6 +154,7 @@ class Segmenter:
         # One forward at a time: a model is not re-entrant across threads on every backend.
         self._lock = threading.Lock()
         self._session = None  # ONNX Runtime session, when that backend is used
+        self._engine = None  # .accel.DeviceEngine on CUDA (issue 17); None on the CPU
 
     @classmethod
     def from_folder(
@@ -184,9 +186,14 @@ class Segmenter:
             import torch
 
             segmenter.model = model.to(memory_format=torch.channels_last)
+            from .accel import DeviceEngine, EngineOptions
+
+            segmenter._engine = DeviceEngine(model, config.norm, device,
+                                             EngineOptions(compile=compile_model))
         elif model is not None and backend != "torch":
             segmenter._use_onnx(backend == "onnx")
-        if compile_model and model is not None and segmenter._session is None:
+        if (compile_model and model is not None and segmenter._session is None
+                and segmenter._engine is None):
             import torch
 
             segmenter.model = torch.compile(segmenter.model)
@@ -255,6 +262,16 @@ class Segmenter:
                 whole.setdefault((h, w), []).append(i)
             else:
                 out[i] = self._tiled(frame, medians[i], tile, options, corridor_tiles_only)
+        if self._engine is not None:  # normalised and pipelined on the GPU (.accel)
+            for indices in whole.values():
+                chunks = [indices[s : s + options.batch_size]
+                          for s in range(0, len(indices), options.batch_size)]
+                results = self._engine.probabilities_many(
+                    [([frames[i].data for i in c], [medians[i] for i in c]) for c in chunks])
+                for chunk, probs in zip(chunks, results, strict=True):
+                    for i, prob in zip(chunk, probs, strict=True):
+                        out[i] = prob
+            whole = {}
         for indices in whole.values():
             for start in range(0, len(indices), options.batch_size):
                 chunk = indices[start : start + options.batch_size]
@@ -280,6 +297,8 @@ class Segmenter:
         """Run the network on a ``B x H x W x 3`` normalised batch; returns ``B x H x W``."""
         if self._session is not None:
             return self._forward_onnx(batch)
+        if self._engine is not None:
+            return self._engine.forward_normalized(batch)
         import torch
 
         x = torch.from_numpy(batch).permute(0, 3, 1, 2)
@@ -327,6 +346,11 @@ class Segmenter:
         positions = list(grid)
         if corridor_tiles_only:
             positions = grid.corridor_tiles(frame.corridor)
+        if self._engine is not None and positions:  # tiles blended on the GPU (.accel)
+            blended = self._engine.tiled(frame.data, median, positions, grid.tile,
+                                         grid.window_y, grid.window_x, options.batch_size)
+            if blended is not None:
+                return blended
         # A subset of the tiles is normalised by the weights of the tiles that ran.
         total = np.zeros(shape, np.float32) if len(positions) < len(grid) else None
         for start in range(0, len(positions), options.batch_size):

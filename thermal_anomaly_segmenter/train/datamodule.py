@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from .._compat import ensure_torchvision
 
@@ -19,6 +20,18 @@ from ..io.datasets import (  # noqa: E402
 from ..normalization import Normalization  # noqa: E402
 from ..processes import die_with_parent  # noqa: E402
 from .dataset import ThermalDataset  # noqa: E402
+
+#: Where training frames are augmented (``TrainOptions.augment_on`` adds ``auto``).
+AUGMENT_SITES: tuple[str, ...] = ("cpu", "device")
+
+
+def augment_site(choice: str, accelerator: str) -> str:
+    """``TrainOptions.augment_on`` resolved: ``auto`` augments on the device on a GPU (CPU
+    loader workers bound GPU training) and in the loader workers on a CPU (where the device
+    is the same CPU, and the workers run beside the training step)."""
+    if choice == "auto":
+        return "device" if accelerator == "gpu" else "cpu"
+    return choice
 
 
 def default_worker_count() -> int:
@@ -46,6 +59,9 @@ class ThermalDataModule(L.LightningDataModule):
         pin_memory: Pin batches (GPU training).
         crop: Train on random ``size`` windows; validate and test on whole frames (one per
             batch, as their sizes may differ).
+        augment_on: ``cpu`` (albumentations in the loader workers) or ``device`` (batches
+            augmented where they are trained, :mod:`.device_augment`).
+        frame_cache: Cache decoded frames as fp16 files (:mod:`.frame_cache`).
     """
 
     def __init__(
@@ -61,8 +77,18 @@ class ThermalDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         crop: bool = False,
         augmentation_range: tuple[float, float] | None = None,
+        augment_on: str = "cpu",
+        frame_cache: bool = False,
     ) -> None:
         super().__init__()
+        if augment_on not in AUGMENT_SITES:
+            raise DatasetError(f"augment_on must be one of {', '.join(AUGMENT_SITES)}, "
+                               f"got {augment_on!r}")
+        self.augment_on = augment_on
+        self.frame_cache = frame_cache
+        self._cache = None
+        self._device_augment = None
+        self._params = None  # the draws of the batch in transfer, kept on the host
         self.augmentation_range = augmentation_range
         self.crop = crop
         self.splits = {"train": train, "val": val, "test": test}
@@ -77,15 +103,27 @@ class ThermalDataModule(L.LightningDataModule):
         index = self.splits[split]
         if index is None or not len(index):
             raise DatasetError(f"split {split!r} is empty")
-        augment = None
-        if split == "train" and self.augment:
+        augment = draw = None
+        if split == "train" and self.augment and self.augment_on == "device":
+            from .device_augment import DeviceAugment
+
+            self._device_augment = DeviceAugment(self.normalization, self.augmentation_range)
+            draw = self._device_augment.draw
+        elif split == "train" and self.augment:
             from ..augmentation import ThermalAugment
 
             augment = ThermalAugment(offset_range=self.augmentation_range)
+        if self.frame_cache and self._cache is None:
+            from .frame_cache import FrameCache
+
+            self._cache = FrameCache()
         training = split == "train"
         whole = self.crop and not training
         dataset = ThermalDataset(index.samples, self.normalization,
-                                 None if whole else self.size, augment, crop=self.crop)
+                                 None if whole else self.size, augment, crop=self.crop,
+                                 cache=self._cache, draw=draw)
+        # GPU: keep a few pinned batches in flight per worker.
+        prefetch = {"prefetch_factor": 4} if self.pin_memory and self.workers > 0 else {}
         return DataLoader(
             dataset,
             batch_size=1 if whole else self.batch_size,
@@ -96,7 +134,30 @@ class ThermalDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             # A last batch of one frame breaks batch norm (PSPNet pools to 1 x 1).
             drop_last=training and len(dataset) % self.batch_size == 1 and len(dataset) > 1,
+            **prefetch,
         )
+
+    # Device-side augmentation: raw batches (``data`` key) become training batches after
+    # Lightning moved them to the device; the draws stay on the host meanwhile.
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, dict) and "params" in batch:
+            batch = dict(batch)
+            self._params = batch.pop("params")
+        return batch
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, dict) and "data" in batch and self._device_augment is not None:
+            params, self._params = self._params, None
+            return self._device_augment(batch, params)
+        return batch
+
+    def to_device(self, batch: Any, device: Any) -> Any:
+        """A loader batch as a training step gets it on ``device`` (what Lightning does, for
+        loops without a Trainer: the benchmark)."""
+        from lightning.fabric.utilities.apply_func import move_data_to_device
+
+        batch = self.on_before_batch_transfer(batch, 0)
+        return self.on_after_batch_transfer(move_data_to_device(batch, device), 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

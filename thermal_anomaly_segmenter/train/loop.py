@@ -47,7 +47,7 @@ from ..model_folder import ModelConfig, save_model_folder  # noqa: E402
 from ..normalization import Normalization  # noqa: E402
 from ..report.plots import plot_curves  # noqa: E402
 from ..zoo import build_model  # noqa: E402
-from .datamodule import ThermalDataModule, default_worker_count  # noqa: E402
+from .datamodule import ThermalDataModule, augment_site, default_worker_count  # noqa: E402
 from .hardware import (  # noqa: E402
     accelerator_for,
     ddp_strategy,
@@ -315,6 +315,8 @@ def _run_phase(run: _Run, recipe: PhaseRecipe, architecture: dict[str, Any] | No
         options.data_augmentation, pin_memory=accelerator == "gpu",
         crop=options.input_size is not None,
         augmentation_range=recipe.augmentation_range,
+        augment_on=augment_site(options.augment_on, accelerator),
+        frame_cache=accelerator == "gpu",  # issue 17: decoding bound GPU training
     )
     checkpoint = ModelCheckpoint(
         dirpath=phase_dir, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
