@@ -201,6 +201,17 @@ def test_outputs_selection_is_honoured_with_pipes(tmp_path, capsys) -> None:
                                                                      "ortho_mask.tif"]
     with rasterio.open(tmp_path / "out" / "ortho_mask.tif") as ds:
         assert ds.read(1)[LEAK] == 1
+    # an input with overviews gives the overlay its background from them
+    from rasterio.enums import Resampling
+
+    with rasterio.open(ortho, "r+") as ds:
+        ds.build_overviews([2, 4], Resampling.average)
+    code, text = predict(capsys, ortho, "--pipes", pipes, "--out", tmp_path / "ov",
+                         "--outputs", "overlay,json")
+    assert code == 0, text
+    assert sorted(p.name for p in (tmp_path / "ov").iterdir()) == ["ortho.json",
+                                                                    "ortho_overlay.png"]
+    assert json.loads((tmp_path / "ov" / "ortho.json").read_text())["summary"]["count"] >= 1
     # an unknown kind, or gpkg without --pipes, is refused before any work
     code, text = predict(capsys, ortho, "--pipes", pipes, "--out", tmp_path / "o2",
                          "--outputs", "json,pdf")
@@ -251,6 +262,21 @@ def test_pipe_on_a_tile_seam_runs_in_one_row_of_tiles(tmp_path) -> None:
     # fixed grid put the corridor in two rows of tiles (6)
     assert len(seen) == 3 and len(set(seen)) == 3
     assert len(result.records) == 1 and result.records[0]["mean_dt_degc"] > 1.0
+
+
+def test_overlay_canvas_samples_every_kth_pixel_across_blocks() -> None:
+    from thermal_anomaly_segmenter.geo.ortho import _Canvas
+
+    rng = np.random.default_rng(5)
+    t_u = rng.normal(-3.0, 1.0, (4500, 700)).astype(np.float32)
+    valid = rng.random(t_u.shape) > 0.01
+    canvas = _Canvas(*t_u.shape)
+    assert canvas.k == 3 and canvas.shape == (1500, 234)
+    for r0, r1 in ((0, 1001), (1001, 2950), (2950, 4500)):  # blocks off the k-grid
+        for c0, c1 in ((0, 350), (350, 700)):
+            canvas.add(r0, c0, t_u[r0:r1, c0:c1], valid[r0:r1, c0:c1])
+    want = np.where(valid[::3, ::3], t_u[::3, ::3], np.float32(-3.5))
+    np.testing.assert_array_equal(canvas.t_u(-3.5), want)
 
 
 def test_cli_and_api_import_no_gis_library() -> None:

@@ -313,10 +313,12 @@ class _Block:
         is the window's coldest pixel minus the fill offset); unusable T_u (nodata,
         implausible) gets the corridor median: context only, as the corridor excludes it."""
         t_u = self.t_u[window]
-        usable = self.valid[window] & (t_u >= T_MIN_DEGC) & (t_u <= T_MAX_DEGC)
-        t_u = np.where(usable, t_u, np.float32(self.median))
-        fill = np.float32(float(t_u.min()) - FILL_OFFSET_DEGC)
-        t_m = np.where(self.corr[window], t_u, fill)
+        lo, hi = float(t_u.min()), float(t_u.max())  # NaN fails both tests below
+        if not (lo >= T_MIN_DEGC and hi <= T_MAX_DEGC and self.valid[window].all()):
+            usable = self.valid[window] & (t_u >= T_MIN_DEGC) & (t_u <= T_MAX_DEGC)
+            t_u = np.where(usable, t_u, np.float32(self.median))
+            lo = float(t_u.min())
+        t_m = np.where(self.corr[window], t_u, np.float32(lo - FILL_OFFSET_DEGC))
         out = np.empty((*t_u.shape, 3), np.float32)
         out[..., 0] = t_m  # contiguous sources: writing the interleaved channels is cheap
         out[..., 1] = t_m
@@ -628,36 +630,27 @@ def _report(src: _Source, records, median: float, corridor_px: int, blocks: int,
 
 
 class _Canvas:
-    """The overlay's background: block means of T_u (``k x k`` pixels per cell) gathered
-    from the blocks the stream reads anyway, so the overlay costs no read of its own."""
+    """The overlay's background, T_u every ``k``-th pixel, sampled from the blocks the stream
+    reads anyway, so the overlay costs no read of its own."""
 
     def __init__(self, height: int, width: int) -> None:
         self.k = max(1, math.ceil(max(height, width) / OVERLAY_MAX_SIDE))
         self.shape = (math.ceil(height / self.k), math.ceil(width / self.k))
-        self.sum = np.zeros(self.shape, np.float64)
-        self.count = np.zeros(self.shape, np.int64)
+        self.image = np.full(self.shape, np.nan, np.float32)
 
     def add(self, row: int, col: int, t_u: np.ndarray, valid: np.ndarray) -> None:
-        usable = valid & (t_u >= T_MIN_DEGC) & (t_u <= T_MAX_DEGC)
         k = self.k
-        # cell borders inside the window: the first cell may begin before it
-        ys = np.arange(-(row % k), t_u.shape[0], k).clip(0)
-        xs = np.arange(-(col % k), t_u.shape[1], k).clip(0)
-        sums = np.add.reduceat(np.add.reduceat(np.where(usable, t_u, 0).astype(np.float64),
-                                               ys, axis=0), xs, axis=1)
-        counts = np.add.reduceat(np.add.reduceat(usable.astype(np.int64), ys, axis=0),
-                                 xs, axis=1)
-        cells = (slice(row // k, row // k + len(ys)), slice(col // k, col // k + len(xs)))
-        self.sum[cells] += sums
-        self.count[cells] += counts
+        fy, fx = -row % k, -col % k  # the window's first rows / columns on the k-grid
+        sample = t_u[fy::k, fx::k]
+        usable = valid[fy::k, fx::k] & (sample >= T_MIN_DEGC) & (sample <= T_MAX_DEGC)
+        y, x = (row + fy) // k, (col + fx) // k
+        self.image[y:y + sample.shape[0], x:x + sample.shape[1]] = np.where(usable, sample,
+                                                                           np.nan)
 
     def t_u(self, median: float) -> np.ndarray:
-        """Mean T_u per cell; cells of blocks never read (away from the pipes) get the
-        corridor median."""
-        out = np.full(self.shape, np.float32(median))
-        seen = self.count > 0
-        out[seen] = self.sum[seen] / self.count[seen]
-        return out
+        """T_u per cell; cells of blocks never read (away from the pipes) and unusable
+        pixels get the corridor median."""
+        return np.where(np.isnan(self.image), np.float32(median), self.image)
 
 
 def _write_overlay(src: _Source, canvas: _Canvas, merged: list[_Fragment], median: float,
@@ -666,7 +659,7 @@ def _write_overlay(src: _Source, canvas: _Canvas, merged: list[_Fragment], media
     """A downsampled overview PNG drawn by :func:`reporting.render_overlay`.
 
     The background is the input's own overviews when it has some (one cheap decimated
-    read), else the blocks' means gathered while streaming (:class:`_Canvas`).
+    read), else T_u sampled from the blocks while streaming (:class:`_Canvas`).
     """
     from affine import Affine
     from rasterio.enums import Resampling
