@@ -524,9 +524,12 @@ def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptio
                 box, prob_box = block_in.probability(segmenter, options, tile, halos)
                 # Post-process only the core's corridor extent: outside it everything is 0
                 # (a sparse GeoTIFF block reads as 0), and a block often holds one thin pipe.
-                box_corr = corr[box]
+                # Anomalies lie in the corridor (valid, plausible T_u) and their statistics
+                # read T_u only: a broadcast view stands for the three channels.
+                box_t_u = t_u[box]
                 mask, labels, anomalies = extract_anomalies(
-                    Frame(block_in.inputs(box), box_corr, "block", None), prob_box,
+                    Frame(np.broadcast_to(box_t_u[..., None], (*box_t_u.shape, 3)), corr[box],
+                          "block", None), prob_box,
                     options.threshold, corridor_median=median, min_area_px=1,
                 )
                 y0, x0 = r0 + box[0].start, c0 + box[1].start
