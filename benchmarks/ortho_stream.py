@@ -16,10 +16,11 @@ issue's size is 40000; pass what the machine's disk and time allow.
 
 The two paths run in ``--rounds`` interleaved rounds (stream, frames; frames, stream; ...)
 in one process, so that the load of a shared machine weighs on both alike; each round's
-ratio is printed, with their median. The frames' time counts composing and predicting
-them (no files); reading their windows and rasterising their corridors is printed apart,
-and a second ratio counts it in (the stream's time counts everything it does: both read
-passes, the corridor, all six output files).
+ratio is printed, with their median; a third path streams writing only the JSON report
+(the frames produce no files), to split the GIS outputs' cost off. The frames' time counts
+composing and predicting them (no files); reading their windows and rasterising their
+corridors is printed apart, and a second ratio counts it in (the stream's time counts
+everything it does: both read passes, the corridor, all six output files).
 """
 
 from __future__ import annotations
@@ -182,11 +183,11 @@ def main() -> None:
                                                        ORIGIN[0] + args.size * GSD, ORIGIN[1]),
                                         8.0, "ortho")
 
-        def stream() -> tuple[float, float, int, float, Any]:
+        def stream(outputs=None) -> tuple[float, float, int, float, Any]:
             t0 = time.perf_counter()
             result = predict_ortho(ortho, network, segmenter, stream_options,
                                    folder / "out", "ortho", corridor_width_m=8.0,
-                                   block=args.block)
+                                   block=args.block, outputs=outputs)
             seconds = time.perf_counter() - t0
             n, fwd = counter.take()
             return seconds, seconds / result.corridor_px * 1e6, n, fwd, result
@@ -198,11 +199,12 @@ def main() -> None:
 
         # Interleaved rounds (the order alternates), so that the machine's load, which
         # changes by the minute on a shared host, weighs on both paths alike.
-        runs: dict[str, list] = {"stream": [], "frames": []}
+        runs: dict[str, list] = {"stream": [], "frames": [], "json": []}
+        paths = {"stream": stream, "frames": frames, "json": lambda: stream(["json"])}
         for k in range(args.rounds):
-            order = ("stream", "frames") if k % 2 == 0 else ("frames", "stream")
+            order = ("stream", "frames", "json") if k % 2 == 0 else ("json", "frames", "stream")
             for name in order:
-                runs[name].append(stream() if name == "stream" else frames())
+                runs[name].append(paths[name]())
                 if k == 0 and name == "stream":  # round 1 streams first
                     stream_peak = peak_mib() - base
         result = runs["stream"][0][4]
@@ -237,6 +239,10 @@ def main() -> None:
                                                                   runs["frames"], strict=True)]
         print(f"seconds per forward pass, stream / frames: "
               f"{', '.join(f'{r:.2f}x' for r in per_fwd)}")
+        json_rounds = [j[1] / f[1] for j, f in zip(runs["json"], runs["frames"], strict=True)]
+        print(f"stream writing only the JSON report (no COG, GeoPackage, GeoJSON, overlay) / "
+              f"frames per corridor pixel: rounds {', '.join(f'{r:.2f}x' for r in json_rounds)}"
+              f", median {sorted(json_rounds)[len(json_rounds) // 2]:.2f}x")
         print(f"stream / frames per corridor pixel: median of rounds "
               f"{ratios[len(ratios) // 2]:.2f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f}), "
               f"best / best {best:.2f}x")

@@ -34,7 +34,7 @@ from ..config import PredictOptions
 from ..errors import InvalidInputError, OutputError
 from ..inference import Segmenter
 from ..io.frames import FILL_OFFSET_DEGC, MIN_SIDE_PX, T_MAX_DEGC, T_MIN_DEGC, Frame, GeoInfo
-from ..postprocess import Anomaly, Prediction, extract_anomalies
+from ..postprocess import Anomaly, Prediction, anomaly_mask, extract_anomalies
 from .network import Corridor, PipeNetwork, reproject
 from .raster import georef, pixel_bounds
 from .vectors import write_anomaly_layers
@@ -524,22 +524,26 @@ def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptio
                 box, prob_box = block_in.probability(segmenter, options, tile, halos)
                 # Post-process only the core's corridor extent: outside it everything is 0
                 # (a sparse GeoTIFF block reads as 0), and a block often holds one thin pipe.
-                # Anomalies lie in the corridor (valid, plausible T_u) and their statistics
-                # read T_u only: a broadcast view stands for the three channels.
-                box_t_u = t_u[box]
-                mask, labels, anomalies = extract_anomalies(
-                    Frame(np.broadcast_to(box_t_u[..., None], (*box_t_u.shape, 3)), corr[box],
-                          "block", None), prob_box,
-                    options.threshold, corridor_median=median, min_area_px=1,
-                )
+                mask = anomaly_mask(prob_box, corr[box], options.threshold)
                 y0, x0 = r0 + box[0].start, c0 + box[1].start
                 win = Window(x0, y0, prob_box.shape[1], prob_box.shape[0])
                 if prob_out is not None:
                     prob_out.write(prob_box, 1, window=win)
                 if mask_out is not None:
                     mask_out.write(mask, 1, window=win)
-                if anomalies:
-                    fragments += _fragments(labels, anomalies, y0, x0)
+                if mask.any():  # components only over the anomalies' extent: they are rare
+                    ey0, ey1, ex0, ex1 = _extent(mask)
+                    sub = (slice(box[0].start + ey0, box[0].start + ey1),
+                           slice(box[1].start + ex0, box[1].start + ex1))
+                    # Anomalies lie in the corridor (valid, plausible T_u) and their
+                    # statistics read T_u only: a broadcast view stands for the channels.
+                    _, labels, anomalies = extract_anomalies(
+                        Frame(np.broadcast_to(t_u[sub][..., None], (ey1 - ey0, ex1 - ex0, 3)),
+                              corr[sub], "block", None),
+                        prob_box[ey0:ey1, ex0:ex1], options.threshold,
+                        corridor_median=median, min_area_px=1,
+                    )
+                    fragments += _fragments(labels, anomalies, y0 + ey0, x0 + ex0)
         merged = [f for f in _merge(fragments) if f.n >= options.min_area_px]
         merged.sort(key=lambda f: (-f.n, f.geom.bounds[1], f.geom.bounds[0]))
         polygons, records = _describe(merged, ds.transform, corridor, median, geo)
