@@ -98,11 +98,11 @@ class _Fragment:
 def stream_overlap(overlap: float) -> float:
     """Tile overlap of the streamed path: half the frames' ``overlap``.
 
-    Tiles cover only the corridor, each corridor pixel running in the tile where it is most
-    central, so a pixel keeps at least a quarter of ``overlap`` of a tile as context on every
-    side (32 rows, 40 columns of a 512 x 640 tile at the default 0.25) and tiles still blend
-    over their whole overlap. Along a pipe the tiles advance by 7/8 of a tile instead of 3/4,
-    which brings the forward passes per corridor pixel near those of disjoint frames.
+    Tiles are placed along the corridor (:meth:`_Block.tiles`) so that every corridor pixel
+    keeps at least half of this overlap, a quarter of ``overlap``, as context on every side
+    (32 rows, 40 columns of a 512 x 640 tile at the default 0.25), and overlapping tiles blend
+    with the ramp of this overlap. Along a pipe the tiles advance by 7/8 of a tile, which
+    brings the forward passes per corridor pixel near those of disjoint frames.
     """
     return overlap / 2
 
@@ -115,8 +115,8 @@ def _edges(length: int, side: int, first: int) -> list[int]:
 def _windows(
     height: int, width: int, sides: tuple[int, int], halos: tuple[tuple[int, int], ...]
 ) -> Iterator[tuple[int, int, int, int]]:
-    """Blocks; the first of each axis is longer by the leading halo, so that every block
-    with its halo starts on a tile of one raster-wide grid (see :func:`block_geometry`)."""
+    """Blocks; the first of each axis is longer by the leading halo (see
+    :func:`block_geometry`)."""
     rows = _edges(height, sides[0], sides[0] + halos[0][0])
     cols = _edges(width, sides[1], sides[1] + halos[1][0])
     for r, r1 in pairwise(rows):
@@ -129,11 +129,10 @@ def block_geometry(
 ) -> tuple[tuple[int, int], tuple[tuple[int, int], tuple[int, int]]]:
     """Block sides (about ``block``) and the halo (before, after) per axis.
 
-    With the tile step ``s``, a block of ``k * s`` with halos summing to the tile overlap
-    ``t - s`` spans exactly ``k`` tiles, and with the first block longer by the leading halo
-    (:func:`_windows`) all blocks' tiles lie on one grid of step ``s`` over the raster. Block
-    borders fall where two neighbouring tiles weigh the same, so a pixel at a block border
-    keeps the context it would have inside one large frame.
+    With the tile step ``s``, a block of ``k * s`` is covered by ``k`` tiles along a pipe
+    that crosses it (:meth:`_Block.tiles` advances by ``s``), and the halos, summing to the
+    tile overlap ``t - s``, give a corridor pixel at a block border the same context as
+    inside: half the overlap on each side.
     """
     steps = [max(1, int(t * (1.0 - overlap))) for t in tile]
     halos = [((t - s) // 2, t - s - (t - s) // 2) for t, s in zip(tile, steps, strict=True)]
