@@ -13,6 +13,14 @@ frame), and the number of 512 x 640 forward passes and their mean time in both p
 their ratio per corridor pixel (the machine-independent part of the comparison; the frames
 cover only the whole 512 x 640 windows of the raster, hence per corridor pixel). The
 issue's size is 40000; pass what the machine's disk and time allow.
+
+The two paths run in ``--rounds`` interleaved rounds (stream, frames; frames, stream; ...)
+in one process, so that the load of a shared machine weighs on both alike; each round's
+ratio is printed, with their median; a third path streams writing only the JSON report
+(the frames produce no files), to split the GIS outputs' cost off. The frames' time counts
+composing and predicting them (no files); reading their windows and rasterising their
+corridors is printed apart, and a second ratio counts it in (the stream's time counts
+everything it does: both read passes, the corridor, all six output files).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -96,16 +105,18 @@ class ForwardCounter:
         return counts
 
 
-def separate_frames(ortho: Path, corridor, segmenter, options) -> tuple[float, int]:
+def separate_frames(ortho: Path, corridor, segmenter, options) -> tuple[float, float, int]:
     """Every 512 x 640 frame window touching the corridor, predicted as frames in batches of
-    ``options.batch_size`` (as ``taseg predict`` batches a folder of frames)."""
+    ``options.batch_size`` (as ``taseg predict`` batches a folder of frames). Returns the
+    seconds of composing and predicting them, the seconds of reading their windows and
+    rasterising their corridors (what frames from disk would cost too), corridor pixels."""
     import rasterio
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
 
     from thermal_anomaly_segmenter.io.frames import Frame, compose_frame
 
-    seconds, corridor_px, batch = 0.0, 0, []
+    seconds, io_seconds, corridor_px, batch = 0.0, 0.0, 0, []
 
     def flush() -> float:
         t0 = time.perf_counter()
@@ -116,11 +127,14 @@ def separate_frames(ortho: Path, corridor, segmenter, options) -> tuple[float, i
     with rasterio.open(ortho) as ds:
         for r in range(0, ds.height - 511, 512):
             for c in range(0, ds.width - 639, 640):
+                t0 = time.perf_counter()
                 mask = corridor.mask(window_transform(Window(c, r, 640, 512), ds.transform),
                                      (512, 640))
                 if not mask.any():
+                    io_seconds += time.perf_counter() - t0
                     continue
                 t_u = ds.read(1, window=Window(c, r, 640, 512))
+                io_seconds += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 batch.append(Frame(compose_frame(t_u, mask), mask, "frame"))
                 seconds += time.perf_counter() - t0
@@ -129,7 +143,7 @@ def separate_frames(ortho: Path, corridor, segmenter, options) -> tuple[float, i
                     seconds += flush()
         if batch:
             seconds += flush()
-    return seconds, corridor_px
+    return seconds, io_seconds, corridor_px
 
 
 def main() -> None:
@@ -140,6 +154,8 @@ def main() -> None:
     parser.add_argument("--tile-overlap", type=float, default=0.25,
                         help="--tile-overlap of the streamed run (it blends with half of it; "
                              "frames have none)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved stream / frames rounds (ratios per round)")
     parser.add_argument("--keep", help="folder for the inputs and outputs (default: temp)")
     args = parser.parse_args()
 
@@ -163,33 +179,73 @@ def main() -> None:
         base = rss_mib()
         counter = ForwardCounter(segmenter)
         network = PipeNetwork.read(pipes)
-        t0 = time.perf_counter()
-        result = predict_ortho(ortho, network, segmenter, stream_options, folder / "out", "ortho",
-                               corridor_width_m=8.0, block=args.block)
-        stream_s = time.perf_counter() - t0
-        stream_peak = peak_mib() - base
-        stream_n, stream_fwd = counter.take()
         corridor = network.corridor_for("EPSG:25832", (ORIGIN[0], ORIGIN[1] - args.size * GSD,
                                                        ORIGIN[0] + args.size * GSD, ORIGIN[1]),
                                         8.0, "ortho")
-        frames_s, frames_px = separate_frames(ortho, corridor, segmenter, options)
-        frames_n, frames_fwd = counter.take()
-        per_stream = stream_s / result.corridor_px * 1e6
-        per_frames = frames_s / frames_px * 1e6
+
+        def stream(outputs=None) -> tuple[float, float, int, float, Any]:
+            t0 = time.perf_counter()
+            result = predict_ortho(ortho, network, segmenter, stream_options,
+                                   folder / "out", "ortho", corridor_width_m=8.0,
+                                   block=args.block, outputs=outputs)
+            seconds = time.perf_counter() - t0
+            n, fwd = counter.take()
+            return seconds, seconds / result.corridor_px * 1e6, n, fwd, result
+
+        def frames() -> tuple[float, float, int, float, int, float]:
+            seconds, io_seconds, px = separate_frames(ortho, corridor, segmenter, options)
+            n, fwd = counter.take()
+            return seconds, seconds / px * 1e6, n, fwd, px, io_seconds
+
+        # Interleaved rounds (the order alternates), so that the machine's load, which
+        # changes by the minute on a shared host, weighs on both paths alike.
+        runs: dict[str, list] = {"stream": [], "frames": [], "json": []}
+        paths = {"stream": stream, "frames": frames, "json": lambda: stream(["json"])}
+        for k in range(args.rounds):
+            order = ("stream", "frames", "json") if k % 2 == 0 else ("json", "frames", "stream")
+            for name in order:
+                runs[name].append(paths[name]())
+                if k == 0 and name == "stream":  # round 1 streams first
+                    stream_peak = peak_mib() - base
+        result = runs["stream"][0][4]
+        frames_px = runs["frames"][0][4]
         print(f"tile overlap {args.tile_overlap} (streamed tiles blend over "
-              f"{stream_overlap(args.tile_overlap)}), block {args.block}")
+              f"{stream_overlap(args.tile_overlap)}), block {args.block}, "
+              f"{args.rounds} interleaved rounds")
         print(f"backend {segmenter.backend}, corridor {result.corridor_px} px "
-              f"({result.corridor_px / args.size**2:.1%}), {result.blocks} blocks")
-        print(f"stream: {stream_s:.1f} s, {per_stream:.2f} s per Mpx of corridor, "
-              f"peak RSS beyond the model {stream_peak:.0f} MiB (model + warm {base:.0f} MiB)")
-        print(f"frames: {frames_s:.1f} s, {per_frames:.2f} s per Mpx of corridor "
-              f"({frames_px} corridor px in 512 x 640 frames)")
-        print(f"forward passes: stream {stream_n} tiles in {stream_fwd:.1f} s "
-              f"({stream_fwd / max(1, stream_n):.3f} s each), frames {frames_n} in "
-              f"{frames_fwd:.1f} s ({frames_fwd / max(1, frames_n):.3f} s each)")
+              f"({result.corridor_px / args.size**2:.1%}), {result.blocks} blocks, "
+              f"{frames_px} corridor px in 512 x 640 frames")
+        for k in range(args.rounds):
+            (s_s, s_per, s_n, s_fwd, _), (f_s, f_per, f_n, f_fwd, _, f_io) = (
+                runs["stream"][k], runs["frames"][k])
+            print(f"round {k + 1}: stream {s_s:.1f} s ({s_fwd:.1f} s in {s_n} forwards, "
+                  f"{s_per:.2f} s/Mpx), frames {f_s:.1f} s ({f_fwd:.1f} s in {f_n} forwards, "
+                  f"{f_per:.2f} s/Mpx; + {f_io:.1f} s reading windows and corridors): "
+                  f"ratio per corridor px {s_per / f_per:.2f}x "
+                  f"({s_per / (f_per * (f_s + f_io) / f_s):.2f}x against frames with reads)")
+        stream_n, frames_n = runs["stream"][0][2], runs["frames"][0][2]
         fwd_ratio = (stream_n / result.corridor_px) / (frames_n / frames_px)
-        print(f"forward passes per corridor pixel, stream / frames: {fwd_ratio:.2f}x")
-        print(f"stream / frames per corridor pixel: {per_stream / per_frames:.2f}x")
+        ratios = sorted(s[1] / f[1] for s, f in zip(runs["stream"], runs["frames"],
+                                                     strict=True))
+        best = min(s[1] for s in runs["stream"]) / min(f[1] for f in runs["frames"])
+        outside = [(s[0] - s[3]) / s[0] for s in runs["stream"]]
+        frames_outside = [(f[0] - f[3]) / f[0] for f in runs["frames"]]
+        print(f"peak RSS beyond the model {stream_peak:.0f} MiB (model + warm {base:.0f} MiB)")
+        print(f"forward passes per corridor pixel, stream / frames: {fwd_ratio:.2f}x "
+              f"({stream_n} / {frames_n})")
+        print(f"time outside forward passes: stream {', '.join(f'{o:.0%}' for o in outside)}"
+              f"; frames {', '.join(f'{o:.0%}' for o in frames_outside)}")
+        per_fwd = [(s[3] / s[2]) / (f[3] / f[2]) for s, f in zip(runs["stream"],
+                                                                  runs["frames"], strict=True)]
+        print(f"seconds per forward pass, stream / frames: "
+              f"{', '.join(f'{r:.2f}x' for r in per_fwd)}")
+        json_rounds = [j[1] / f[1] for j, f in zip(runs["json"], runs["frames"], strict=True)]
+        print(f"stream writing only the JSON report (no COG, GeoPackage, GeoJSON, overlay) / "
+              f"frames per corridor pixel: rounds {', '.join(f'{r:.2f}x' for r in json_rounds)}"
+              f", median {sorted(json_rounds)[len(json_rounds) // 2]:.2f}x")
+        print(f"stream / frames per corridor pixel: median of rounds "
+              f"{ratios[len(ratios) // 2]:.2f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f}), "
+              f"best / best {best:.2f}x")
 
 
 if __name__ == "__main__":

@@ -107,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--outputs",
-        default=",".join(("mask", "probability", "overlay", "json", "geojson")),
-        help="comma-separated outputs to write",
+        help="comma-separated outputs to write (default all: mask, probability, overlay, "
+        "json, geojson; with --pipes also gpkg)",
     )
     p.add_argument(
         "--overwrite",

@@ -172,7 +172,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         min_area_px=args.min_area,
         gsd_m=args.gsd,
     )
-    outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
+    outputs = None  # not given: every output of the path (frames or --pipes)
+    if args.outputs is not None:
+        outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
     paths = collect_inputs(args.inputs)
     if args.workers or args.scheduler:
         from .geo.scaleout import predict_distributed

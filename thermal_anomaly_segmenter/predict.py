@@ -192,7 +192,7 @@ def predict_paths(
     options: PredictOptions | None = None,
     corridor: str | os.PathLike[str] | np.ndarray | None = None,
     overwrite: bool = False,
-    outputs: Sequence[str] = OUTPUT_KINDS,
+    outputs: Sequence[str] | None = None,
     segmenter: Segmenter | None = None,
     settings: Settings | None = None,
     keep_predictions: bool = False,
@@ -215,7 +215,8 @@ def predict_paths(
         options: threshold, batch size, device, tiling and area options.
         corridor: corridor mask for inputs that need one (single-band TIFF), for all inputs.
         overwrite: reuse existing output names instead of choosing ``<stem>-N``.
-        outputs: subset of :data:`OUTPUT_KINDS` to write.
+        outputs: subset of :data:`OUTPUT_KINDS` to write (default all); with ``pipes``, of
+            :data:`.geo.ortho.ORTHO_NAMES` (which adds ``gpkg``).
         segmenter: an already loaded model (the API keeps one warm).
         keep_predictions: attach the in-memory :class:`Prediction` to each result.
         names: output stems to use instead of the input file names (one per input).
@@ -230,8 +231,13 @@ def predict_paths(
     """
     settings = settings or get_settings()
     options = options or PredictOptions()
-    unknown = set(outputs) - set(OUTPUT_KINDS)
-    if unknown or not outputs:
+    if pipes is not None:  # the streamed path has its own kinds (COGs, gpkg)
+        from .geo.ortho import ortho_outputs
+
+        outputs = ortho_outputs(outputs)
+    elif outputs is None:
+        outputs = OUTPUT_KINDS
+    elif not outputs or set(outputs) - set(OUTPUT_KINDS):
         raise InvalidInputError(f"outputs must be a non-empty subset of {', '.join(OUTPUT_KINDS)}")
     paths = collect_inputs(inputs)
     if names is not None and len(names) != len(paths):
@@ -255,7 +261,7 @@ def predict_paths(
     if pipes is not None:
         yield from _predict_georeferenced(
             paths, pipes, corridor_width_m, pipe_id_field, segmenter, options, out, overwrite,
-            names,
+            names, outputs,
         )
         return
     writer = _Writer(out, outputs, overwrite, folder, keep_predictions, screen)
@@ -281,6 +287,7 @@ def _predict_georeferenced(
     out: Path,
     overwrite: bool,
     names: Sequence[str] | None,
+    kinds: Sequence[str],
 ) -> Iterator[FrameResult]:
     """Stream each georeferenced raster with the corridor of ``pipes`` (one at a time: each
     already runs block by block with bounded memory)."""
@@ -290,7 +297,6 @@ def _predict_georeferenced(
 
     network = PipeNetwork.read(pipes, id_field)
     width = DEFAULT_CORRIDOR_WIDTH_M if width_m is None else width_m
-    kinds = list(ORTHO_NAMES)
     for i, path in enumerate(paths):
         result = FrameResult(source=str(path))
         t0 = time.perf_counter()
@@ -302,7 +308,8 @@ def _predict_georeferenced(
                                 ORTHO_NAMES)
             result.name = stem
             ortho = predict_ortho(path, network, segmenter, options, out, stem,
-                                  corridor_width_m=width, model_dir=str(segmenter.model_dir))
+                                  corridor_width_m=width, model_dir=str(segmenter.model_dir),
+                                  outputs=kinds)
         except Exception as exc:
             if stem is not None and not overwrite:  # give the claimed name back
                 (out / f"{stem}{ORTHO_NAMES[kinds[0]]}").unlink(missing_ok=True)

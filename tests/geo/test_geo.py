@@ -7,6 +7,7 @@ pyogrio, and with GDAL's own ``gdalinfo``/``ogrinfo`` where Debian's gdal-bin is
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -190,6 +191,94 @@ def test_bad_pipes_and_rasters_get_clear_errors(tmp_path, capsys, case, message)
     assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
 
 
+def test_outputs_selection_is_honoured_with_pipes(tmp_path, capsys) -> None:
+    ortho = write_ortho(tmp_path / "ortho.tif", 25832)
+    pipes = write_pipes(tmp_path / "pipes.gpkg", 25832)
+    code, text = predict(capsys, ortho, "--pipes", pipes, "--out", tmp_path / "out",
+                         "--outputs", "gpkg,mask")
+    assert code == 0, text
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ortho.gpkg",
+                                                                     "ortho_mask.tif"]
+    with rasterio.open(tmp_path / "out" / "ortho_mask.tif") as ds:
+        assert ds.read(1)[LEAK] == 1
+    # an input with overviews gives the overlay its background from them
+    from rasterio.enums import Resampling
+
+    with rasterio.open(ortho, "r+") as ds:
+        ds.build_overviews([2, 4], Resampling.average)
+    code, text = predict(capsys, ortho, "--pipes", pipes, "--out", tmp_path / "ov",
+                         "--outputs", "overlay,json")
+    assert code == 0, text
+    assert sorted(p.name for p in (tmp_path / "ov").iterdir()) == ["ortho.json",
+                                                                    "ortho_overlay.png"]
+    assert json.loads((tmp_path / "ov" / "ortho.json").read_text())["summary"]["count"] >= 1
+    # an unknown kind, or gpkg without --pipes, is refused before any work
+    code, text = predict(capsys, ortho, "--pipes", pipes, "--out", tmp_path / "o2",
+                         "--outputs", "json,pdf")
+    assert code == 2 and "gpkg" in text and "pdf" in text and "Traceback" not in text, text
+    code, text = predict(capsys, ROOT / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4",
+                         "--out", tmp_path / "o3", "--outputs", "gpkg")
+    assert code == 2 and "outputs must be" in text, text
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
+
+
+def test_pipe_on_a_tile_seam_runs_in_one_row_of_tiles(tmp_path) -> None:
+    """A pipe whose corridor straddles the seam of a fixed tile grid (rows 464-496 of 512 x
+    640 tiles stepping 448 rows: the seam at row 480) runs in one row of tiles, each tile
+    once, and its leak is one anomaly."""
+    from thermal_anomaly_segmenter.config import PredictOptions
+    from thermal_anomaly_segmenter.geo.network import PipeNetwork
+    from thermal_anomaly_segmenter.geo.ortho import predict_ortho
+    from thermal_anomaly_segmenter.inference import get_segmenter
+
+    h, w, row = 1000, 1600, 480
+    transform = grid(25832)
+    rng = np.random.default_rng(3)
+    t_u = rng.normal(-3.0, 0.25, (h, w)).astype(np.float32)
+    yy, xx = np.mgrid[0:h, 0:w]
+    t_u += (6.0 * np.exp(-((yy - row) ** 2 + (xx - 800) ** 2) / 50.0)).astype(np.float32)
+    ortho = tmp_path / "seam.tif"
+    with rasterio.open(ortho, "w", driver="GTiff", width=w, height=h, count=1,
+                       dtype="float32", crs="EPSG:25832", transform=transform) as ds:
+        ds.write(t_u, 1)
+    pipes = write_pipes(tmp_path / "pipes.gpkg", 25832,
+                        lines=[shapely.LineString([transform @ (0, row), transform @ (w, row)])])
+    segmenter = get_segmenter(MODEL, "cpu")
+    seen: list[str] = []
+    forward = segmenter._forward
+
+    def counted(batch):
+        seen.extend(hashlib.sha256(x.tobytes()).hexdigest() for x in batch)
+        return forward(batch)
+
+    segmenter._forward = counted
+    try:
+        result = predict_ortho(ortho, PipeNetwork.read(pipes), segmenter,
+                               PredictOptions(device="cpu"), tmp_path / "out", "seam",
+                               corridor_width_m=8.0)
+    finally:
+        del segmenter._forward
+    # 1600 columns need 3 tiles of 640 keeping 40 columns of context (560 per tile); a
+    # fixed grid put the corridor in two rows of tiles (6)
+    assert len(seen) == 3 and len(set(seen)) == 3
+    assert len(result.records) == 1 and result.records[0]["mean_dt_degc"] > 1.0
+
+
+def test_overlay_canvas_samples_every_kth_pixel_across_blocks() -> None:
+    from thermal_anomaly_segmenter.geo.ortho import _Canvas
+
+    rng = np.random.default_rng(5)
+    t_u = rng.normal(-3.0, 1.0, (4500, 700)).astype(np.float32)
+    valid = rng.random(t_u.shape) > 0.01
+    canvas = _Canvas(*t_u.shape)
+    assert canvas.k == 3 and canvas.shape == (1500, 234)
+    for r0, r1 in ((0, 1001), (1001, 2950), (2950, 4500)):  # blocks off the k-grid
+        for c0, c1 in ((0, 350), (350, 700)):
+            canvas.add(r0, c0, t_u[r0:r1, c0:c1], valid[r0:r1, c0:c1])
+    want = np.where(valid[::3, ::3], t_u[::3, ::3], np.float32(-3.5))
+    np.testing.assert_array_equal(canvas.t_u(-3.5), want)
+
+
 def test_cli_and_api_import_no_gis_library() -> None:
     code = (
         "import sys, api, thermal_anomaly_segmenter.cli\n"
@@ -246,26 +335,41 @@ def test_leak_across_tile_seams_is_one_anomaly_of_the_right_area(tmp_path, block
     assert centroid.distance(ref_centroid) <= GSD  # within one pixel of the seamless run
 
 
-@pytest.mark.parametrize(("tile", "side", "block"),
-                         [((512, 640), 16000, 2048), ((97, 131), 1000, 300)])
-def test_blocks_tiles_lie_on_one_raster_wide_grid(tile, side, block) -> None:
-    """Every tile a block runs starts on the raster-wide grid of tile steps (the last tile
-    of the raster excepted), so block borders cost no tiles beyond the grid's."""
-    from thermal_anomaly_segmenter.geo.ortho import _windows, block_geometry, stream_overlap
-    from thermal_anomaly_segmenter.inference import _starts
+@pytest.mark.parametrize("seed", range(4))
+def test_block_tiles_give_every_corridor_pixel_its_context(seed) -> None:
+    """Random corridors (lines at any angle, blobs, the array's edges): every corridor pixel
+    of the core lies in a chosen tile with at least the margins of context on each side,
+    or the array's edge; tiles lie inside the array and none repeats."""
+    import cv2
 
-    overlap = stream_overlap(0.25)
-    sides, halos = block_geometry(tile, overlap, block)
-    steps = [int(t * (1 - overlap)) for t in tile]
-    starts: list[set[int]] = [set(), set()]
-    for r, c, h, w in _windows(side, side, sides, halos):
-        for axis, (offset, length) in enumerate(((r, h), (c, w))):
-            f0 = max(0, offset - halos[axis][0])
-            f1 = min(side, offset + length + halos[axis][1])
-            starts[axis] |= {f0 + s for s in _starts(f1 - f0, tile[axis], overlap)}
-    for axis in (0, 1):
-        grid = set(range(0, side - tile[axis], steps[axis])) | {side - tile[axis]}
-        assert starts[axis] == grid, sorted(starts[axis] ^ grid)
+    from thermal_anomaly_segmenter.geo.ortho import _Block
+
+    rng = np.random.default_rng(seed)
+    height, width = rng.integers(300, 1400, 2)
+    tile, margins = (256, 320), ((16, 16), (20, 20))
+    corr = np.zeros((height, width), np.uint8)
+    for _ in range(rng.integers(1, 6)):
+        p0, p1 = rng.integers(0, [width, height], (2, 2))
+        cv2.line(corr, tuple(map(int, p0)), tuple(map(int, p1)), 1, int(rng.integers(1, 40)))
+    corr = corr.view(bool)
+    core = (16, height - int(rng.integers(0, 17)), 0, width - 20)  # halos on three sides
+    corr[:, :1] = rng.random() < 0.5  # sometimes a corridor on the array's edge
+    if not corr[core[0]:core[1], core[2]:core[3]].any():
+        corr[core[0] + 5, core[2]:core[3]] = True
+    block = _Block(np.zeros(corr.shape, np.float32), np.ones(corr.shape, bool), corr, core, 0.0)
+    origins = block.tiles(tile, margins)
+    assert len(set(origins)) == len(origins)
+    served = np.zeros(corr.shape, bool)
+    for r, c in origins:
+        assert 0 <= r <= height - tile[0] and 0 <= c <= width - tile[1]
+        y0 = r + (margins[0][0] if r > 0 else 0)
+        y1 = r + tile[0] - (margins[0][1] if r + tile[0] < height else 0)
+        x0 = c + (margins[1][0] if c > 0 else 0)
+        x1 = c + tile[1] - (margins[1][1] if c + tile[1] < width else 0)
+        served[y0:y1, x0:x1] = True
+    need = np.zeros_like(corr)
+    need[core[0]:core[1], core[2]:core[3]] = corr[core[0]:core[1], core[2]:core[3]]
+    assert served[need].all(), np.argwhere(need & ~served)[:5]
 
 
 def test_build_dataset_from_pipes(tmp_path, capsys) -> None:

@@ -8,9 +8,10 @@ Cloud-Optimised GeoTIFFs (GDAL's COG driver streams, with overviews). Anomalies 
 per block with ``rasterio.features.shapes`` and merged across block borders, so memory
 stays bounded by the block size whatever the raster size.
 
-Two streaming passes: the first gathers the corridor's median temperature (the reference
-of relative inputs and of dT, as for a frame; exact to 0.01 degC through a histogram) and
-the coldest pixel (the fill of T_m outside the corridor), the second predicts.
+Two streaming passes: the first reads only the corridor's extent in each block and gathers
+the corridor's median temperature (the reference of relative inputs and of dT, as for a
+frame; exact to 0.01 degC through a histogram), the second predicts. Each tile is built
+like a frame: T_m outside the corridor is the tile's coldest pixel minus the frames' offset.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -33,7 +34,7 @@ from ..config import PredictOptions
 from ..errors import InvalidInputError, OutputError
 from ..inference import Segmenter
 from ..io.frames import FILL_OFFSET_DEGC, MIN_SIDE_PX, T_MAX_DEGC, T_MIN_DEGC, Frame, GeoInfo
-from ..postprocess import Anomaly, Prediction, extract_anomalies
+from ..postprocess import Anomaly, Prediction, anomaly_mask, extract_anomalies
 from .network import Corridor, PipeNetwork, reproject
 from .raster import georef, pixel_bounds
 from .vectors import write_anomaly_layers
@@ -49,6 +50,21 @@ ORTHO_NAMES: dict[str, str] = {
     "geojson": ".geojson",
     "json": ".json",
 }
+
+
+def ortho_outputs(outputs: Collection[str] | None) -> tuple[str, ...]:
+    """``outputs`` in :data:`ORTHO_NAMES` order (all when None); a clear error for others."""
+    if outputs is None:
+        return tuple(ORTHO_NAMES)
+    unknown = sorted(set(outputs) - set(ORTHO_NAMES))
+    if unknown or not outputs:
+        raise InvalidInputError(
+            f"outputs with --pipes must be a non-empty subset of {', '.join(ORTHO_NAMES)}"
+            + (f"; got {', '.join(unknown)}" if unknown else "")
+        )
+    return tuple(k for k in ORTHO_NAMES if k in outputs)
+
+
 #: About the side of a processing block, pixels (rounded to whole tile steps by
 #: :func:`block_geometry`; a block and its halo are ~50 MB of float32 inputs).
 DEFAULT_BLOCK = 2048
@@ -82,11 +98,11 @@ class _Fragment:
 def stream_overlap(overlap: float) -> float:
     """Tile overlap of the streamed path: half the frames' ``overlap``.
 
-    Tiles cover only the corridor, each corridor pixel running in the tile where it is most
-    central, so a pixel keeps at least a quarter of ``overlap`` of a tile as context on every
-    side (32 rows, 40 columns of a 512 x 640 tile at the default 0.25) and tiles still blend
-    over their whole overlap. Along a pipe the tiles advance by 7/8 of a tile instead of 3/4,
-    which brings the forward passes per corridor pixel near those of disjoint frames.
+    Tiles are placed along the corridor (:meth:`_Block.tiles`) so that every corridor pixel
+    keeps at least half of this overlap, a quarter of ``overlap``, as context on every side
+    (32 rows, 40 columns of a 512 x 640 tile at the default 0.25), and overlapping tiles blend
+    with the ramp of this overlap. Along a pipe the tiles advance by 7/8 of a tile, which
+    brings the forward passes per corridor pixel near those of disjoint frames.
     """
     return overlap / 2
 
@@ -99,8 +115,8 @@ def _edges(length: int, side: int, first: int) -> list[int]:
 def _windows(
     height: int, width: int, sides: tuple[int, int], halos: tuple[tuple[int, int], ...]
 ) -> Iterator[tuple[int, int, int, int]]:
-    """Blocks; the first of each axis is longer by the leading halo, so that every block
-    with its halo starts on a tile of one raster-wide grid (see :func:`block_geometry`)."""
+    """Blocks; the first of each axis is longer by the leading halo (see
+    :func:`block_geometry`)."""
     rows = _edges(height, sides[0], sides[0] + halos[0][0])
     cols = _edges(width, sides[1], sides[1] + halos[1][0])
     for r, r1 in pairwise(rows):
@@ -113,11 +129,10 @@ def block_geometry(
 ) -> tuple[tuple[int, int], tuple[tuple[int, int], tuple[int, int]]]:
     """Block sides (about ``block``) and the halo (before, after) per axis.
 
-    With the tile step ``s``, a block of ``k * s`` with halos summing to the tile overlap
-    ``t - s`` spans exactly ``k`` tiles, and with the first block longer by the leading halo
-    (:func:`_windows`) all blocks' tiles lie on one grid of step ``s`` over the raster. Block
-    borders fall where two neighbouring tiles weigh the same, so a pixel at a block border
-    keeps the context it would have inside one large frame.
+    With the tile step ``s``, a block of ``k * s`` is covered by ``k`` tiles along a pipe
+    that crosses it (:meth:`_Block.tiles` advances by ``s``), and the halos, summing to the
+    tile overlap ``t - s``, give a corridor pixel at a block border the same context as
+    inside: half the overlap on each side.
     """
     steps = [max(1, int(t * (1.0 - overlap))) for t in tile]
     halos = [((t - s) // 2, t - s - (t - s) // 2) for t, s in zip(tile, steps, strict=True)]
@@ -138,17 +153,25 @@ class _Source:
         self.band = dataset.count  # T_u is the last band
         self.nodata = dataset.nodatavals[self.band - 1]
 
-    def read(self, row: int, col: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(T_u float32, valid, corridor)`` of a window."""
+    def corridor_mask(self, row: int, col: int, h: int, w: int) -> np.ndarray:
+        """The corridor rasterised on a window (before pixel validity)."""
         from rasterio.windows import Window
         from rasterio.windows import transform as window_transform
 
-        win = Window(col, row, w, h)
-        t_u = self.ds.read(self.band, window=win, out_dtype="float32")
+        return self.corridor.mask(window_transform(Window(col, row, w, h), self.ds.transform),
+                                  (h, w))
+
+    def read(self, row: int, col: int, h: int, w: int, corridor: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(T_u float32, valid, corridor)`` of a window (``corridor``: already rasterised)."""
+        from rasterio.windows import Window
+
+        t_u = self.ds.read(self.band, window=Window(col, row, w, h), out_dtype="float32")
         valid = np.isfinite(t_u)
         if self.nodata is not None and not math.isnan(self.nodata):
             valid &= t_u != np.float32(self.nodata)
-        corridor = self.corridor.mask(window_transform(win, self.ds.transform), (h, w))
+        if corridor is None:
+            corridor = self.corridor_mask(row, col, h, w)
         corridor &= valid
         return t_u, valid, corridor
 
@@ -169,16 +192,18 @@ def _check_plausible(values: np.ndarray, source: str) -> None:
         )
 
 
-def _statistics(src: _Source, blocks) -> tuple[float, float, int]:
-    """Corridor median (histogram, 0.01 degC), coldest valid T_u, corridor pixel count."""
+def _statistics(src: _Source, blocks) -> tuple[float, int]:
+    """Corridor median (histogram, 0.01 degC) and corridor pixel count. Each block is read
+    only over its corridor's extent (a block often holds one thin pipe)."""
     bins = int((T_MAX_DEGC - T_MIN_DEGC) / _HIST_STEP) + 1
     hist = np.zeros(bins, np.int64)
-    coldest = math.inf
     for row, col, h, w in blocks:
-        t_u, valid, corridor = src.read(row, col, h, w)
-        plausible = valid & (t_u >= T_MIN_DEGC) & (t_u <= T_MAX_DEGC)
-        if plausible.any():  # an implausible pixel outside the corridor must not set the fill
-            coldest = min(coldest, float(t_u[plausible].min()))
+        corridor = src.corridor_mask(row, col, h, w)
+        if not corridor.any():
+            continue
+        y0, y1, x0, x1 = _extent(corridor)
+        t_u, _, corridor = src.read(row + y0, col + x0, y1 - y0, x1 - x0,
+                                    corridor[y0:y1, x0:x1])
         values = t_u[corridor]
         if values.size:
             _check_plausible(values, src.source)
@@ -190,7 +215,7 @@ def _statistics(src: _Source, blocks) -> tuple[float, float, int]:
             f"{src.source}: the pipe corridor covers no valid pixel of the orthomosaic"
         )
     median_bin = int(np.searchsorted(np.cumsum(hist), (total + 1) / 2))
-    return T_MIN_DEGC + median_bin * _HIST_STEP, coldest, total
+    return T_MIN_DEGC + median_bin * _HIST_STEP, total
 
 
 def _fragments(labels: np.ndarray, anomalies: list[Anomaly], row: int, col: int) -> list:
@@ -248,11 +273,113 @@ def _merge(fragments: list[_Fragment]) -> list[_Fragment]:
     return merged
 
 
+def _cover(occupied: np.ndarray, length: int, tile: int, margin: tuple[int, int]
+           ) -> list[tuple[int, int, int]]:
+    """Greedy cover of the occupied positions (sorted) of an axis of ``length`` by tiles.
+
+    Each tile starts ``margin[0]`` before the first position not yet covered and covers
+    the positions that keep at least ``margin`` context inside it on both sides (or reach
+    the end of the axis), so a corridor band runs in one row of tiles wherever it lies,
+    not in two when it crosses a boundary of a fixed grid. Returns ``(start, first, end)``
+    per tile: the positions ``first <= p < end`` are the tile's.
+    """
+    before, after = margin
+    tiles = []
+    i = 0
+    while i < len(occupied):
+        first = int(occupied[i])
+        start = min(max(0, first - before), length - tile)
+        end = length if start + tile >= length else start + tile - after
+        tiles.append((start, first, end))
+        i = int(np.searchsorted(occupied, end))
+    return tiles
+
+
+class _Block:
+    """One block read with its halo: chooses the tiles its core's corridor needs, builds
+    their inputs tile by tile and blends their probabilities over the core's corridor
+    extent only (a block often holds one thin pipe)."""
+
+    def __init__(self, t_u: np.ndarray, valid: np.ndarray, corr: np.ndarray,
+                 core: tuple[int, int, int, int], median: float) -> None:
+        self.t_u, self.valid, self.corr, self.median = t_u, valid, corr, median
+        y0, y1, x0, x1 = core
+        ey0, ey1, ex0, ex1 = _extent(corr[y0:y1, x0:x1])
+        self.box = (slice(y0 + ey0, y0 + ey1), slice(x0 + ex0, x0 + ex1))
+
+    def inputs(self, window: tuple[slice, slice]) -> np.ndarray:
+        """``(T_m, T_m, T_u)`` of a window, composed as a frame is (T_m outside the corridor
+        is the window's coldest pixel minus the fill offset); unusable T_u (nodata,
+        implausible) gets the corridor median: context only, as the corridor excludes it."""
+        t_u = self.t_u[window]
+        lo, hi = float(t_u.min()), float(t_u.max())  # NaN fails both tests below
+        if not (lo >= T_MIN_DEGC and hi <= T_MAX_DEGC and self.valid[window].all()):
+            usable = self.valid[window] & (t_u >= T_MIN_DEGC) & (t_u <= T_MAX_DEGC)
+            t_u = np.where(usable, t_u, np.float32(self.median))
+            lo = float(t_u.min())
+        t_m = np.where(self.corr[window], t_u, np.float32(lo - FILL_OFFSET_DEGC))
+        out = np.empty((*t_u.shape, 3), np.float32)
+        out[..., 0] = t_m  # contiguous sources: writing the interleaved channels is cheap
+        out[..., 1] = t_m
+        out[..., 2] = t_u
+        return out
+
+    def tiles(self, tile: tuple[int, int], margins) -> list[tuple[int, int]]:
+        """Tile origins (block coordinates) such that every corridor pixel of the core lies
+        in some tile with at least ``margins`` (rows, columns; (before, after)) of context
+        around it, or the raster's edge: rows are covered greedily, then in each row of
+        tiles the columns its rows' corridor occupies."""
+        box_y, box_x = self.box
+        corr = self.corr[self.box]
+        height, width = self.corr.shape
+        rows = np.flatnonzero(corr.any(axis=1)) + box_y.start
+        origins = []
+        for r, first, end in _cover(rows, height, tile[0], margins[0]):
+            band = corr[first - box_y.start:end - box_y.start]
+            cols = np.flatnonzero(band.any(axis=0)) + box_x.start
+            origins += [(r, c) for c, _, _ in _cover(cols, width, tile[1], margins[1])]
+        return origins
+
+    def probability(self, segmenter: Segmenter, options: PredictOptions,
+                    tile: tuple[int, int], margins) -> tuple[tuple[slice, slice], np.ndarray]:
+        """The blended probability over the core's corridor extent (0 off the corridor)."""
+        from ..inference import TileGrid
+
+        grid = TileGrid.plan(self.corr.shape, tile, options.tile_overlap)
+        th, tw = grid.tile
+        box_y, box_x = self.box
+        acc = np.zeros((box_y.stop - box_y.start, box_x.stop - box_x.start), np.float32)
+        total = np.zeros_like(acc)
+        origins = self.tiles((th, tw), margins)
+        for start in range(0, len(origins), options.batch_size):
+            chunk = origins[start:start + options.batch_size]
+            frames = [Frame(self.inputs((slice(r, r + th), slice(c, c + tw))),
+                            self.corr[r:r + th, c:c + tw], "tile") for r, c in chunk]
+            probs = segmenter.probabilities(frames, options, [self.median] * len(frames))
+            for (r, c), prob in zip(chunk, probs, strict=True):
+                # the tile's part of the box, in tile and in box coordinates
+                ty0, ty1 = max(r, box_y.start), min(r + th, box_y.stop)
+                tx0, tx1 = max(c, box_x.start), min(c + tw, box_x.stop)
+                if ty0 >= ty1 or tx0 >= tx1:
+                    continue
+                weight = (grid.window_y[ty0 - r:ty1 - r, None]
+                          * grid.window_x[None, tx0 - c:tx1 - c])
+                dst = (slice(ty0 - box_y.start, ty1 - box_y.start),
+                       slice(tx0 - box_x.start, tx1 - box_x.start))
+                acc[dst] += prob[ty0 - r:ty1 - r, tx0 - c:tx1 - c] * weight
+                total[dst] += weight
+        np.divide(acc, total, out=acc, where=total > 0)
+        np.clip(acc, 0.0, 1.0, out=acc)
+        return self.box, np.where(self.corr[self.box], acc, np.float32(0))
+
+
 def _tiff_profile(dataset, dtype: str) -> dict[str, Any]:
     return {
         "driver": "GTiff", "width": dataset.width, "height": dataset.height, "count": 1,
         "dtype": dtype, "crs": dataset.crs, "transform": dataset.transform, "tiled": True,
-        "blockxsize": 512, "blockysize": 512, "compress": "deflate", "sparse_ok": True,
+        # fast deflate: a scratch file, compressed again by the COG conversion
+        "blockxsize": 512, "blockysize": 512, "compress": "deflate", "zlevel": 1,
+        "sparse_ok": True,
         "bigtiff": "if_safer",
     }
 
@@ -286,12 +413,14 @@ def predict_ortho(
     corridor_width_m: float,
     block: int = DEFAULT_BLOCK,
     model_dir: str | None = None,
+    outputs: Collection[str] | None = None,
 ) -> OrthoResult:
     """Predict one georeferenced raster streamed from disk; write ``out_dir/<stem>*``.
 
-    Writes :data:`ORTHO_NAMES`: probability and mask COGs with the input's CRS and
-    transform (0 outside the processed corridor), the GeoPackage and GeoJSON of anomaly
-    polygons, a JSON report with the same attributes and a downsampled overlay PNG.
+    Writes ``outputs`` (default all of :data:`ORTHO_NAMES`): probability and mask COGs with
+    the input's CRS and transform (0 outside the processed corridor), the GeoPackage and
+    GeoJSON of anomaly polygons, a JSON report with the same attributes and a downsampled
+    overlay PNG. :attr:`OrthoResult.records` holds the anomalies whatever is written.
 
     Raises:
         InvalidInputError: the raster has no georeference, bad bands or implausible values,
@@ -302,6 +431,7 @@ def predict_ortho(
 
     path, out_dir = Path(path), Path(out_dir)
     source = path.name
+    wanted = ortho_outputs(outputs)
     if options.threshold is None:  # not given: the model folder's stored threshold
         options = dataclasses.replace(options, threshold=segmenter.config.threshold)
     with warnings.catch_warnings():
@@ -323,7 +453,8 @@ def predict_ortho(
             corridor = network.corridor_for(ds.crs, bounds, corridor_width_m, source)
             src = _Source(ds, corridor, source)
             try:
-                return _run(src, geo, segmenter, options, out_dir, stem, block, model_dir)
+                return _run(src, geo, segmenter, options, out_dir, stem, block, model_dir,
+                            wanted)
             except RasterioIOError as exc:  # a truncated or corrupt block surfaces mid-stream
                 reason = " ".join(str(exc.__cause__ or exc).split())[:200]
                 raise InvalidInputError(
@@ -348,87 +479,93 @@ def _open(path: Path, source: str):
 
 
 def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptions,
-         out_dir: Path, stem: str, block: int, model_dir: str | None) -> OrthoResult:
+         out_dir: Path, stem: str, block: int, model_dir: str | None,
+         outputs: tuple[str, ...]) -> OrthoResult:
+    import contextlib
+
     import rasterio
     from rasterio.windows import Window
-    from rasterio.windows import transform as window_transform
 
     ds, corridor = src.ds, src.corridor
     options = dataclasses.replace(options, tile_overlap=stream_overlap(options.tile_overlap))
-    sides, halos = block_geometry(segmenter.tile_size(options), options.tile_overlap, block)
+    tile = segmenter.tile_size(options)
+    sides, halos = block_geometry(tile, options.tile_overlap, block)
     (before_y, after_y), (before_x, after_x) = halos
     active = [
         w for w in _windows(ds.height, ds.width, sides, halos)
         if corridor.touches(pixel_bounds(ds.transform, *w))
     ]
-    median, coldest, corridor_px = _statistics(src, active)
-    fill = np.float32(coldest - FILL_OFFSET_DEGC)
+    median, corridor_px = _statistics(src, active)
+    canvas = _Canvas(ds.height, ds.width) if "overlay" in outputs else None
     out_dir.mkdir(parents=True, exist_ok=True)
-    final = {k: out_dir / f"{stem}{s}" for k, s in ORTHO_NAMES.items()}
-    tmp_prob = out_dir / f".{stem}_prob.{os.getpid()}.part.tif"
-    tmp_mask = out_dir / f".{stem}_mask.{os.getpid()}.part.tif"
+    final = {k: out_dir / f"{stem}{ORTHO_NAMES[k]}" for k in outputs}
+    tmp = {k: out_dir / f".{stem}_{k}.{os.getpid()}.part.tif"
+           for k in ("probability", "mask") if k in final}
     fragments: list[_Fragment] = []
     try:
-        with (
-            rasterio.open(tmp_prob, "w", **_tiff_profile(ds, "float32")) as prob_out,
-            rasterio.open(tmp_mask, "w", **_tiff_profile(ds, "uint8")) as mask_out,
-        ):
+        with contextlib.ExitStack() as stack:
+            prob_out, mask_out = (
+                stack.enter_context(rasterio.open(tmp[k], "w", **_tiff_profile(ds, dtype)))
+                if k in tmp else None
+                for k, dtype in (("probability", "float32"), ("mask", "uint8"))
+            )
             for row, col, h, w in active:
                 r0, c0 = max(0, row - before_y), max(0, col - before_x)
                 r1, c1 = min(ds.height, row + h + after_y), min(ds.width, col + w + after_x)
                 t_u, valid, corr = src.read(r0, c0, r1 - r0, c1 - c0)
-                core = (slice(row - r0, row - r0 + h), slice(col - c0, col - c0 + w))
-                if not corr[core].any():
+                core = (row - r0, row - r0 + h, col - c0, col - c0 + w)
+                if canvas is not None:
+                    canvas.add(row, col, t_u[core[0]:core[1], core[2]:core[3]],
+                               valid[core[0]:core[1], core[2]:core[3]])
+                if not corr[core[0]:core[1], core[2]:core[3]].any():
                     continue
-                t_u[~valid | (t_u < T_MIN_DEGC) | (t_u > T_MAX_DEGC)] = median  # context only
-                data = np.empty((*t_u.shape, 3), np.float32)
-                data[..., 2] = t_u
-                data[..., 0] = np.where(corr, t_u, fill)
-                data[..., 1] = data[..., 0]
-                win_geo = GeoInfo(tuple(window_transform(Window(c0, r0, 1, 1), ds.transform))[:6],
-                                  geo.crs, geo.metric)
-                # The halo gives context only: tiles are chosen for the core's corridor pixels
-                # (T_m above already holds the whole corridor).
-                chosen = np.zeros_like(corr)
-                chosen[core] = corr[core]
-                frame = Frame(data, chosen, "block", win_geo)
-                prob = segmenter.probabilities([frame], options, [median],
-                                               corridor_tiles_only=True)[0]
+                block_in = _Block(t_u, valid, corr, core, median)
+                box, prob_box = block_in.probability(segmenter, options, tile, halos)
                 # Post-process only the core's corridor extent: outside it everything is 0
                 # (a sparse GeoTIFF block reads as 0), and a block often holds one thin pipe.
-                y0, y1, x0, x1 = _extent(corr[core])
-                box = (slice(core[0].start + y0, core[0].start + y1),
-                       slice(core[1].start + x0, core[1].start + x1))
-                box_frame = Frame(data[box], corr[box], "block", None)
-                prob_box = np.where(corr[box], prob[box], np.float32(0))
-                mask, labels, anomalies = extract_anomalies(
-                    box_frame, prob_box, options.threshold, corridor_median=median,
-                    min_area_px=1,
-                )
-                win = Window(col + x0, row + y0, x1 - x0, y1 - y0)
-                prob_out.write(prob_box, 1, window=win)
-                mask_out.write(mask, 1, window=win)
-                if anomalies:
-                    fragments += _fragments(labels, anomalies, row + y0, col + x0)
+                mask = anomaly_mask(prob_box, corr[box], options.threshold)
+                y0, x0 = r0 + box[0].start, c0 + box[1].start
+                win = Window(x0, y0, prob_box.shape[1], prob_box.shape[0])
+                if prob_out is not None:
+                    prob_out.write(prob_box, 1, window=win)
+                if mask_out is not None:
+                    mask_out.write(mask, 1, window=win)
+                if mask.any():  # components only over the anomalies' extent: they are rare
+                    ey0, ey1, ex0, ex1 = _extent(mask)
+                    sub = (slice(box[0].start + ey0, box[0].start + ey1),
+                           slice(box[1].start + ex0, box[1].start + ex1))
+                    # Anomalies lie in the corridor (valid, plausible T_u) and their
+                    # statistics read T_u only: a broadcast view stands for the channels.
+                    _, labels, anomalies = extract_anomalies(
+                        Frame(np.broadcast_to(t_u[sub][..., None], (ey1 - ey0, ex1 - ex0, 3)),
+                              corr[sub], "block", None),
+                        prob_box[ey0:ey1, ex0:ex1], options.threshold,
+                        corridor_median=median, min_area_px=1,
+                    )
+                    fragments += _fragments(labels, anomalies, y0 + ey0, x0 + ex0)
         merged = [f for f in _merge(fragments) if f.n >= options.min_area_px]
         merged.sort(key=lambda f: (-f.n, f.geom.bounds[1], f.geom.bounds[0]))
         polygons, records = _describe(merged, ds.transform, corridor, median, geo)
         crs = geo.crs or ds.crs.to_wkt()
-        write_anomaly_layers(polygons, records, crs, final["gpkg"], final["geojson"])
-        _write_overlay(src, merged, median, fill, segmenter, options, final["overlay"],
-                       stem)
-        _to_cog(tmp_prob, final["probability"], "average")
-        _to_cog(tmp_mask, final["mask"], "nearest")
+        write_anomaly_layers(polygons, records, crs, final.get("gpkg"), final.get("geojson"))
+        if "overlay" in final:
+            _write_overlay(src, canvas, merged, median, segmenter, options, final["overlay"],
+                           stem)
+        for kind, resampling in (("probability", "average"), ("mask", "nearest")):
+            if kind in tmp:
+                _to_cog(tmp[kind], final[kind], resampling)
     except OSError as exc:
         raise OutputError(f"cannot write outputs to {out_dir}: {exc}") from exc
     finally:
-        tmp_prob.unlink(missing_ok=True)
-        tmp_mask.unlink(missing_ok=True)
-    doc = _report(src, records, median, corridor_px, len(active), segmenter, options, geo,
-                  model_dir, stem)
-    from ..io.atomic import atomic_write
+        for part in tmp.values():
+            part.unlink(missing_ok=True)
+    if "json" in final:
+        from ..io.atomic import atomic_write
 
-    atomic_write(final["json"], (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode())
+        doc = _report(src, records, median, corridor_px, len(active), segmenter, options, geo,
+                      model_dir, stem)
+        atomic_write(final["json"],
+                     (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode())
     return OrthoResult(final, records, corridor_px, len(active), median)
 
 
@@ -498,10 +635,38 @@ def _report(src: _Source, records, median: float, corridor_px: int, blocks: int,
     }
 
 
-def _write_overlay(src: _Source, merged: list[_Fragment], median: float,
-                   fill: np.float32, segmenter: Segmenter, options: PredictOptions,
-                   target: Path, stem: str) -> None:
-    """A downsampled overview PNG drawn by :func:`reporting.render_overlay`."""
+class _Canvas:
+    """The overlay's background, T_u every ``k``-th pixel, sampled from the blocks the stream
+    reads anyway, so the overlay costs no read of its own."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.k = max(1, math.ceil(max(height, width) / OVERLAY_MAX_SIDE))
+        self.shape = (math.ceil(height / self.k), math.ceil(width / self.k))
+        self.image = np.full(self.shape, np.nan, np.float32)
+
+    def add(self, row: int, col: int, t_u: np.ndarray, valid: np.ndarray) -> None:
+        k = self.k
+        fy, fx = -row % k, -col % k  # the window's first rows / columns on the k-grid
+        sample = t_u[fy::k, fx::k]
+        usable = valid[fy::k, fx::k] & (sample >= T_MIN_DEGC) & (sample <= T_MAX_DEGC)
+        y, x = (row + fy) // k, (col + fx) // k
+        self.image[y:y + sample.shape[0], x:x + sample.shape[1]] = np.where(usable, sample,
+                                                                           np.nan)
+
+    def t_u(self, median: float) -> np.ndarray:
+        """T_u per cell; cells of blocks never read (away from the pipes) and unusable
+        pixels get the corridor median."""
+        return np.where(np.isnan(self.image), np.float32(median), self.image)
+
+
+def _write_overlay(src: _Source, canvas: _Canvas, merged: list[_Fragment], median: float,
+                   segmenter: Segmenter, options: PredictOptions, target: Path,
+                   stem: str) -> None:
+    """A downsampled overview PNG drawn by :func:`reporting.render_overlay`.
+
+    The background is the input's own overviews when it has some (one cheap decimated
+    read), else T_u sampled from the blocks while streaming (:class:`_Canvas`).
+    """
     from affine import Affine
     from rasterio.enums import Resampling
     from rasterio.features import rasterize
@@ -511,16 +676,19 @@ def _write_overlay(src: _Source, merged: list[_Fragment], median: float,
     from ..report.overlay import render_overlay
 
     ds = src.ds
-    scale = max(1.0, max(ds.height, ds.width) / OVERLAY_MAX_SIDE)
-    h, w = max(1, round(ds.height / scale)), max(1, round(ds.width / scale))
-    t_u = ds.read(src.band, out_shape=(h, w), out_dtype="float32",
-                  resampling=Resampling.average)
-    t_u[~np.isfinite(t_u)] = median
-    if src.nodata is not None and not math.isnan(src.nodata):
-        t_u[t_u == np.float32(src.nodata)] = median
-    small = ds.transform @ Affine.scale(ds.width / w, ds.height / h)
+    h, w = canvas.shape
+    if ds.overviews(src.band):
+        t_u = ds.read(src.band, out_shape=(h, w), out_dtype="float32",
+                      resampling=Resampling.average, boundless=False)
+        bad = ~np.isfinite(t_u) | (t_u < T_MIN_DEGC) | (t_u > T_MAX_DEGC)
+        if src.nodata is not None and not math.isnan(src.nodata):
+            bad |= t_u == np.float32(src.nodata)
+        t_u[bad] = median
+    else:
+        t_u = canvas.t_u(median)
+    small = ds.transform @ Affine.scale(canvas.k)
     corr = src.corridor.mask(small, (h, w))
-    to_small = Affine.scale(w / ds.width, h / ds.height)
+    to_small = Affine.scale(1 / canvas.k)
     labels = np.zeros((h, w), np.int32)
     anomalies = []
     if merged:
@@ -541,7 +709,7 @@ def _write_overlay(src: _Source, merged: list[_Fragment], median: float,
                 mean_t_degc=mean_t, mean_dt_degc=mean_t - median,
                 mean_probability=frag.sum_p / frag.n,
             ))
-    data = np.stack([np.where(corr, t_u, fill), np.where(corr, t_u, fill), t_u], axis=-1)
+    data = np.stack([t_u, t_u, t_u], axis=-1)  # render_overlay draws T_u only
     pred = Prediction(
         frame=Frame(data.astype(np.float32), corr, stem, None), probability=np.zeros((h, w)),
         mask=(labels > 0).view(np.uint8) if merged else np.zeros((h, w), np.uint8),

@@ -76,7 +76,7 @@ def predict_distributed(
     from distributed import Client, LocalCluster
 
     from ..model_folder import resolve_model_dir
-    from ..predict import OUTPUT_KINDS, collect_inputs
+    from ..predict import collect_inputs
 
     if (workers is None) == (scheduler is None):
         raise InvalidInputError("give either a number of local workers or a scheduler address")
@@ -87,14 +87,16 @@ def predict_distributed(
     out = Path(out_dir).expanduser().resolve() if out_dir else folder / "predictions"
     kwargs = {
         "model_dir": str(folder), "out_dir": str(out), "options": options or PredictOptions(),
-        "overwrite": overwrite, "outputs": tuple(outputs or OUTPUT_KINDS),
+        "overwrite": overwrite, "outputs": None if outputs is None else tuple(outputs),
         "corridor": None if corridor is None else str(Path(corridor).resolve()),
         "pipes": None if pipes is None else str(Path(pipes).resolve()),
         "corridor_width_m": corridor_width_m, "pipe_id_field": pipe_id_field,
     }
-    if pipes is not None:  # a bad layer fails once here, not once per task
+    if pipes is not None:  # a bad layer or output list fails once here, not once per task
         from .network import PipeNetwork
+        from .ortho import ortho_outputs
 
+        ortho_outputs(outputs)
         PipeNetwork.read(pipes, pipe_id_field)
     stems = _unique_stems(paths)
     step = 1 if pipes is not None else FRAMES_PER_TASK

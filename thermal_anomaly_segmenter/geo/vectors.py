@@ -75,16 +75,20 @@ def write_anomaly_layers(
     polygons: Sequence[Any],
     records: Sequence[dict[str, Any]],
     crs: str,
-    gpkg: Path,
-    geojson: Path,
+    gpkg: Path | None,
+    geojson: Path | None,
 ) -> None:
-    """Write ``gpkg`` (layer ``anomalies`` in ``crs``) and ``geojson`` (EPSG:4326, RFC 7946).
+    """Write ``gpkg`` (layer ``anomalies`` in ``crs``) and ``geojson`` (EPSG:4326, RFC 7946);
+    None skips a file.
 
     ``polygons`` are shapely geometries in ``crs``; ``records`` hold :data:`FIELDS`.
     """
     from .network import reproject
 
     geoms = np.asarray(list(polygons), dtype=object)
-    _write(gpkg, geoms, records, crs, "GPKG")
-    wgs84 = reproject(geoms, crs, "EPSG:4326") if len(geoms) else geoms
-    _write(geojson, wgs84, records, "EPSG:4326", "GeoJSON", layer_options={"RFC7946": "YES"})
+    if gpkg is not None:
+        _write(gpkg, geoms, records, crs, "GPKG")
+    if geojson is not None:
+        wgs84 = reproject(geoms, crs, "EPSG:4326") if len(geoms) else geoms
+        _write(geojson, wgs84, records, "EPSG:4326", "GeoJSON",
+               layer_options={"RFC7946": "YES"})

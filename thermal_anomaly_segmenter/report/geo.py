@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ..postprocess import Prediction
@@ -31,38 +30,20 @@ def _signed_area(ring: np.ndarray) -> float:
 
 
 def _component_polygons(component: np.ndarray) -> list[tuple[np.ndarray, list[np.ndarray]]]:
-    """Trace the exact pixel footprint of a bool crop as ``[(exterior, [holes]), ...]``.
+    """The exact pixel footprint of a bool crop as ``[(exterior, [holes]), ...]``.
 
-    Coordinates are pixel corners of the crop. The crop is upsampled 2x (nearest) before
-    ``cv2.findContours``, whose points lie on boundary pixel centres: upsampled index ``u``
-    then maps to corner ``(u + 1) // 2``, which is exactly the left/top edge of a pixel on one
-    side of a boundary and the right/bottom edge on the other. So areas equal pixel counts,
-    single pixels become their square and one-pixel-wide strokes keep their width, where
-    tracing centres directly would give empty or degenerate rings. Where two pixels meet only
-    at a corner (8-connectivity) the ring touches itself at that corner.
+    Coordinates are pixel corners of the crop (``x = col``, ``y = row``), rings open (the
+    closing vertex is added later). ``rasterio.features.shapes`` (GDAL's polygonize) traces
+    pixel edges, so areas equal pixel counts and single pixels are their square; with
+    8-connectivity pixels that meet only at a corner are one polygon, touching itself there.
     """
-    up = np.repeat(np.repeat(component.view(np.uint8), 2, axis=0), 2, axis=1)
-    # A zero border keeps components that touch the crop edge fully traced.
-    up = cv2.copyMakeBorder(up, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    contours, hierarchy = cv2.findContours(up, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    if hierarchy is None:
-        return []
-    rings: list[np.ndarray] = []
-    for contour in contours:
-        # Upsampled index u sits at u + 1 in the bordered image, so (u + 1) // 2 is p // 2.
-        corners = contour[:, 0, :].astype(np.int64) // 2
-        moved = np.any(corners != np.roll(corners, 1, axis=0), axis=1)
-        rings.append(corners[moved])
+    from rasterio.features import shapes
+
     polygons = []
-    for i, (_, _, child, parent) in enumerate(hierarchy[0]):
-        if parent != -1 or len(rings[i]) < 3:
-            continue
-        holes = []
-        while child != -1:  # RETR_CCOMP: the children of an outer contour are its holes
-            if len(rings[child]) >= 3:
-                holes.append(rings[child])
-            child = hierarchy[0][child][0]
-        polygons.append((rings[i], holes))
+    for geom, _ in shapes(component.view(np.uint8), mask=component, connectivity=8):
+        rings = [np.asarray(ring, np.float64).astype(np.int64)[:-1]
+                 for ring in geom["coordinates"]]
+        polygons.append((rings[0], rings[1:]))
     return polygons
 
 
@@ -90,9 +71,9 @@ def _ring_coordinates(
 def anomalies_geojson(pred: Prediction) -> dict:
     """Build a GeoJSON FeatureCollection with one polygon feature per anomaly.
 
-    Each anomaly's pixels (``pred.labels == id`` inside its bbox) are traced with
-    ``cv2.findContours`` (``RETR_CCOMP``) into their exact pixel footprint, holes included;
-    a component traced into several parts becomes a MultiPolygon. Without a georeference the
+    Each anomaly's pixels (``pred.labels == id`` inside its bbox) are vectorised with
+    ``rasterio.features.shapes`` into their exact pixel footprint, holes included; a
+    component in several parts becomes a MultiPolygon. Without a georeference the
     coordinates are pixel-corner coordinates, ``x = col``, ``y = row`` (a pixel's centre is at
     ``+0.5``), and ``coordinate_space`` is ``"pixel"``. With ``frame.geo`` they are mapped
     through :meth:`GeoInfo.pixel_to_crs` (``coordinate_space`` ``"crs"``) and the collection
