@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,7 @@ def predict(**kwargs: Any) -> Any:
     The outputs are written under ``<model_dir>/predictions/`` with a name no other request
     has; the answer refers to this request's files only. DEEPaaS's temp uploads are removed.
     """
+    started = time.perf_counter()
     settings = get_settings()
     config.configure_logging(settings)
     files = [kwargs.get(n) for n in ("input_file", "corridor_file", "pipes_file")]
@@ -208,7 +210,9 @@ def predict(**kwargs: Any) -> Any:
             from thermal_anomaly_segmenter.report.retention import prune_outputs
 
             prune_outputs(next(iter(result.outputs.values())).parent, settings.keep_predictions)
-        return formatter(result)
+        answer = formatter(result)
+        log.info("predict: answered in %.1f ms", 1000 * (time.perf_counter() - started))
+        return answer
     except Exception as exc:
         error = responses.error_for(exc)
         message = error.message
