@@ -250,7 +250,7 @@ def bench_api(tmp: Path, repeats: int) -> None:
            "DATA_PATH": str(tmp), "REMOTE_PATH": str(tmp / "remote")}
     # api.predict in this process reads the same settings as the server's worker
     os.environ.update({k: env[k] for k in ("MODELS_PATH", "TASEG_DEFAULT_MODEL", "DATA_PATH",
-                                           "REMOTE_PATH")})
+                                           "REMOTE_PATH")}, LOG_LEVEL="WARNING")
     reload_settings()
     log = tmp / "server.log"
     server = _start_server(env, port, log)

@@ -27,6 +27,7 @@ from deepaas_server import (
     make_folders,
     post_predict,
     running_server,
+    wait_for_outputs,
 )
 
 from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME
@@ -361,6 +362,7 @@ def test_odd_client_filenames_never_become_paths(server, folders, classical_dir,
     assert r.status_code in (200, 400, 422), (kind, r.status_code, r.text[:300])
     if r.status_code == 200:
         doc = r.json()["predictions"]
+        wait_for_outputs(doc)
         for path in map(Path, doc["outputs"].values()):
             assert path.parent == predictions and path.is_file(), path
             assert len(path.name) < 150 and not path.name.startswith(".")

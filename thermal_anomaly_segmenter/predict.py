@@ -30,6 +30,7 @@ from .io.read import read_frame
 from .model_folder import resolve_model_dir
 from .normalization import corridor_median
 from .postprocess import Prediction
+from .report import deferred
 from .report.document import anomalies_document
 from .report.outputs import OUTPUT_NAMES, write_outputs
 
@@ -137,26 +138,41 @@ def reserve_stem(
 
 
 class _Writer:
-    """Claims names and writes a prediction's outputs (runs in a worker thread)."""
+    """Claims names and writes a prediction's outputs (runs in a worker thread).
+
+    The kinds in ``later`` are written after the result is handed back, by the
+    background writer of :mod:`.report.deferred` (the first kind, whose file claims the
+    name, never is).
+    """
 
     def __init__(
-        self, out_dir: Path, kinds: Sequence[str], overwrite: bool, model_dir: Path, keep: bool
+        self, out_dir: Path, kinds: Sequence[str], overwrite: bool, model_dir: Path, keep: bool,
+        later: Sequence[str] = (),
     ) -> None:
         self.out_dir, self.kinds, self.overwrite = out_dir, tuple(kinds), overwrite
         self.model_dir, self.keep = model_dir, keep
+        self.later = tuple(k for k in self.kinds[1:] if k in later)
 
     def __call__(self, result: FrameResult, finish: Callable[[], Prediction]) -> FrameResult:
         pred = finish()  # post-processing runs here, beside the next batch's forward
         stem = reserve_stem(self.out_dir, pred.frame.name, self.kinds, self.overwrite)
         if "json" in self.kinds:  # kept: the API answers from it without reading the file
             result.report = anomalies_document(pred, model_dir=str(self.model_dir))
+        now = [k for k in self.kinds if k not in self.later]
         try:
-            result.outputs = write_outputs(pred, self.out_dir, stem, model_dir=str(self.model_dir),
-                                           outputs=self.kinds, document=result.report)
+            written = write_outputs(pred, self.out_dir, stem, model_dir=str(self.model_dir),
+                                    outputs=now, document=result.report)
         except BaseException:
             if not self.overwrite:  # give the claimed name back
                 (self.out_dir / f"{stem}{OUTPUT_NAMES[self.kinds[0]]}").unlink(missing_ok=True)
             raise
+        if self.later:
+            deferred.submit(partial(write_outputs, pred, self.out_dir, stem,
+                                    model_dir=str(self.model_dir), outputs=self.later,
+                                    document=result.report),
+                            name=f"the outputs of {stem} in {self.out_dir}")
+            written.update((k, self.out_dir / f"{stem}{OUTPUT_NAMES[k]}") for k in self.later)
+        result.outputs = {k: written[k] for k in self.kinds}
         result.n_anomalies = len(pred.anomalies)
         if pred.anomalies:
             result.max_dt_degc = max(a.mean_dt_degc for a in pred.anomalies)
@@ -197,6 +213,7 @@ def predict_paths(
     pipes: str | os.PathLike[str] | None = None,
     corridor_width_m: float | None = None,
     pipe_id_field: str | None = None,
+    deferred_outputs: Sequence[str] = (),
 ) -> Iterator[FrameResult]:
     """Predict every input and write its outputs; yields one result per input, in order.
 
@@ -220,6 +237,9 @@ def predict_paths(
             corridor buffered from the pipes; writes COGs, a GeoPackage and GeoJSON.
         corridor_width_m: full corridor width around the pipe axes (default 8 m).
         pipe_id_field: field of the pipe layer naming each pipe (default: the first id-like).
+        deferred_outputs: kinds of ``outputs`` written after each result is yielded, in the
+            background (:mod:`.report.deferred`): its ``outputs`` then name files that
+            appear shortly after. The first kind of ``outputs`` is always written before.
     """
     settings = settings or get_settings()
     options = options or PredictOptions()
@@ -240,7 +260,9 @@ def predict_paths(
             names,
         )
         return
-    writer = _Writer(out, outputs, overwrite, folder, keep_predictions)
+    writer = _Writer(out, outputs, overwrite, folder, keep_predictions, deferred_outputs)
+    if writer.later:
+        deferred.finish_on_sigterm()
 
     def read(i: int) -> Frame:
         return read_frame(
