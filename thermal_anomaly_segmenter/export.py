@@ -131,6 +131,10 @@ def open_session(path: str | os.PathLike[str]):
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle intra-op threads sleep instead of spinning: the post-processing, the file
+    # writers and the server run on the same few cores right after each forward
+    # (benchmarks/RESULTS.md, "CPU serving").
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

@@ -118,13 +118,15 @@ def reserve_stem(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
+    folder = os.fspath(out_dir)
     for n in range(1, _MAX_SUFFIX + _RANDOM_TRIES):
         candidate = (stem if n == 1 else f"{stem}-{n}" if n < _MAX_SUFFIX
                      else f"{stem}-{secrets.token_hex(6)}")
-        names = [out_dir / f"{candidate}{suffixes[k]}" for k in kinds]
         if overwrite:
             return candidate
-        if any(p.exists() for p in names):
+        # Plain strings: a server walks many taken numbers of a common name per request.
+        names = [os.path.join(folder, f"{candidate}{suffixes[k]}") for k in kinds]
+        if any(os.path.lexists(p) for p in names):
             continue
         try:
             fd = os.open(names[0], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -329,9 +331,12 @@ def _pipeline(
 ) -> Iterator[FrameResult]:
     prefetch = max(2, options.batch_size * 2)
     pending: deque[tuple[FrameResult, Future | None, float]] = deque()
+    # One input (an API request) has nothing to overlap with: its read, forward and writes
+    # run in this thread, without starting threads or handing work between them.
+    pool = _Inline if len(paths) == 1 else ThreadPoolExecutor
     with (
-        ThreadPoolExecutor(2, thread_name_prefix="taseg-read") as readers,
-        ThreadPoolExecutor(2, thread_name_prefix="taseg-write") as writers,
+        pool(2, thread_name_prefix="taseg-read") as readers,
+        pool(2, thread_name_prefix="taseg-write") as writers,
     ):
         reads = deque(readers.submit(read, i) for i in range(min(prefetch, len(paths))))
         next_read = len(reads)
@@ -392,6 +397,27 @@ def _pipeline(
         flush()
         while pending:
             yield _finish(*pending.popleft())
+
+
+class _Inline:
+    """An executor that runs each call at once, in the caller's thread."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, fn: Callable[..., object], *args: object) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # delivered by result(), as a thread pool would
+            future.set_exception(exc)
+        return future
 
 
 def _finish(result: FrameResult, fut: Future | None, t0: float) -> FrameResult:
