@@ -216,22 +216,25 @@ def predict(**kwargs: Any) -> Any:
         # the files as soon as predict returns.
         answer_first = (formatter is responses.json_response
                         and multiprocessing.parent_process() is not None)
-        result = run_predict(args, input_path, corridor_path=corridor_path, pipes_path=pipes_path,
-                             name=str(getattr(upload, "original_filename", None) or "frame"),
-                             defaulted=schemas.defaulted_args(schema, kwargs),
-                             answer_first=answer_first)
-        log.info("predict: %s", result.summary())
-        if result.outputs:  # the server's outputs are bounded; python -m cli's are the user's
-            from thermal_anomaly_segmenter.report import deferred
-            from thermal_anomaly_segmenter.report.retention import prune_outputs
+        from thermal_anomaly_segmenter.report import deferred
 
-            prune = partial(prune_outputs, next(iter(result.outputs.values())).parent,
-                            settings.keep_predictions)
-            if answer_first:  # after this request's files, not beside them
-                deferred.submit(prune, name="the retention of old predictions")
-            else:
-                prune()
-        answer = formatter(result)
+        with deferred.held():  # the files wait until the answer is built
+            result = run_predict(args, input_path, corridor_path=corridor_path,
+                                 pipes_path=pipes_path,
+                                 name=str(getattr(upload, "original_filename", None) or "frame"),
+                                 defaulted=schemas.defaulted_args(schema, kwargs),
+                                 answer_first=answer_first)
+            log.info("predict: %s", result.summary())
+            if result.outputs:  # the server's outputs are bounded; python -m cli's are the user's
+                from thermal_anomaly_segmenter.report.retention import prune_outputs
+
+                prune = partial(prune_outputs, next(iter(result.outputs.values())).parent,
+                                settings.keep_predictions)
+                if answer_first:  # after this request's files, not beside them
+                    deferred.submit(prune, name="the retention of old predictions")
+                else:
+                    prune()
+            answer = formatter(result)
         log.info("predict: answered in %.1f ms", 1000 * (time.perf_counter() - started))
         return answer
     except Exception as exc:

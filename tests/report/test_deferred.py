@@ -78,3 +78,22 @@ def test_pending_outputs_survive_the_process_end(sample_path, tmp_path, how):
     assert names == sorted(f"{stem}{suffix}" for suffix in OUTPUT_NAMES.values())
     assert all((tmp_path / n).stat().st_size > 0 for n in names)
     assert json.loads((tmp_path / f"{stem}.json").read_text())["anomalies"]
+
+
+def test_held_jobs_start_when_the_block_ends_in_order():
+    done: list[int] = []
+    with deferred.held():
+        for i in range(3):
+            deferred.submit(done.append, i)
+        assert deferred.wait(timeout=0.2) and done == []  # nothing started inside
+    assert deferred.wait(timeout=30)
+    assert done == [0, 1, 2]
+
+
+def test_a_failing_job_is_logged_and_the_next_still_runs(caplog):
+    done: list[str] = []
+    deferred.submit(lambda: 1 / 0, name="a broken job")
+    deferred.submit(done.append, "next")
+    assert deferred.wait(timeout=30)
+    assert done == ["next"]
+    assert "a broken job" in caplog.text

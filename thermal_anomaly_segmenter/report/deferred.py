@@ -21,7 +21,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -37,6 +37,7 @@ _lock = threading.Lock()
 _slots = threading.BoundedSemaphore(MAX_PENDING)
 _executor: ThreadPoolExecutor | None = None
 _pending: set[Future] = set()
+_held: list[list[tuple[Callable[..., Any], tuple, str]]] = []
 _sigterm_hooked = False
 
 
@@ -54,26 +55,53 @@ def _run(fn: Callable[..., Any], args: tuple, name: str) -> None:
         _slots.release()
 
 
-def submit(fn: Callable[..., Any], *args: Any, name: str = "outputs") -> Future:
-    """Run ``fn(*args)`` on the background writer, after everything submitted before.
+def submit(fn: Callable[..., Any], *args: Any, name: str = "outputs") -> None:
+    """Run ``fn(*args)`` on the background writer, after everything submitted before (and,
+    inside :func:`held`, once it ends).
 
     Blocks while :data:`MAX_PENDING` calls wait. A failure is logged (naming ``name``): the
     answer has gone already.
     """
-    global _executor
     _slots.acquire()
     with _lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(1, thread_name_prefix="taseg-deferred",
-                                           initializer=_lower_priority)
-        future = _executor.submit(_run, fn, args, name)
-        _pending.add(future)
+        if _held:
+            _held[-1].append((fn, args, name))
+        else:
+            _start(fn, args, name)
+
+
+def _start(fn: Callable[..., Any], args: tuple, name: str) -> None:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(1, thread_name_prefix="taseg-deferred",
+                                       initializer=_lower_priority)
+    future = _executor.submit(_run, fn, args, name)
+    _pending.add(future)
     future.add_done_callback(_pending.discard)
-    return future
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """Start nothing submitted inside until the block ends (the answer is built by then: the
+    writer then takes no CPU or GIL from it)."""
+    jobs: list[tuple[Callable[..., Any], tuple, str]] = []
+    with _lock:
+        _held.append(jobs)
+    try:
+        yield
+    finally:
+        with _lock:
+            _held.remove(jobs)
+            for job in jobs:
+                if _held:  # an outer block still holds
+                    _held[-1].append(job)
+                else:
+                    _start(*job)
 
 
 def wait(timeout: float | None = None) -> bool:
-    """Wait until everything submitted so far is written; False if ``timeout`` ran out."""
+    """Wait until everything submitted so far (outside :func:`held`) is written; False if
+    ``timeout`` ran out."""
     from concurrent.futures import wait as wait_futures
 
     with _lock:
