@@ -307,8 +307,13 @@ class Segmenter:
         if pad_h or pad_w:
             x = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge")
         logits = self._session.run(None, {"input": x})[0][:, 0, :h, :w]
-        # 1 / (1 + exp(-z)) without overflow warnings for large |z|
-        return (0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32)
+        # 1 / (1 + exp(-z)) without overflow warnings for large |z|; one new array, the
+        # same float32 operations in the same order as 0.5 * (1 + tanh(0.5 * z))
+        probs = np.multiply(logits, np.float32(0.5), dtype=np.float32)
+        np.tanh(probs, out=probs)
+        probs += np.float32(1.0)
+        probs *= np.float32(0.5)
+        return probs
 
     def _tiled(
         self,

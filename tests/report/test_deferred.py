@@ -41,6 +41,22 @@ def test_deferred_outputs_are_the_same_files(sample_path, tmp_path):
     assert json.loads(later.outputs["json"].read_text()) == later.report
 
 
+def test_one_frame_inline_gives_what_the_threaded_pipeline_gives(sample_path, tmp_path):
+    """One input runs in the caller's thread; several run through the reader and writer
+    pools: the same mask, probabilities and anomaly records either way."""
+    copy = tmp_path / "copy.npy.lz4"
+    copy.write_bytes(sample_path.read_bytes())
+    [alone] = predict_paths([sample_path], model_dir=MODEL, out_dir=tmp_path / "one",
+                            keep_predictions=True)
+    both = list(predict_paths([sample_path, copy], model_dir=MODEL, out_dir=tmp_path / "two",
+                              keep_predictions=True))
+    for other in both:
+        assert (other.prediction.mask == alone.prediction.mask).all()
+        assert (other.prediction.probability == alone.prediction.probability).all()
+        assert other.prediction.anomalies == alone.prediction.anomalies
+    assert both[0].outputs["mask"].read_bytes() == alone.outputs["mask"].read_bytes()
+
+
 def test_the_claiming_file_is_never_deferred(sample_path, tmp_path):
     kinds = ("overlay", "json")
     [result] = predict_paths([sample_path], model_dir=MODEL, out_dir=tmp_path, outputs=kinds,
