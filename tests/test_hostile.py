@@ -459,6 +459,7 @@ def test_concurrent_uploads_with_one_name_keep_distinct_outputs(server, folders,
     assert len(set(files)) == len(files)  # no two requests share any output file
     for threshold, doc in zip(thresholds, docs, strict=True):
         assert Path(doc["result"]).name.startswith("same")
+        wait_for_outputs(doc)
         report = json.loads(Path(doc["outputs"]["json"]).read_text())
         assert report["threshold"] == threshold  # each file set is its own request's
     assert leftover_uploads(folders) == []
