@@ -138,6 +138,17 @@ def open_session(path: str | os.PathLike[str]):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def onnx_stride(model_dir: str | os.PathLike[str]) -> int | None:
+    """The stride recorded in a folder's ``model.onnx.json`` (``None`` if absent)."""
+    try:
+        meta = json.loads((Path(model_dir) / ONNX_META_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    stride = meta.get("stride") if isinstance(meta, dict) else None
+    return stride if isinstance(stride, int) and not isinstance(stride, bool) and stride > 0 \
+        else None
+
+
 def fresh_onnx(model_dir: str | os.PathLike[str]) -> Path | None:
     """``model.onnx`` of a folder if it was exported from the current weights, else ``None``."""
     folder = Path(model_dir)

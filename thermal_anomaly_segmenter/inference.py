@@ -153,6 +153,7 @@ class Segmenter:
         # One forward at a time: a model is not re-entrant across threads on every backend.
         self._lock = threading.Lock()
         self._session = None  # ONNX Runtime session, when that backend is used
+        self._onnx_stride: int | None = None  # from model.onnx.json when model is not built
 
     @classmethod
     def from_folder(
@@ -178,6 +179,10 @@ class Segmenter:
                 f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
             )
         device = select_device(device)
+        if device == "cpu" and backend != "torch":
+            segmenter = cls._onnx_only(model_dir, device)
+            if segmenter is not None:
+                return segmenter
         model, config = load_model_folder(model_dir, device=device)
         segmenter = cls(config, model, model_dir=model_dir, device=device)
         if model is not None and device == "cuda":
@@ -193,6 +198,34 @@ class Segmenter:
         log.debug(
             "loaded %s from %s on %s (%s)", config.model_type, model_dir, device, segmenter.backend
         )
+        return segmenter
+
+    @classmethod
+    def _onnx_only(cls, model_dir: str | os.PathLike[str], device: str) -> Segmenter | None:
+        """A fresh ``model.onnx`` in ONNX Runtime, without building the PyTorch network
+        (``model`` stays ``None``): that build is most of a worker's cold start, and the
+        export's hashes already tie the ONNX file to these weights. ``None`` where anything
+        is missing; :meth:`from_folder` then loads the folder as before (and reports)."""
+        from .export import fresh_onnx, onnx_stride, open_session
+        from .model_folder import read_model_config
+        from .published_folder import is_published_folder
+
+        if is_published_folder(Path(model_dir)):
+            return None
+        config = read_model_config(model_dir)
+        if config.family == "classical":
+            return None
+        stride = onnx_stride(model_dir)
+        path = fresh_onnx(model_dir) if stride else None
+        if path is None:
+            return None
+        try:
+            session = open_session(path)
+        except Exception:  # the full load below reports it, or falls back to PyTorch
+            return None
+        segmenter = cls(config, None, model_dir=model_dir, device=device)
+        segmenter._session, segmenter._onnx_stride = session, stride
+        log.debug("loaded %s from %s on cpu (onnx)", config.model_type, model_dir)
         return segmenter
 
     @property
@@ -300,7 +333,7 @@ class Segmenter:
     def _forward_onnx(self, batch: np.ndarray) -> np.ndarray:
         # The exported graph expects sizes that are multiples of the stride; pad like
         # SegmentationNet does (edge replication) and crop back.
-        stride = self.model.stride
+        stride = self._onnx_stride or self.model.stride
         _, h, w, _ = batch.shape
         x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
         pad_h, pad_w = (-h) % stride, (-w) % stride
