@@ -4,14 +4,15 @@ The API answers a JSON request from the in-memory report; only the file that cla
 output name (the mask PNG) is written before it answers. The probability PNG, the overlay,
 the GeoJSON and the JSON report are written right after, here, in request order and each
 atomically (temp file + rename), the JSON report last: its presence marks a complete set.
-They appear tens of milliseconds after the answer on an idle server (later under load; at
-most :data:`MAX_PENDING` requests' files wait, then a new request waits for them).
+They take about 45 ms of CPU for a 512 x 640 frame (benchmarks/RESULTS.md, "CPU serving"),
+later under load; at most :data:`MAX_PENDING` jobs wait (two per request: its files, then
+the retention), then a new request waits for them.
 
 Nothing is lost on a normal exit: the thread is joined at interpreter exit, and a process
 stopped with SIGTERM (how DEEPaaS stops its workers) first finishes what is pending.
 Only SIGKILL (a predict cancelled for its time budget or a vanished client) can lose
-pending files, never leave half of one. The thread runs at a lower CPU priority, so the
-next request's forward pass is not slowed by the previous one's files.
+pending files, never leave half of one. The thread runs at a lower CPU priority (nice
+:data:`NICE`), so that it yields the cores to the next request's forward pass.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: Requests whose files may wait at once; beyond it :func:`submit` blocks (bounded memory:
-#: each holds its frame and probability map).
+#: Jobs that may wait at once (a request submits two: its files, then the retention);
+#: beyond it the next one waits (bounded memory: each holds its frame and probability map).
 MAX_PENDING = 4
 #: Nice increment of the writer thread (Linux: per thread).
 NICE = 10
@@ -62,21 +63,22 @@ def submit(fn: Callable[..., Any], *args: Any, name: str = "outputs") -> None:
     Blocks while :data:`MAX_PENDING` calls wait. A failure is logged (naming ``name``): the
     answer has gone already.
     """
-    _slots.acquire()
     with _lock:
         if _held:
             _held[-1].append((fn, args, name))
-        else:
-            _start(fn, args, name)
+            return
+    _start(fn, args, name)
 
 
 def _start(fn: Callable[..., Any], args: tuple, name: str) -> None:
     global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(1, thread_name_prefix="taseg-deferred",
-                                       initializer=_lower_priority)
-    future = _executor.submit(_run, fn, args, name)
-    _pending.add(future)
+    _slots.acquire()  # outside the lock: the running jobs release the slots
+    with _lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(1, thread_name_prefix="taseg-deferred",
+                                           initializer=_lower_priority)
+        future = _executor.submit(_run, fn, args, name)
+        _pending.add(future)
     future.add_done_callback(_pending.discard)
 
 
@@ -92,11 +94,11 @@ def held() -> Iterator[None]:
     finally:
         with _lock:
             _held.remove(jobs)
-            for job in jobs:
-                if _held:  # an outer block still holds
-                    _held[-1].append(job)
-                else:
-                    _start(*job)
+            if _held:  # an outer block still holds: they start with its jobs
+                _held[-1].extend(jobs)
+                jobs = []
+        for job in jobs:
+            _start(*job)
 
 
 def wait(timeout: float | None = None) -> bool:
