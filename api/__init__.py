@@ -10,10 +10,13 @@ formats the answer with :mod:`api.responses`. DEEPaaS runs ``warm``, ``predict``
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import re
 import sys
+import time
 from collections.abc import Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -128,11 +131,14 @@ def run_predict(
     name: str | None = None,
     pipes_path: str | os.PathLike[str] | None = None,
     defaulted: Iterable[str] = (),
+    answer_first: bool = False,
 ):
     """Predict one frame with validated ``args`` and write its outputs.
 
     ``defaulted`` names the arguments the caller did not give: a threshold left out is the
-    model folder's stored one (0.5 for a folder without one).
+    model folder's stored one (0.5 for a folder without one). With ``answer_first`` only the
+    mask PNG is written before returning; the other files follow in the background
+    (:mod:`thermal_anomaly_segmenter.report.deferred`).
 
     Returns:
         The :class:`~thermal_anomaly_segmenter.predict.FrameResult` of the frame.
@@ -141,7 +147,7 @@ def run_predict(
         ApiError: The frame or an argument is unusable, or the outputs cannot be written.
     """
     from thermal_anomaly_segmenter.io.frames import frame_stem
-    from thermal_anomaly_segmenter.predict import predict_paths
+    from thermal_anomaly_segmenter.predict import OUTPUT_KINDS, predict_paths
 
     settings = get_settings()
     size = args.get("tile_size")
@@ -162,7 +168,8 @@ def run_predict(
     [result] = predict_paths([input_path], model_dir=args["model_dir"], options=options,
                              corridor=corridor_path, settings=settings, names=[stem],
                              pipes=pipes_path, corridor_width_m=args.get("corridor_width"),
-                             false_alarms=True if args.get("false_alarms") else None)
+                             false_alarms=True if args.get("false_alarms") else None,
+                             deferred_outputs=OUTPUT_KINDS if answer_first else ())
     if not result.ok:
         raise responses.frame_error(result)
     return result
@@ -173,7 +180,11 @@ def predict(**kwargs: Any) -> Any:
 
     The outputs are written under ``<model_dir>/predictions/`` with a name no other request
     has; the answer refers to this request's files only. DEEPaaS's temp uploads are removed.
+    In a server's worker a JSON answer is built from memory and sent before its files but
+    the mask PNG are written (they follow at once, the JSON report last); other answers,
+    and in-process callers, get them all written first.
     """
+    started = time.perf_counter()
     settings = get_settings()
     config.configure_logging(settings)
     files = [kwargs.get(n) for n in ("input_file", "corridor_file", "pipes_file")]
@@ -208,15 +219,32 @@ def predict(**kwargs: Any) -> Any:
         log.info("predict %s with %s", _client_name(upload),
                  {k: v for k, v in args.items()
                   if k not in ("input_file", "corridor_file", "pipes_file")})
-        result = run_predict(args, input_path, corridor_path=corridor_path, pipes_path=pipes_path,
-                             name=str(getattr(upload, "original_filename", None) or "frame"),
-                             defaulted=schemas.defaulted_args(schema, kwargs))
-        log.info("predict: %s", result.summary())
-        if result.outputs:  # the server's outputs are bounded; python -m cli's are the user's
-            from thermal_anomaly_segmenter.report.retention import prune_outputs
+        # A server's worker (a spawned child of deepaas-run) answers JSON before writing
+        # the files the answer does not need; in-process callers (deepaas-cli, tests) read
+        # the files as soon as predict returns.
+        answer_first = (formatter is responses.json_response
+                        and multiprocessing.parent_process() is not None)
+        from thermal_anomaly_segmenter.report import deferred
 
-            prune_outputs(next(iter(result.outputs.values())).parent, settings.keep_predictions)
-        return formatter(result)
+        with deferred.held():  # the files wait until the answer is built
+            result = run_predict(args, input_path, corridor_path=corridor_path,
+                                 pipes_path=pipes_path,
+                                 name=str(getattr(upload, "original_filename", None) or "frame"),
+                                 defaulted=schemas.defaulted_args(schema, kwargs),
+                                 answer_first=answer_first)
+            log.info("predict: %s", result.summary())
+            if result.outputs:  # the server's outputs are bounded; python -m cli's are the user's
+                from thermal_anomaly_segmenter.report.retention import prune_outputs
+
+                prune = partial(prune_outputs, next(iter(result.outputs.values())).parent,
+                                settings.keep_predictions)
+                if answer_first:  # after this request's files, not beside them
+                    deferred.submit(prune, name="the retention of old predictions")
+                else:
+                    prune()
+            answer = formatter(result)
+        log.info("predict: answered in %.1f ms", 1000 * (time.perf_counter() - started))
+        return answer
     except Exception as exc:
         error = responses.error_for(exc)
         message = error.message

@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -84,17 +83,21 @@ def bench_onnx(tmp: Path, repeats: int) -> None:
 
 
 def bench_folder(tmp: Path, frames: int, backend: str) -> None:
-    """``taseg predict`` over a folder against the bare batched forward of the same frames."""
+    """``taseg predict`` over a folder against the bare batched forward of the same frames.
+
+    ``onnx``: the shipped default model's ``model.onnx``, the bare side a plain ONNX Runtime
+    session (:func:`benchmarks.serving.bare_session`) run on the normalised batch; ``torch``:
+    a random SegFormer-B0, the bare side ``Segmenter._forward``.
+    """
+    from benchmarks.serving import bare_session, default_model_copy, normalised_input
     from thermal_anomaly_segmenter.config import PredictOptions
-    from thermal_anomaly_segmenter.export import export_onnx
     from thermal_anomaly_segmenter.inference import Segmenter
-    from thermal_anomaly_segmenter.io.read import read_frame
-    from thermal_anomaly_segmenter.normalization import corridor_median
     from thermal_anomaly_segmenter.predict import predict_paths
 
-    folder = _model(tmp / f"folder_{backend}")
     if backend == "onnx":
-        export_onnx(folder)
+        folder = default_model_copy(tmp / "folder_onnx")
+    else:
+        folder = _model(tmp / f"folder_{backend}")
     inputs = tmp / "frames"
     if not inputs.exists():
         inputs.mkdir()
@@ -102,104 +105,49 @@ def bench_folder(tmp: Path, frames: int, backend: str) -> None:
             shutil.copy(SAMPLE, inputs / f"f{i:03d}.npy.lz4")
     seg = Segmenter.from_folder(folder, "cpu", backend=backend)
     options = PredictOptions(batch_size=4)
-    frame = read_frame(SAMPLE)
-    batch = np.stack([seg.norm.apply(frame.data, corridor_median(frame.t_u, frame.corridor))] * 4)
-    seg._forward(batch)
-    bare, full = [], []
-    for rnd in range(2):  # interleave: bare, full, bare, full
-        t0 = time.perf_counter()
-        for _ in range(frames // 4):
-            seg._forward(batch)
-        bare.append(frames / (time.perf_counter() - t0))
+    x = normalised_input(seg, 4)
+    forwards = {}
+    if backend == "onnx":  # ORT's defaults, and idle threads sleeping (TASeg's setting)
+        for label, spinning in (("defaults", True), ("sleeping", False)):
+            session = bare_session(folder / "model.onnx", spinning=spinning)
+            forwards[label] = lambda s=session: s.run(None, {"input": x})
+    else:
+        x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        forwards["Segmenter._forward"] = lambda: seg._forward(x_nhwc)
+    for forward in forwards.values():
+        forward()
+    warm = sorted(inputs.iterdir())[:4]  # first use: thread pools, the overlay's imports
+    list(predict_paths(warm, out_dir=tmp / f"warm{backend}", options=options, segmenter=seg))
+    bare: dict[str, list[float]] = {k: [] for k in forwards}
+    full = []
+    for rnd in range(3):  # interleave: bare, full, bare, full, ...
+        for label, forward in forwards.items():
+            time.sleep(0.3)
+            t0 = time.perf_counter()
+            for _ in range(frames // 4):
+                forward()
+            bare[label].append(frames / (time.perf_counter() - t0))
+        time.sleep(0.3)
         t0 = time.perf_counter()
         done = sum(r.ok for r in predict_paths([inputs], out_dir=tmp / f"out{backend}{rnd}",
                                                options=options, segmenter=seg))
         full.append(done / (time.perf_counter() - t0))
-    b, f = max(bare), max(full)
-    print(f"folder {backend:5s} {frames} frames 512x640: bare batched forward {b:5.2f} frames/s, "
-          f"taseg predict (read+infer+post+5 outputs) {f:5.2f} frames/s, ratio {f / b:4.2f}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    rates = {k: statistics.median(v) for k, v in bare.items()}
+    fastest = max(rates, key=rates.__getitem__)
+    b, f = rates[fastest], statistics.median(full)
+    ratios = ", ".join(f"{fr / br:4.2f}" for br, fr in zip(bare[fastest], full, strict=True))
+    print(f"folder {backend:5s} {frames} frames 512x640 ({folder.name}, batch 4): bare batched "
+          f"forward {', '.join(f'{k} {v:5.2f}' for k, v in rates.items())} frames/s; taseg "
+          f"predict (read+infer+post+5 outputs) {f:5.2f} frames/s; ratio to the fastest bare "
+          f"({fastest}) {f / b:4.2f} (per round {ratios})")
 
 
 def bench_api(tmp: Path, repeats: int) -> None:
-    """HTTP predict on a warm deepaas-run against the bare forward and a reload per request."""
-    import requests
+    """Warm HTTP predict against the bare ONNX Runtime forward, eager PyTorch and the rest;
+    where the time beside the forward goes (see :mod:`benchmarks.serving`)."""
+    from benchmarks.serving import bench_api as serving
 
-    from thermal_anomaly_segmenter.config import PredictOptions
-    from thermal_anomaly_segmenter.inference import Segmenter
-    from thermal_anomaly_segmenter.io.read import read_frame
-    from thermal_anomaly_segmenter.normalization import corridor_median
-
-    models = tmp / "api_models"
-    folder = _model(models / "b0")
-    port = _free_port()
-    env = {**os.environ, "MODELS_PATH": str(models), "TASEG_DEFAULT_MODEL": str(folder),
-           "DATA_PATH": str(tmp), "REMOTE_PATH": str(tmp / "remote")}
-    server = subprocess.Popen([str(Path(sys.executable).parent / "deepaas-run"), "--listen-ip",
-                               "127.0.0.1", "--listen-port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v2/models/thermal_anomaly_segmenter/predict/"
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/v2/", timeout=2)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.5)
-        payload = SAMPLE.read_bytes()
-
-        def http() -> None:
-            r = requests.post(url, files={"input_file": (SAMPLE.name, payload)},
-                              headers={"accept": "application/json"}, timeout=120)
-            r.raise_for_status()
-
-        seg = Segmenter.from_folder(folder, "cpu")
-        frame = read_frame(SAMPLE)
-        x = seg.norm.apply(frame.data, corridor_median(frame.t_u, frame.corridor))[None]
-
-        def reload() -> None:  # what the published system does on every request
-            Segmenter.from_folder(folder, "cpu").predict(read_frame(SAMPLE), PredictOptions())
-
-        def cold() -> None:  # a fresh process per request: imports, model load, predict
-            subprocess.run([str(Path(sys.executable).parent / "taseg"), "predict", str(SAMPLE),
-                            "--model-dir", str(folder), "--out", str(tmp / "cold"), "-q"],
-                           env=env, check=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-
-        http()
-        seg._forward(x)
-        reload()
-        t_http, t_bare, t_reload, t_cold = [], [], [], []
-        # Alternate short blocks rather than single calls: on 2 cores, a forward in one
-        # process right after a forward in the other runs while the first one's idle
-        # OpenMP threads still spin, which taxes whichever path comes second. The pause
-        # lets them sleep; blocks keep both paths under the same machine load.
-        block = max(3, repeats // 4)
-        for start in range(0, repeats, block):
-            n = min(block, repeats - start)
-            paths = [(http, t_http, n), (lambda: seg._forward(x), t_bare, n),
-                     (reload, t_reload, 1), (cold, t_cold, 1)]
-            for fn, acc, count in paths:
-                time.sleep(0.3)
-                for _ in range(count):
-                    t0 = time.perf_counter()
-                    fn()
-                    acc.append(time.perf_counter() - t0)
-        h, b, r, c = (_median_ms(t) for t in (t_http, t_bare, t_reload, t_cold))
-        print(f"api   p50 over {repeats}: HTTP predict {h:6.1f} ms (p95 "
-              f"{1000 * np.percentile(t_http, 95):6.1f}), bare forward {b:6.1f} ms: ratio "
-              f"{h / b:4.2f}; reload per request (in process, n={len(t_reload)}) {r:6.1f} ms: "
-              f"warm is {r / h:4.1f}x faster; fresh `taseg predict` process per request "
-              f"(n={len(t_cold)}) {c:6.0f} ms: warm is {c / h:4.1f}x faster", flush=True)
-    finally:
-        server.terminate()
-        server.wait(30)
+    serving(tmp, repeats)
 
 
 _TILED_CHILD = """
@@ -327,6 +275,8 @@ def main() -> None:
                         choices=["all", "folder", "api", "tiled", "onnx", "gpu", "train_step",
                                  "loader", "heldout"])
     parser.add_argument("--frames", type=int, default=64)
+    parser.add_argument("--folder-backends", default="torch,onnx",
+                        help="folder: comma-separated backends to measure")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--size", type=int, default=4096, help="tiled frame side (8192 on big)")
     parser.add_argument("--tile-overlap", type=float, default=0.25,
@@ -355,7 +305,7 @@ def main() -> None:
         if "onnx" in which:
             bench_onnx(tmp, args.repeats)
         if "folder" in which:
-            for backend in ("torch", "onnx"):
+            for backend in args.folder_backends.split(","):
                 bench_folder(tmp, args.frames, backend)
         if "api" in which:
             bench_api(tmp, args.repeats)

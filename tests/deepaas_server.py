@@ -141,6 +141,22 @@ def post_predict(model_url: str, accept: str | None = "application/json", *,
                          files={"input_file": (filename, payload)}, timeout=timeout)
 
 
+def eventually(check, timeout: float = 30) -> bool:
+    """Whether ``check()`` becomes true within ``timeout`` s (polled every 50 ms)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def wait_for_outputs(doc: dict, timeout: float = 30) -> None:
+    """Wait for the files of a JSON predict answer: all but the mask PNG are written after
+    the answer, the JSON report last (thermal_anomaly_segmenter.report.deferred)."""
+    assert eventually(Path(doc["outputs"]["json"]).is_file, timeout), doc["outputs"]
+
+
 def poll_training(model_url: str, uuid: str, timeout: float) -> dict:
     """GET the training ``uuid`` until it is no longer running (or ``timeout`` s passed)."""
     deadline = time.monotonic() + timeout

@@ -29,6 +29,7 @@ from deepaas_server import (
     poll_training,
     post_predict,
     running_server,
+    wait_for_outputs,
 )
 from headless_browser import Page, start_browser
 
@@ -104,8 +105,15 @@ def test_predict_json(model_url, folders, accept):
     assert doc["summary"]["count"] == len(doc["anomalies"]) >= 1
     result = Path(doc["result"])
     assert result.parent == folders / "models" / DEFAULT_MODEL_NAME / "predictions"
-    assert result.is_file() and result.name.endswith("_overlay.png")
+    assert result.name.endswith("_overlay.png")
+    # A JSON answer is sent before its files but the mask are written; they follow, the
+    # JSON report (the same document) last.
+    assert Path(doc["outputs"]["mask"]).stat().st_size > 0
+    wait_for_outputs(doc)
+    report = Path(doc["outputs"]["json"])
     assert all(Path(p).is_file() for p in doc["outputs"].values())
+    assert json.loads(report.read_text()) == {
+        k: v for k, v in doc.items() if k not in ("result", "outputs")}
     assert leftover_uploads(folders) == []
 
 
@@ -138,6 +146,8 @@ def test_each_request_reports_its_own_files(model_url):
     second = post_predict(model_url, filename="same.npy.lz4", threshold=0.9).json()["predictions"]
     assert first["result"] != second["result"]
     assert second["threshold"] == 0.9
+    wait_for_outputs(first)
+    wait_for_outputs(second)
     assert Path(first["result"]).is_file() and Path(second["result"]).is_file()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,32 @@ def test_onnx_backend_matches_torch(exported, shape, tile):
     for a, b in zip(onnx.probabilities(frames, options), torch_.probabilities(frames, options),
                     strict=True):
         np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(64, 96), (77, 101)])
+def test_onnx_probabilities_are_exactly_the_sigmoid_of_the_session(exported, shape):
+    """The in-place sigmoid gives bit for bit 0.5 * (1 + tanh(z / 2)) of the bare session's
+    logits, padded or not."""
+    seg = Segmenter.from_folder(exported, "cpu", backend="onnx")
+    batch = np.stack([seg.norm.apply(make_frame(*shape, seed=s).data, 20.0) for s in range(2)])
+    h, w = shape
+    stride = json.loads((exported / "model.onnx.json").read_text())["stride"]
+    pad = ((0, 0), (0, 0), (0, -h % stride), (0, -w % stride))
+    x = np.pad(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)), pad, mode="edge")
+    logits = seg._session.run(None, {"input": x})[0][:, 0, :h, :w]
+    expected = (0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32)
+    assert np.array_equal(seg._forward(batch), expected)
+
+
+def test_the_onnx_path_does_not_build_the_pytorch_network(exported):
+    """A worker's cold start skips the PyTorch network; same probabilities as with it."""
+    fast = Segmenter.from_folder(exported, "cpu", backend="auto")
+    torch_ = Segmenter.from_folder(exported, "cpu", backend="torch")
+    assert fast.backend == "onnx" and fast.model is None
+    frame = make_frame(150, 200, seed=1)
+    options = PredictOptions(tile_size=(64, 96))
+    np.testing.assert_allclose(fast.probabilities([frame], options)[0],
+                               torch_.probabilities([frame], options)[0], atol=1e-4)
 
 
 def test_stale_export_falls_back_to_torch(exported, tmp_path):

@@ -27,6 +27,7 @@ from deepaas_server import (
     make_folders,
     post_predict,
     running_server,
+    wait_for_outputs,
 )
 
 from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME
@@ -361,6 +362,7 @@ def test_odd_client_filenames_never_become_paths(server, folders, classical_dir,
     assert r.status_code in (200, 400, 422), (kind, r.status_code, r.text[:300])
     if r.status_code == 200:
         doc = r.json()["predictions"]
+        wait_for_outputs(doc)
         for path in map(Path, doc["outputs"].values()):
             assert path.parent == predictions and path.is_file(), path
             assert len(path.name) < 150 and not path.name.startswith(".")
@@ -457,6 +459,7 @@ def test_concurrent_uploads_with_one_name_keep_distinct_outputs(server, folders,
     assert len(set(files)) == len(files)  # no two requests share any output file
     for threshold, doc in zip(thresholds, docs, strict=True):
         assert Path(doc["result"]).name.startswith("same")
+        wait_for_outputs(doc)
         report = json.loads(Path(doc["outputs"]["json"]).read_text())
         assert report["threshold"] == threshold  # each file set is its own request's
     assert leftover_uploads(folders) == []

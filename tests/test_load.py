@@ -20,6 +20,7 @@ import pytest
 from deepaas_server import (
     SAMPLE,
     TINY_TRAIN,
+    eventually,
     group_rss_bytes,
     leftover_uploads,
     make_folders,
@@ -108,8 +109,10 @@ def test_200_predictions_20_in_flight(server, folders):
     assert server.alive
     assert sampler.samples >= 10 and peak > 0
     assert peak < RSS_LIMIT, f"peak RSS {peak / 2**20:.0f} MiB"
-    outputs = list((folders / "models" / "classical" / "predictions").glob("*_overlay.png"))
-    assert len(outputs) == REQUESTS  # every request kept its own outputs
+    predictions = folders / "models" / "classical" / "predictions"
+    # every request kept its own outputs (the overlays follow the answers)
+    assert eventually(lambda: len(list(predictions.glob("*.json"))) == REQUESTS)
+    assert len(list(predictions.glob("*_overlay.png"))) == REQUESTS
     assert leftover_uploads(folders) == []
 
 

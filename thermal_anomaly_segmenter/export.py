@@ -131,7 +131,22 @@ def open_session(path: str | os.PathLike[str]):
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle intra-op threads sleep instead of spinning: the post-processing, the file
+    # writers and the server run on the same few cores right after each forward
+    # (benchmarks/RESULTS.md, "CPU serving").
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_stride(model_dir: str | os.PathLike[str]) -> int | None:
+    """The stride recorded in a folder's ``model.onnx.json`` (``None`` if absent)."""
+    try:
+        meta = json.loads((Path(model_dir) / ONNX_META_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    stride = meta.get("stride") if isinstance(meta, dict) else None
+    return stride if isinstance(stride, int) and not isinstance(stride, bool) and stride > 0 \
+        else None
 
 
 def fresh_onnx(model_dir: str | os.PathLike[str]) -> Path | None:

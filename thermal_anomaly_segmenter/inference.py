@@ -155,6 +155,7 @@ class Segmenter:
         self._lock = threading.Lock()
         self._session = None  # ONNX Runtime session, when that backend is used
         self._engine = None  # .accel.DeviceEngine on CUDA (issue 17); None on the CPU
+        self._onnx_stride: int | None = None  # from model.onnx.json when model is not built
 
     @classmethod
     def from_folder(
@@ -180,6 +181,10 @@ class Segmenter:
                 f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
             )
         device = select_device(device)
+        if device == "cpu" and backend != "torch":
+            segmenter = cls._onnx_only(model_dir, device)
+            if segmenter is not None:
+                return segmenter
         model, config = load_model_folder(model_dir, device=device)
         segmenter = cls(config, model, model_dir=model_dir, device=device)
         if model is not None and device == "cuda":
@@ -200,6 +205,34 @@ class Segmenter:
         log.debug(
             "loaded %s from %s on %s (%s)", config.model_type, model_dir, device, segmenter.backend
         )
+        return segmenter
+
+    @classmethod
+    def _onnx_only(cls, model_dir: str | os.PathLike[str], device: str) -> Segmenter | None:
+        """A fresh ``model.onnx`` in ONNX Runtime, without building the PyTorch network
+        (``model`` stays ``None``): that build is most of a worker's cold start, and the
+        export's hashes already tie the ONNX file to these weights. ``None`` where anything
+        is missing; :meth:`from_folder` then loads the folder as before (and reports)."""
+        from .export import fresh_onnx, onnx_stride, open_session
+        from .model_folder import read_model_config
+        from .published_folder import is_published_folder
+
+        if is_published_folder(Path(model_dir)):
+            return None
+        config = read_model_config(model_dir)
+        if config.family == "classical":
+            return None
+        stride = onnx_stride(model_dir)
+        path = fresh_onnx(model_dir) if stride else None
+        if path is None:
+            return None
+        try:
+            session = open_session(path)
+        except Exception:  # the full load below reports it, or falls back to PyTorch
+            return None
+        segmenter = cls(config, None, model_dir=model_dir, device=device)
+        segmenter._session, segmenter._onnx_stride = session, stride
+        log.debug("loaded %s from %s on cpu (onnx)", config.model_type, model_dir)
         return segmenter
 
     @property
@@ -319,15 +352,20 @@ class Segmenter:
     def _forward_onnx(self, batch: np.ndarray) -> np.ndarray:
         # The exported graph expects sizes that are multiples of the stride; pad like
         # SegmentationNet does (edge replication) and crop back.
-        stride = self.model.stride
+        stride = self._onnx_stride or self.model.stride
         _, h, w, _ = batch.shape
         x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
         pad_h, pad_w = (-h) % stride, (-w) % stride
         if pad_h or pad_w:
             x = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge")
         logits = self._session.run(None, {"input": x})[0][:, 0, :h, :w]
-        # 1 / (1 + exp(-z)) without overflow warnings for large |z|
-        return (0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32)
+        # 1 / (1 + exp(-z)) without overflow warnings for large |z|; one new array, the
+        # same float32 operations in the same order as 0.5 * (1 + tanh(0.5 * z))
+        probs = np.multiply(logits, np.float32(0.5), dtype=np.float32)
+        np.tanh(probs, out=probs)
+        probs += np.float32(1.0)
+        probs *= np.float32(0.5)
+        return probs
 
     def _tiled(
         self,

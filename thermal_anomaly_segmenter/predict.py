@@ -30,6 +30,7 @@ from .io.read import read_frame
 from .model_folder import resolve_model_dir
 from .normalization import corridor_median
 from .postprocess import Prediction
+from .report import deferred
 from .report.document import anomalies_document
 from .report.outputs import OUTPUT_NAMES, write_outputs
 
@@ -117,13 +118,15 @@ def reserve_stem(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
+    folder = os.fspath(out_dir)
     for n in range(1, _MAX_SUFFIX + _RANDOM_TRIES):
         candidate = (stem if n == 1 else f"{stem}-{n}" if n < _MAX_SUFFIX
                      else f"{stem}-{secrets.token_hex(6)}")
-        names = [out_dir / f"{candidate}{suffixes[k]}" for k in kinds]
         if overwrite:
             return candidate
-        if any(p.exists() for p in names):
+        # Plain strings: a server walks many taken numbers of a common name per request.
+        names = [os.path.join(folder, f"{candidate}{suffixes[k]}") for k in kinds]
+        if any(os.path.lexists(p) for p in names):
             continue
         try:
             fd = os.open(names[0], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -137,14 +140,21 @@ def reserve_stem(
 
 
 class _Writer:
-    """Claims names and writes a prediction's outputs (runs in a worker thread)."""
+    """Claims names and writes a prediction's outputs (runs in a worker thread).
+
+    The kinds in ``later`` are written after the result is handed back, by the
+    background writer of :mod:`.report.deferred` (the first kind, whose file claims the
+    name, never is).
+    """
 
     def __init__(
         self, out_dir: Path, kinds: Sequence[str], overwrite: bool, model_dir: Path, keep: bool,
         screen: Callable[[Prediction], Prediction] | None = None,
+        later: Sequence[str] = (),
     ) -> None:
         self.out_dir, self.kinds, self.overwrite = out_dir, tuple(kinds), overwrite
         self.model_dir, self.keep, self.screen = model_dir, keep, screen
+        self.later = tuple(k for k in self.kinds[1:] if k in later)
 
     def __call__(self, result: FrameResult, finish: Callable[[], Prediction]) -> FrameResult:
         pred = finish()  # post-processing runs here, beside the next batch's forward
@@ -153,13 +163,21 @@ class _Writer:
         stem = reserve_stem(self.out_dir, pred.frame.name, self.kinds, self.overwrite)
         if "json" in self.kinds:  # kept: the API answers from it without reading the file
             result.report = anomalies_document(pred, model_dir=str(self.model_dir))
+        now = [k for k in self.kinds if k not in self.later]
         try:
-            result.outputs = write_outputs(pred, self.out_dir, stem, model_dir=str(self.model_dir),
-                                           outputs=self.kinds, document=result.report)
+            written = write_outputs(pred, self.out_dir, stem, model_dir=str(self.model_dir),
+                                    outputs=now, document=result.report)
         except BaseException:
             if not self.overwrite:  # give the claimed name back
                 (self.out_dir / f"{stem}{OUTPUT_NAMES[self.kinds[0]]}").unlink(missing_ok=True)
             raise
+        if self.later:
+            deferred.submit(partial(write_outputs, pred, self.out_dir, stem,
+                                    model_dir=str(self.model_dir), outputs=self.later,
+                                    document=result.report),
+                            name=f"the outputs of {stem} in {self.out_dir}")
+            written.update((k, self.out_dir / f"{stem}{OUTPUT_NAMES[k]}") for k in self.later)
+        result.outputs = {k: written[k] for k in self.kinds}
         result.n_anomalies = len(pred.anomalies)
         if pred.anomalies:
             result.max_dt_degc = max(a.mean_dt_degc for a in pred.anomalies)
@@ -201,6 +219,7 @@ def predict_paths(
     corridor_width_m: float | None = None,
     pipe_id_field: str | None = None,
     false_alarms: str | os.PathLike[str] | bool | None = None,
+    deferred_outputs: Sequence[str] = (),
 ) -> Iterator[FrameResult]:
     """Predict every input and write its outputs; yields one result per input, in order.
 
@@ -228,6 +247,9 @@ def predict_paths(
         false_alarms: apply the false-alarm stage (:mod:`.screening`): ``True`` for the model
             folder's classifier, or a classifier file. Rejected components leave the mask and
             are listed apart in the JSON report (``rejected``, with cause and score).
+        deferred_outputs: kinds of ``outputs`` written after each result is yielded, in the
+            background (:mod:`.report.deferred`): its ``outputs`` then name files that
+            appear shortly after. The first kind of ``outputs`` is always written before.
     """
     settings = settings or get_settings()
     options = options or PredictOptions()
@@ -264,7 +286,10 @@ def predict_paths(
             names, outputs,
         )
         return
-    writer = _Writer(out, outputs, overwrite, folder, keep_predictions, screen)
+    writer = _Writer(out, outputs, overwrite, folder, keep_predictions, screen,
+                     deferred_outputs)
+    if writer.later:
+        deferred.finish_on_sigterm()
 
     def read(i: int) -> Frame:
         return read_frame(
@@ -332,9 +357,12 @@ def _pipeline(
 ) -> Iterator[FrameResult]:
     prefetch = max(2, options.batch_size * 2)
     pending: deque[tuple[FrameResult, Future | None, float]] = deque()
+    # One input (an API request) has nothing to overlap with: its read, forward and writes
+    # run in this thread, without starting threads or handing work between them.
+    pool = _Inline if len(paths) == 1 else ThreadPoolExecutor
     with (
-        ThreadPoolExecutor(2, thread_name_prefix="taseg-read") as readers,
-        ThreadPoolExecutor(2, thread_name_prefix="taseg-write") as writers,
+        pool(2, thread_name_prefix="taseg-read") as readers,
+        pool(2, thread_name_prefix="taseg-write") as writers,
     ):
         reads = deque(readers.submit(read, i) for i in range(min(prefetch, len(paths))))
         next_read = len(reads)
@@ -395,6 +423,27 @@ def _pipeline(
         flush()
         while pending:
             yield _finish(*pending.popleft())
+
+
+class _Inline:
+    """An executor that runs each call at once, in the caller's thread."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, fn: Callable[..., object], *args: object) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # delivered by result(), as a thread pool would
+            future.set_exception(exc)
+        return future
 
 
 def _finish(result: FrameResult, fut: Future | None, t0: float) -> FrameResult:

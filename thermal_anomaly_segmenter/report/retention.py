@@ -1,10 +1,12 @@
 """Retention of the server's prediction outputs.
 
 Every API request writes its outputs under ``<model_dir>/predictions/``; without a bound
-they accumulate forever on a server. After each request the newest ``TASEG_KEEP_PREDICTIONS``
-frames' outputs are kept there and older ones removed. Only files named like TASeg outputs are
-ever removed, and only in that folder. The command lines (``taseg predict`` and the
-published ``python -m cli predict``) write for their user and never prune.
+they accumulate forever on a server. After each request (after its own files, which for a
+JSON answer are written in the background: :mod:`.deferred`) the newest
+``TASEG_KEEP_PREDICTIONS`` frames' outputs are kept there and older ones removed. Only files
+named like TASeg outputs are ever removed, and only in that folder. The command lines
+(``taseg predict`` and the published ``python -m cli predict``) write for their user and
+never prune.
 """
 
 from __future__ import annotations
