@@ -95,28 +95,6 @@ class TileGrid:
             sx[c : c + self.tile[1]] += self.window_x
         return sy, sx
 
-    def corridor_tiles(self, corridor: np.ndarray) -> list[tuple[int, int]]:
-        """Tiles that are the most central tile (largest blending weight) of some corridor
-        pixel. The weight is a product of per-axis windows, so the best tile of pixel
-        ``(y, x)`` is the best row start of ``y`` paired with the best column start of ``x``."""
-        best_r = _best_starts(self.rows, self.window_y, corridor.shape[0])
-        best_c = _best_starts(self.cols, self.window_x, corridor.shape[1])
-        ys, xs = np.nonzero(corridor)
-        pairs = np.unique(best_r[ys].astype(np.int64) * len(self.cols) + best_c[xs])
-        return [(self.rows[p // len(self.cols)], self.cols[p % len(self.cols)]) for p in pairs]
-
-
-def _best_starts(starts: tuple[int, ...], window: np.ndarray, length: int) -> np.ndarray:
-    """Per position along an axis: index of the start whose window weighs it most."""
-    best = np.zeros(length, np.int32)
-    top = np.full(length, -1.0, np.float32)
-    for i, start in enumerate(starts):
-        span = slice(start, start + len(window))
-        better = window[: length - start] > top[span]
-        best[span][better] = i
-        top[span][better] = window[: length - start][better]
-    return best
-
 
 def _starts(length: int, tile: int, overlap: float) -> tuple[int, ...]:
     if length <= tile:
@@ -267,17 +245,8 @@ class Segmenter:
         frames: Sequence[Frame],
         options: PredictOptions,
         medians: Sequence[float] | None = None,
-        *,
-        corridor_tiles_only: bool = False,
     ) -> list[np.ndarray]:
-        """Sigmoid probability maps (H x W float32) for frames, batching same-size frames.
-
-        With ``corridor_tiles_only`` a tiled frame runs only the tiles that are the most
-        central tile of some corridor pixel (:meth:`TileGrid.corridor_tiles`); pixels no
-        tile covers get 0. Every corridor pixel keeps the tile where it has the most context,
-        blended with the other kept tiles over it, at a fraction of the cost where pipes
-        cover little (streamed orthomosaics).
-        """
+        """Sigmoid probability maps (H x W float32) for frames, batching same-size frames."""
         if medians is None:
             medians = [corridor_median(f.t_u, f.corridor) for f in frames]
         if self.config.family == "classical":
@@ -294,7 +263,7 @@ class Segmenter:
             ):
                 whole.setdefault((h, w), []).append(i)
             else:
-                out[i] = self._tiled(frame, medians[i], tile, options, corridor_tiles_only)
+                out[i] = self._tiled(frame, medians[i], tile, options)
         if self._engine is not None:  # normalised and pipelined on the GPU (.accel)
             for indices in whole.values():
                 chunks = [indices[s : s + options.batch_size]
@@ -373,7 +342,6 @@ class Segmenter:
         median: float,
         tile: tuple[int, int],
         options: PredictOptions,
-        corridor_tiles_only: bool = False,
     ) -> np.ndarray:
         """Blend overlapping tile predictions; peak extra memory is one H x W float32 map."""
         shape = frame.shape
@@ -382,15 +350,11 @@ class Segmenter:
         weight = grid.window_y[:, None] * grid.window_x[None, :]
         th, tw = grid.tile
         positions = list(grid)
-        if corridor_tiles_only:
-            positions = grid.corridor_tiles(frame.corridor)
         if self._engine is not None and positions:  # tiles blended on the GPU (.accel)
             blended = self._engine.tiled(frame.data, median, positions, grid.tile,
                                          grid.window_y, grid.window_x, options.batch_size)
             if blended is not None:
                 return blended
-        # A subset of the tiles is normalised by the weights of the tiles that ran.
-        total = np.zeros(shape, np.float32) if len(positions) < len(grid) else None
         for start in range(0, len(positions), options.batch_size):
             chunk = positions[start : start + options.batch_size]
             batch = np.stack(
@@ -398,15 +362,10 @@ class Segmenter:
             )
             for (r, c), prob in zip(chunk, self._forward(batch), strict=True):
                 acc[r : r + th, c : c + tw] += prob * weight
-                if total is not None:
-                    total[r : r + th, c : c + tw] += weight
-        if total is not None:
-            np.divide(acc, total, out=acc, where=total > 0)
-        else:
-            sy, sx = grid.weight_sums(shape)
-            # Normalise in row blocks to avoid a full-size temporary.
-            for r0 in range(0, shape[0], 1024):
-                acc[r0 : r0 + 1024] /= sy[r0 : r0 + 1024, None] * sx[None, :]
+        sy, sx = grid.weight_sums(shape)
+        # Normalise in row blocks to avoid a full-size temporary.
+        for r0 in range(0, shape[0], 1024):
+            acc[r0 : r0 + 1024] /= sy[r0 : r0 + 1024, None] * sx[None, :]
         np.clip(acc, 0.0, 1.0, out=acc)
         return acc
 
