@@ -77,16 +77,13 @@ def test_bf16_weights_stay_close_and_leave_the_model_alone(segmenter, frames):
     assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
 
 
-@pytest.mark.parametrize("corridor_only", [False, True])
-def test_tiles_blended_by_the_engine_match_the_host_blending(segmenter, sample_frame,
-                                                             corridor_only):
+def test_tiles_blended_by_the_engine_match_the_host_blending(segmenter, sample_frame):
     sample_frame = _crop(sample_frame, slice(60, 260), slice(250, 450))
     options = PredictOptions(tile_size=(64, 96), tile_overlap=0.25, batch_size=3)
     median = corridor_median(sample_frame.t_u, sample_frame.corridor)
     tile = segmenter.tile_size(options)
-    expected = segmenter._tiled(sample_frame, median, tile, options, corridor_only)
-    got = _engine_segmenter(segmenter)._tiled(sample_frame, median, tile, options,
-                                              corridor_only)
+    expected = segmenter._tiled(sample_frame, median, tile, options)
+    got = _engine_segmenter(segmenter)._tiled(sample_frame, median, tile, options)
     np.testing.assert_allclose(got, expected, atol=5e-6)
 
 
