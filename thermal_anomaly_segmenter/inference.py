@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import Calibration
 from .config import PredictOptions
 from .errors import InvalidInputError
 from .io.frames import Frame
@@ -153,6 +154,8 @@ class Segmenter:
         # One forward at a time: a model is not re-entrant across threads on every backend.
         self._lock = threading.Lock()
         self._session = None  # ONNX Runtime session, when that backend is used
+        # Issue 14: stored Platt scaling, applied to the logits of either backend.
+        self.calibration = Calibration.from_config(config.calibration)
 
     @classmethod
     def from_folder(
@@ -293,8 +296,8 @@ class Segmenter:
             torch.inference_mode(),
             torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda),
         ):
-            logits = self.model(x)
-            probs = torch.sigmoid(logits.float())[:, 0]
+            logits = self.calibration.apply_logits(self.model(x).float())
+            probs = torch.sigmoid(logits)[:, 0]
         return probs.cpu().numpy()
 
     def _forward_onnx(self, batch: np.ndarray) -> np.ndarray:
@@ -307,6 +310,7 @@ class Segmenter:
         if pad_h or pad_w:
             x = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge")
         logits = self._session.run(None, {"input": x})[0][:, 0, :h, :w]
+        logits = self.calibration.apply_logits(logits)  # issue 14: stored Platt scaling
         # 1 / (1 + exp(-z)) without overflow warnings for large |z|
         return (0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32)
 
