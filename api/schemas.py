@@ -363,6 +363,11 @@ class TrainArgsSchema(marshmallow.Schema):
         metadata={"description": "Wall-time budget of the whole run in minutes; each phase "
                   "stops early to fit. Default: no limit."},
     )
+    from_scratch = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Start from random weights. Default: from the shipped "
+                  "default model's weights where its architecture matches the run's."},
+    )
 
 
 def load_args(schema: marshmallow.Schema, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,18 +4,24 @@ Protocol. Every scene family (``thermal_anomaly_segmenter.scenes.FAMILIES``) get
 set (``manual_set``, hand-exact labels, ``--frames`` frames of 512 x 640, seeded). Each model
 folder given is scored on every family with ``taseg evaluate`` (its stored threshold):
 pixel IoU, object recall and precision, false alarms per frame and per leak-free frame.
-Shipped models were trained on ``karlsruhe_winter`` only, so every other column is a family
-they never saw. With ``--train F`` (repeatable), a model is also trained, by plain
-``taseg train`` with the CPU recipe and ``--max-time``, on every family except ``F``
-(leave-one-family-out) and scored on ``F``; its threshold comes from the validation split of
-the training families. With ``--false-alarms``, each network model is also scored with a
-false-alarm stage (``thermal_anomaly_segmenter.false_alarms``) trained on components of the
-*other* families only (classical candidates, exact leaks, distractors and the model's own
-predicted components), so the family scored stays unseen.
+A row is a held-out figure only where the model never trained on that family: ``--seen
+NAME=FAM,FAM`` (or ``NAME=all``, repeatable) names the families a model folder ``NAME`` was
+trained on, and its rows on them are labelled "seen family (new seeds)"; without it, a model
+is assumed to have seen ``karlsruhe_winter`` only (the models shipped before issue 14).
+With ``--train F`` (repeatable), a model is also trained, by ``taseg train`` with the CPU
+recipe, ``--train-phases fine_tune`` and ``--max-time``, on every family except ``F``
+(leave-one-family-out) and scored on ``F``; it starts from random weights, or from
+``--start-weights`` (which must not have seen ``F`` either); its calibration and threshold
+come from the validation split of the training families. With ``--false-alarms``, each
+network model is also scored with a false-alarm stage
+(``thermal_anomaly_segmenter.false_alarms``) trained on components of the *other* families
+only (classical candidates, exact leaks, distractors and the model's own predicted
+components), so the family scored stays unseen by the stage.
 
     python -m benchmarks.heldout_families --work /tmp/heldout [--frames 40]
         [--models models/unet_mobilenetv2_synthetic,models/classical]
         [--train rural_coarse --train-frames 120 --train-minutes 6] [--false-alarms]
+        [--seen unet_mobilenetv2_synthetic=all] [--reuse]
 
 Prints a Markdown table (and writes ``<work>/heldout.json``) for benchmarks/RESULTS.md.
 """
@@ -51,11 +57,17 @@ def test_set(work: Path, family: str, frames: int, seed: int, size: tuple[int, i
     return root
 
 
-def score(model: Path, dataset: Path, out: Path, false_alarms: Path | None = None) -> dict:
+def score(model: Path, dataset: Path, out: Path, false_alarms: Path | None = None,
+          reuse: bool = False) -> dict:
     from thermal_anomaly_segmenter.evaluation import evaluate
 
-    result = evaluate(model, dataset, "test", out_dir=out, device="cpu",
-                      false_alarms=false_alarms)
+    cached = out / "evaluation_manual_set_test.json"
+    newest = max(p.stat().st_mtime for p in model.iterdir() if p.is_file())
+    if reuse and cached.is_file() and cached.stat().st_mtime > newest:
+        result = json.loads(cached.read_text())  # same model files, same test set
+    else:
+        result = evaluate(model, dataset, "test", out_dir=out, device="cpu",
+                          false_alarms=false_alarms)
     row = {k: result[k] for k in COLUMNS}
     row.update(n_frames=result["n_frames"], n_empty_frames=result["n_empty_frames"],
                threshold=result["threshold"], reliability=result["reliability"])
@@ -63,7 +75,7 @@ def score(model: Path, dataset: Path, out: Path, false_alarms: Path | None = Non
 
 
 def train_without(work: Path, held_out: str, families: list[str], frames: int,
-                  minutes: float, seed: int) -> Path:
+                  minutes: float, seed: int, start: str | None = None) -> Path:
     """Train with the CPU recipe on every family but ``held_out``; return the model folder."""
     from thermal_anomaly_segmenter.synthetic import write_dataset
 
@@ -75,7 +87,8 @@ def train_without(work: Path, held_out: str, families: list[str], frames: int,
     if not (model / "train_config.json").is_file():
         cmd = [sys.executable, "-m", "thermal_anomaly_segmenter", "train", "--dataset-path",
                str(data), "--no-gpu", "--no-mlflow", "--max-time", str(minutes),
-               "--output-dir", str(model)]
+               "--train-phases", "fine_tune", "--output-dir", str(model),
+               *(["--weights", start] if start else ["--from-scratch"])]
         env = {**os.environ, "MODELS_PATH": str(work / "models")}
         subprocess.run(cmd, check=True, env=env, cwd=ROOT)  # nosec B603 - own CLI
     return model
@@ -98,13 +111,25 @@ def false_alarm_stage(work: Path, model: Path, held_out: str, families: list[str
     return path
 
 
+def seen_map(values: list[str]) -> dict[str, set[str]]:
+    """``NAME=FAM,FAM`` / ``NAME=all`` pairs: the families each model folder trained on."""
+    from thermal_anomaly_segmenter.scenes import FAMILIES
+
+    out: dict[str, set[str]] = {}
+    for value in values:
+        name, _, fams = value.partition("=")
+        out[name] = set(FAMILIES) if fams == "all" else {f for f in fams.split(",") if f}
+    return out
+
+
 def table(rows: list[dict]) -> str:
-    lines = ["| model | held-out family | frames (leak-free) | threshold | pixel IoU | "
+    lines = ["| model | family | frames (leak-free) | threshold | pixel IoU | "
              "object recall | object precision | FA / frame | FA / leak-free frame | ECE |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        family = r["family"] + (" (seen family, new seeds)" if r.get("seen") else " (held out)")
         lines.append(
-            f"| {r['model']} | {r['family']} | {r['n_frames']} ({r['n_empty_frames']}) | "
+            f"| {r['model']} | {family} | {r['n_frames']} ({r['n_empty_frames']}) | "
             f"{r['threshold']:.2f} | {r['test_dataset_iou']:.3f} | "
             f"{r['test_object_recall']:.3f} | {r['test_object_precision']:.3f} | "
             f"{r['test_false_alarms_per_frame']:.2f} | "
@@ -135,7 +160,15 @@ def main(argv: list[str] | None = None) -> None:
                         "false-alarm stage")
     parser.add_argument("--false-alarm-frames", type=int, default=12,
                         help="training scenes per family for the false-alarm stage")
+    parser.add_argument("--seen", action="append", default=[], metavar="NAME=FAMS",
+                        help="families model folder NAME trained on (comma-separated, or "
+                        "'all'); default karlsruhe_winter")
+    parser.add_argument("--start-weights", help="model folder --train runs start from (it "
+                        "must not have seen the held-out family); default random weights")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse a model's evaluation JSON when newer than its files")
     args = parser.parse_args(argv)
+    seen = seen_map(args.seen)
     work = Path(args.work)
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     rows = []
@@ -144,23 +177,26 @@ def main(argv: list[str] | None = None) -> None:
         data = test_set(work, family, args.frames, args.seed, tuple(args.size))
         for model in [m for m in args.models.split(",") if m]:
             path = (ROOT / model) if not Path(model).is_absolute() else Path(model)
-            row = score(path, data, work / "eval" / path.name / family)
-            rows.append({"model": path.name, "family": family, **row})
+            row = score(path, data, work / "eval" / path.name / family, reuse=args.reuse)
+            trained_on = seen.get(path.name, {"karlsruhe_winter"})
+            rows.append({"model": path.name, "family": family,
+                         "seen": family in trained_on, **row})
             print(json.dumps(rows[-1]), flush=True)
             if args.false_alarms and path.name != "classical":
                 stage = false_alarm_stage(work, path, family, list(FAMILIES),
                                           args.false_alarm_frames, args.seed + 2)
-                row = score(path, data, work / "eval" / f"{path.name}+fa" / family, stage)
+                row = score(path, data, work / "eval" / f"{path.name}+fa" / family, stage,
+                            reuse=args.reuse)
                 rows.append({"model": f"{path.name} + false-alarm stage", "family": family,
-                             **row})
+                             "seen": family in trained_on, **row})
                 print(json.dumps(rows[-1]), flush=True)
     for held_out in args.train:
         model = train_without(work, held_out, list(FAMILIES), args.train_frames,
-                              args.train_minutes, args.seed + 1)
+                              args.train_minutes, args.seed + 1, args.start_weights)
         data = test_set(work, held_out, args.frames, args.seed, tuple(args.size))
         row = score(model, data, work / "eval" / model.name / held_out)
         rows.append({"model": f"{model.name} (trained {args.train_minutes:g} min)",
-                     "family": held_out, **row})
+                     "family": held_out, "seen": False, **row})
         print(json.dumps(rows[-1]), flush=True)
     (work / "heldout.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(f"\n{table(rows)}\n\n({time.perf_counter() - t0:.0f} s)")

@@ -44,7 +44,8 @@ def _crop(frame, rows: slice, cols: slice):
 def _engine_segmenter(seg: Segmenter, options: EngineOptions = FP32) -> Segmenter:
     """The same model with the engine hooked in, as from_folder does on CUDA."""
     other = Segmenter(seg.config, seg.model, model_dir=seg.model_dir, device="cpu")
-    other._engine = DeviceEngine(seg.model, seg.config.norm, "cpu", options)
+    other._engine = DeviceEngine(seg.model, seg.config.norm, "cpu", options,
+                                 calibration=other.calibration)
     return other
 
 
@@ -131,3 +132,17 @@ def test_compiled_engine_matches_eager_on_tiny_shapes():
     compiled = DeviceEngine(net, Normalization(), "cpu", EngineOptions(
         bf16_weights=False, compile=True, compile_mode="default"))
     np.testing.assert_allclose(compiled.probabilities(frames, [20.0, 21.0]), eager, atol=1e-5)
+
+
+def test_the_engine_applies_the_folder_calibration_like_the_host(segmenter, frames):
+    import dataclasses
+
+    config = dataclasses.replace(segmenter.config,
+                                 calibration={"method": "platt", "scale": 0.4, "bias": -1.4})
+    host = Segmenter(config, segmenter.model, model_dir=segmenter.model_dir, device="cpu")
+    medians = [float(np.median(f[..., 2])) for f in frames]
+    batch = np.stack([host.norm.apply(f, m) for f, m in zip(frames, medians, strict=True)])
+    expected = host._forward(batch)
+    assert not np.allclose(expected, segmenter._forward(batch), atol=1e-3)  # it does calibrate
+    got = _engine_segmenter(host)._engine.probabilities(frames, medians)
+    np.testing.assert_allclose(got, expected, atol=2e-6)

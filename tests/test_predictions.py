@@ -50,7 +50,8 @@ def test_json_answer_reports_this_requests_files(sample_path, predictions):
     assert doc["schema"] == "taseg.anomalies/1"
     assert doc["summary"]["count"] == len(doc["anomalies"]) >= 1
     assert doc["frame"]["name"] == STEM and doc["model"]["type"] == "smp_unet"
-    assert doc["threshold"] == 0.5
+    stored = json.loads((predictions.parent / "train_config.json").read_text())["threshold"]
+    assert doc["threshold"] == stored  # the folder's validation-chosen threshold
     assert doc["result"] == str(predictions / f"{STEM}_overlay.png")
     assert set(doc["outputs"]) == {"mask", "probability", "overlay", "json", "geojson"}
     for path in doc["outputs"].values():

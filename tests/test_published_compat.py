@@ -460,7 +460,7 @@ def test_a_checkpoint_carrying_code_is_refused_and_never_runs(published, tmp_pat
 
 
 def test_published_folder_evaluates_and_starts_a_fine_tune(published, tmp_path):
-    from thermal_anomaly_segmenter.config import TrainOptions
+    from thermal_anomaly_segmenter.config import TrainOptions, get_settings
     from thermal_anomaly_segmenter.evaluation import evaluate
     from thermal_anomaly_segmenter.synthetic import write_dataset
     from thermal_anomaly_segmenter.train.loop import _starting_point
@@ -470,10 +470,12 @@ def test_published_folder_evaluates_and_starts_a_fine_tune(published, tmp_path):
     result = evaluate(folder, data, "test", out_dir=tmp_path / "eval", device="cpu")
     assert result["model_type"] == "smp_unet" and result["n_frames"] >= 1
     assert Path(result["metrics_json"]).is_file()
-    architecture, state = _starting_point(
-        TrainOptions(model_type="smp_unet", weights=str(folder)), folder_norm(folder))
+    architecture, state, start = _starting_point(
+        TrainOptions(model_type="smp_unet", weights=str(folder)), folder_norm(folder),
+        get_settings())
     assert architecture["encoder_name"] == "resnet18"
     assert state is not None and any(k.startswith("net.encoder.") for k in state)
+    assert start == {"source": str(folder), "kind": "weights"}
 
 
 def folder_norm(folder: Path):

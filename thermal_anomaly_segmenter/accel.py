@@ -119,8 +119,11 @@ class DeviceEngine:
     """
 
     def __init__(self, model: torch.nn.Module, norm: Normalization, device: str = "cuda",
-                 options: EngineOptions | None = None) -> None:
+                 options: EngineOptions | None = None, calibration: Any = None) -> None:
         self.options = options or EngineOptions()
+        # The folder's stored Platt scaling (.calibration.Calibration), applied to the logits
+        # before the sigmoid exactly as the host path does; None: uncalibrated.
+        self.calibration = calibration
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
         self.norm = norm
@@ -247,8 +250,10 @@ class DeviceEngine:
         """Normalised B x 3 x H x W -> sigmoid probabilities B x H x W (float32, device)."""
         if self.cuda:
             x = x.contiguous(memory_format=torch.channels_last)
-        logits = self._logits(x.to(self.dtype))
-        return torch.sigmoid(logits.float())[:, 0]
+        logits = self._logits(x.to(self.dtype)).float()
+        if self.calibration is not None:
+            logits = self.calibration.apply_logits(logits)
+        return torch.sigmoid(logits)[:, 0]
 
     # -- calls -------------------------------------------------------------------------------
 

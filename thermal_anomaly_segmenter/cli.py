@@ -16,6 +16,7 @@ from .commands import (
     EXIT_FAILED,
     EXIT_USAGE,
     cmd_build_dataset,
+    cmd_calibrate,
     cmd_evaluate,
     cmd_export,
     cmd_import_published,
@@ -160,6 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--format", choices=("onnx",), default="onnx")
     x.set_defaults(func=cmd_export)
 
+    c = sub.add_parser(
+        "calibrate", help="fit a model folder's probability calibration on validation data",
+        description="Fit Platt scaling of the logits on a split's corridor pixels, store it in "
+        "train_config.json, then choose the threshold on the calibrated probabilities "
+        "(training does this at its end).")
+    c.add_argument("--model-dir", required=True, help="model folder to calibrate (rewritten)")
+    c.add_argument("--dataset-path", required=True, help="dataset folder")
+    c.add_argument("--set", dest="set_name", default="manual_set",
+                   choices=("manual_set", "generated_set"))
+    c.add_argument("--split", default="val", choices=("train", "val", "test"))
+    c.set_defaults(func=cmd_calibrate)
+
     i = sub.add_parser(
         "import-published", help="convert a model folder of the published TASeg into ours",
         description="Read a published model folder (train_config.json with \"model\": "
@@ -249,7 +262,10 @@ def _add_train_parser(sub) -> None:
                    "training on the CPU, published on a GPU; the default)")
     t.add_argument("--encoder", help="smp encoder name (default resnet101)")
     t.add_argument("--weights", help="initial weights: a TASeg model folder (fine-tune it), "
-                   "a local weights folder/file, or a hub id")
+                   "a local weights folder/file, or a hub id (default: the shipped default "
+                   "model's weights where its architecture matches the run's)")
+    t.add_argument("--from-scratch", action="store_true", default=None,
+                   help="start from random weights, not from the shipped default model")
     t.add_argument("--output-dir", help="model folder to write "
                    "(default MODELS_PATH/<model_type>_<loss>_<timestamp>)")
     t.add_argument("--review", action="store_true",

@@ -102,6 +102,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "precision": args.precision,
         "augment_on": args.augment_on,
         "weights": args.weights,
+        "from_scratch": args.from_scratch,
         "output_dir": args.output_dir,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
@@ -273,6 +274,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_onnx
 
     print(export_onnx(args.model_dir))
+    return EXIT_OK
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import json
+
+    from .calibration import calibrate_model_folder
+
+    result = calibrate_model_folder(args.model_dir, args.dataset_path, args.set_name,
+                                    split=args.split, settings=get_settings())
+    print(json.dumps(result, indent=2, sort_keys=True))
     return EXIT_OK
 
 

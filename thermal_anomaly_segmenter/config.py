@@ -201,9 +201,10 @@ class Recipe:
     ``published`` is the published TASeg recipe (what a GPU run gets). ``cpu`` is the setting
     that reached the quality target within 15 minutes on a 2-core CPU (benchmarks/RESULTS.md,
     "Default model"): a full-resolution U-Net with a MobileNetV2 encoder and a slim decoder,
-    Dice loss, 256 x 320 windows, hand labels only. Pre-training a randomly initialised encoder
-    on the automatic labels (the published recipe starts from downloaded weights, which an
-    offline CPU run does not have) cost time without helping there.
+    Dice loss, 256 x 320 windows. Where the shipped default has the same architecture, a run
+    starts from its weights (as the published recipe starts from ImageNet/ADE weights; see
+    ``TrainOptions.from_scratch``); where the dataset also has ``generated_set``, a short
+    ``pre_train_unfrozen`` on its automatic labels comes first (``with_generated_set``).
     """
 
     name: str
@@ -214,8 +215,13 @@ class Recipe:
     architecture: dict[str, Any] | None = None
     #: Training window; ``None`` = whole frames.
     input_size: tuple[int, int] | None = None
-    #: Epochs of every phase; ``None`` = the per-phase table of the published recipe.
-    epochs: int | None = None
+    #: Epochs of every phase, or phase -> epochs (the others from the published table);
+    #: ``None`` = the per-phase table of the published recipe. With ``--max-time`` and no
+    #: epochs given, they only set each phase's share of the budget (see ``train.loop``).
+    epochs: int | dict[str, int] | None = None
+    #: Phases when the dataset has both ``generated_set`` and ``manual_set`` (``None`` = the
+    #: same as ``train_phases``).
+    with_generated_set: tuple[str, ...] | None = None
 
 
 RECIPES: dict[str, Recipe] = {
@@ -223,7 +229,8 @@ RECIPES: dict[str, Recipe] = {
     "cpu": Recipe(
         "cpu", "smp_unet", "Dice", 8, ("fine_tune",),
         architecture={"encoder_name": "mobilenet_v2", "decoder_channels": [128, 64, 32, 16, 16]},
-        input_size=(256, 320), epochs=20,
+        input_size=(256, 320), epochs={"pre_train_unfrozen": 5, "fine_tune": 20},
+        with_generated_set=("pre_train_unfrozen", "fine_tune"),
     ),
 }
 PRECISIONS: tuple[str, ...] = ("auto", "32-true", "bf16-mixed", "16-mixed")
@@ -276,8 +283,11 @@ class TrainOptions:
     #: Overrides of the zoo's architecture arguments (e.g. ``{"encoder_name": "resnet18"}``).
     architecture: dict[str, Any] | None = None
     #: Initial weights: ``None`` (random), a TASeg model folder (fine-tune it), a local
-    #: weights folder/file, or a hub id (see ``zoo``).
+    #: weights folder/file, or a hub id (see ``zoo``). ``None`` starts from the shipped
+    #: default model's weights where its architecture matches, unless ``from_scratch``.
     weights: str | None = None
+    #: Start from random weights even where the shipped default model would fit.
+    from_scratch: bool = False
     #: Training window (height, width): random crops of that size at native resolution
     #: (inference tiles larger frames at that size or 512 x 640, whichever is larger);
     #: ``"whole"`` = whole frames, at the first frame's size; ``None`` = the recipe's.
@@ -339,13 +349,16 @@ class TrainOptions:
                             ("max_time", self.max_time), *(("epochs", e) for e in epochs)):
             limits.check_train_value(name, value)
 
-    def resolved(self, accelerator: str = "gpu", has_manual_set: bool = True) -> TrainOptions:
+    def resolved(self, accelerator: str = "gpu", has_manual_set: bool = True,
+                 has_generated_set: bool = False) -> TrainOptions:
         """A copy with the recipe chosen and every option it supplies filled in.
 
         Args:
             accelerator: ``gpu`` or ``cpu``: what the run trains on (picks the ``auto`` recipe).
             has_manual_set: Whether the dataset has hand labels; without them the CPU recipe
                 trains ``pre_train_unfrozen`` on the automatic labels instead of ``fine_tune``.
+            has_generated_set: Whether it also has automatic labels; with both, a recipe's
+                ``with_generated_set`` phases run (the CPU recipe pre-trains on them first).
         """
         import dataclasses
 
@@ -359,6 +372,9 @@ class TrainOptions:
         phases = self.train_phases or recipe.train_phases
         if self.train_phases is None and phases == ("fine_tune",) and not has_manual_set:
             phases = ("pre_train_unfrozen",)
+        elif (self.train_phases is None and has_manual_set and has_generated_set
+              and recipe.with_generated_set):
+            phases = recipe.with_generated_set
         size = self.input_size if self.input_size is not None else recipe.input_size
         return dataclasses.replace(
             self,
@@ -369,7 +385,8 @@ class TrainOptions:
             loss_fn=self.loss_fn or recipe.loss_fn,
             batch_size=self.batch_size or recipe.batch_size,
             input_size=None if size in (None, "whole") else tuple(size),  # type: ignore[arg-type]
-            epochs=self.epochs if self.epochs is not None else recipe.epochs,
+            epochs=self.epochs if self.epochs is not None else (
+                dict(recipe.epochs) if isinstance(recipe.epochs, dict) else recipe.epochs),
         )
 
 

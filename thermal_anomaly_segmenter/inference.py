@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import Calibration
 from .config import PredictOptions
 from .errors import InvalidInputError
 from .io.frames import Frame
@@ -134,6 +135,8 @@ class Segmenter:
         self._session = None  # ONNX Runtime session, when that backend is used
         self._engine = None  # .accel.DeviceEngine on CUDA (issue 17); None on the CPU
         self._onnx_stride: int | None = None  # from model.onnx.json when model is not built
+        # Issue 14: stored Platt scaling, applied to the logits of either backend.
+        self.calibration = Calibration.from_config(config.calibration)
 
     @classmethod
     def from_folder(
@@ -172,7 +175,8 @@ class Segmenter:
             from .accel import DeviceEngine, EngineOptions
 
             segmenter._engine = DeviceEngine(model, config.norm, device,
-                                             EngineOptions(compile=compile_model))
+                                             EngineOptions(compile=compile_model),
+                                             calibration=segmenter.calibration)
         elif model is not None and backend != "torch":
             segmenter._use_onnx(backend == "onnx")
         if (compile_model and model is not None and segmenter._session is None
@@ -314,8 +318,8 @@ class Segmenter:
             torch.inference_mode(),
             torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda),
         ):
-            logits = self.model(x)
-            probs = torch.sigmoid(logits.float())[:, 0]
+            logits = self.calibration.apply_logits(self.model(x).float())
+            probs = torch.sigmoid(logits)[:, 0]
         return probs.cpu().numpy()
 
     def _forward_onnx(self, batch: np.ndarray) -> np.ndarray:
@@ -328,6 +332,7 @@ class Segmenter:
         if pad_h or pad_w:
             x = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge")
         logits = self._session.run(None, {"input": x})[0][:, 0, :h, :w]
+        logits = self.calibration.apply_logits(logits)  # issue 14: stored Platt scaling
         # 1 / (1 + exp(-z)) without overflow warnings for large |z|; one new array, the
         # same float32 operations in the same order as 0.5 * (1 + tanh(0.5 * z))
         probs = np.multiply(logits, np.float32(0.5), dtype=np.float32)

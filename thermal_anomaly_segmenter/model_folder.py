@@ -49,6 +49,8 @@ class ModelConfig:
     input_size: tuple[int, int] = (512, 640)
     #: Threshold recommended for this model (e.g. the best-F1 threshold of an evaluation).
     threshold: float = 0.5
+    #: Calibration of the probabilities (:mod:`.calibration`); ``{}`` = the network's own.
+    calibration: dict[str, Any] = field(default_factory=dict)
     train_args: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     taseg_version: str = ""

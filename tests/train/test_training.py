@@ -207,7 +207,8 @@ def test_recipe_fills_only_what_the_caller_left_unset():
     cpu = TrainOptions().resolved("cpu")
     assert (cpu.recipe, cpu.model_type, cpu.loss_fn, cpu.batch_size, cpu.train_phases,
             cpu.input_size, cpu.epochs) == ("cpu", "smp_unet", "Dice", 8, ("fine_tune",),
-                                            (256, 320), 20)
+                                            (256, 320),
+                                            {"pre_train_unfrozen": 5, "fine_tune": 20})
     assert cpu.architecture == RECIPES["cpu"].architecture
     # Given values win; an own model type does not inherit the recipe's architecture.
     mine = TrainOptions(model_type="segformer_b0", loss_fn="BCE", batch_size=2, epochs=3,
@@ -217,9 +218,14 @@ def test_recipe_fills_only_what_the_caller_left_unset():
     enc = TrainOptions(architecture={"encoder_name": "resnet18"}).resolved("cpu")
     assert enc.architecture["encoder_name"] == "resnet18"
     assert enc.architecture["decoder_channels"] == [128, 64, 32, 16, 16]
-    # Without hand labels the CPU recipe trains on the automatic ones.
+    # Without hand labels the CPU recipe trains on the automatic ones; with both, it
+    # pre-trains on the automatic ones first.
     assert TrainOptions().resolved("cpu", has_manual_set=False).train_phases == (
         "pre_train_unfrozen",)
+    assert TrainOptions().resolved("cpu", True, True).train_phases == (
+        "pre_train_unfrozen", "fine_tune")
+    assert TrainOptions(train_phases=("fine_tune",)).resolved("cpu", True, True).train_phases \
+        == ("fine_tune",)
     assert TrainOptions(recipe="published").resolved("cpu").model_type == "segformer_b0"
     assert TrainOptions(recipe="cpu").resolved("gpu").model_type == "smp_unet"
     with pytest.raises(InvalidInputError, match="recipe must be one of"):
@@ -242,6 +248,47 @@ def test_cpu_training_takes_the_cpu_recipe(manual_only, settings):
     assert tuple(config.input_size) == (64, 80)
     assert config.train_args["recipe"] == "cpu" and config.train_args["loss_fn"] == "Dice"
     _predicts(result.model_dir, manual_only)
+
+
+def test_cpu_recipe_starts_from_the_shipped_default_and_fills_its_budget(dataset, settings):
+    """Issue 14 point 5: plain CPU training with both sets and a time budget."""
+    from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME
+    from thermal_anomaly_segmenter.train.loop import train
+
+    budget_s = 12.0
+    started = time.monotonic()
+    result = train(TrainOptions(dataset_path=str(dataset), gpu=False, worker_count=0,
+                                mlflow=False, min_label_px=0, max_time=budget_s / 60),
+                   settings=settings)
+    assert time.monotonic() - started >= budget_s  # the budget, not the 5 + 20 epochs, ends it
+    assert json.loads((result.run_dir / "run.json").read_text())["fill_budget"] is True
+    config = json.loads((result.model_dir / "train_config.json").read_text())
+    start = config["train_args"]["start_weights"]
+    assert start["kind"] == "shipped default"
+    assert Path(start["source"]) == (ROOT / "models" / DEFAULT_MODEL_NAME).resolve()
+    assert json.loads((result.run_dir / "run.json").read_text())["start_weights"] == start
+    assert config["train_args"]["train_phases"] == ["pre_train_unfrozen", "fine_tune"]
+    assert (result.run_dir / "pre_train_unfrozen" / "best.safetensors").is_file()
+    # Calibrated on validation data, and the threshold chosen on the calibrated probabilities.
+    assert config["calibration"]["method"] == "platt"
+    assert config["calibration"]["fitted_on"]["split"] == "val"
+    assert config["train_args"]["threshold_selection"]["split"] == "val"
+
+
+def test_a_run_starts_from_random_weights_when_asked_or_when_the_default_does_not_fit():
+    from thermal_anomaly_segmenter.normalization import Normalization
+    from thermal_anomaly_segmenter.train.loop import _starting_point
+
+    cpu = TrainOptions(from_scratch=True).resolved("cpu")
+    assert _starting_point(cpu, Normalization(), get_settings())[1:] == (
+        None, {"source": "random", "kind": "random", "reason": "from_scratch"})
+    other = TrainOptions(architecture={"encoder_name": "resnet18"}).resolved("cpu")
+    _, weights, start = _starting_point(other, Normalization(), get_settings())
+    assert weights is None and start["kind"] == "random"
+    assert "architecture differs" in start["reason"]
+    _, weights, start = _starting_point(TrainOptions().resolved("cpu"), Normalization(),
+                                        get_settings())
+    assert weights is not None and start["kind"] == "shipped default"
 
 
 def test_learning_rate_decays_over_the_time_budget(manual_only, settings):

@@ -46,7 +46,7 @@ from ..io.datasets import (  # noqa: E402
 from ..model_folder import ModelConfig, save_model_folder  # noqa: E402
 from ..normalization import Normalization  # noqa: E402
 from ..report.plots import plot_curves  # noqa: E402
-from ..zoo import build_model  # noqa: E402
+from ..zoo import build_model, resolve_architecture  # noqa: E402
 from .datamodule import ThermalDataModule, augment_site, default_worker_count  # noqa: E402
 from .hardware import (  # noqa: E402
     accelerator_for,
@@ -74,6 +74,9 @@ if TYPE_CHECKING:
     from .recipe import PhaseRecipe
 
 log = logging.getLogger(__name__)
+
+#: Epoch bound of a phase that fills its share of a time budget (the budget ends it first).
+OPEN_ENDED_EPOCHS = 100_000
 
 
 def _load_splits(dataset_path: Path, recipes: list[PhaseRecipe], options: TrainOptions,
@@ -142,7 +145,11 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
     tracker = _start_tracking(run)
     options = run.options
     deadline = None if options.max_time is None else started + options.max_time * 60
-    architecture, weights = _starting_point(options, run.norm)
+    architecture, weights, start = _starting_point(options, run.norm, settings)
+    if run.rank_zero and run.state.get("start_weights") != start:
+        run.state["start_weights"] = start
+        run.save_state()
+    run.params["start_weights"] = start
     phase_metrics: dict[str, dict[str, float]] = {}
     skipped: list[str] = []
     epoch_offset = 0
@@ -208,8 +215,11 @@ def _open_run(options: TrainOptions, settings: Settings) -> _Run:
     window_from_recipe = False
     if not options.resume:
         window_from_recipe = options.input_size is None
+        epochs_given = options.epochs is not None
         options = _resolve_options(options, dataset_path)
-        state = {"options": _options_dict(options), "phases": {}}
+        # The CPU recipe's epochs only share out a time budget: the budget ends its run.
+        fill = options.max_time is not None and not epochs_given and options.recipe == "cpu"
+        state = {"options": _options_dict(options), "phases": {}, "fill_budget": fill}
     recipes = phase_recipes(options)
     splits = _load_splits(dataset_path, recipes, options, models_path / ".runs" / ".datasets")
 
@@ -296,12 +306,15 @@ def _run_phase(run: _Run, recipe: PhaseRecipe, architecture: dict[str, Any] | No
     options = run.options
     phase_dir = run.run_dir / recipe.name
     accelerator = accelerator_for(options)
+    # Filling a time budget: the phase runs until its share of it is spent, and its learning
+    # rate decays over that time (the epoch count is then only an upper bound).
+    epochs = OPEN_ENDED_EPOCHS if run.state.get("fill_budget") and allotment else recipe.epochs
     workers = options.worker_count if options.worker_count is not None else default_worker_count()
     L.seed_everything(options.seed, workers=True, verbose=False)
     phase_dir.mkdir(parents=True, exist_ok=True)
     task = SegmentationTask(
         options.model_type, architecture, options.loss_fn, recipe.lr,
-        recipe.epochs, recipe.frozen,
+        epochs, recipe.frozen,
         weights=options.weights if weights is None else None,
         metrics_csv=str(phase_dir / "metrics.csv"),
         time_budget_s=allotment,
@@ -332,7 +345,7 @@ def _run_phase(run: _Run, recipe: PhaseRecipe, architecture: dict[str, Any] | No
         num_nodes=options.num_nodes,
         strategy=ddp_strategy(options, accelerator),
         precision=precision_for(accelerator, options.precision),  # type: ignore[arg-type]
-        max_epochs=recipe.epochs,
+        max_epochs=epochs,
         max_time=None if allotment is None else timedelta(seconds=allotment),
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
@@ -430,15 +443,25 @@ def _write_model_folder(run: _Run, model, architecture: dict[str, Any] | None,
 
 def _store_threshold(model_dir: Path, dataset_path: Path, set_name: str,
                      settings: Settings | None) -> None:
-    """Store the validation-chosen threshold; a failure keeps the published 0.5."""
+    """Fit the probability calibration on validation data, then store the threshold chosen
+    on the calibrated probabilities; a failure keeps the network's own probabilities and
+    the published 0.5 (the trained model matters more than either)."""
+    from ..calibration import calibrate_model_folder
     from ..evaluation import store_validation_threshold
 
     try:
-        chosen = store_validation_threshold(model_dir, dataset_path, set_name, settings=settings)
-    except Exception:  # the trained model matters more than its threshold
-        log.warning("could not choose a threshold on validation data; keeping 0.5",
-                    exc_info=True)
-        return
+        chosen = calibrate_model_folder(model_dir, dataset_path, set_name,
+                                        settings=settings)["threshold"]
+    except Exception:
+        log.warning("could not calibrate on validation data; choosing the threshold on the "
+                    "network's own probabilities", exc_info=True)
+        try:
+            chosen = store_validation_threshold(model_dir, dataset_path, set_name,
+                                                settings=settings)
+        except Exception:
+            log.warning("could not choose a threshold on validation data; keeping 0.5",
+                        exc_info=True)
+            return
     if chosen is not None:
         log.info("threshold %.2f chosen on %s/val", chosen, set_name)
 
@@ -454,7 +477,8 @@ def _resolve_options(options: TrainOptions, dataset_path: Path) -> TrainOptions:
         options = dataclasses.replace(options, model_type=read_model_config(folder).model_type)
     from .recipe_files import published_defaults
 
-    resolved = options.resolved(accelerator_for(options), has_set(dataset_path, "manual_set"))
+    resolved = options.resolved(accelerator_for(options), has_set(dataset_path, "manual_set"),
+                                has_set(dataset_path, "generated_set"))
     given = {f.name for f in dataclasses.fields(options) if getattr(options, f.name) is not None}
     resolved = published_defaults(resolved, given)
     filled = [f"{k}={getattr(resolved, k)}" for k in
@@ -466,18 +490,62 @@ def _resolve_options(options: TrainOptions, dataset_path: Path) -> TrainOptions:
 
 
 def _starting_point(
-    options: TrainOptions, norm: Normalization
-) -> tuple[dict[str, Any] | None, dict[str, torch.Tensor] | None]:
-    """Architecture and first weights when ``options.weights`` is a TASeg model folder.
+    options: TrainOptions, norm: Normalization, settings: Settings
+) -> tuple[dict[str, Any] | None, dict[str, torch.Tensor] | None, dict[str, Any]]:
+    """Architecture, first weights and a record of where they come from.
 
-    Fine-tuning a trained model (the shipped default, say) on one's own survey starts from
-    its weights and architecture; any other ``weights`` value goes to the zoo's builder.
+    ``options.weights`` naming a TASeg model folder fine-tunes it (its weights and
+    architecture); any other ``weights`` value goes to the zoo's builder. Without ``weights``
+    the run starts from the shipped default model when its type, architecture and
+    normalisation match the run's (as the published recipe starts from ImageNet/ADE weights;
+    an offline run downloads nothing), unless ``options.from_scratch``.
     """
-    from ..model_folder import is_model_folder, load_model_folder
+    from ..model_folder import is_model_folder, read_model_config
 
     folder = Path(options.weights).expanduser() if options.weights else None
-    if folder is None or not is_model_folder(folder):
-        return options.architecture, None
+    if folder is not None and is_model_folder(folder):
+        return _from_folder(folder, options, norm, "weights")
+    if folder is not None:
+        return options.architecture, None, {"source": str(options.weights), "kind": "weights"}
+    random = {"source": "random", "kind": "random"}
+    if options.from_scratch:
+        log.info("starting from random weights (from_scratch)")
+        return options.architecture, None, {**random, "reason": "from_scratch"}
+    default = _shipped_default(settings)
+    if default is None:
+        log.info("starting from random weights (no shipped default model found)")
+        return options.architecture, None, {**random, "reason": "no shipped default"}
+    config = read_model_config(default)
+    wanted = resolve_architecture(options.model_type, options.architecture)  # type: ignore[arg-type]
+    if (config.model_type != options.model_type or config.architecture != wanted
+            or config.norm.mode != norm.mode):
+        log.info("starting from random weights (the shipped default %s is a %s %s model "
+                 "with %s normalisation)", default, config.model_type,
+                 config.architecture.get("encoder_name", ""), config.norm.mode)
+        return options.architecture, None, {**random, "reason": "architecture differs from "
+                                            f"the shipped default {default}"}
+    return _from_folder(default, options, norm, "shipped default")
+
+
+def _shipped_default(settings: Settings) -> Path | None:
+    """The default model folder: ``TASEG_DEFAULT_MODEL`` (a folder, or a name under
+    MODELS_PATH), else the one shipped in this package's ``models/``."""
+    from ..config import BASE_DIR, DEFAULT_MODEL_NAME
+    from ..model_folder import is_model_folder
+
+    name = Path(settings.default_model).expanduser()
+    for candidate in (name, Path(settings.models_path) / name,
+                      BASE_DIR / "models" / DEFAULT_MODEL_NAME):
+        if candidate.is_absolute() and is_model_folder(candidate):
+            return candidate.resolve()
+    return None
+
+
+def _from_folder(
+    folder: Path, options: TrainOptions, norm: Normalization, kind: str
+) -> tuple[dict[str, Any] | None, dict[str, torch.Tensor], dict[str, Any]]:
+    from ..model_folder import load_model_folder
+
     model, config = load_model_folder(folder)
     if model is None:
         raise InvalidInputError(f"{folder} is a {config.model_type} model: it has no weights "
@@ -489,6 +557,8 @@ def _starting_point(
     if config.norm.mode != norm.mode:
         log.warning("%s was trained with %s normalisation, this run uses %s",
                     folder, config.norm.mode, norm.mode)
-    log.info("starting from the weights of %s", folder)
+    log.info("starting from the weights of %s (%s%s)", folder, kind,
+             "; --from-scratch starts from random weights" if kind == "shipped default" else "")
     state = {k: v.detach().float().clone() for k, v in model.state_dict().items()}
-    return options.architecture or config.architecture or None, state
+    return (options.architecture or config.architecture or None, state,
+            {"source": str(folder), "kind": kind})
