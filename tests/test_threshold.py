@@ -33,6 +33,17 @@ def test_select_threshold_keeps_object_recall():
     assert select_threshold([_row(0.3, 0.5, 0.8), _row(0.5, 0.6, 0.7)]) == 0.3
 
 
+def test_select_threshold_does_not_buy_recall_with_a_flood_of_false_alarms():
+    # What a 15-frame validation split of a small user dataset gave: only the lowest
+    # threshold reaches recall 0.95, with one true component in ten.
+    curve = [{**_row(0.05, 0.30, 1.0), "object_precision": 0.09},
+             {**_row(0.3, 0.55, 0.90), "object_precision": 0.70},
+             {**_row(0.5, 0.60, 0.80), "object_precision": 0.90}]
+    assert select_threshold(curve) == 0.3  # best object F2 when the floor cannot be met
+    curve[0]["object_precision"] = 0.6
+    assert select_threshold(curve) == 0.05  # recall >= 0.95 at a usable precision wins
+
+
 def test_predict_uses_the_stored_threshold(tmp_path):
     from thermal_anomaly_segmenter.inference import Segmenter
     from thermal_anomaly_segmenter.io.frames import Frame
