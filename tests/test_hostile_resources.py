@@ -310,7 +310,9 @@ def test_output_names_never_run_out_and_old_outputs_are_pruned(server, folders):
     assert r.status_code == 200, r.text[:400]
     outputs = r.json()["predictions"]["outputs"]
     wait_for_outputs(r.json()["predictions"])
-    assert all(Path(p).is_file() and Path(p).name.startswith("many-") for p in outputs.values())
+    # "many-<random hex>" when every numbered name is still taken; a retention job queued by
+    # an earlier request may run during the loop above and free some of them ("many-N").
+    assert all(Path(p).is_file() and Path(p).name.startswith("many") for p in outputs.values())
     # Old outputs are pruned after the answer's own files are written.
     assert eventually(lambda: len(stems()) <= KEEP), sorted(stems())[:10]
     assert (out / "notes.txt").read_text() == "not an output"
@@ -382,8 +384,9 @@ def test_delete_ends_the_whole_training_process_tree(server):
 
 @pytest.mark.slow
 def test_a_client_that_disconnects_cancels_its_predict(server, folders):
-    """A slow predict (the default U-Net on a 2048 x 2560 frame) whose client goes away."""
-    big = _lz4_frame(_frame(2048, 2560))
+    """A slow predict (the default U-Net on a 4096 x 5120 frame: about 100 tiles, far over the
+    client's 3 s even on a quiet machine) whose client goes away."""
+    big = _lz4_frame(_frame(4096, 5120))
     assert len(big) < LIMIT_MB * 2**20
     with pytest.raises(requests.exceptions.ReadTimeout):
         post_predict(server.model_url, data=big, filename="big.npy.lz4", timeout=(10, 3))
