@@ -108,18 +108,29 @@ def train_for_model(model_dir: Path, dataset: Path) -> Path:
 
 
 def _store(clf: FalseAlarmClassifier, path: Path) -> None:
-    """Keep the classifier in the model folder: a new file only, never replacing one."""
+    """Keep the classifier in the model folder: a new file only, never replacing one.
+
+    Written to a temporary name and hard-linked into place, so another process never reads
+    a half-written file and an existing one is never replaced."""
     import json
+    import tempfile
 
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        fd, tmp = tempfile.mkstemp(prefix=".false_alarms.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         log.warning("false-alarm classifier not stored in %s: %s", path.parent,
                     exc.strerror or exc)
         return
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(clf.to_dict()) + "\n")
-    log.info("false-alarm classifier stored as %s", path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(clf.to_dict()) + "\n")
+        os.chmod(tmp, 0o644)
+        os.link(tmp, path)
+        log.info("false-alarm classifier stored as %s", path)
+    except OSError as exc:  # FileExistsError included: another process stored one first
+        log.warning("false-alarm classifier not stored as %s: %s", path, exc.strerror or exc)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def screen(pred: Prediction, classifier: FalseAlarmClassifier,

@@ -381,3 +381,32 @@ def test_report_of_geotiff_frames_has_a_frame_index_and_geopackage(tmp_path):
     html = (tmp_path / "report" / "report.html").read_text()
     assert "Frame index" in html and html.count("<circle") == len(items)
     assert all(" m" in (it.scale_bar or "") for it in items)  # scale bars in metres
+
+
+def test_the_stage_is_stored_in_the_model_folder_once_never_replaced(tmp_path, monkeypatch):
+    from thermal_anomaly_segmenter import screening
+    from thermal_anomaly_segmenter.false_alarms import FalseAlarmClassifier
+
+    trained = []
+    clf = FalseAlarmClassifier.load(_stage_file_for_store_test(tmp_path))
+    monkeypatch.setattr(screening, "train_on_demand", lambda **_: trained.append(1) or clf)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    got = screening.classifier_for(True, folder)
+    stored = folder / screening.FILE_NAME
+    assert got is clf and stored.is_file() and len(trained) == 1
+    assert FalseAlarmClassifier.load(stored).to_dict() == clf.to_dict()
+    assert [p.name for p in folder.iterdir()] == [screening.FILE_NAME]  # no temp file left
+    before = stored.read_bytes()
+    screening._store(clf, stored)  # never replaces
+    assert stored.read_bytes() == before and len(list(folder.iterdir())) == 1
+
+
+def _stage_file_for_store_test(tmp_path):
+    from thermal_anomaly_segmenter.false_alarms import synthetic_training_set, train_classifier
+
+    x, y = synthetic_training_set(["karlsruhe_winter", "city_wet"], 2, seed=0, height=128,
+                                  width=160)
+    path = tmp_path / "seed_stage.json"
+    path.write_text(__import__("json").dumps(train_classifier(x, y, n_estimators=5).to_dict()))
+    return path
