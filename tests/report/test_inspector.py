@@ -233,16 +233,21 @@ def test_review_in_chromium_becomes_dataset_labels(survey, browser, tmp_path):
         await page.call("Page.setDownloadBehavior", behavior="allow",
                         downloadPath=str(downloads))
         await page.call("Page.navigate", url=url)
-        await page.wait_for("document.readyState === 'complete'")
+        # Page.navigate returns before the report's document replaces about:blank (which is
+        # already 'complete'): wait for the report itself.
+        await page.wait_for("document.readyState === 'complete' && "
+                            "document.getElementById('export') !== null")
         for key, decision in decisions.items():
             row = f"document.querySelector('tr[data-key=\"{key}\"]')"
             if decision == "false_alarm":
                 await page.js(f"{row}.querySelector('select.cause').value = 'lamp'")
             await page.js(f"{row}.querySelector('button[data-decision={decision}]').click()")
         # The decisions survive a reload (localStorage), then the export button downloads.
+        await page.js("window.__beforeReload = true")  # tells the old document from the new
         await page.call("Page.reload")
-        await page.wait_for("document.readyState === 'complete' && document.querySelector("
-                            "'tr[data-key=\"f0/1\"] .decision').textContent !== ''")
+        await page.wait_for("!window.__beforeReload && document.readyState === 'complete' && "
+                            "document.querySelector('tr[data-key=\"f0/1\"] .decision')"
+                            ".textContent !== ''")
         shown = await page.js("document.getElementById('review-count').textContent")
         await page.js("document.getElementById('export').click()")
         deadline = time.monotonic() + 20
