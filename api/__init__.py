@@ -226,7 +226,8 @@ def predict(**kwargs: Any) -> Any:
                         and multiprocessing.parent_process() is not None)
         from thermal_anomaly_segmenter.report import deferred
 
-        with deferred.held():  # the files wait until the answer is built
+        # The files wait until the answer is built, and then while requests keep coming.
+        with deferred.busy(), deferred.held():
             result = run_predict(args, input_path, corridor_path=corridor_path,
                                  pipes_path=pipes_path,
                                  name=str(getattr(upload, "original_filename", None) or "frame"),

@@ -43,17 +43,27 @@ def test_onnx_backend_matches_torch(exported, shape, tile):
         np.testing.assert_allclose(a, b, atol=1e-4)
 
 
-@pytest.mark.parametrize("shape", [(64, 96), (77, 101)])
-def test_onnx_probabilities_are_exactly_the_sigmoid_of_the_session(exported, shape):
+@pytest.mark.parametrize("shape, calibration", [((64, 96), None), ((77, 101), None),
+                                                ((77, 101), (0.399, -1.404))])
+def test_onnx_probabilities_are_exactly_the_sigmoid_of_the_session(exported, shape,
+                                                                   calibration):
     """The in-place sigmoid gives bit for bit 0.5 * (1 + tanh(z / 2)) of the bare session's
-    logits, padded or not."""
+    logits z, padded or not, and with a stored calibration z = scale * logits + bias
+    (computed first, in float32)."""
+    from thermal_anomaly_segmenter.calibration import Calibration
+
     seg = Segmenter.from_folder(exported, "cpu", backend="onnx")
+    if calibration:
+        seg.calibration = Calibration(scale=calibration[0], bias=calibration[1])
     batch = np.stack([seg.norm.apply(make_frame(*shape, seed=s).data, 20.0) for s in range(2)])
     h, w = shape
     stride = json.loads((exported / "model.onnx.json").read_text())["stride"]
     pad = ((0, 0), (0, 0), (0, -h % stride), (0, -w % stride))
     x = np.pad(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)), pad, mode="edge")
     logits = seg._session.run(None, {"input": x})[0][:, 0, :h, :w]
+    if calibration:
+        logits = logits * np.float32(calibration[0]) + np.float32(calibration[1])
+        assert logits.dtype == np.float32
     expected = (0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32)
     assert np.array_equal(seg._forward(batch), expected)
 

@@ -281,7 +281,9 @@ class Segmenter:
         for indices in whole.values():
             for start in range(0, len(indices), options.batch_size):
                 chunk = indices[start : start + options.batch_size]
-                batch = np.stack([self.norm.apply(frames[i].data, medians[i]) for i in chunk])
+                batch = (self.norm.apply(frames[chunk[0]].data, medians[chunk[0]])[None]
+                         if len(chunk) == 1 else  # no copy for a batch of one
+                         np.stack([self.norm.apply(frames[i].data, medians[i]) for i in chunk]))
                 for i, prob in zip(chunk, self._forward(batch), strict=True):
                     out[i] = prob
         return out  # type: ignore[return-value]
@@ -332,10 +334,13 @@ class Segmenter:
         if pad_h or pad_w:
             x = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge")
         logits = self._session.run(None, {"input": x})[0][:, 0, :h, :w]
-        logits = self.calibration.apply_logits(logits)  # issue 14: stored Platt scaling
-        # 1 / (1 + exp(-z)) without overflow warnings for large |z|; one new array, the
-        # same float32 operations in the same order as 0.5 * (1 + tanh(0.5 * z))
-        probs = np.multiply(logits, np.float32(0.5), dtype=np.float32)
+        # sigmoid(scale * z + bias) (issue 14's stored Platt scaling) as 0.5 * (1 + tanh(
+        # 0.5 * scale * z + 0.5 * bias)): no overflow warnings for large |z|, one new array,
+        # and bit for bit the float32 result of scaling first (halving is exact).
+        cal = self.calibration
+        probs = np.multiply(logits, np.float32(0.5 * cal.scale), dtype=np.float32)
+        if cal.bias:
+            probs += np.float32(0.5 * cal.bias)
         np.tanh(probs, out=probs)
         probs += np.float32(1.0)
         probs *= np.float32(0.5)

@@ -172,10 +172,10 @@ class _Writer:
                 (self.out_dir / f"{stem}{OUTPUT_NAMES[self.kinds[0]]}").unlink(missing_ok=True)
             raise
         if self.later:
-            deferred.submit(partial(write_outputs, pred, self.out_dir, stem,
-                                    model_dir=str(self.model_dir), outputs=self.later,
-                                    document=result.report),
-                            name=f"the outputs of {stem} in {self.out_dir}")
+            deferred.submit(partial(_write_later, pred, self.out_dir, stem,
+                                    str(self.model_dir), self.later, result.report),
+                            name=f"the outputs of {stem} in {self.out_dir}",
+                            cost=_held_bytes(pred))
             written.update((k, self.out_dir / f"{stem}{OUTPUT_NAMES[k]}") for k in self.later)
         result.outputs = {k: written[k] for k in self.kinds}
         result.n_anomalies = len(pred.anomalies)
@@ -184,6 +184,22 @@ class _Writer:
         if self.keep:
             result.prediction = pred
         return result
+
+
+def _write_later(pred: Prediction, out_dir: Path, stem: str, model_dir: str,
+                 kinds: Sequence[str], document: dict | None) -> None:
+    """The deferred files one by one, the JSON report last (its presence marks a complete
+    set), yielding to requests between them."""
+    for i, kind in enumerate(sorted(kinds, key=lambda k: k == "json")):
+        if i:
+            deferred.pause_point()
+        write_outputs(pred, out_dir, stem, model_dir=model_dir, outputs=(kind,),
+                      document=document)
+
+
+def _held_bytes(pred: Prediction) -> int:
+    arrays = (pred.frame.data, pred.frame.corridor, pred.probability, pred.mask, pred.labels)
+    return sum(int(getattr(a, "nbytes", 0)) for a in arrays)
 
 
 def _fail(result: FrameResult, exc: BaseException) -> FrameResult:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,48 @@ def test_a_failing_job_is_logged_and_the_next_still_runs(caplog):
     assert deferred.wait(timeout=30)
     assert done == ["next"]
     assert "a broken job" in caplog.text
+
+
+def test_pending_files_wait_while_requests_run(monkeypatch):
+    """A job waits while a request runs in the process (and QUIET_S after it), then runs."""
+    monkeypatch.setattr(deferred, "MAX_DELAY_S", 30.0)
+    started = threading.Event()
+    with deferred.busy():
+        deferred.submit(started.set)
+        assert not started.wait(0.3)  # a request is running: the writer yields
+    assert started.wait(10)
+    assert deferred.wait(timeout=10)
+
+
+def test_a_job_waits_at_most_max_delay_under_steady_load(monkeypatch):
+    monkeypatch.setattr(deferred, "MAX_DELAY_S", 0.2)
+    started = threading.Event()
+    with deferred.busy():
+        deferred.submit(started.set)
+        assert started.wait(10)  # still inside the request
+
+
+def test_a_full_backlog_makes_the_writer_run_without_pausing(monkeypatch):
+    """More jobs than the backlog holds, all submitted inside one request: no deadlock, the
+    request waits for the writer only as long as it takes to make room."""
+    monkeypatch.setattr(deferred, "MAX_DELAY_S", 30.0)
+    monkeypatch.setattr(deferred, "MAX_PENDING", 2)
+    done: list[int] = []
+    with deferred.busy():
+        for i in range(6):
+            deferred.submit(done.append, i)
+        assert len(done) >= 4  # room was made while the request ran
+    assert deferred.wait(timeout=10)
+    assert done == list(range(6))
+
+
+def test_the_byte_budget_admits_one_large_job(monkeypatch):
+    monkeypatch.setattr(deferred, "MAX_DELAY_S", 30.0)
+    monkeypatch.setattr(deferred, "MAX_PENDING_BYTES", 10)
+    done: list[int] = []
+    with deferred.busy():
+        deferred.submit(done.append, 0, cost=100)  # alone: admitted however large
+        deferred.submit(done.append, 1, cost=100)  # waits until the first has run
+        assert done[:1] == [0]
+    assert deferred.wait(timeout=10)
+    assert done == [0, 1]
