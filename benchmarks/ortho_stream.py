@@ -17,7 +17,9 @@ issue's size is 40000; pass what the machine's disk and time allow.
 The two paths run in ``--rounds`` interleaved rounds (stream, frames; frames, stream; ...)
 in one process, so that the load of a shared machine weighs on both alike; each round's
 ratio is printed, with their median; a third path streams writing only the JSON report
-(the frames produce no files), to split the GIS outputs' cost off. The frames' time counts
+(the frames produce no files), to split the GIS outputs' cost off, and a fourth predicts the
+frames writing each one's five files as ``taseg predict`` does (outputs against outputs).
+The frames' time counts
 composing and predicting them (no files); reading their windows and rasterising their
 corridors is printed apart, and a second ratio counts it in (the stream's time counts
 everything it does: both read passes, the corridor, all six output files).
@@ -84,10 +86,11 @@ def write_inputs(folder: Path, size: int, spacing: int) -> tuple[Path, Path]:
 
 
 class ForwardCounter:
-    """Counts the network inputs (tiles or frames) and seconds of ``Segmenter._forward``."""
+    """Counts the network inputs (tiles or frames), their pixels and the seconds of
+    ``Segmenter._forward``."""
 
     def __init__(self, segmenter) -> None:
-        self.inputs, self.seconds = 0, 0.0
+        self.inputs, self.seconds, self.pixels = 0, 0.0, 0
         forward = segmenter._forward
 
         def counted(batch):
@@ -95,6 +98,7 @@ class ForwardCounter:
             out = forward(batch)
             self.seconds += time.perf_counter() - t0
             self.inputs += len(batch)
+            self.pixels += int(np.prod(batch.shape[:3]))
             return out
 
         segmenter._forward = counted
@@ -104,12 +108,21 @@ class ForwardCounter:
         self.inputs, self.seconds = 0, 0.0
         return counts
 
+    def take_pixels(self) -> int:
+        pixels, self.pixels = self.pixels, 0
+        return pixels
 
-def separate_frames(ortho: Path, corridor, segmenter, options) -> tuple[float, float, int]:
+
+def separate_frames(ortho: Path, corridor, segmenter, options, out_dir: Path | None = None
+                    ) -> tuple[float, float, int]:
     """Every 512 x 640 frame window touching the corridor, predicted as frames in batches of
-    ``options.batch_size`` (as ``taseg predict`` batches a folder of frames). Returns the
-    seconds of composing and predicting them, the seconds of reading their windows and
-    rasterising their corridors (what frames from disk would cost too), corridor pixels."""
+    ``options.batch_size`` (as ``taseg predict`` batches a folder of frames), and with
+    ``out_dir`` each frame's five files written there as ``taseg predict`` writes them.
+    Returns the seconds of composing, predicting (and writing) them, the seconds of reading
+    their windows and rasterising their corridors (what frames from disk would cost too),
+    corridor pixels."""
+    from thermal_anomaly_segmenter.report.outputs import write_outputs
+
     import rasterio
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
@@ -118,9 +131,15 @@ def separate_frames(ortho: Path, corridor, segmenter, options) -> tuple[float, f
 
     seconds, io_seconds, corridor_px, batch = 0.0, 0.0, 0, []
 
+    written = 0
+
     def flush() -> float:
+        nonlocal written
         t0 = time.perf_counter()
-        segmenter.predict_batch(batch, options)
+        for pred in segmenter.predict_batch(batch, options):
+            if out_dir is not None:
+                write_outputs(pred, out_dir, f"f{written}")
+                written += 1
         batch.clear()
         return time.perf_counter() - t0
 
@@ -190,19 +209,26 @@ def main() -> None:
                                    block=args.block, outputs=outputs)
             seconds = time.perf_counter() - t0
             n, fwd = counter.take()
+            pixels["stream"] = counter.take_pixels()
             return seconds, seconds / result.corridor_px * 1e6, n, fwd, result
 
-        def frames() -> tuple[float, float, int, float, int, float]:
-            seconds, io_seconds, px = separate_frames(ortho, corridor, segmenter, options)
+        def frames(files: bool = False) -> tuple[float, float, int, float, int, float]:
+            seconds, io_seconds, px = separate_frames(
+                ortho, corridor, segmenter, options, folder / "frames" if files else None)
             n, fwd = counter.take()
+            pixels["frames"] = counter.take_pixels()
             return seconds, seconds / px * 1e6, n, fwd, px, io_seconds
+
+        pixels: dict[str, int] = {}
 
         # Interleaved rounds (the order alternates), so that the machine's load, which
         # changes by the minute on a shared host, weighs on both paths alike.
-        runs: dict[str, list] = {"stream": [], "frames": [], "json": []}
-        paths = {"stream": stream, "frames": frames, "json": lambda: stream(["json"])}
+        runs: dict[str, list] = {"stream": [], "frames": [], "json": [], "files": []}
+        paths = {"stream": stream, "frames": frames, "json": lambda: stream(["json"]),
+                 "files": lambda: frames(files=True)}
         for k in range(args.rounds):
-            order = ("stream", "frames", "json") if k % 2 == 0 else ("json", "frames", "stream")
+            order = (("stream", "frames", "json", "files") if k % 2 == 0
+                     else ("files", "json", "frames", "stream"))
             for name in order:
                 runs[name].append(paths[name]())
                 if k == 0 and name == "stream":  # round 1 streams first
@@ -235,15 +261,23 @@ def main() -> None:
               f"({stream_n} / {frames_n})")
         print(f"time outside forward passes: stream {', '.join(f'{o:.0%}' for o in outside)}"
               f"; frames {', '.join(f'{o:.0%}' for o in frames_outside)}")
-        per_fwd = [(s[3] / s[2]) / (f[3] / f[2]) for s, f in zip(runs["stream"],
-                                                                  runs["frames"], strict=True)]
-        print(f"seconds per forward pass, stream / frames: "
-              f"{', '.join(f'{r:.2f}x' for r in per_fwd)}")
+        px_ratio = (pixels["stream"] / result.corridor_px) / (pixels["frames"] / frames_px)
+        print(f"network input pixels per corridor pixel, stream / frames: {px_ratio:.2f}x "
+              f"({pixels['stream'] / 1e6:.1f} / {pixels['frames'] / 1e6:.1f} Mpx)")
+        per_px = [(s[3] / pixels["stream"]) / (f[3] / pixels["frames"])
+                  for s, f in zip(runs["stream"], runs["frames"], strict=True)]
+        print(f"forward seconds per network pixel, stream / frames: "
+              f"{', '.join(f'{r:.2f}x' for r in per_px)}")
         json_rounds = [j[1] / f[1] for j, f in zip(runs["json"], runs["frames"], strict=True)]
         print(f"stream writing only the JSON report (no COG, GeoPackage, GeoJSON, overlay) / "
               f"frames per corridor pixel: rounds {', '.join(f'{r:.2f}x' for r in json_rounds)}"
               f", median {sorted(json_rounds)[len(json_rounds) // 2]:.2f}x")
-        print(f"stream / frames per corridor pixel: median of rounds "
+        file_rounds = [s[1] / f[1] for s, f in zip(runs["stream"], runs["files"], strict=True)]
+        print(f"both with their files (stream: 2 COGs, GeoPackage, GeoJSON, overlay, JSON; "
+              f"frames: taseg predict's 5 files each), stream / frames per corridor pixel: "
+              f"rounds {', '.join(f'{r:.2f}x' for r in file_rounds)}, median "
+              f"{sorted(file_rounds)[len(file_rounds) // 2]:.2f}x")
+        print(f"stream (all outputs) / frames (no files) per corridor pixel: median of rounds "
               f"{ratios[len(ratios) // 2]:.2f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f}), "
               f"best / best {best:.2f}x")
 

@@ -245,10 +245,12 @@ def test_pipe_on_a_tile_seam_runs_in_one_row_of_tiles(tmp_path) -> None:
                         lines=[shapely.LineString([transform @ (0, row), transform @ (w, row)])])
     segmenter = get_segmenter(MODEL, "cpu")
     seen: list[str] = []
+    shapes: list[tuple[int, ...]] = []
     forward = segmenter._forward
 
     def counted(batch):
         seen.extend(hashlib.sha256(x.tobytes()).hexdigest() for x in batch)
+        shapes.extend(x.shape[:2] for x in batch)
         return forward(batch)
 
     segmenter._forward = counted
@@ -258,9 +260,10 @@ def test_pipe_on_a_tile_seam_runs_in_one_row_of_tiles(tmp_path) -> None:
                                corridor_width_m=8.0)
     finally:
         del segmenter._forward
-    # 1600 columns need 3 tiles of 640 keeping 40 columns of context (560 per tile); a
-    # fixed grid put the corridor in two rows of tiles (6)
-    assert len(seen) == 3 and len(set(seen)) == 3
+    # one tile of 512 rows runs along the whole pipe (1600 columns, within the 4 x 640
+    # columns a forward pass may hold); a row of 640-column tiles needed 3, and a fixed
+    # grid put the corridor in two rows of tiles (6)
+    assert len(seen) == 1 and shapes == [(512, 1600)]
     assert len(result.records) == 1 and result.records[0]["mean_dt_degc"] > 1.0
 
 
@@ -335,11 +338,12 @@ def test_leak_across_tile_seams_is_one_anomaly_of_the_right_area(tmp_path, block
     assert centroid.distance(ref_centroid) <= GSD  # within one pixel of the seamless run
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_block_tiles_give_every_corridor_pixel_its_context(seed) -> None:
+@pytest.mark.parametrize("seed, long", [(s, s % 2 == 1) for s in range(6)])
+def test_block_tiles_give_every_corridor_pixel_its_context(seed, long) -> None:
     """Random corridors (lines at any angle, blobs, the array's edges): every corridor pixel
     of the core lies in a chosen tile with at least the margins of context on each side,
-    or the array's edge; tiles lie inside the array and none repeats."""
+    or the array's edge; tiles lie inside the array, none repeats, and a long tile (along
+    the corridor) has the tile's side across it and at most ``max_len`` along it."""
     import cv2
 
     from thermal_anomaly_segmenter.geo.ortho import _Block
@@ -357,15 +361,19 @@ def test_block_tiles_give_every_corridor_pixel_its_context(seed) -> None:
     if not corr[core[0]:core[1], core[2]:core[3]].any():
         corr[core[0] + 5, core[2]:core[3]] = True
     block = _Block(np.zeros(corr.shape, np.float32), np.ones(corr.shape, bool), corr, core, 0.0)
-    origins = block.tiles(tile, margins)
-    assert len(set(origins)) == len(origins)
+    max_len = (3 * tile[0], 3 * tile[1]) if long else None
+    tiles = block.tiles(tile, margins, max_len)
+    assert len(set(tiles)) == len(tiles)
     served = np.zeros(corr.shape, bool)
-    for r, c in origins:
-        assert 0 <= r <= height - tile[0] and 0 <= c <= width - tile[1]
+    for r, c, h, w in tiles:
+        assert 0 <= r <= height - h and 0 <= c <= width - w
+        assert (h, w) == tile if not long else (
+            (h == tile[0] and tile[1] <= w <= 3 * tile[1])
+            or (w == tile[1] and tile[0] <= h <= 3 * tile[0]))
         y0 = r + (margins[0][0] if r > 0 else 0)
-        y1 = r + tile[0] - (margins[0][1] if r + tile[0] < height else 0)
+        y1 = r + h - (margins[0][1] if r + h < height else 0)
         x0 = c + (margins[1][0] if c > 0 else 0)
-        x1 = c + tile[1] - (margins[1][1] if c + tile[1] < width else 0)
+        x1 = c + w - (margins[1][1] if c + w < width else 0)
         served[y0:y1, x0:x1] = True
     need = np.zeros_like(corr)
     need[core[0]:core[1], core[2]:core[3]] = corr[core[0]:core[1], core[2]:core[3]]

@@ -151,6 +151,10 @@ def _scaled_t_u(data: np.ndarray, lay: _Layout) -> np.ndarray:
     """Return T_u at output size as a private float32 array (callers modify it in place)."""
     if (lay.h, lay.w) == data.shape[:2]:
         return np.array(data[..., 2], dtype=np.float32, order="C")
+    t_u = data[..., 2]
+    if t_u.flags.c_contiguous:  # the channels are a broadcast view of T_u
+        return cv2.resize(np.asarray(t_u, np.float32), (lay.w, lay.h),
+                          interpolation=cv2.INTER_AREA)
     # Resizing all three channels avoids a full-resolution copy of the strided T_u channel;
     # the only temporary is the small three-channel result.
     small = cv2.resize(data, (lay.w, lay.h), interpolation=cv2.INTER_AREA)
