@@ -95,19 +95,21 @@ def train_without(work: Path, held_out: str, families: list[str], frames: int,
 
 
 def false_alarm_stage(work: Path, model: Path, held_out: str, families: list[str],
-                      frames: int, seed: int) -> Path:
-    """A false-alarm classifier trained on every family but ``held_out`` (cached)."""
+                      frames: int, seed: int, min_leak_recall: float = 0.95) -> Path:
+    """A false-alarm classifier trained on every family but ``held_out`` (cached), its keep
+    threshold set to keep ``min_leak_recall`` of the training families' held-back leaks."""
     from thermal_anomaly_segmenter.false_alarms import synthetic_training_set, train_classifier
     from thermal_anomaly_segmenter.inference import Segmenter
 
-    path = work / "false_alarms" / model.name / f"without_{held_out}.json"
+    suffix = "" if min_leak_recall == 0.95 else f"_r{min_leak_recall:g}"
+    path = work / "false_alarms" / model.name / f"without_{held_out}{suffix}.json"
     if not path.is_file():
         segmenter = Segmenter.from_folder(model, device="cpu")
         threshold = segmenter.config.threshold
         x, y = synthetic_training_set([f for f in families if f != held_out], frames,
                                       seed=seed, segmenter=segmenter, threshold=threshold)
         path.parent.mkdir(parents=True, exist_ok=True)
-        train_classifier(x, y, n_estimators=80).save(path)
+        train_classifier(x, y, n_estimators=80, min_leak_recall=min_leak_recall).save(path)
     return path
 
 
@@ -160,6 +162,9 @@ def main(argv: list[str] | None = None) -> None:
                         "false-alarm stage")
     parser.add_argument("--false-alarm-frames", type=int, default=12,
                         help="training scenes per family for the false-alarm stage")
+    parser.add_argument("--false-alarm-recall", type=float, default=0.95,
+                        help="leak recall the stage's keep threshold holds on the training "
+                        "families' held-back components")
     parser.add_argument("--seen", action="append", default=[], metavar="NAME=FAMS",
                         help="families model folder NAME trained on (comma-separated, or "
                         "'all'); default karlsruhe_winter")
@@ -184,10 +189,14 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps(rows[-1]), flush=True)
             if args.false_alarms and path.name != "classical":
                 stage = false_alarm_stage(work, path, family, list(FAMILIES),
-                                          args.false_alarm_frames, args.seed + 2)
-                row = score(path, data, work / "eval" / f"{path.name}+fa" / family, stage,
-                            reuse=args.reuse)
-                rows.append({"model": f"{path.name} + false-alarm stage", "family": family,
+                                          args.false_alarm_frames, args.seed + 2,
+                                          args.false_alarm_recall)
+                tag = "" if args.false_alarm_recall == 0.95 else f"_r{args.false_alarm_recall:g}"
+                row = score(path, data, work / "eval" / f"{path.name}+fa{tag}" / family,
+                            stage, reuse=args.reuse)
+                rows.append({"model": f"{path.name} + false-alarm stage"
+                             f"{'' if not tag else f' (leak recall {args.false_alarm_recall:g})'}",
+                             "family": family,
                              "seen": family in trained_on, **row})
                 print(json.dumps(rows[-1]), flush=True)
     for held_out in args.train:

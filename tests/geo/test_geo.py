@@ -442,3 +442,24 @@ def test_rotated_orthomosaic(tmp_path, capsys) -> None:
     nearest = report["anomalies"][int(np.argmin(distance))]
     assert min(distance) <= GSD  # within one pixel of where it was planted
     assert nearest["pipe_id"] == "P-17" and nearest["offset_m"] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("vertical", [False, True])
+def test_a_straight_pipe_runs_in_one_long_tile_per_block(vertical) -> None:
+    """Across a block or down it, a straight corridor gets one tile as long as the block
+    (512 rows or 640 columns across it), not a row of overlapping 512 x 640 tiles."""
+    from thermal_anomaly_segmenter.geo.ortho import _Block
+
+    corr = np.zeros((2304, 2320), bool)
+    if vertical:
+        corr[:, 1000:1032] = True
+    else:
+        corr[1000:1032, :] = True
+    block = _Block(np.zeros(corr.shape, np.float32), np.ones(corr.shape, bool), corr,
+                   (32, 2272, 40, 2280), 0.0)
+    tiles = block.tiles((512, 640), ((32, 32), (40, 40)), (2304, 2560))
+    [(r, c, h, w)] = tiles
+    if vertical:
+        assert (r, h, w) == (0, 2304, 640) and c <= 1000 - 40 and c + w >= 1032 + 40
+    else:
+        assert (c, h, w) == (0, 512, 2320) and r <= 1000 - 32 and r + h >= 1032 + 32
