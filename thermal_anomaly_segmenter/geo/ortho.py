@@ -101,8 +101,9 @@ def stream_overlap(overlap: float) -> float:
     Tiles are placed along the corridor (:meth:`_Block.tiles`) so that every corridor pixel
     keeps at least half of this overlap, a quarter of ``overlap``, as context on every side
     (32 rows, 40 columns of a 512 x 640 tile at the default 0.25), and overlapping tiles blend
-    with the ramp of this overlap. Along a pipe the tiles advance by 7/8 of a tile, which
-    brings the forward passes per corridor pixel near those of disjoint frames.
+    with the ramp of this overlap. Along a pipe one tile runs the block's length (the block
+    halos overlap by this overlap), which brings the network's input pixels per corridor
+    pixel near those of disjoint frames.
     """
     return overlap / 2
 
@@ -129,10 +130,10 @@ def block_geometry(
 ) -> tuple[tuple[int, int], tuple[tuple[int, int], tuple[int, int]]]:
     """Block sides (about ``block``) and the halo (before, after) per axis.
 
-    With the tile step ``s``, a block of ``k * s`` is covered by ``k`` tiles along a pipe
-    that crosses it (:meth:`_Block.tiles` advances by ``s``), and the halos, summing to the
-    tile overlap ``t - s``, give a corridor pixel at a block border the same context as
-    inside: half the overlap on each side.
+    With the tile step ``s``, a block is ``k * s`` long (a pipe that crosses it runs in
+    one tile of the block's length with its halo, :meth:`_Block.tiles`), and the halos,
+    summing to the tile overlap ``t - s``, give a corridor pixel at a block border the same
+    context as inside: half the overlap on each side.
     """
     steps = [max(1, int(t * (1.0 - overlap))) for t in tile]
     halos = [((t - s) // 2, t - s - (t - s) // 2) for t, s in zip(tile, steps, strict=True)]
