@@ -121,13 +121,12 @@ def separate_frames(ortho: Path, corridor, segmenter, options, out_dir: Path | N
     Returns the seconds of composing, predicting (and writing) them, the seconds of reading
     their windows and rasterising their corridors (what frames from disk would cost too),
     corridor pixels."""
-    from thermal_anomaly_segmenter.report.outputs import write_outputs
-
     import rasterio
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
 
     from thermal_anomaly_segmenter.io.frames import Frame, compose_frame
+    from thermal_anomaly_segmenter.report.outputs import write_outputs
 
     seconds, io_seconds, corridor_px, batch = 0.0, 0.0, 0, []
 
