@@ -452,15 +452,17 @@ def _store_threshold(model_dir: Path, dataset_path: Path, set_name: str,
     try:
         chosen = calibrate_model_folder(model_dir, dataset_path, set_name,
                                         settings=settings)["threshold"]
-    except Exception:
-        log.warning("could not calibrate on validation data; choosing the threshold on the "
-                    "network's own probabilities", exc_info=True)
+    except Exception as exc:  # one line for the user (a tiny validation split is expected)
+        log.warning("could not calibrate on validation data (%s); choosing the threshold on "
+                    "the network's own probabilities", exc)
+        log.debug("calibration failure", exc_info=True)
         try:
             chosen = store_validation_threshold(model_dir, dataset_path, set_name,
                                                 settings=settings)
-        except Exception:
-            log.warning("could not choose a threshold on validation data; keeping 0.5",
-                        exc_info=True)
+        except Exception as exc2:
+            log.warning("could not choose a threshold on validation data (%s); keeping 0.5",
+                        exc2)
+            log.debug("threshold failure", exc_info=True)
             return
     if chosen is not None:
         log.info("threshold %.2f chosen on %s/val", chosen, set_name)
