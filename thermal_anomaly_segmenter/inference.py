@@ -108,7 +108,12 @@ def _starts(length: int, tile: int, overlap: float) -> tuple[int, ...]:
 
 def _ramp(n: int, overlap: float) -> np.ndarray:
     """A window that is 1 in the middle and falls linearly over the overlap, never to 0."""
-    ramp = max(1, int(n * overlap))
+    return blend_window(n, max(1, int(n * overlap)))
+
+
+def blend_window(n: int, ramp: int) -> np.ndarray:
+    """The blending window of a tile of ``n`` pixels: 1 in the middle, falling linearly over
+    ``ramp`` pixels towards each end, never to 0."""
     i = np.arange(n, dtype=np.float32)
     edge = np.minimum(i + 1, n - i) / (ramp + 1)
     return np.clip(edge, 1.0 / (ramp + 1), 1.0).astype(np.float32)
