@@ -246,6 +246,16 @@ def fit_weights(model: torch.nn.Module, state: dict[str, Any], source: str,
         raise InvalidInputError(f"weights in {source} do not fit {model_type}: {first}") from None
 
 
+def default_model_dir(settings) -> Path | None:
+    """``TASEG_DEFAULT_MODEL`` as a model folder (a folder, or a name under MODELS_PATH), or
+    None where it names none."""
+    default = Path(settings.default_model).expanduser()
+    for candidate in (default, Path(settings.models_path) / settings.default_model):
+        if candidate.is_absolute() and is_model_folder(candidate):
+            return candidate.resolve()
+    return None
+
+
 def resolve_model_dir(model_dir: str | os.PathLike[str] | None = None, settings=None) -> Path:
     """The model folder to use: the one given, else the default, else the first one found.
 
@@ -265,10 +275,9 @@ def resolve_model_dir(model_dir: str | os.PathLike[str] | None = None, settings=
                 f"{', '.join(p.name for p in list_model_folders(settings.models_path)) or 'none'}"
             )
         return folder.resolve()
-    default = Path(settings.default_model).expanduser()
-    for candidate in (default, settings.models_path / settings.default_model):
-        if candidate.is_absolute() and is_model_folder(candidate):
-            return candidate.resolve()
+    default = default_model_dir(settings)
+    if default is not None:
+        return default
     for root in (settings.models_path, settings.remote_path):
         found = list_model_folders(root)
         if found:

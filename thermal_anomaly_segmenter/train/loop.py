@@ -533,14 +533,11 @@ def _shipped_default(settings: Settings) -> Path | None:
     """The default model folder: ``TASEG_DEFAULT_MODEL`` (a folder, or a name under
     MODELS_PATH), else the one shipped in this package's ``models/``."""
     from ..config import BASE_DIR, DEFAULT_MODEL_NAME
-    from ..model_folder import is_model_folder
+    from ..model_folder import default_model_dir, is_model_folder
 
-    name = Path(settings.default_model).expanduser()
-    for candidate in (name, Path(settings.models_path) / name,
-                      BASE_DIR / "models" / DEFAULT_MODEL_NAME):
-        if candidate.is_absolute() and is_model_folder(candidate):
-            return candidate.resolve()
-    return None
+    shipped = BASE_DIR / "models" / DEFAULT_MODEL_NAME
+    return default_model_dir(settings) or (shipped.resolve() if is_model_folder(shipped)
+                                           else None)
 
 
 def _from_folder(
