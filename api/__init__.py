@@ -156,6 +156,7 @@ def run_predict(
         device=settings.device,
         tile_size=(size, size) if size else None,
         gsd_m=args.get("gsd"),
+        match_gsd=not args.get("native_scale"),
     )
     if not args.get("model_dir"):
         from thermal_anomaly_segmenter.model_folder import resolve_model_dir

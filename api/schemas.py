@@ -266,8 +266,14 @@ class PredArgsSchema(marshmallow.Schema):
     gsd = fields.Float(
         load_default=None,
         validate=validate.Range(min=0.0, min_inclusive=False),
-        metadata={"description": "Ground sampling distance in metres per pixel, for anomaly "
-                  "areas in m2 (a GeoTIFF's own georeference wins)."},
+        metadata={"description": "Ground sampling distance in metres per pixel (a GeoTIFF's "
+                  "own georeference wins): anomaly areas in m2, and a frame finer than the "
+                  "model's training GSD is seen at that GSD."},
+    )
+    native_scale = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Run the network at the frame's own pixels even where they "
+                  "are finer than the model's training GSD."},
     )
 
 

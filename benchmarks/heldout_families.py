@@ -58,7 +58,7 @@ def test_set(work: Path, family: str, frames: int, seed: int, size: tuple[int, i
 
 
 def score(model: Path, dataset: Path, out: Path, false_alarms: Path | None = None,
-          reuse: bool = False) -> dict:
+          reuse: bool = False, match_gsd: bool = True) -> dict:
     from thermal_anomaly_segmenter.evaluation import evaluate
 
     cached = out / "evaluation_manual_set_test.json"
@@ -67,7 +67,7 @@ def score(model: Path, dataset: Path, out: Path, false_alarms: Path | None = Non
         result = json.loads(cached.read_text())  # same model files, same test set
     else:
         result = evaluate(model, dataset, "test", out_dir=out, device="cpu",
-                          false_alarms=false_alarms)
+                          false_alarms=false_alarms, match_gsd=match_gsd)
     row = {k: result[k] for k in COLUMNS}
     row.update(n_frames=result["n_frames"], n_empty_frames=result["n_empty_frames"],
                threshold=result["threshold"], reliability=result["reliability"])
@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None) -> None:
                         "'all'); default karlsruhe_winter")
     parser.add_argument("--start-weights", help="model folder --train runs start from (it "
                         "must not have seen the held-out family); default random weights")
+    parser.add_argument("--native-scale-too", action="store_true",
+                        help="also score each model with frames at their own pixels (no "
+                        "scale matching to the model's GSD), side by side")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse a model's evaluation JSON when newer than its files")
     args = parser.parse_args(argv)
@@ -187,6 +190,12 @@ def main(argv: list[str] | None = None) -> None:
             rows.append({"model": path.name, "family": family,
                          "seen": family in trained_on, **row})
             print(json.dumps(rows[-1]), flush=True)
+            if args.native_scale_too and path.name != "classical":
+                row = score(path, data, work / "eval" / f"{path.name}+native" / family,
+                            reuse=args.reuse, match_gsd=False)
+                rows.append({"model": f"{path.name} (native scale)", "family": family,
+                             "seen": family in trained_on, **row})
+                print(json.dumps(rows[-1]), flush=True)
             if args.false_alarms and path.name != "classical":
                 stage = false_alarm_stage(work, path, family, list(FAMILIES),
                                           args.false_alarm_frames, args.seed + 2,

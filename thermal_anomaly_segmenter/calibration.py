@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +157,8 @@ def calibrate_model_folder(
     for sample in index.samples:
         frame = read_frame(sample.image)
         label = read_label_mask(sample.label) > 0
-        prob = segmenter.probabilities([frame], options)[0]
+        # at the GSD predict will see the frame at (.scale), as evaluate does
+        prob = segmenter.probabilities([frame], replace(options, gsd_m=sample.gsd_m))[0]
         probs.append(prob[frame.corridor])
         truths.append(label[frame.corridor])
     prob, truth = np.concatenate(probs), np.concatenate(truths)

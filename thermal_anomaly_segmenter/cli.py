@@ -91,7 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--corridor", help="corridor mask (nonzero = pipeline corridor) for TIFF input")
     _add_pipe_arguments(p)
-    p.add_argument("--gsd", type=_positive_float, help="ground sampling distance, m/pixel")
+    p.add_argument("--gsd", type=_positive_float,
+                   help="ground sampling distance of the frames, m/pixel (default: a "
+                   "GeoTIFF's own); frames finer than the model's are seen at its GSD")
+    _add_native_scale(p)
     p.add_argument(
         "--tile-size",
         type=_positive_int,
@@ -275,6 +278,13 @@ def _add_train_parser(sub) -> None:
     t.set_defaults(func=cmd_train)
 
 
+def _add_native_scale(p) -> None:
+    p.add_argument(
+        "--native-scale", action="store_true",
+        help="run the network at the frames' own pixels even where they are finer than the "
+        "model's training GSD (default: seen at the model's GSD, then mapped back)")
+
+
 def _add_evaluate_parser(sub) -> None:
     e = sub.add_parser(
         "evaluate", help="pixel and object metrics of a model on a dataset split",
@@ -290,6 +300,10 @@ def _add_evaluate_parser(sub) -> None:
     e.add_argument("--min-area", type=_positive_int, default=4)
     e.add_argument("--device", choices=DEVICES, default=None)
     e.add_argument("--out", help="output folder (default <model-dir>/evaluation)")
+    e.add_argument("--gsd", type=_positive_float,
+                   help="ground sampling distance of every frame, m/pixel (default: what the "
+                   "set's dataset_info.json states)")
+    _add_native_scale(e)
     e.set_defaults(func=cmd_evaluate)
 
 
@@ -323,7 +337,10 @@ def _add_report_parser(sub) -> None:
     _add_pipe_arguments(r)
     r.add_argument("--pipe-id-field", metavar="NAME",
                    help="pipe layer field that names each pipe (default: the first id-like)")
-    r.add_argument("--gsd", type=_positive_float, help="ground sampling distance, m/pixel")
+    r.add_argument("--gsd", type=_positive_float,
+                   help="ground sampling distance of the frames, m/pixel (default: a "
+                   "GeoTIFF's own); frames finer than the model's are seen at its GSD")
+    _add_native_scale(r)
     r.add_argument("--min-area", type=_positive_int, default=4,
                    help="smallest anomaly kept, pixels (default 4)")
     _add_false_alarm_argument(r)

@@ -150,7 +150,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model_dir = resolve_model_dir(args.model_dir, settings)
     result = evaluate(model_dir, args.dataset_path, args.split, set_name=args.set_name,
                       threshold=args.threshold, out_dir=args.out, min_area_px=args.min_area,
-                      device=args.device or settings.device, settings=settings)
+                      device=args.device or settings.device, settings=settings,
+                      gsd_m=args.gsd, match_gsd=not args.native_scale)
     print(json.dumps(result, indent=2))
     return EXIT_OK
 
@@ -172,6 +173,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         tile_overlap=args.tile_overlap,
         min_area_px=args.min_area,
         gsd_m=args.gsd,
+        match_gsd=not args.native_scale,
     )
     outputs = None  # not given: every output of the path (frames or --pipes)
     if args.outputs is not None:
@@ -319,7 +321,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InvalidInputError("--corridor-width and --pipe-id-field need --pipes")
     settings = get_settings()
     options = PredictOptions(threshold=args.threshold, device=args.device or settings.device,
-                             min_area_px=args.min_area, gsd_m=args.gsd)
+                             min_area_px=args.min_area, gsd_m=args.gsd,
+                             match_gsd=not args.native_scale)
     result = make_report(args.inputs, args.out, severity_config=args.severity_config,
                          model_dir=args.model_dir, options=options, corridor=args.corridor,
                          pipes=args.pipes, corridor_width_m=args.corridor_width,

@@ -170,6 +170,9 @@ class PredictOptions:
     min_area_px: int = 4
     #: Ground sampling distance in metres per pixel, when known and not given by a GeoTIFF.
     gsd_m: float | None = None
+    #: Frames finer than the model's training GSD are seen at that GSD (:mod:`.scale`)
+    #: when both are known; ``False`` always runs the network at the frame's own pixels.
+    match_gsd: bool = True
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:

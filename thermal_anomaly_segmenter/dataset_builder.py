@@ -46,6 +46,7 @@ non-empty ``out_dir`` is never touched.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import secrets
@@ -229,6 +230,14 @@ def _geo_dict(frame: Frame) -> dict[str, Any] | None:
     }
 
 
+def _gsd_entry(geo: dict[str, Any]) -> dict[str, float]:
+    """``{"gsd_m": ...}`` of a metric georeference (read back by ``io.datasets.frame_gsds``
+    so that training and evaluation know the frame's GSD), else nothing."""
+    a, b, _, d, e, _ = geo["transform"]
+    area = abs(a * e - b * d)
+    return {"gsd_m": round(math.sqrt(area), 6)} if geo["metric"] and area > 0 else {}
+
+
 def _pick_one(candidates: list[Path], frame: Path, corridor_dir: Path) -> Path:
     """The one corridor mask of ``frame``; InvalidInputError when there is none or several."""
     candidates = [p for p in candidates if p.resolve() != frame.resolve()]
@@ -349,7 +358,8 @@ def _finish_set(
                     **({"label": item.label} if labels_from != "classical_label" else {}),
                     "height": item.height,
                     "width": item.width,
-                    **({"geo": item.geo} if item.geo is not None else {}),
+                    **({"geo": item.geo, **_gsd_entry(item.geo)} if item.geo is not None
+                       else {}),
                 }
                 for item in sorted(items, key=lambda it: it.frame_id)
             },

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,12 @@ def _f(num: float, den: float, empty: float = 1.0) -> float:
     return float(num / den) if den else empty
 
 
+def _gsd_range(gsds: set[float | None]) -> list[float] | None:
+    """``[lowest, highest]`` frame GSD, or ``None`` when no frame had one."""
+    known = [g for g in gsds if g is not None]
+    return [min(known), max(known)] if known else None
+
+
 def evaluate(
     model_dir: str | os.PathLike[str],
     dataset_path: str | os.PathLike[str] | None,
@@ -93,6 +100,8 @@ def evaluate(
     device: str = "auto",
     settings: Settings | None = None,
     false_alarms: str | os.PathLike[str] | None = None,
+    gsd_m: float | None = None,
+    match_gsd: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a model folder on one split.
 
@@ -110,6 +119,10 @@ def evaluate(
         false_alarms: A false-alarm classifier (:mod:`.false_alarms` JSON, or a folder
             holding one) applied to the mask at ``threshold`` before scoring (the sweep is
             scored without it).
+        gsd_m: Ground sampling distance of every frame (m/px); default what the set's
+            ``dataset_info.json`` states (:func:`~.io.datasets.frame_gsds`), if anything.
+        match_gsd: See frames finer than the model's GSD at its GSD (:mod:`.scale`), as
+            predict does.
 
     Returns:
         Metrics at the threshold, ``best_f1_threshold``, ``best_f1``, the ``sweep`` rows and
@@ -133,7 +146,9 @@ def evaluate(
     root = resolve_dataset_path(dataset_path, settings)
     index = load_split(open_set(root, set_name), split, set_name)
     options = PredictOptions(device=segmenter.device, min_area_px=min_area_px,
-                             threshold=threshold)
+                             threshold=threshold, match_gsd=match_gsd)
+    gsds: set[float | None] = set()
+    rescaled = 0  # frames seen at the model's GSD (.scale)
 
     sweep = np.zeros((len(SWEEP), 7), dtype=np.int64)  # tp fp fn + 4 object counts
     rows: list[torch.Tensor] = []
@@ -145,7 +160,11 @@ def evaluate(
         label = (read_label_mask(sample.label) > 0).astype(np.uint8)
         if label.shape != frame.shape:
             raise DatasetError(f"label {sample.label} does not match the size of its frame")
-        prob = segmenter.probabilities([frame], options)[0]
+        gsd = gsd_m if gsd_m is not None else sample.gsd_m
+        gsds.add(gsd)
+        frame_options = replace(options, gsd_m=gsd)
+        rescaled += segmenter.scale_factors([frame], frame_options)[0] is not None
+        prob = segmenter.probabilities([frame], frame_options)[0]
         truth = label.astype(bool)
         calibration += reliability_counts(prob[frame.corridor], truth[frame.corridor])
         for i, t in enumerate(SWEEP):
@@ -194,6 +213,9 @@ def evaluate(
         split=split,
         n_frames=len(index),
         threshold=threshold,
+        frame_gsd_m=_gsd_range(gsds),
+        model_gsd_m=segmenter.config.gsd_m,
+        frames_at_model_gsd=rescaled,
         best_f1_threshold=best["threshold"],
         best_f1=best["f1"],
         n_empty_frames=n_empty,

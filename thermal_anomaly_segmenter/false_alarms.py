@@ -356,7 +356,9 @@ def synthetic_training_set(families: Iterable[str], n_frames: int, *, seed: int 
             preds = [None, scene.leak_mask]
             if segmenter is not None:
                 frame = Frame(data=scene.data, corridor=scene.corridor, name="s")
-                prob = segmenter.probabilities([frame], PredictOptions(device=segmenter.device))
+                # seen at the GSD predict would see it at (.scale)
+                prob = segmenter.probabilities([frame], PredictOptions(
+                    device=segmenter.device, gsd_m=scene.gsd_m))
                 preds.append(prob[0] > threshold)
             for pred in preds:
                 if pred is not None and not pred.any():

@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -255,11 +255,23 @@ class Segmenter:
         options: PredictOptions,
         medians: Sequence[float] | None = None,
     ) -> list[np.ndarray]:
-        """Sigmoid probability maps (H x W float32) for frames, batching same-size frames."""
+        """Sigmoid probability maps (H x W float32) for frames, batching same-size frames.
+
+        A frame finer than the model's training GSD runs at that GSD and its map is
+        interpolated back (:mod:`.scale`)."""
         if medians is None:
             medians = [corridor_median(f.t_u, f.corridor) for f in frames]
         if self.config.family == "classical":
             return [self._classical(f) for f in frames]
+        factors = self.scale_factors(frames, options)
+        if any(factors):
+            from .scale import enlarge, shrink
+
+            small = [f if k is None else shrink(f, k) for f, k in zip(frames, factors,
+                                                                       strict=True)]
+            probs = self.probabilities(small, replace(options, match_gsd=False), medians)
+            return [p if k is None else enlarge(p, f.shape)
+                    for p, f, k in zip(probs, frames, factors, strict=True)]
         tile = self.tile_size(options)
         out: list[np.ndarray | None] = [None] * len(frames)
         whole: dict[tuple[int, int], list[int]] = {}
@@ -292,6 +304,16 @@ class Segmenter:
                 for i, prob in zip(chunk, self._forward(batch), strict=True):
                     out[i] = prob
         return out  # type: ignore[return-value]
+
+    def scale_factors(self, frames: Sequence[Frame], options: PredictOptions
+                      ) -> list[float | None]:
+        """Per frame, the factor it is shrunk by before the network (``None``: as it is)."""
+        if not options.match_gsd or self.config.gsd_m is None:
+            return [None] * len(frames)
+        from .scale import frame_gsd, scale_factor
+
+        return [scale_factor(f.shape, frame_gsd(f, options.gsd_m), self.config.gsd_m)
+                for f in frames]
 
     def tile_size(self, options: PredictOptions) -> tuple[int, int]:
         """The tile: ``options.tile_size``, else the training size but at least a frame."""

@@ -24,6 +24,8 @@ ARCH_LIST_MAX = 16
 SIDE_MAX = 16384
 #: Largest magnitude of a normalisation statistic, in degC.
 NORM_MAX = 1e4
+#: Largest ground sampling distance a model folder may state (m/px): beyond it is a typo.
+GSD_MAX_M = 100.0
 _HUB_MARKS = (":", "/", "\\")
 
 
@@ -116,6 +118,10 @@ def validate_model_config(data: Any, format_version: int) -> None:
     if "threshold" in data and not (_is_number(data["threshold"])
                                     and 0 <= data["threshold"] <= 1):
         raise _fail("threshold", f"must be a number within 0..1, got {data['threshold']!r:.40}")
+    gsd = data.get("gsd_m")
+    if gsd is not None and not (_is_number(gsd) and 0 < gsd <= GSD_MAX_M):
+        raise _fail("gsd_m", f"must be null or metres per pixel within 0..{GSD_MAX_M:g}, "
+                    f"got {gsd!r:.40}")
     _check_architecture(data.get("architecture", {}))
     _check_normalization(data.get("normalization", {}))
     for key in ("train_args", "metrics"):

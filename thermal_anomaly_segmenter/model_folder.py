@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInputError, ModelNotFoundError
-from .model_config_schema import validate_model_config
+from .model_config_schema import GSD_MAX_M, validate_model_config
 from .normalization import Normalization
 from .zoo import get_spec, resolve_architecture
 
@@ -51,6 +51,9 @@ class ModelConfig:
     threshold: float = 0.5
     #: Calibration of the probabilities (:mod:`.calibration`); ``{}`` = the network's own.
     calibration: dict[str, Any] = field(default_factory=dict)
+    #: Ground sampling distance (m/px) of the training frames; finer frames are seen at it
+    #: (:mod:`.scale`). ``None``: unknown, frames are used at their own pixels.
+    gsd_m: float | None = None
     train_args: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     taseg_version: str = ""
@@ -64,6 +67,9 @@ class ModelConfig:
             raise InvalidInputError(
                 f"input_size must be (height, width) >= 32, got {self.input_size}"
             )
+        if self.gsd_m is not None and not (isinstance(self.gsd_m, (int, float))
+                                           and 0 < self.gsd_m <= GSD_MAX_M):
+            raise InvalidInputError(f"gsd_m must be within 0..{GSD_MAX_M} m, got {self.gsd_m!r}")
 
     @property
     def norm(self) -> Normalization:

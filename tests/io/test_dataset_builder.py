@@ -186,7 +186,11 @@ def test_geotiff_info_recorded(built) -> None:
         "crs": "EPSG:25832",
         "metric": True,
     }
-    assert "geo" not in frames["f01"]
+    assert frames["f00"]["gsd_m"] == 0.1  # read back as the frame's GSD (scale matching)
+    samples = [s for split in SPLITS for s in load_split(out / "generated_set", split).samples]
+    gsds = {s.id.rsplit("/", 1)[1]: s.gsd_m for s in samples}
+    assert gsds["f00"] == 0.1 and gsds["f01"] is None
+    assert "geo" not in frames["f01"] and "gsd_m" not in frames["f01"]
     assert frames["f03"] == {
         "source": "f03.tif",
         "corridor": "f03.png",

@@ -220,6 +220,8 @@ class Sample:
     image: Path
     label: Path
     anomaly_px: int
+    #: Ground sampling distance (m/px) of the frame when the set states it (:func:`frame_gsds`).
+    gsd_m: float | None = None
 
 
 @dataclass
@@ -295,6 +297,31 @@ def _split_subsets(info: dict[str, Any], split: str, set_name: str) -> list[str]
     )
 
 
+def frame_gsds(info: dict[str, Any]) -> tuple[float | None, dict[str, float]]:
+    """The ground sampling distances a set's ``dataset_info.json`` states, in m/px.
+
+    ``gsd_m`` at the top level holds for every frame of the set (a user's survey flown at
+    one height); ``generator.frames[<frame id>].gsd_m`` (``taseg synth``) or
+    ``builder.frames[<frame id>].gsd_m`` (``taseg build-dataset`` from metric GeoTIFFs) per
+    frame. Values that are not positive numbers are ignored.
+    """
+
+    def valid(value: Any) -> float | None:
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and 0 < value <= 100)
+        return float(value) if ok else None
+
+    per_frame: dict[str, float] = {}
+    for maker in ("generator", "builder"):
+        made = info.get(maker)
+        frames = made.get("frames") if isinstance(made, dict) else None
+        for frame_id, meta in frames.items() if isinstance(frames, dict) else ():
+            g = valid(meta.get("gsd_m")) if isinstance(meta, dict) else None
+            if g is not None:
+                per_frame[str(frame_id)] = g
+    return valid(info.get("gsd_m")), per_frame
+
+
 def _frame_id(path: Path) -> str | None:
     lower = path.name.lower()
     for suffix in FRAME_SUFFIXES:
@@ -350,6 +377,7 @@ def load_split(set_dir: Path, split: str, set_name: str | None = None) -> SplitI
     set_name = set_name or set_dir.name
     info = read_info(set_dir)
     subsets = _split_subsets(info, split, set_name)
+    set_gsd, gsds = frame_gsds(info)
     samples: list[Sample] = []
     missing: list[str] = []
     wide = 0
@@ -373,7 +401,8 @@ def load_split(set_dir: Path, split: str, set_name: str | None = None) -> SplitI
                 continue
             count, was_255 = check_label(label)
             wide += was_255
-            samples.append(Sample(f"{subset}/{frame_id}", image, label, count))
+            samples.append(Sample(f"{subset}/{frame_id}", image, label, count,
+                                  gsds.get(frame_id, set_gsd)))
     if missing:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         shown = ", ".join(missing[:5]) + more

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import pickle  # nosec B403
+import statistics
 import time
 import warnings
 from datetime import datetime, timedelta
@@ -98,6 +99,24 @@ def _load_splits(dataset_path: Path, recipes: list[PhaseRecipe], options: TrainO
         splits["train"] = kept
         out[set_name] = splits
     return out
+
+
+#: Training frames whose GSDs spread wider than this ratio leave the model's GSD unknown.
+GSD_SPREAD_MAX = 1.5
+
+
+def training_gsd(splits: dict[str, dict[str, SplitIndex]]) -> float | None:
+    """The model's GSD (m/px, :mod:`..scale`): the median of its training frames' when every
+    one states it and they agree within :data:`GSD_SPREAD_MAX`, else ``None``."""
+    gsds = [s.gsd_m for sets in splits.values() for s in sets["train"].samples]
+    if not gsds or any(g is None for g in gsds):
+        return None
+    lo, hi = min(gsds), max(gsds)
+    if hi > GSD_SPREAD_MAX * lo:
+        log.info("training frames span %.3f..%.3f m/px: the model's GSD is left unknown, so "
+                 "predict uses frames at their own pixels", lo, hi)
+        return None
+    return round(statistics.median(gsds), 4)
 
 
 @dataclasses.dataclass
@@ -424,6 +443,7 @@ def _write_model_folder(run: _Run, model, architecture: dict[str, Any] | None,
         architecture=architecture or {},
         normalization=run.norm.to_dict(),
         input_size=run.size,
+        gsd_m=training_gsd(run.splits),
         train_args={**run.params, "phases": [dataclasses.asdict(r) for r in run.recipes],
                     "skipped_phases": skipped, "run_dir": str(run.run_dir)},
         metrics=final_metrics,
