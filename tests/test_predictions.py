@@ -219,6 +219,11 @@ def test_tiff_with_corridor_upload_and_gsd(sample_path, models_root, tmp_path, s
     assert not Path(corridor_up.filename).exists()
     assert doc["frame"]["name"] == "site" and doc["frame"]["gsd_m"] == 0.05
     assert doc["summary"]["count"] >= 1 and doc["summary"]["total_area_m2"] > 0
+    # 5 cm/px is finer than the default's 10: the network saw the frame at 10 cm/px
+    assert doc["frame"]["network_gsd_m"] == 0.1
+    native = predict(upload(tiff, "site.tif"), corridor_file=upload(
+        corridor, "corridor.png", name="corridor_file"), gsd=0.05, native_scale=True)
+    assert native["frame"]["network_gsd_m"] is None
 
 
 def test_neural_model_predicts(sample_path, models_root):

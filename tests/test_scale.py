@@ -162,7 +162,11 @@ def test_datasets_state_gsds_and_evaluate_uses_them(tmp_path):
     assert training_gsd({"manual_set": {"train": test}}) == pytest.approx(
         float(np.median([s.gsd_m for s in test.samples])), abs=1e-4)
     mixed = replace(test, samples=[replace(test.samples[0], gsd_m=0.15), *test.samples[1:]])
-    assert training_gsd({"manual_set": {"train": mixed}}) is None  # too wide a spread
+    wide = {"manual_set": {"train": mixed}}
+    assert training_gsd(wide, rescale=False) is None  # too wide a spread for whole frames
+    assert training_gsd(wide, start_gsd=0.1) == 0.1  # windows: the start model's scale
+    assert training_gsd(wide) == pytest.approx(
+        float(np.median([s.gsd_m for s in mixed.samples])), abs=1e-4)
     unknown = replace(test, samples=[replace(s, gsd_m=None) for s in test.samples])
     assert training_gsd({"manual_set": {"train": unknown}}) is None
 
@@ -180,3 +184,35 @@ def test_datasets_state_gsds_and_evaluate_uses_them(tmp_path):
     stated = evaluate(model, root, "test", out_dir=tmp_path / "e3", device="cpu", gsd_m=0.1)
     assert stated["frame_gsd_m"] == [0.1, 0.1] and stated["frames_at_model_gsd"] == 0
     assert stated["test_dataset_iou"] == pytest.approx(native["test_dataset_iou"])
+
+
+def test_training_reads_finer_frames_at_the_model_gsd(tmp_path):
+    from thermal_anomaly_segmenter.io.datasets import load_split, read_sample
+    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.train.dataset import _window
+    from thermal_anomaly_segmenter.train.frame_cache import FrameCache
+    from thermal_anomaly_segmenter.train.loop import at_gsd
+
+    root = write_dataset(tmp_path / "ds", 3, seed=6, height=256, width=320,
+                         splits=(1.0, 0.0, 0.0), sets=("manual_set",), families=("city_wet",))
+    train = load_split(root / "manual_set", "train", "manual_set")
+    splits = at_gsd({"manual_set": {"train": train}}, 0.1)
+    assert at_gsd({"manual_set": {"train": train}}, None)["manual_set"]["train"] is train
+    for before, after in zip(train.samples, splits["manual_set"]["train"].samples,
+                             strict=True):
+        assert after.scale == pytest.approx(max(before.gsd_m / 0.1, MIN_SIDE_PX / 256))
+        data, corridor, label = read_sample(before)
+        small, small_corridor, small_label = read_sample(after)
+        assert small.shape[:2] == small_corridor.shape == small_label.shape
+        assert small.shape[0] == round(256 * after.scale)
+        # the label keeps its share of the frame (area-averaged, then the majority)
+        assert small_label.mean() == pytest.approx(label.mean(), abs=0.02)
+        # the frame cache keys frames by their scale too
+        cache = FrameCache(tmp_path / "cache")
+        assert cache.read(after)[0].shape == small.shape
+        assert cache.read(before)[0].shape == data.shape
+        # a window larger than the shrunk frame mirrors it out (scale kept), not resizes
+        win, win_corridor, win_label = _window(small, small_corridor, small_label, (256, 320),
+                                               seed=1, pad=True)
+        assert win.shape[:2] == (256, 320)
+        assert np.array_equal(win[:small.shape[0], :small.shape[1]], small)

@@ -446,6 +446,8 @@ class Segmenter:
             threshold=threshold,
             model_name=self.model_type,
             gsd_m=options.gsd_m,
+            network_gsd_m=(self.config.gsd_m
+                           if self.scale_factors([frame], options)[0] is not None else None),
         )
 
 

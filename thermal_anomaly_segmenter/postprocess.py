@@ -43,6 +43,9 @@ class Prediction:
     threshold: float
     model_name: str  # model type, e.g. "segformer_b0" or "classical"
     gsd_m: float | None = None  # metres per pixel used for area_m2, when known
+    #: The GSD (m/px) the network saw the frame at when that was coarser than the frame's
+    #: own (:mod:`.scale`); None: at the frame's own pixels.
+    network_gsd_m: float | None = None
     #: With the false-alarm stage (:mod:`.screening`): the components it rejected (their
     #: ids follow the accepted ones in ``labels``; ``mask`` holds the accepted only) ...
     rejected: list[Anomaly] = field(default_factory=list)

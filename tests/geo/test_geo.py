@@ -463,3 +463,35 @@ def test_a_straight_pipe_runs_in_one_long_tile_per_block(vertical) -> None:
         assert (r, h, w) == (0, 2304, 640) and c <= 1000 - 40 and c + w >= 1032 + 40
     else:
         assert (c, h, w) == (0, 512, 2320) and r <= 1000 - 32 and r + h >= 1032 + 32
+
+
+def test_a_fine_orthomosaic_is_seen_at_the_model_gsd(tmp_path, capsys) -> None:
+    """At 5 cm/px (the default model learned 10 cm) the tiles are seen at 10 cm; the
+    outputs keep the raster's own pixels."""
+    fine = 0.05
+    rng = np.random.default_rng(3)
+    t_u = rng.normal(-3.0, 0.25, (H, W)).astype(np.float32)
+    yy, xx = np.mgrid[0:H, 0:W]
+    # the 0.25 m test leak's size in metres, so four times as wide in pixels
+    t_u += (6.0 * np.exp(-((yy - LEAK[0]) ** 2 + (xx - LEAK[1]) ** 2) / 800.0)).astype(
+        np.float32)
+    transform = from_origin(*ORIGIN, fine, fine)
+    ortho = tmp_path / "fine.tif"
+    with rasterio.open(ortho, "w", driver="GTiff", width=W, height=H, count=1,
+                       dtype="float32", crs="EPSG:25832", transform=transform) as ds:
+        ds.write(t_u, 1)
+    pipes = write_pipes(tmp_path / "pipes.gpkg", 25832, lines=[
+        shapely.LineString([transform @ (0, PIPE_ROW), transform @ (W, PIPE_ROW)])])
+    reports = {}
+    for flag in ("", "--native-scale"):
+        out = tmp_path / f"out{flag}"
+        code, text = predict(capsys, ortho, "--pipes", pipes, "--out", out,
+                             *([flag] if flag else []))
+        assert code == 0, text
+        reports[flag] = json.loads((out / "fine.json").read_text())
+        with rasterio.open(out / "fine_mask.tif") as ds:
+            mask = ds.read(1)
+        assert mask.shape == (H, W) and mask[LEAK] == 1
+    assert reports[""]["frame"]["gsd_m"] == pytest.approx(fine)
+    assert reports[""]["frame"]["network_gsd_m"] == pytest.approx(0.1)
+    assert reports["--native-scale"]["frame"]["network_gsd_m"] is None

@@ -676,8 +676,12 @@ def _report(src: _Source, records, median: float, corridor_px: int, blocks: int,
             model_dir: str | None, stem: str) -> dict[str, Any]:
     from ..report.document import SCHEMA
 
+    from ..scale import scale_factor
+
     ds = src.ds
     dts = [r["mean_dt_degc"] for r in records]
+    rescaled = options.match_gsd and scale_factor(
+        segmenter.tile_size(options), options.gsd_m, segmenter.config.gsd_m) is not None
     return {
         "schema": SCHEMA,
         "frame": {
@@ -687,6 +691,8 @@ def _report(src: _Source, records, median: float, corridor_px: int, blocks: int,
             "corridor_px": corridor_px,
             "corridor_fraction": round(corridor_px / (ds.height * ds.width), 6),
             "corridor_median_degc": round(median, 3),
+            "gsd_m": None if options.gsd_m is None else round(options.gsd_m, 6),
+            "network_gsd_m": segmenter.config.gsd_m if rescaled else None,
             "crs": geo.crs,
             "transform": list(geo.transform),
             "pipes": src.corridor.source,

@@ -222,6 +222,8 @@ class Sample:
     anomaly_px: int
     #: Ground sampling distance (m/px) of the frame when the set states it (:func:`frame_gsds`).
     gsd_m: float | None = None
+    #: Read the frame shrunk by this factor (training at the model's GSD, :mod:`..scale`).
+    scale: float | None = None
 
 
 @dataclass
@@ -438,6 +440,14 @@ def read_sample(sample: Sample, size: tuple[int, int] | None = None):
             f"label {sample.label.name} is {label.shape[0]} x {label.shape[1]} px but its frame "
             f"is {data.shape[0]} x {data.shape[1]} px"
         )
+    if sample.scale is not None:  # at the model's GSD, as predict sees the frame
+        from ..scale import shrink
+
+        small = shrink(frame, sample.scale)
+        data, corridor = small.data, small.corridor
+        share = cv2.resize(label.astype(np.float32), corridor.shape[::-1],
+                           interpolation=cv2.INTER_AREA)
+        label = (share >= 0.5).astype(np.uint8)
     if size is not None and tuple(size) != data.shape[:2]:
         dsize = (int(size[1]), int(size[0]))
         data = cv2.resize(data, dsize, interpolation=cv2.INTER_LINEAR)

@@ -123,6 +123,7 @@ def anomalies_document(
             "corridor_fraction": round(corridor_px / max(1, height * width), 6),
             "corridor_median_degc": _plain(pred.corridor_median_degc, _TEMP_DECIMALS),
             "gsd_m": _plain(pred.gsd_m, 6),
+            "network_gsd_m": _plain(pred.network_gsd_m, 6),
             "crs": geo.crs if geo is not None else None,
         },
         "model": {

@@ -91,7 +91,9 @@ class ThermalDataset:
         if self.augment is not None or self.crop or self.draw is not None:
             seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         if self.crop:
-            data, corridor, label = _window(data, corridor, label, self.size, seed)
+            # a frame read at the model's GSD keeps it: mirrored out to the window, not resized
+            data, corridor, label = _window(data, corridor, label, self.size, seed,
+                                            pad=self.samples[index].scale is not None)
         if self.draw is not None:
             return _raw(data, corridor, label, median, self.draw(seed))
         if self.augment is not None:
@@ -170,12 +172,19 @@ def _raw(data: np.ndarray, corridor: np.ndarray, label: np.ndarray, median: floa
 
 
 def _window(data: np.ndarray, corridor: np.ndarray, label: np.ndarray,
-            size: tuple[int, int], seed: int):
-    """A seeded random ``size`` window of a frame (resized when the frame is smaller)."""
+            size: tuple[int, int], seed: int, pad: bool = False):
+    """A seeded random ``size`` window of a frame; a smaller frame is resized to it, or with
+    ``pad`` mirrored out to it (its pixel scale kept)."""
     import cv2
 
-    origin = _window_origin(data.shape, size, seed)
     th, tw = int(size[0]), int(size[1])
+    h, w = data.shape[:2]
+    if pad and (h < th or w < tw):
+        extra = ((0, max(0, th - h)), (0, max(0, tw - w)))
+        data = np.pad(data, (*extra, (0, 0)), mode="symmetric")
+        corridor = np.pad(corridor, extra, mode="symmetric")
+        label = np.pad(label, extra, mode="symmetric")
+    origin = _window_origin(data.shape, size, seed)
     if origin is None:
         dsize = (tw, th)
         return (

@@ -58,7 +58,7 @@ class FrameCache:
     def _path(self, sample: Sample, size: tuple[int, int] | None) -> Path:
         stats = [(str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size)
                  for p in (sample.image, sample.label)]
-        key = hashlib.sha256(repr((stats, size)).encode()).hexdigest()[:32]
+        key = hashlib.sha256(repr((stats, size, sample.scale)).encode()).hexdigest()[:32]
         return self.folder / f"{key}.npz"
 
     def read(self, sample: Sample, size: tuple[int, int] | None = None

@@ -37,11 +37,13 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint  # noqa: 
 from ..config import Settings, TrainOptions, get_settings  # noqa: E402
 from ..errors import DatasetError, InvalidInputError  # noqa: E402
 from ..io.datasets import (  # noqa: E402
+    Sample,
     SplitIndex,
     dataset_statistics,
     frame_size,
     load_split,
     open_set,
+    read_label_mask,
     resolve_dataset_path,
 )
 from ..model_folder import ModelConfig, save_model_folder  # noqa: E402
@@ -105,18 +107,54 @@ def _load_splits(dataset_path: Path, recipes: list[PhaseRecipe], options: TrainO
 GSD_SPREAD_MAX = 1.5
 
 
-def training_gsd(splits: dict[str, dict[str, SplitIndex]]) -> float | None:
-    """The model's GSD (m/px, :mod:`..scale`): the median of its training frames' when every
-    one states it and they agree within :data:`GSD_SPREAD_MAX`, else ``None``."""
+def training_gsd(splits: dict[str, dict[str, SplitIndex]],
+                 start_gsd: float | None = None, rescale: bool = True) -> float | None:
+    """The model's GSD (m/px, :mod:`..scale`), when every training frame states its own.
+
+    Frames within :data:`GSD_SPREAD_MAX` of each other: their median. Wider apart, with
+    ``rescale`` (training on windows, where :func:`at_gsd` can shrink the finer frames):
+    the start model's GSD if it states one (fine-tuning keeps the scale it learned), else
+    their median; without ``rescale``: ``None``. ``None`` too when a frame's GSD is unknown.
+    """
     gsds = [s.gsd_m for sets in splits.values() for s in sets["train"].samples]
     if not gsds or any(g is None for g in gsds):
         return None
     lo, hi = min(gsds), max(gsds)
     if hi > GSD_SPREAD_MAX * lo:
-        log.info("training frames span %.3f..%.3f m/px: the model's GSD is left unknown, so "
-                 "predict uses frames at their own pixels", lo, hi)
-        return None
+        if not rescale:
+            log.info("training frames span %.3f..%.3f m/px: the model's GSD is left unknown "
+                     "(frames are used at their own pixels)", lo, hi)
+            return None
+        if start_gsd is not None:
+            return float(start_gsd)
     return round(statistics.median(gsds), 4)
+
+
+def at_gsd(splits: dict[str, dict[str, SplitIndex]], gsd: float | None
+           ) -> dict[str, dict[str, SplitIndex]]:
+    """The splits with every frame finer than ``gsd`` marked to be read at it (as predict
+    sees such frames); coarser frames are used as they are."""
+    if gsd is None:
+        return splits
+    from ..scale import TOLERANCE, scale_factor
+
+    def factor(s: Sample) -> float | None:
+        if s.gsd_m is None or s.gsd_m >= (1.0 - TOLERANCE) * gsd:
+            return None
+        shape = read_label_mask(s.label).shape  # the frame's size, from its small label
+        return scale_factor(shape, s.gsd_m, gsd)
+
+    def scaled(index: SplitIndex) -> SplitIndex:
+        samples = [dataclasses.replace(s, scale=factor(s)) for s in index.samples]
+        return dataclasses.replace(index, samples=samples)
+
+    out = {name: {split: scaled(index) for split, index in sets.items()}
+           for name, sets in splits.items()}
+    n = sum(s.scale is not None for sets in out.values() for i in sets.values()
+            for s in i.samples)
+    if n:
+        log.info("%d frames finer than %.3f m/px are read at that GSD (scale matching)", n, gsd)
+    return out
 
 
 @dataclasses.dataclass
@@ -165,6 +203,13 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
     options = run.options
     deadline = None if options.max_time is None else started + options.max_time * 60
     architecture, weights, start = _starting_point(options, run.norm, settings)
+    # Windows of frames read at the model's GSD (.scale); whole frames are resized to one
+    # size anyway. Fixed for the run, as its frame size (resume keeps it).
+    windows = options.input_size is not None
+    if "gsd_m" not in run.state:
+        run.state["gsd_m"] = training_gsd(run.splits, start.get("gsd_m"), rescale=windows)
+    if windows:
+        run.splits = at_gsd(run.splits, run.state["gsd_m"])
     if run.rank_zero and run.state.get("start_weights") != start:
         run.state["start_weights"] = start
         run.save_state()
@@ -443,7 +488,7 @@ def _write_model_folder(run: _Run, model, architecture: dict[str, Any] | None,
         architecture=architecture or {},
         normalization=run.norm.to_dict(),
         input_size=run.size,
-        gsd_m=training_gsd(run.splits),
+        gsd_m=run.state.get("gsd_m"),
         train_args={**run.params, "phases": [dataclasses.asdict(r) for r in run.recipes],
                     "skipped_phases": skipped, "run_dir": str(run.run_dir)},
         metrics=final_metrics,
@@ -580,4 +625,5 @@ def _from_folder(
              "; --from-scratch starts from random weights" if kind == "shipped default" else "")
     state = {k: v.detach().float().clone() for k, v in model.state_dict().items()}
     return (options.architecture or config.architecture or None, state,
-            {"source": str(folder), "kind": kind})
+            {"source": str(folder), "kind": kind,
+             **({"gsd_m": config.gsd_m} if config.gsd_m is not None else {})})
