@@ -675,7 +675,6 @@ def _report(src: _Source, records, median: float, corridor_px: int, blocks: int,
             segmenter: Segmenter, options: PredictOptions, geo: GeoInfo,
             model_dir: str | None, stem: str) -> dict[str, Any]:
     from ..report.document import SCHEMA
-
     from ..scale import scale_factor
 
     ds = src.ds
