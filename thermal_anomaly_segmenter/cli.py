@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--splits", type=float, nargs=3, default=(0.7, 0.15, 0.15),
                    metavar=("TRAIN", "VAL", "TEST"), help="split shares (default 0.7 0.15 0.15)")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--gsd", type=_positive_float, metavar="METRES_PER_PIXEL",
+                   help="ground sampling distance of frames without a metric georeference, "
+                   "recorded in dataset_info.json (training then records the model's GSD)")
     b.add_argument("--previews", action=argparse.BooleanOptionalAction, default=True,
                    help="write preview PNGs")
     b.add_argument("--review", metavar="REVIEW_JSON",

@@ -307,7 +307,7 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
     report = build_dataset(args.tiff_dir, args.corridor_dir, args.out_dir, labels_dir=args.labels,
                            pipes=args.pipes, corridor_width_m=args.corridor_width,
                            subset=args.subset, splits=tuple(args.splits), seed=args.seed,
-                           previews=args.previews, review=args.review)
+                           previews=args.previews, review=args.review, gsd_m=args.gsd)
     print(report.summary())
     return EXIT_OK
 

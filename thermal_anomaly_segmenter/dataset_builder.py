@@ -160,6 +160,8 @@ class _Item:
     width: int
     geo: dict[str, Any] | None
     has_manual: bool = False
+    #: Metres per pixel: a metric georeference's, else what the caller stated.
+    gsd_m: float | None = None
 
 
 def _check_dir(kind: str, path: str | os.PathLike[str]) -> Path:
@@ -230,12 +232,14 @@ def _geo_dict(frame: Frame) -> dict[str, Any] | None:
     }
 
 
-def _gsd_entry(geo: dict[str, Any]) -> dict[str, float]:
-    """``{"gsd_m": ...}`` of a metric georeference (read back by ``io.datasets.frame_gsds``
-    so that training and evaluation know the frame's GSD), else nothing."""
+def _geo_gsd(geo: dict[str, Any] | None) -> float | None:
+    """Metres per pixel of a metric georeference (recorded per frame, read back by
+    ``io.datasets.frame_gsds`` so that training and evaluation know it), else ``None``."""
+    if geo is None or not geo["metric"]:
+        return None
     a, b, _, d, e, _ = geo["transform"]
     area = abs(a * e - b * d)
-    return {"gsd_m": round(math.sqrt(area), 6)} if geo["metric"] and area > 0 else {}
+    return round(math.sqrt(area), 6) if area > 0 else None
 
 
 def _pick_one(candidates: list[Path], frame: Path, corridor_dir: Path) -> Path:
@@ -313,6 +317,7 @@ def _stage_frame(
         width=frame.shape[1],
         geo=_geo_dict(frame),
         has_manual=manual is not None,
+        gsd_m=_geo_gsd(_geo_dict(frame)),
     )
 
 
@@ -358,8 +363,8 @@ def _finish_set(
                     **({"label": item.label} if labels_from != "classical_label" else {}),
                     "height": item.height,
                     "width": item.width,
-                    **({"geo": item.geo, **_gsd_entry(item.geo)} if item.geo is not None
-                       else {}),
+                    **({"geo": item.geo} if item.geo is not None else {}),
+                    **({"gsd_m": item.gsd_m} if item.gsd_m is not None else {}),
                 }
                 for item in sorted(items, key=lambda it: it.frame_id)
             },
@@ -380,6 +385,7 @@ def build_dataset(
     seed: int = 0,
     previews: bool = True,
     review: str | os.PathLike[str] | None = None,
+    gsd_m: float | None = None,
 ) -> BuildReport:
     """Turn a survey's temperature TIFFs and corridor masks into a TASeg dataset.
 
@@ -399,6 +405,9 @@ def build_dataset(
         seed: Seed of the split (>= 0).
         previews: Write ``preview/<subset>_<split>/<id>.png`` per set.
         review: A ``review.json`` of ``report.html`` (see the module docstring).
+        gsd_m: Ground sampling distance (m/px) of the frames without a metric
+            georeference, recorded per frame (training and evaluation use it: scale
+            matching, :mod:`.scale`).
 
     Returns:
         What was written and what was skipped.
@@ -409,6 +418,8 @@ def build_dataset(
         DatasetError: No TIFF in ``tiff_dir``, no PNG in ``labels_dir``, or no usable frame.
         InvalidInputError: An argument is invalid.
     """
+    if gsd_m is not None and not 0 < gsd_m <= 100:
+        raise InvalidInputError(f"gsd_m must be within 0..100 m per pixel, got {gsd_m}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InvalidInputError(f"seed must be an integer >= 0, got {seed!r}")
     seed = int(seed)
@@ -481,6 +492,8 @@ def build_dataset(
             except InvalidInputError as exc:
                 log.warning("frame %s skipped: %s", tiff.name, exc)
                 report.skipped.append(Skipped(tiff.name, "frame", str(exc)))
+        for item in items:
+            item.gsd_m = item.gsd_m if item.gsd_m is not None else gsd_m
         if not items:
             first = "; ".join(f"{s.name}: {s.reason}" for s in report.skipped[:3])
             raise DatasetError(

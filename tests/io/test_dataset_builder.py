@@ -199,6 +199,18 @@ def test_geotiff_info_recorded(built) -> None:
     }
 
 
+def test_stated_gsd_is_recorded_for_frames_without_a_georeference(tmp_path, scenes) -> None:
+    tiffs, corridors, labels = _survey(tmp_path, scenes)
+    out = tmp_path / "ds"
+    build_dataset(tiffs, corridors, out, labels_dir=labels, gsd_m=0.04, previews=False)
+    frames = json.loads((out / "generated_set" / "dataset_info.json").read_text())["builder"][
+        "frames"]
+    assert frames["f00"]["gsd_m"] == 0.1  # its metric GeoTIFF's own pixel size wins
+    assert frames["f01"]["gsd_m"] == 0.04
+    with pytest.raises(InvalidInputError, match="gsd_m"):
+        build_dataset(tiffs, corridors, tmp_path / "bad", gsd_m=-1.0)
+
+
 def test_seeded_and_reproducible(tmp_path, scenes) -> None:
     tiffs, corridors, labels = _survey(tmp_path, scenes)
     runs = [
