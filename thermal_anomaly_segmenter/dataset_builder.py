@@ -46,7 +46,6 @@ non-empty ``out_dir`` is never touched.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import secrets
@@ -68,7 +67,7 @@ from .errors import (
 from .io.atomic import atomic_write
 from .io.datasets import check_split_shares, split_counts, write_info
 from .io.formats import write_frame, write_label
-from .io.frames import Frame, frame_stem
+from .io.frames import GSD_MAX_M, Frame, frame_stem
 from .io.masks import read_label
 from .io.read import read_frame
 from .report.preview import render_preview
@@ -232,16 +231,6 @@ def _geo_dict(frame: Frame) -> dict[str, Any] | None:
     }
 
 
-def _geo_gsd(geo: dict[str, Any] | None) -> float | None:
-    """Metres per pixel of a metric georeference (recorded per frame, read back by
-    ``io.datasets.frame_gsds`` so that training and evaluation know it), else ``None``."""
-    if geo is None or not geo["metric"]:
-        return None
-    a, b, _, d, e, _ = geo["transform"]
-    area = abs(a * e - b * d)
-    return round(math.sqrt(area), 6) if area > 0 else None
-
-
 def _pick_one(candidates: list[Path], frame: Path, corridor_dir: Path) -> Path:
     """The one corridor mask of ``frame``; InvalidInputError when there is none or several."""
     candidates = [p for p in candidates if p.resolve() != frame.resolve()]
@@ -317,7 +306,8 @@ def _stage_frame(
         width=frame.shape[1],
         geo=_geo_dict(frame),
         has_manual=manual is not None,
-        gsd_m=_geo_gsd(_geo_dict(frame)),
+        # recorded per frame, read back by io.datasets.frame_gsds (scale matching)
+        gsd_m=None if frame.geo is None or frame.geo.gsd_m is None else round(frame.geo.gsd_m, 6),
     )
 
 
@@ -418,8 +408,8 @@ def build_dataset(
         DatasetError: No TIFF in ``tiff_dir``, no PNG in ``labels_dir``, or no usable frame.
         InvalidInputError: An argument is invalid.
     """
-    if gsd_m is not None and not 0 < gsd_m <= 100:
-        raise InvalidInputError(f"gsd_m must be within 0..100 m per pixel, got {gsd_m}")
+    if gsd_m is not None and not 0 < gsd_m <= GSD_MAX_M:
+        raise InvalidInputError(f"gsd_m must be within 0..{GSD_MAX_M:g} m per pixel, got {gsd_m}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InvalidInputError(f"seed must be an integer >= 0, got {seed!r}")
     seed = int(seed)

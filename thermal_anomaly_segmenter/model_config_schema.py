@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from .errors import InvalidInputError
+from .io.frames import GSD_MAX_M
 
 #: Largest integer an architecture option may hold (channels, bins, sizes).
 ARCH_INT_MAX = 8192
@@ -24,8 +25,6 @@ ARCH_LIST_MAX = 16
 SIDE_MAX = 16384
 #: Largest magnitude of a normalisation statistic, in degC.
 NORM_MAX = 1e4
-#: Largest ground sampling distance a model folder may state (m/px): beyond it is a typo.
-GSD_MAX_M = 100.0
 _HUB_MARKS = (":", "/", "\\")
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInputError, ModelNotFoundError
-from .model_config_schema import GSD_MAX_M, validate_model_config
+from .io.frames import GSD_MAX_M
+from .model_config_schema import validate_model_config
 from .normalization import Normalization
 from .zoo import get_spec, resolve_architecture
 

@@ -16,7 +16,6 @@ one held-out family coarser than the shipped default it halved object precision.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -31,9 +30,8 @@ MIN_SIDE_PX = 64
 
 def frame_gsd(frame: Frame, gsd_m: float | None) -> float | None:
     """The frame's GSD in m/px: its metric georeference's, else ``gsd_m`` (as for areas)."""
-    geo = frame.geo
-    if geo is not None and geo.metric and geo.pixel_area > 0:
-        return math.sqrt(geo.pixel_area)
+    if frame.geo is not None and frame.geo.gsd_m is not None:
+        return frame.geo.gsd_m
     return None if gsd_m is None else float(gsd_m)
 
 

@@ -556,9 +556,9 @@ def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptio
 
     ds, corridor = src.ds, src.corridor
     options = dataclasses.replace(options, tile_overlap=stream_overlap(options.tile_overlap))
-    if geo.metric:  # the raster's GSD, for the tiles (frames without a georeference) to be
-        # seen at the model's GSD where they are finer (.scale)
-        options = dataclasses.replace(options, gsd_m=math.sqrt(geo.pixel_area))
+    if geo.gsd_m is not None:  # the raster's, for its tiles (frames without a georeference)
+        # to be seen at the model's GSD where they are finer (.scale)
+        options = dataclasses.replace(options, gsd_m=geo.gsd_m)
     tile = segmenter.tile_size(options)
     sides, halos = block_geometry(tile, options.tile_overlap, block)
     (before_y, after_y), (before_x, after_x) = halos

@@ -36,7 +36,7 @@ from .. import limits
 from ..errors import DatasetError, DatasetNotFoundError, InvalidInputError
 from ..normalization import Normalization
 from .atomic import atomic_write
-from .frames import FRAME_SUFFIXES
+from .frames import FRAME_SUFFIXES, GSD_MAX_M
 from .read import read_frame
 
 if TYPE_CHECKING:
@@ -310,7 +310,7 @@ def frame_gsds(info: dict[str, Any]) -> tuple[float | None, dict[str, float]]:
 
     def valid(value: Any) -> float | None:
         ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-              and 0 < value <= 100)
+              and 0 < value <= GSD_MAX_M)
         return float(value) if ok else None
 
     per_frame: dict[str, float] = {}

@@ -7,6 +7,7 @@ corridor and ``min(T_u) - 10`` outside it.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,11 @@ _STEM_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _STEM_MAX = 100
 
 
+#: Largest ground sampling distance (m/px) a model folder or dataset may state: beyond it is
+#: a typo (or degrees taken for metres).
+GSD_MAX_M = 100.0
+
+
 @dataclass(frozen=True)
 class GeoInfo:
     """Georeference of a frame: a GDAL-style affine transform and the CRS it maps into.
@@ -64,6 +70,13 @@ class GeoInfo:
         """Area of one pixel in CRS units squared."""
         a, b, _, d, e, _ = self.transform
         return abs(a * e - b * d)
+
+    @property
+    def gsd_m(self) -> float | None:
+        """Ground sampling distance (m/px, the side of a square pixel of the same area)
+        when the CRS is metric, else ``None``."""
+        area = self.pixel_area
+        return math.sqrt(area) if self.metric and area > 0 else None
 
 
 @dataclass
