@@ -302,10 +302,12 @@ def test_learning_rate_decays_over_the_time_budget(manual_only, settings):
     lrs = [float(r["lr"]) for r in rows]
     assert 2 <= len(rows) < 400, "the budget, not the epochs, ends this run"
     assert lrs == sorted(lrs, reverse=True) and lrs[0] == pytest.approx(1e-3)
-    # Never above the step schedule, and by the last epoch well below it: time ran out first.
+    # Never above the step schedule, and by the last epoch clearly below it (by > 1 % of the
+    # rate; the step schedule loses 0.25 % per epoch): time, not epochs, drove the decay. A
+    # loaded machine may log only two epochs, the second a few % down (CI at stop 13).
     for epoch, lr in enumerate(lrs):
         assert lr <= 1e-3 * (1 - epoch / 400) + 1e-12
-    assert lrs[-1] < 1e-3 * (1 - (len(lrs) - 1) / 400) - 1e-4
+    assert lrs[-1] < 1e-3 * (1 - (len(lrs) - 1) / 400) - 1e-5
 
 
 def test_bad_inputs_fail_before_training(dataset, manual_only, settings, tmp_path):
