@@ -120,3 +120,12 @@ def test_version_and_help():
     assert taseg("--version").stdout.startswith("taseg ")
     proc = taseg("predict", "--help")
     assert proc.returncode == 0 and "--model-dir" in proc.stdout
+
+
+@pytest.mark.parametrize(("zoom", "message"), [("3,1", "low <= high"), ("1,x", "is not LOW,HIGH"),
+                                               ("0.1,2", "0.25 <= low")])
+def test_train_rejects_a_bad_zoom_range(zoom, message, tmp_path):
+    proc = taseg("train", "--zoom", zoom, "--dataset-path", tmp_path, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -4,6 +4,13 @@ Geometric: horizontal and vertical flips, shift-scale-rotate (shift 0.1, scale 0
 and an elastic deformation (p 0.15), all through albumentations. Photometric: one global
 temperature offset in [-2, 2] degC added to every channel.
 
+Zoom (our recipes, not the published one): an isotropic scale about the frame centre, drawn
+log-uniformly from ``zoom`` with probability ``zoom_p``, before the rest. The published +-30 %
+covers one ground sampling distance; surveys are flown at 3-15 cm/px, so a leak, a lamp or the
+pipe's trace can be 3x larger or 2x smaller in pixels than anything in the training frames.
+A zoomed-in frame's camera noise is smoothed by the interpolation, so fresh white noise
+(0.01-0.05 degC, the NETD of the cameras in use) is added where it was enlarged.
+
 Consistent fill: pixels a geometric transform brings in from outside the frame are not
 corridor, so ``T_m`` there takes the frame's own outside-corridor value (``min(T_u) - 10``)
 and ``T_u`` the corridor median (a neutral temperature); labels are filled with 0. The frame
@@ -26,6 +33,12 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no PyPI check (offline
 
 #: Largest global temperature offset, degC (published: uniform in [-2, 2]).
 MAX_OFFSET_DEGC = 2.0
+#: Probability of the zoom where a recipe asks for one.
+ZOOM_P = 0.5
+#: Bounds of any zoom range (beyond them a training window is mostly border or one pixel).
+ZOOM_BOUNDS = (0.25, 4.0)
+#: Standard deviation of the white noise restored in an enlarged frame, degC (low, high).
+ZOOM_NOISE_DEGC = (0.01, 0.05)
 
 
 class ThermalAugment:
@@ -37,15 +50,20 @@ class ThermalAugment:
         affine_p: Probability of the shift-scale-rotate.
         offset_range: ``(low, high)`` of the offset, degC (a published config's
             ``augmentation_range``); default ``(-offset_degc, offset_degc)``.
+        zoom: ``(low, high)`` of the isotropic zoom, or ``None`` (the published recipe: none).
+        zoom_p: Probability of the zoom.
     """
 
     def __init__(
         self, offset_degc: float = MAX_OFFSET_DEGC, elastic_p: float = 0.15, affine_p: float = 0.5,
         offset_range: tuple[float, float] | None = None,
+        zoom: tuple[float, float] | None = None, zoom_p: float = ZOOM_P,
     ) -> None:
         import albumentations as A
         import cv2
 
+        self.zoom = check_zoom(zoom)
+        self.zoom_p = float(zoom_p)
         self.offset_degc = float(offset_degc)
         low, high = offset_range if offset_range is not None else (-offset_degc, offset_degc)
         self.offset_range = (float(low), float(high))
@@ -87,9 +105,69 @@ class ThermalAugment:
         self.pipeline.set_random_seed(int(rng.integers(0, 2**31 - 1)))
         fill = self.fill_values(data, corridor)
         shifted = np.subtract(data, fill, dtype=np.float32)
+        if self.zoom is not None:
+            factor, noise_degc = draw_zoom(rng, self.zoom, self.zoom_p)
+            if factor != 1.0:
+                shifted, label = zoom_frame(shifted, label, factor, noise_degc, rng,
+                                            float(fill[2] - fill[0]))
         out = self.pipeline(image=shifted, mask=label)
         image = out["image"] + (fill + np.float32(offset))
         return image.astype(np.float32, copy=False), out["mask"].astype(np.uint8), offset
+
+
+def check_zoom(zoom: tuple[float, float] | None) -> tuple[float, float] | None:
+    """A zoom range ``(low, high)`` with ``0 < low <= high``, or ``None``."""
+    if zoom is None:
+        return None
+    from .errors import InvalidInputError
+
+    try:
+        low, high = (float(v) for v in zoom)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"zoom must be two numbers (low, high), got {zoom!r}") from None
+    if not (ZOOM_BOUNDS[0] <= low <= high <= ZOOM_BOUNDS[1]):
+        raise InvalidInputError(f"zoom must satisfy {ZOOM_BOUNDS[0]} <= low <= high <= "
+                                f"{ZOOM_BOUNDS[1]}, got ({low}, {high})")
+    return low, high
+
+
+def draw_zoom(rng: np.random.Generator, zoom: tuple[float, float], p: float
+              ) -> tuple[float, float]:
+    """``(factor, noise_degc)`` of one sample: log-uniform factor (1 when not drawn) and the
+    white noise restored where the frame is enlarged (0 otherwise)."""
+    u = rng.random(3)
+    if u[0] >= p:
+        return 1.0, 0.0
+    low, high = np.log(zoom[0]), np.log(zoom[1])
+    factor = float(np.exp(low + (high - low) * u[1]))
+    noise = ZOOM_NOISE_DEGC[0] + (ZOOM_NOISE_DEGC[1] - ZOOM_NOISE_DEGC[0]) * float(u[2])
+    return factor, noise if factor > 1.0 else 0.0
+
+
+def zoom_frame(shifted: np.ndarray, label: np.ndarray, factor: float, noise_degc: float,
+               rng: np.random.Generator, gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scale a fill-shifted frame (fill = 0) and its label about the centre by ``factor``.
+
+    ``gap``: ``T_m - T_u`` of a corridor pixel in the shifted frame (median minus T_m fill).
+    """
+    import cv2
+
+    h, w = label.shape
+    matrix = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), 0.0, factor)
+    image = cv2.warpAffine(shifted, matrix, (w, h), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    label = cv2.warpAffine(label, matrix, (w, h), flags=cv2.INTER_NEAREST,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if noise_degc > 0:
+        # T_m equals T_u inside the corridor and must stay so; outside it T_m is fill.
+        noise = rng.normal(0.0, noise_degc, (h, w)).astype(np.float32)
+        inside = np.abs(image[..., 0] - image[..., 2] - gap) <= 1e-3
+        brought_in = np.all(image == 0.0, axis=-1)  # the border: neither corridor nor scene
+        noise[brought_in] = 0.0
+        image[..., 2] += noise
+        image[..., 0] += np.where(inside, noise, 0.0)
+        image[..., 1] += np.where(inside, noise, 0.0)
+    return image, label
 
 
 def fill_values(data: np.ndarray, corridor: np.ndarray) -> np.ndarray:

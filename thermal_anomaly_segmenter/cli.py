@@ -52,6 +52,22 @@ _unit_float = _checked(float, "a number", lambda v: 0.0 <= v <= 1.0, "is not wit
 _positive_float = _checked(float, "a number", lambda v: v > 0, "must be > 0")
 
 
+def _zoom(text: str) -> tuple[float, float] | str:
+    """``LOW,HIGH`` within the zoom bounds, or ``none``."""
+    if text.strip().lower() == "none":
+        return "none"
+    from .augmentation import check_zoom
+
+    try:
+        zoom = check_zoom(tuple(float(v) for v in text.split(",")) if text.count(",") == 1
+                          else text)
+    except (ValueError, TasegError) as exc:
+        raise argparse.ArgumentTypeError(str(exc) if isinstance(exc, TasegError)
+                                         else f"{text!r} is not LOW,HIGH") from None
+    assert zoom is not None  # nosec B101
+    return zoom
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="taseg",
@@ -260,6 +276,10 @@ def _add_train_parser(sub) -> None:
     t.add_argument("--augment-on", choices=AUGMENT_ON,
                    help="where training frames are augmented: auto (default: on the device "
                    "on a GPU, in the loader workers on a CPU), cpu or device")
+    t.add_argument("--zoom", type=_zoom, metavar="LOW,HIGH|none",
+                   help="isotropic zoom augmentation, drawn log-uniformly in LOW..HIGH with "
+                   "p 0.5, so the network sees objects at the sizes other flight heights give "
+                   "(default: the recipe's; the CPU recipe 0.6,3, the published none)")
     t.add_argument("--recipe", choices=RECIPE_CHOICES,
                    help="defaults of the options not given: 'published' (segformer_b0, "
                    "Tversky, batch 16, all phases, whole frames), 'cpu' (smp_unet with a "

@@ -101,6 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "recipe": args.recipe,
         "precision": args.precision,
         "augment_on": args.augment_on,
+        "zoom": getattr(args, "zoom", None),
         "weights": args.weights,
         "from_scratch": args.from_scratch,
         "output_dir": args.output_dir,

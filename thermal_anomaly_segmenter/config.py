@@ -225,6 +225,8 @@ class Recipe:
     #: Phases when the dataset has both ``generated_set`` and ``manual_set`` (``None`` = the
     #: same as ``train_phases``).
     with_generated_set: tuple[str, ...] | None = None
+    #: Range of the isotropic zoom augmentation (see :mod:`.augmentation`); ``None`` = none.
+    zoom: tuple[float, float] | None = None
 
 
 RECIPES: dict[str, Recipe] = {
@@ -234,6 +236,7 @@ RECIPES: dict[str, Recipe] = {
         architecture={"encoder_name": "mobilenet_v2", "decoder_channels": [128, 64, 32, 16, 16]},
         input_size=(256, 320), epochs={"pre_train_unfrozen": 5, "fine_tune": 20},
         with_generated_set=("pre_train_unfrozen", "fine_tune"),
+        zoom=(0.6, 3.0),
     ),
 }
 PRECISIONS: tuple[str, ...] = ("auto", "32-true", "bf16-mixed", "16-mixed")
@@ -307,6 +310,9 @@ class TrainOptions:
     #: ``device`` (whole batches on the training device, see :mod:`.train.device_augment`)
     #: or ``auto`` (``device`` on a GPU, where the CPU side bound training; ``cpu`` on a CPU).
     augment_on: str = "auto"
+    #: Zoom augmentation range ``(low, high)`` (see :mod:`.augmentation`), ``"none"`` for
+    #: none, or ``None`` for the recipe's (the CPU recipe zooms 0.6-3x, the published none).
+    zoom: tuple[float, float] | str | None = None
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPE_CHOICES:
@@ -317,6 +323,10 @@ class TrainOptions:
             raise InvalidInputError(
                 f"augment_on must be one of {', '.join(AUGMENT_ON)}, got {self.augment_on!r}"
             )
+        if self.zoom is not None and self.zoom != "none":
+            from .augmentation import check_zoom
+
+            check_zoom(self.zoom)  # type: ignore[arg-type]
         if self.precision not in PRECISIONS:
             raise InvalidInputError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
@@ -390,7 +400,16 @@ class TrainOptions:
             input_size=None if size in (None, "whole") else tuple(size),  # type: ignore[arg-type]
             epochs=self.epochs if self.epochs is not None else (
                 dict(recipe.epochs) if isinstance(recipe.epochs, dict) else recipe.epochs),
+            zoom=self.zoom if self.zoom is not None else (recipe.zoom or "none"),
         )
+
+    @property
+    def zoom_range(self) -> tuple[float, float] | None:
+        """The zoom augmentation's range, or ``None`` (none, or not yet resolved)."""
+        if self.zoom is None or self.zoom == "none":
+            return None
+        low, high = self.zoom
+        return float(low), float(high)
 
 
 # --------------------------------------------------------------------------- published names

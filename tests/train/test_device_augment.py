@@ -16,7 +16,12 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 torch = pytest.importorskip("torch")
 
-from thermal_anomaly_segmenter.augmentation import ThermalAugment, fill_values  # noqa: E402
+from thermal_anomaly_segmenter.augmentation import (  # noqa: E402
+    ThermalAugment,
+    draw_zoom,
+    fill_values,
+    zoom_frame,
+)
 from thermal_anomaly_segmenter.normalization import Normalization  # noqa: E402
 from thermal_anomaly_segmenter.train.device_augment import (  # noqa: E402
     PARAMS,
@@ -348,3 +353,98 @@ def test_training_with_device_augmentation(tiny_set, tmp_path, monkeypatch):
 
     with pytest.raises(InvalidInputError, match="augment_on"):
         TrainOptions(augment_on="gpu")
+
+
+# -- the zoom (our recipes: frames of other ground sampling distances) --------------------------
+
+def test_zoom_scales_objects_and_keeps_the_corridor_consistent(frame):
+    data, corridor, label = frame
+    blob = np.zeros_like(label)
+    blob[150:170, 300:330] = 1  # 600 px, near the centre
+    aug = ThermalAugment(affine_p=0.0, elastic_p=0.0, zoom=(0.5, 2.5), zoom_p=1.0)
+    seen = []
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        rng.uniform(), rng.integers(0, 2**31 - 1)  # the offset and pipeline seed come first
+        factor, noise = draw_zoom(rng, aug.zoom, aug.zoom_p)
+        out, out_label, _ = aug(data, corridor, blob, seed)
+        assert 0.5 <= factor <= 2.5
+        # Area scales with the square of the factor (nearest-neighbour label).
+        assert out_label.sum() == pytest.approx(600 * factor**2, rel=0.15)
+        # T_m still equals T_u inside the (zoomed) corridor, noise included.
+        from thermal_anomaly_segmenter.train.dataset import corridor_after
+
+        inside = corridor_after(out)
+        if factor < 1:  # the whole frame shrinks; the border brought in is not corridor
+            assert inside.sum() == pytest.approx(corridor.sum() * factor**2, rel=0.1)
+        else:  # the restored camera noise: T_u differs from the noiseless zoom by it
+            fill = fill_values(data, corridor)
+            quiet, _ = zoom_frame(np.subtract(data, fill, dtype=np.float32), blob, factor, 0.0,
+                                  rng, float(fill[2] - fill[0]))
+            diff = out[..., 2] - fill[2] - quiet[..., 2]
+            assert 0.01 <= noise <= 0.05
+            assert (diff - diff.mean()).std() == pytest.approx(noise, rel=0.1)
+        seen.append(factor)
+    assert min(seen) < 1 < max(seen)
+
+
+def test_without_zoom_the_published_augmentation_is_unchanged(frame):
+    data, corridor, label = frame
+    for seed in range(3):
+        a = ThermalAugment()(data, corridor, label, seed)
+        b = ThermalAugment(zoom=None)(data, corridor, label, seed)
+        np.testing.assert_array_equal(a[0], b[0])
+    assert DeviceAugment(Normalization()).draw(5)[COL["log_zoom"]] == 0.0
+
+
+@pytest.mark.parametrize("factor", [0.6, 2.2])
+def test_device_zoom_is_the_cpu_zoom(frame, factor):
+    data, corridor, label = frame
+    fill = fill_values(data, corridor)
+    shifted = np.subtract(data, fill, dtype=np.float32)
+    expected, expected_label = zoom_frame(shifted, label, factor, 0.0,
+                                          np.random.default_rng(0), float(fill[2] - fill[0]))
+    row = np.zeros(len(PARAMS))
+    row[COL["log_zoom"]] = np.log(factor)
+    out, out_label, _ = DeviceAugment(Normalization()).augment(
+        torch.from_numpy(np.ascontiguousarray(data.transpose(2, 0, 1)))[None],
+        torch.from_numpy(label[None, None].astype(np.float32)), torch.from_numpy(fill)[None],
+        row[None])
+    got = out[0].numpy().transpose(1, 2, 0) - fill
+    assert np.abs(got - expected).mean() < 1e-3
+    assert (out_label[0, 0].numpy().astype(np.uint8) != expected_label).mean() < 1e-3
+
+
+def test_device_zoom_restores_noise_inside_the_frame_only(frame):
+    data, corridor, label = frame
+    aug = DeviceAugment(Normalization(), zoom=(2.0, 2.0), zoom_p=1.0)
+    row = aug.draw(3)
+    assert row[COL["log_zoom"]] == pytest.approx(np.log(2.0))
+    assert 0.01 <= row[COL["zoom_noise_degc"]] <= 0.05
+    row[COL["offset_degc"]] = 0.0
+    fill = fill_values(data, corridor)
+    tensor = torch.from_numpy(np.ascontiguousarray(data.transpose(2, 0, 1)))[None]
+    lab = torch.from_numpy(label[None, None].astype(np.float32))
+    noisy = aug.augment(tensor, lab, torch.from_numpy(fill)[None], row[None])[0][0].numpy()
+    quiet_row = row.copy()
+    quiet_row[COL["zoom_noise_degc"]] = 0.0
+    quiet = aug.augment(tensor, lab, torch.from_numpy(fill)[None], quiet_row[None])[0][0].numpy()
+    diff = noisy[2] - quiet[2]
+    assert diff.std() == pytest.approx(row[COL["zoom_noise_degc"]], rel=0.1)
+    # T_m follows T_u inside the corridor and keeps its fill outside it.
+    inside = np.abs(quiet[0] - quiet[2]) <= 1e-3
+    np.testing.assert_allclose(noisy[0][inside] - quiet[0][inside], diff[inside], atol=1e-4)
+    np.testing.assert_array_equal(noisy[0][~inside], quiet[0][~inside])
+
+
+def test_zoom_ranges_are_validated():
+    from thermal_anomaly_segmenter.config import TrainOptions
+    from thermal_anomaly_segmenter.errors import InvalidInputError
+
+    for bad in [(2.0, 1.0), (0.1, 2.0), (1.0, 9.0), "wide", (1.0,)]:
+        with pytest.raises(InvalidInputError, match="zoom"):
+            TrainOptions(zoom=bad)
+    assert TrainOptions().resolved("cpu").zoom_range == (0.6, 3.0)
+    assert TrainOptions().resolved("gpu").zoom_range is None  # the published recipe: none
+    assert TrainOptions(zoom="none").resolved("cpu").zoom_range is None
+    assert TrainOptions(zoom=(0.8, 1.5)).resolved("gpu").zoom_range == (0.8, 1.5)

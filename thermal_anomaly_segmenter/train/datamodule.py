@@ -62,6 +62,7 @@ class ThermalDataModule(L.LightningDataModule):
         augment_on: ``cpu`` (albumentations in the loader workers) or ``device`` (batches
             augmented where they are trained, :mod:`.device_augment`).
         frame_cache: Cache decoded frames as fp16 files (:mod:`.frame_cache`).
+        zoom: Range of the zoom augmentation, or ``None`` (see :mod:`.augmentation`).
     """
 
     def __init__(
@@ -79,6 +80,7 @@ class ThermalDataModule(L.LightningDataModule):
         augmentation_range: tuple[float, float] | None = None,
         augment_on: str = "cpu",
         frame_cache: bool = False,
+        zoom: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
         if augment_on not in AUGMENT_SITES:
@@ -90,6 +92,7 @@ class ThermalDataModule(L.LightningDataModule):
         self._device_augment = None
         self._params = None  # the draws of the batch in transfer, kept on the host
         self.augmentation_range = augmentation_range
+        self.zoom = zoom
         self.crop = crop
         self.splits = {"train": train, "val": val, "test": test}
         self.normalization = normalization
@@ -107,12 +110,13 @@ class ThermalDataModule(L.LightningDataModule):
         if split == "train" and self.augment and self.augment_on == "device":
             from .device_augment import DeviceAugment
 
-            self._device_augment = DeviceAugment(self.normalization, self.augmentation_range)
+            self._device_augment = DeviceAugment(self.normalization, self.augmentation_range,
+                                                zoom=self.zoom)
             draw = self._device_augment.draw
         elif split == "train" and self.augment:
             from ..augmentation import ThermalAugment
 
-            augment = ThermalAugment(offset_range=self.augmentation_range)
+            augment = ThermalAugment(offset_range=self.augmentation_range, zoom=self.zoom)
         if self.frame_cache and self._cache is None:
             from .frame_cache import FrameCache
 

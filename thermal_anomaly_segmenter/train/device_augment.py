@@ -18,6 +18,10 @@ augmentation, torch-native, to a whole batch where the batch already is:
   from the per-sample seed the CPU path uses too; the elastic noise is drawn on the device
   from a seed among those parameters.
 
+Where the recipe asks for it, an isotropic zoom about the centre comes first (drawn as
+:func:`~thermal_anomaly_segmenter.augmentation.draw_zoom`; part of the same resampling), and an
+enlarged frame gets its white camera noise back after the affine map.
+
 Flips and the affine map are one resampling (a flip is an exact permutation of pixel
 centres), the elastic field a second one, in the CPU pipeline's order.
 
@@ -38,12 +42,13 @@ import torch
 import torch.nn.functional as F
 
 from ..accel import normalize
-from ..augmentation import MAX_OFFSET_DEGC
+from ..augmentation import MAX_OFFSET_DEGC, ZOOM_P, check_zoom, draw_zoom
 from ..normalization import Normalization
 
 #: Columns of a parameter row (:meth:`DeviceAugment.draw`).
 PARAMS: tuple[str, ...] = ("hflip", "vflip", "affine", "shift_x", "shift_y", "scale_x",
-                           "scale_y", "rotate_deg", "elastic", "noise_seed", "offset_degc")
+                           "scale_y", "rotate_deg", "elastic", "noise_seed", "offset_degc",
+                           "log_zoom", "zoom_noise_degc")
 _COL = {name: i for i, name in enumerate(PARAMS)}
 
 #: Corridor tolerance of ``|T_m - T_u|`` after augmentation (as :func:`.dataset.corridor_after`).
@@ -60,12 +65,17 @@ class DeviceAugment:
         affine_p: Probability of the shift-scale-rotate.
         alpha: Elastic displacement scale, pixels.
         sigma: Elastic smoothing, pixels.
+        zoom: ``(low, high)`` of the isotropic zoom (as the CPU pipeline's), or ``None``.
+        zoom_p: Probability of the zoom.
     """
 
     def __init__(self, normalization: Normalization,
                  offset_range: tuple[float, float] | None = None, elastic_p: float = 0.15,
-                 affine_p: float = 0.5, alpha: float = 30.0, sigma: float = 6.0) -> None:
+                 affine_p: float = 0.5, alpha: float = 30.0, sigma: float = 6.0,
+                 zoom: tuple[float, float] | None = None, zoom_p: float = ZOOM_P) -> None:
         self.normalization = normalization
+        self.zoom = check_zoom(zoom)
+        self.zoom_p = float(zoom_p)
         low, high = offset_range if offset_range is not None else (-MAX_OFFSET_DEGC,
                                                                    MAX_OFFSET_DEGC)
         self.offset_range = (float(low), float(high))
@@ -93,6 +103,9 @@ class DeviceAugment:
         row[_COL["noise_seed"]] = math.floor(u[9] * (2**31 - 1))
         low, high = self.offset_range
         row[_COL["offset_degc"]] = low + (high - low) * u[10]
+        factor, noise = draw_zoom(rng, self.zoom, self.zoom_p) if self.zoom else (1.0, 0.0)
+        row[_COL["log_zoom"]] = math.log(factor)
+        row[_COL["zoom_noise_degc"]] = noise
         return row
 
     # -- the batch (device side) -------------------------------------------------------------
@@ -149,6 +162,9 @@ class DeviceAugment:
             grid = _affine_grid(matrices[moved], h, w, device)
             x = x.index_copy(0, idx, _sample(x[idx], grid, "bilinear"))
             y = y.index_copy(0, idx, _sample(y[idx], grid, "nearest"))
+        noisy = [i for i in range(b) if params[i, _COL["zoom_noise_degc"]] > 0]
+        if noisy:
+            x = self._restore_noise(x, fill, params, noisy)
         elastic = [i for i in range(b) if params[i, _COL["elastic"]] > 0]
         if elastic:
             idx = _to(torch.tensor(elastic), device)
@@ -162,6 +178,24 @@ class DeviceAugment:
             y = y.index_copy(0, idx, _sample(y[idx], grid, "nearest"))
         offset = _to(params[:, _COL["offset_degc"]].float(), device)
         return x + shift + offset[:, None, None, None], y, offset
+
+    def _restore_noise(self, x: torch.Tensor, fill: torch.Tensor, params: torch.Tensor,
+                       rows: list[int]) -> torch.Tensor:
+        """White noise on the enlarged frames ``rows`` of a fill-shifted batch: ``T_u`` and
+        ``T_m`` alike inside the corridor, nothing on the border the warp brought in."""
+        _, _, h, w = x.shape
+        x = x.clone()
+        for i in rows:
+            gen = torch.Generator(device=x.device)
+            gen.manual_seed(int(params[i, _COL["noise_seed"]]) + 1)
+            noise = torch.randn((h, w), generator=gen, device=x.device)
+            noise *= float(params[i, _COL["zoom_noise_degc"]])
+            gap = fill[i, 2] - fill[i, 0]
+            inside = (x[i, 0] - x[i, 2] - gap).abs() <= CORRIDOR_TOL_DEGC
+            noise = noise.masked_fill((x[i] == 0).all(0), 0.0)
+            x[i, 2] += noise
+            x[i, :2] += torch.where(inside, noise, torch.zeros_like(noise))
+        return x
 
     def displacement(self, seed: int, h: int, w: int,
                      device: torch.device | str = "cpu") -> torch.Tensor:
@@ -180,8 +214,14 @@ class DeviceAugment:
 
 
 def _forward_matrix(row: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """3 x 3 pixel map source -> output of the flips then the affine map (albumentations')."""
+    """3 x 3 pixel map source -> output of the zoom, the flips, then the affine map
+    (albumentations')."""
     m = torch.eye(3, dtype=torch.float64)
+    zoom = math.exp(float(row[_COL["log_zoom"]]))
+    if zoom != 1.0:
+        cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+        m = torch.tensor([[zoom, 0, cx * (1 - zoom)], [0, zoom, cy * (1 - zoom)], [0, 0, 1]],
+                         dtype=torch.float64)
     if row[_COL["hflip"]] > 0:
         m = torch.tensor([[-1.0, 0, w - 1], [0, 1, 0], [0, 0, 1]], dtype=torch.float64) @ m
     if row[_COL["vflip"]] > 0:

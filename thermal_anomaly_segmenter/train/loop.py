@@ -394,6 +394,7 @@ def _run_phase(run: _Run, recipe: PhaseRecipe, architecture: dict[str, Any] | No
         augmentation_range=recipe.augmentation_range,
         augment_on=augment_site(options.augment_on, accelerator),
         frame_cache=accelerator == "gpu",  # issue 17: decoding bound GPU training
+        zoom=options.zoom_range,
     )
     checkpoint = ModelCheckpoint(
         dirpath=phase_dir, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
