@@ -448,3 +448,21 @@ def test_zoom_ranges_are_validated():
     assert TrainOptions().resolved("gpu").zoom_range is None  # the published recipe: none
     assert TrainOptions(zoom="none").resolved("cpu").zoom_range is None
     assert TrainOptions(zoom=(0.8, 1.5)).resolved("gpu").zoom_range == (0.8, 1.5)
+
+
+@pytest.mark.parametrize("site", ["cpu", "device"])
+def test_the_data_module_hands_the_zoom_to_either_augmentation(tiny_set, site):
+    from thermal_anomaly_segmenter.io.datasets import load_split
+    from thermal_anomaly_segmenter.train.datamodule import ThermalDataModule
+
+    split = load_split(tiny_set / "manual_set", "train")
+    module = ThermalDataModule(split, split, None, Normalization(), (64, 80), batch_size=3,
+                               augment_on=site, zoom=(2.0, 2.0))
+    dataset = module.train_dataloader().dataset
+    if site == "cpu":
+        assert dataset.augment.zoom == (2.0, 2.0)
+    else:
+        rows = np.stack([dataset.draw(seed) for seed in range(40)])
+        zoomed = rows[:, COL["log_zoom"]] != 0
+        assert 0.3 < zoomed.mean() < 0.7  # p 0.5
+        np.testing.assert_allclose(rows[zoomed, COL["log_zoom"]], np.log(2.0))
