@@ -4,7 +4,7 @@ Geometric: horizontal and vertical flips, shift-scale-rotate (shift 0.1, scale 0
 and an elastic deformation (p 0.15), all through albumentations. Photometric: one global
 temperature offset in [-2, 2] degC added to every channel.
 
-Zoom (our recipes, not the published one): an isotropic scale about the frame centre, drawn
+Zoom (``--zoom``, off by default): an isotropic scale about the frame centre, drawn
 log-uniformly from ``zoom`` with probability ``zoom_p``, before the rest. The published +-30 %
 covers one ground sampling distance; surveys are flown at 3-15 cm/px, so a leak, a lamp or the
 pipe's trace can be 3x larger or 2x smaller in pixels than anything in the training frames.

@@ -278,8 +278,8 @@ def _add_train_parser(sub) -> None:
                    "on a GPU, in the loader workers on a CPU), cpu or device")
     t.add_argument("--zoom", type=_zoom, metavar="LOW,HIGH|none",
                    help="isotropic zoom augmentation, drawn log-uniformly in LOW..HIGH with "
-                   "p 0.5, so the network sees objects at the sizes other flight heights give "
-                   "(default: the recipe's; the CPU recipe 0.6,3, the published none)")
+                   "p 0.5, so the network sees objects at the sizes other flight heights give, "
+                   "e.g. 0.6,3 for a model meant for frames of unknown GSD (default none)")
     t.add_argument("--recipe", choices=RECIPE_CHOICES,
                    help="defaults of the options not given: 'published' (segformer_b0, "
                    "Tversky, batch 16, all phases, whole frames), 'cpu' (smp_unet with a "

@@ -225,8 +225,6 @@ class Recipe:
     #: Phases when the dataset has both ``generated_set`` and ``manual_set`` (``None`` = the
     #: same as ``train_phases``).
     with_generated_set: tuple[str, ...] | None = None
-    #: Range of the isotropic zoom augmentation (see :mod:`.augmentation`); ``None`` = none.
-    zoom: tuple[float, float] | None = None
 
 
 RECIPES: dict[str, Recipe] = {
@@ -236,7 +234,6 @@ RECIPES: dict[str, Recipe] = {
         architecture={"encoder_name": "mobilenet_v2", "decoder_channels": [128, 64, 32, 16, 16]},
         input_size=(256, 320), epochs={"pre_train_unfrozen": 5, "fine_tune": 20},
         with_generated_set=("pre_train_unfrozen", "fine_tune"),
-        zoom=(0.6, 3.0),
     ),
 }
 PRECISIONS: tuple[str, ...] = ("auto", "32-true", "bf16-mixed", "16-mixed")
@@ -310,8 +307,8 @@ class TrainOptions:
     #: ``device`` (whole batches on the training device, see :mod:`.train.device_augment`)
     #: or ``auto`` (``device`` on a GPU, where the CPU side bound training; ``cpu`` on a CPU).
     augment_on: str = "auto"
-    #: Zoom augmentation range ``(low, high)`` (see :mod:`.augmentation`), ``"none"`` for
-    #: none, or ``None`` for the recipe's (the CPU recipe zooms 0.6-3x, the published none).
+    #: Zoom augmentation range ``(low, high)`` (see :mod:`.augmentation`); ``None`` or
+    #: ``"none"``: none (the default of both recipes).
     zoom: tuple[float, float] | str | None = None
 
     def __post_init__(self) -> None:
@@ -400,12 +397,11 @@ class TrainOptions:
             input_size=None if size in (None, "whole") else tuple(size),  # type: ignore[arg-type]
             epochs=self.epochs if self.epochs is not None else (
                 dict(recipe.epochs) if isinstance(recipe.epochs, dict) else recipe.epochs),
-            zoom=self.zoom if self.zoom is not None else (recipe.zoom or "none"),
         )
 
     @property
     def zoom_range(self) -> tuple[float, float] | None:
-        """The zoom augmentation's range, or ``None`` (none, or not yet resolved)."""
+        """The zoom augmentation's range, or ``None``."""
         if self.zoom is None or self.zoom == "none":
             return None
         low, high = self.zoom

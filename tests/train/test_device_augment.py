@@ -444,10 +444,11 @@ def test_zoom_ranges_are_validated():
     for bad in [(2.0, 1.0), (0.1, 2.0), (1.0, 9.0), "wide", (1.0,)]:
         with pytest.raises(InvalidInputError, match="zoom"):
             TrainOptions(zoom=bad)
-    assert TrainOptions().resolved("cpu").zoom_range == (0.6, 3.0)
-    assert TrainOptions().resolved("gpu").zoom_range is None  # the published recipe: none
+    assert TrainOptions().resolved("cpu").zoom_range is None  # off unless asked for
+    assert TrainOptions().resolved("gpu").zoom_range is None
     assert TrainOptions(zoom="none").resolved("cpu").zoom_range is None
-    assert TrainOptions(zoom=(0.8, 1.5)).resolved("gpu").zoom_range == (0.8, 1.5)
+    assert TrainOptions(zoom=(0.8, 1.5)).resolved("cpu").zoom_range == (0.8, 1.5)
+    assert TrainOptions(zoom=[0.6, 3]).resolved("gpu").zoom_range == (0.6, 3.0)  # run.json
 
 
 @pytest.mark.parametrize("site", ["cpu", "device"])
