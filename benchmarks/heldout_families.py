@@ -11,9 +11,9 @@ is assumed to have seen ``karlsruhe_winter`` only (the models shipped before iss
 With ``--train F`` (repeatable), a model is also trained, by ``taseg train`` with the CPU
 recipe, ``--train-phases fine_tune`` and ``--max-time``, on every family except ``F``
 (leave-one-family-out) and scored on ``F``; it starts from random weights, or from
-``--start-weights`` (which must not have seen ``F`` either); its calibration and threshold
-come from the validation split of the training families. With ``--false-alarms``, each
-network model is also scored with a false-alarm stage
+``--start-weights`` (which must not have seen ``F`` either), with ``--train-zoom`` as its
+``--zoom``; its calibration and threshold come from the validation split of the training
+families. With ``--false-alarms``, each network model is also scored with a false-alarm stage
 (``thermal_anomaly_segmenter.false_alarms``) trained on components of the *other* families
 only (classical candidates, exact leaks, distractors and the model's own predicted
 components), so the family scored stays unseen by the stage.
@@ -75,7 +75,8 @@ def score(model: Path, dataset: Path, out: Path, false_alarms: Path | None = Non
 
 
 def train_without(work: Path, held_out: str, families: list[str], frames: int,
-                  minutes: float, seed: int, start: str | None = None) -> Path:
+                  minutes: float, seed: int, start: str | None = None,
+                  zoom: str | None = None) -> Path:
     """Train with the CPU recipe on every family but ``held_out``; return the model folder."""
     from thermal_anomaly_segmenter.synthetic import write_dataset
 
@@ -88,7 +89,8 @@ def train_without(work: Path, held_out: str, families: list[str], frames: int,
         cmd = [sys.executable, "-m", "thermal_anomaly_segmenter", "train", "--dataset-path",
                str(data), "--no-gpu", "--no-mlflow", "--max-time", str(minutes),
                "--train-phases", "fine_tune", "--output-dir", str(model),
-               *(["--weights", start] if start else ["--from-scratch"])]
+               *(["--weights", start] if start else ["--from-scratch"]),
+               *(["--zoom", zoom] if zoom else [])]
         env = {**os.environ, "MODELS_PATH": str(work / "models")}
         subprocess.run(cmd, check=True, env=env, cwd=ROOT)  # nosec B603 - own CLI
     return model
@@ -170,6 +172,8 @@ def main(argv: list[str] | None = None) -> None:
                         "'all'); default karlsruhe_winter")
     parser.add_argument("--start-weights", help="model folder --train runs start from (it "
                         "must not have seen the held-out family); default random weights")
+    parser.add_argument("--train-zoom", metavar="LOW,HIGH",
+                        help="--zoom of the --train runs (default none)")
     parser.add_argument("--native-scale-too", action="store_true",
                         help="also score each model with frames at their own pixels (no "
                         "scale matching to the model's GSD), side by side")
@@ -210,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(json.dumps(rows[-1]), flush=True)
     for held_out in args.train:
         model = train_without(work, held_out, list(FAMILIES), args.train_frames,
-                              args.train_minutes, args.seed + 1, args.start_weights)
+                              args.train_minutes, args.seed + 1, args.start_weights,
+                              args.train_zoom)
         data = test_set(work, held_out, args.frames, args.seed, tuple(args.size))
         row = score(model, data, work / "eval" / model.name / held_out)
         rows.append({"model": f"{model.name} (trained {args.train_minutes:g} min)",
