@@ -33,7 +33,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no PyPI check (offline
 
 #: Largest global temperature offset, degC (published: uniform in [-2, 2]).
 MAX_OFFSET_DEGC = 2.0
-#: Probability of the zoom where a recipe asks for one.
+#: Probability of the zoom where training asks for one.
 ZOOM_P = 0.5
 #: Bounds of any zoom range (beyond them a training window is mostly border or one pixel).
 ZOOM_BOUNDS = (0.25, 4.0)
@@ -116,7 +116,7 @@ class ThermalAugment:
 
 
 def check_zoom(zoom: tuple[float, float] | None) -> tuple[float, float] | None:
-    """A zoom range ``(low, high)`` with ``0 < low <= high``, or ``None``."""
+    """A zoom range ``(low, high)`` within :data:`ZOOM_BOUNDS`, ``low <= high``; or ``None``."""
     if zoom is None:
         return None
     from .errors import InvalidInputError

@@ -18,7 +18,7 @@ augmentation, torch-native, to a whole batch where the batch already is:
   from the per-sample seed the CPU path uses too; the elastic noise is drawn on the device
   from a seed among those parameters.
 
-Where the recipe asks for it, an isotropic zoom about the centre comes first (drawn as
+With ``zoom`` (``--zoom``), an isotropic zoom about the centre comes first (drawn as
 :func:`~thermal_anomaly_segmenter.augmentation.draw_zoom`; part of the same resampling), and an
 enlarged frame gets its white camera noise back after the affine map.
 
