@@ -16,12 +16,16 @@ recipe, ``--train-phases fine_tune`` and ``--max-time``, on every family except 
 families. With ``--false-alarms``, each network model is also scored with a false-alarm stage
 (``thermal_anomaly_segmenter.false_alarms``) trained on components of the *other* families
 only (classical candidates, exact leaks, distractors and the model's own predicted
-components), so the family scored stays unseen by the stage.
+components), so the family scored stays unseen by the stage. With ``--independent``, the
+two families of :mod:`benchmarks.independent_family` (``indep_oldtown``, ``indep_parkland``:
+a second generator written independently of the training one, for evaluation only) are
+scored too, like every other family; no model trains on them, so their rows are always
+held out, and ``--train`` refuses them.
 
     python -m benchmarks.heldout_families --work /tmp/heldout [--frames 40]
         [--models models/unet_mobilenetv2_synthetic,models/classical]
         [--train rural_coarse --train-frames 120 --train-minutes 6] [--false-alarms]
-        [--seen unet_mobilenetv2_synthetic=all] [--reuse]
+        [--seen unet_mobilenetv2_synthetic=all] [--independent] [--reuse]
 
 Prints a Markdown table (and writes ``<work>/heldout.json``) for benchmarks/RESULTS.md.
 """
@@ -48,12 +52,17 @@ COLUMNS = ("test_dataset_iou", "test_object_recall", "test_object_precision",
 
 def test_set(work: Path, family: str, frames: int, seed: int, size: tuple[int, int]) -> Path:
     """The family's held-out test set (written once, reused)."""
+    from benchmarks.independent_family import FAMILIES as INDEPENDENT
+    from benchmarks.independent_family import write_set
     from thermal_anomaly_segmenter.synthetic import write_dataset
 
     root = work / "test_sets" / family
     if not (root / "manual_set" / "dataset_info.json").is_file():
-        write_dataset(root, frames, seed=seed, height=size[0], width=size[1],
-                      splits=(0.0, 0.0, 1.0), sets=("manual_set",), families=(family,))
+        if family in INDEPENDENT:
+            write_set(root, family, frames, seed, height=size[0], width=size[1])
+        else:
+            write_dataset(root, frames, seed=seed, height=size[0], width=size[1],
+                          splits=(0.0, 0.0, 1.0), sets=("manual_set",), families=(family,))
     return root
 
 
@@ -143,6 +152,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from benchmarks.independent_family import FAMILIES as INDEPENDENT
     from thermal_anomaly_segmenter.scenes import FAMILIES
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.heldout_families",
@@ -179,10 +189,20 @@ def main(argv: list[str] | None = None) -> None:
                         "scale matching to the model's GSD), side by side")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse a model's evaluation JSON when newer than its files")
+    parser.add_argument("--independent", action="store_true",
+                        help="also score every model on the independent evaluation families "
+                        f"({', '.join(INDEPENDENT)}; never trained on, always held out)")
     args = parser.parse_args(argv)
+    refused = [f for f in args.train if f in INDEPENDENT]
+    if refused:
+        parser.error(f"--train {refused[0]}: the independent families are for evaluation "
+                     "only; no model trains on them (leave-one-family-out runs use the "
+                     f"training generator's families: {', '.join(FAMILIES)})")
     seen = seen_map(args.seen)
     work = Path(args.work)
     families = [f.strip() for f in args.families.split(",") if f.strip()]
+    if args.independent:
+        families += [f for f in INDEPENDENT if f not in families]
     rows = []
     t0 = time.perf_counter()
     for family in families:
@@ -190,7 +210,8 @@ def main(argv: list[str] | None = None) -> None:
         for model in [m for m in args.models.split(",") if m]:
             path = (ROOT / model) if not Path(model).is_absolute() else Path(model)
             row = score(path, data, work / "eval" / path.name / family, reuse=args.reuse)
-            trained_on = seen.get(path.name, {"karlsruhe_winter"})
+            # Nothing trains on the independent families: held out whatever --seen says.
+            trained_on = seen.get(path.name, {"karlsruhe_winter"}) - set(INDEPENDENT)
             rows.append({"model": path.name, "family": family,
                          "seen": family in trained_on, **row})
             print(json.dumps(rows[-1]), flush=True)
