@@ -110,6 +110,14 @@ def test_bad_usage_is_one_line_and_exit_2(args, message, sample_path, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_train_refuses_the_photometric_augmentation_on_the_device(tmp_path):
+    proc = taseg("train", "--photometric", "--augment-on", "device", "--dataset-path", tmp_path,
+                 cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "photometric augmentation runs in the loader workers only" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_models_lists_types_and_the_default(models_root):
     proc = taseg("models", env={"MODELS_PATH": str(models_root)})
     assert proc.returncode == 0, proc.stderr

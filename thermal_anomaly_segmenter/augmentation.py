@@ -11,6 +11,14 @@ pipe's trace can be 3x larger or 2x smaller in pixels than anything in the train
 A zoomed-in frame's camera noise is smoothed by the interpolation, so fresh white noise
 (0.01-0.05 degC, the NETD of the cameras in use) is added where it was enlarged.
 
+Photometric (``--photometric``, off by default): what another camera, night or terrain does to
+the same scene, drawn after the geometry: a contrast gain about the corridor median
+(log-uniform 0.7-1.5: leaks, distractors and texture alike stand out more or less), a smooth
+background gradient of up to 1.5 degC across the window (vignetting, ambient drift), a
+slight Gaussian blur (optics, motion) and camera noise (white, 0-0.08 degC, plus row and
+column stripes). Each with probability 0.5. Labels stay: every effect acts on the whole
+window, so the pixels a leak makes clearly warmer than its surroundings stay those pixels.
+
 Consistent fill: pixels a geometric transform brings in from outside the frame are not
 corridor, so ``T_m`` there takes the frame's own outside-corridor value (``min(T_u) - 10``)
 and ``T_u`` the corridor median (a neutral temperature); labels are filled with 0. The frame
@@ -39,6 +47,17 @@ ZOOM_P = 0.5
 ZOOM_BOUNDS = (0.25, 4.0)
 #: Standard deviation of the white noise restored in an enlarged frame, degC (low, high).
 ZOOM_NOISE_DEGC = (0.01, 0.05)
+#: Probability of each photometric effect where training asks for them.
+PHOTOMETRIC_P = 0.5
+#: Contrast gain about the corridor median (low, high), drawn log-uniformly.
+GAIN_RANGE = (0.7, 1.5)
+#: Largest peak-to-peak amplitude of the smooth background gradient, degC.
+GRADIENT_DEGC = 1.5
+#: Gaussian blur sigma (low, high), pixels.
+BLUR_SIGMA_PX = (0.4, 1.2)
+#: Largest white-noise and stripe standard deviations, degC.
+NOISE_DEGC = 0.08
+STRIPE_DEGC = 0.03
 
 
 class ThermalAugment:
@@ -52,18 +71,21 @@ class ThermalAugment:
             ``augmentation_range``); default ``(-offset_degc, offset_degc)``.
         zoom: ``(low, high)`` of the isotropic zoom, or ``None`` (the published recipe: none).
         zoom_p: Probability of the zoom.
+        photometric: Apply :func:`photometric` (the published recipe: no).
     """
 
     def __init__(
         self, offset_degc: float = MAX_OFFSET_DEGC, elastic_p: float = 0.15, affine_p: float = 0.5,
         offset_range: tuple[float, float] | None = None,
         zoom: tuple[float, float] | None = None, zoom_p: float = ZOOM_P,
+        photometric: bool = False,
     ) -> None:
         import albumentations as A
         import cv2
 
         self.zoom = check_zoom(zoom)
         self.zoom_p = float(zoom_p)
+        self.photometric = bool(photometric)
         self.offset_degc = float(offset_degc)
         low, high = offset_range if offset_range is not None else (-offset_degc, offset_degc)
         self.offset_range = (float(low), float(high))
@@ -112,6 +134,8 @@ class ThermalAugment:
                                             float(fill[2] - fill[0]))
         out = self.pipeline(image=shifted, mask=label)
         image = out["image"] + (fill + np.float32(offset))
+        if self.photometric:
+            image = photometric(image, rng)
         return image.astype(np.float32, copy=False), out["mask"].astype(np.uint8), offset
 
 
@@ -168,6 +192,44 @@ def zoom_frame(shifted: np.ndarray, label: np.ndarray, factor: float, noise_degc
         image[..., 0] += np.where(inside, noise, 0.0)
         image[..., 1] += np.where(inside, noise, 0.0)
     return image, label
+
+
+def photometric(image: np.ndarray, rng: np.random.Generator, p: float = PHOTOMETRIC_P
+                ) -> np.ndarray:
+    """Another camera, night or terrain on one ``(T_m, T_m, T_u)`` window (see the module
+    docstring); ``T_m`` follows ``T_u`` inside the corridor and keeps its fill outside."""
+    import cv2
+
+    t_u = image[..., 2].astype(np.float32, copy=True)
+    inside = np.abs(image[..., 0] - t_u) <= 1e-3
+    h, w = t_u.shape
+    u = rng.random(8)
+    if u[0] < p:
+        ref = float(np.median(t_u[inside])) if inside.any() else float(np.median(t_u))
+        gain = np.exp(np.log(GAIN_RANGE[0]) + np.log(GAIN_RANGE[1] / GAIN_RANGE[0]) * u[1])
+        t_u = ref + (t_u - ref) * np.float32(gain)
+    if u[2] < p:
+        # A random plane plus a radial term about a random centre, scaled to its amplitude.
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        y, x = y / max(h - 1, 1) - 0.5, x / max(w - 1, 1) - 0.5
+        a, b, c, cy, cx = rng.uniform(-1.0, 1.0, 5)
+        field = a * x + b * y + c * ((y - 0.25 * cy) ** 2 + (x - 0.25 * cx) ** 2)
+        span = float(field.max() - field.min())
+        if span > 0:
+            t_u += (field - field.mean()) * np.float32(GRADIENT_DEGC * u[3] / span)
+    if u[4] < p:
+        sigma = BLUR_SIGMA_PX[0] + (BLUR_SIGMA_PX[1] - BLUR_SIGMA_PX[0]) * float(u[5])
+        t_u = cv2.GaussianBlur(t_u, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    if u[6] < p:
+        white, stripes = NOISE_DEGC * u[7], STRIPE_DEGC * float(rng.random())
+        t_u += rng.normal(0.0, white, (h, w)).astype(np.float32)
+        t_u += rng.normal(0.0, stripes, (h, 1)).astype(np.float32)
+        t_u += rng.normal(0.0, stripes, (1, w)).astype(np.float32)
+    out = np.array(image, dtype=np.float32, copy=True)
+    out[..., 2] = t_u
+    out[..., 0] = np.where(inside, t_u, image[..., 0])
+    out[..., 1] = np.where(inside, t_u, image[..., 1])
+    return out
 
 
 def fill_values(data: np.ndarray, corridor: np.ndarray) -> np.ndarray:

@@ -280,6 +280,10 @@ def _add_train_parser(sub) -> None:
                    help="isotropic zoom augmentation, drawn log-uniformly in LOW..HIGH with "
                    "p 0.5, so the network sees objects at the sizes other flight heights give, "
                    "e.g. 0.6,3 for a model meant for frames of unknown GSD (default none)")
+    t.add_argument("--photometric", action="store_true", default=None,
+                   help="photometric augmentation: contrast gain, background gradient, blur "
+                   "and camera noise of other cameras and nights, for a model meant for "
+                   "surveys unlike its training frames (default off)")
     t.add_argument("--recipe", choices=RECIPE_CHOICES,
                    help="defaults of the options not given: 'published' (segformer_b0, "
                    "Tversky, batch 16, all phases, whole frames), 'cpu' (smp_unet with a "

@@ -102,6 +102,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "precision": args.precision,
         "augment_on": args.augment_on,
         "zoom": getattr(args, "zoom", None),
+        "photometric": getattr(args, "photometric", None),
         "weights": args.weights,
         "from_scratch": args.from_scratch,
         "output_dir": args.output_dir,

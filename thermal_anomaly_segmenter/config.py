@@ -310,6 +310,9 @@ class TrainOptions:
     #: Zoom augmentation range ``(low, high)`` (see :mod:`.augmentation`); ``None`` or
     #: ``"none"``: none (the default of both recipes).
     zoom: tuple[float, float] | str | None = None
+    #: Photometric augmentation (contrast gain, background gradient, blur, camera noise; see
+    #: :mod:`.augmentation`); off in both recipes. Runs in the loader workers only.
+    photometric: bool = False
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPE_CHOICES:
@@ -324,6 +327,11 @@ class TrainOptions:
             from .augmentation import check_zoom
 
             check_zoom(self.zoom)  # type: ignore[arg-type]
+        if not isinstance(self.photometric, bool):
+            raise InvalidInputError(f"photometric must be true or false, got {self.photometric!r}")
+        if self.photometric and self.augment_on == "device":
+            raise InvalidInputError("photometric augmentation runs in the loader workers only: "
+                                    "use augment_on cpu or auto with it")
         if self.precision not in PRECISIONS:
             raise InvalidInputError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"

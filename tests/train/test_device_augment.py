@@ -467,3 +467,17 @@ def test_the_data_module_hands_the_zoom_to_either_augmentation(tiny_set, site):
         zoomed = rows[:, COL["log_zoom"]] != 0
         assert 0.3 < zoomed.mean() < 0.7  # p 0.5
         np.testing.assert_allclose(rows[zoomed, COL["log_zoom"]], np.log(2.0))
+
+
+def test_the_data_module_hands_the_photometric_augmentation_to_the_loader(tiny_set):
+    from thermal_anomaly_segmenter.errors import DatasetError
+    from thermal_anomaly_segmenter.io.datasets import load_split
+    from thermal_anomaly_segmenter.train.datamodule import ThermalDataModule
+
+    split = load_split(tiny_set / "manual_set", "train")
+    module = ThermalDataModule(split, split, None, Normalization(), (64, 80), batch_size=3,
+                               photometric=True)
+    assert module.train_dataloader().dataset.augment.photometric is True
+    with pytest.raises(DatasetError, match="photometric"):  # loader workers only
+        ThermalDataModule(split, split, None, Normalization(), (64, 80), augment_on="device",
+                          photometric=True)

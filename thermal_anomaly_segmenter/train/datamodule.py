@@ -25,12 +25,13 @@ from .dataset import ThermalDataset  # noqa: E402
 AUGMENT_SITES: tuple[str, ...] = ("cpu", "device")
 
 
-def augment_site(choice: str, accelerator: str) -> str:
+def augment_site(choice: str, accelerator: str, photometric: bool = False) -> str:
     """``TrainOptions.augment_on`` resolved: ``auto`` augments on the device on a GPU (CPU
     loader workers bound GPU training) and in the loader workers on a CPU (where the device
-    is the same CPU, and the workers run beside the training step)."""
+    is the same CPU, and the workers run beside the training step); the photometric
+    augmentation exists in the loader workers only, so it keeps ``auto`` there."""
     if choice == "auto":
-        return "device" if accelerator == "gpu" else "cpu"
+        return "device" if accelerator == "gpu" and not photometric else "cpu"
     return choice
 
 
@@ -63,6 +64,7 @@ class ThermalDataModule(L.LightningDataModule):
             augmented where they are trained, :mod:`.device_augment`).
         frame_cache: Cache decoded frames as fp16 files (:mod:`.frame_cache`).
         zoom: Range of the zoom augmentation, or ``None`` (see :mod:`.augmentation`).
+        photometric: Apply the photometric augmentation (loader workers only).
     """
 
     def __init__(
@@ -81,11 +83,16 @@ class ThermalDataModule(L.LightningDataModule):
         augment_on: str = "cpu",
         frame_cache: bool = False,
         zoom: tuple[float, float] | None = None,
+        photometric: bool = False,
     ) -> None:
         super().__init__()
         if augment_on not in AUGMENT_SITES:
             raise DatasetError(f"augment_on must be one of {', '.join(AUGMENT_SITES)}, "
                                f"got {augment_on!r}")
+        if photometric and augment_on == "device":
+            raise DatasetError("the photometric augmentation runs in the loader workers only "
+                               "(augment_on cpu)")
+        self.photometric = photometric
         self.augment_on = augment_on
         self.frame_cache = frame_cache
         self._cache = None
@@ -116,7 +123,8 @@ class ThermalDataModule(L.LightningDataModule):
         elif split == "train" and self.augment:
             from ..augmentation import ThermalAugment
 
-            augment = ThermalAugment(offset_range=self.augmentation_range, zoom=self.zoom)
+            augment = ThermalAugment(offset_range=self.augmentation_range, zoom=self.zoom,
+                                     photometric=self.photometric)
         if self.frame_cache and self._cache is None:
             from .frame_cache import FrameCache
 
