@@ -17,10 +17,12 @@ families. With ``--false-alarms``, each network model is also scored with a fals
 (``thermal_anomaly_segmenter.false_alarms``) trained on components of the *other* families
 only (classical candidates, exact leaks, distractors and the model's own predicted
 components), so the family scored stays unseen by the stage. With ``--independent``, the
-two families of :mod:`benchmarks.independent_family` (``indep_oldtown``, ``indep_parkland``:
-a second generator written independently of the training one, for evaluation only) are
-scored too, like every other family; no model trains on them, so their rows are always
-held out, and ``--train`` refuses them.
+families of the independent generators are scored too, like every other family:
+:mod:`benchmarks.independent_family` (``indep_oldtown``, ``indep_parkland``) and
+:mod:`benchmarks.independent_family2` (``indep2_snowmelt``, ``indep2_railyard``), each written
+without the code of the training generator or of the other. ``--train`` refuses them (the
+leave-one-family-out runs use the training generator's families); their rows are held out
+unless ``--seen`` names them for a model.
 
     python -m benchmarks.heldout_families --work /tmp/heldout [--frames 40]
         [--models models/unet_mobilenetv2_synthetic,models/classical]
@@ -33,12 +35,14 @@ Prints a Markdown table (and writes ``<work>/heldout.json``) for benchmarks/RESU
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import subprocess  # nosec B404 - runs this project's own CLI
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -50,16 +54,28 @@ COLUMNS = ("test_dataset_iou", "test_object_recall", "test_object_precision",
            "test_expected_calibration_error")
 
 
+INDEPENDENT_GENERATORS = ("benchmarks.independent_family", "benchmarks.independent_family2")
+
+
+def independent_families() -> dict[str, ModuleType]:
+    """Each independent evaluation family and the generator module that writes it."""
+    out: dict[str, ModuleType] = {}
+    for name in INDEPENDENT_GENERATORS:
+        module = importlib.import_module(name)
+        out.update(dict.fromkeys(module.FAMILIES, module))
+    return out
+
+
 def test_set(work: Path, family: str, frames: int, seed: int, size: tuple[int, int]) -> Path:
     """The family's held-out test set (written once, reused)."""
-    from benchmarks.independent_family import FAMILIES as INDEPENDENT
-    from benchmarks.independent_family import write_set
     from thermal_anomaly_segmenter.synthetic import write_dataset
 
     root = work / "test_sets" / family
+    independent = independent_families()
     if not (root / "manual_set" / "dataset_info.json").is_file():
-        if family in INDEPENDENT:
-            write_set(root, family, frames, seed, height=size[0], width=size[1])
+        if family in independent:
+            independent[family].write_set(root, family, frames, seed, height=size[0],
+                                          width=size[1])
         else:
             write_dataset(root, frames, seed=seed, height=size[0], width=size[1],
                           splits=(0.0, 0.0, 1.0), sets=("manual_set",), families=(family,))
@@ -131,7 +147,9 @@ def seen_map(values: list[str]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for value in values:
         name, _, fams = value.partition("=")
-        out[name] = set(FAMILIES) if fams == "all" else {f for f in fams.split(",") if f}
+        out[name] = set()
+        for fam in filter(None, fams.split(",")):
+            out[name] |= set(FAMILIES) if fam == "all" else {fam}
     return out
 
 
@@ -152,9 +170,9 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from benchmarks.independent_family import FAMILIES as INDEPENDENT
     from thermal_anomaly_segmenter.scenes import FAMILIES
 
+    independent = independent_families()
     parser = argparse.ArgumentParser(prog="python -m benchmarks.heldout_families",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -178,8 +196,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="leak recall the stage's keep threshold holds on the training "
                         "families' held-back components")
     parser.add_argument("--seen", action="append", default=[], metavar="NAME=FAMS",
-                        help="families model folder NAME trained on (comma-separated, or "
-                        "'all'); default karlsruhe_winter")
+                        help="families model folder NAME trained on (comma-separated; 'all' is "
+                        "every training-generator family); default karlsruhe_winter")
     parser.add_argument("--start-weights", help="model folder --train runs start from (it "
                         "must not have seen the held-out family); default random weights")
     parser.add_argument("--train-zoom", metavar="LOW,HIGH",
@@ -191,9 +209,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="reuse a model's evaluation JSON when newer than its files")
     parser.add_argument("--independent", action="store_true",
                         help="also score every model on the independent evaluation families "
-                        f"({', '.join(INDEPENDENT)}; never trained on, always held out)")
+                        f"({', '.join(independent)}; written by generators that share no code "
+                        "with the training one)")
     args = parser.parse_args(argv)
-    refused = [f for f in args.train if f in INDEPENDENT]
+    refused = [f for f in args.train if f in independent]
     if refused:
         parser.error(f"--train {refused[0]}: the independent families are for evaluation "
                      "only; no model trains on them (leave-one-family-out runs use the "
@@ -202,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(args.work)
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     if args.independent:
-        families += [f for f in INDEPENDENT if f not in families]
+        families += [f for f in independent if f not in families]
     rows = []
     t0 = time.perf_counter()
     for family in families:
@@ -210,8 +229,7 @@ def main(argv: list[str] | None = None) -> None:
         for model in [m for m in args.models.split(",") if m]:
             path = (ROOT / model) if not Path(model).is_absolute() else Path(model)
             row = score(path, data, work / "eval" / path.name / family, reuse=args.reuse)
-            # Nothing trains on the independent families: held out whatever --seen says.
-            trained_on = seen.get(path.name, {"karlsruhe_winter"}) - set(INDEPENDENT)
+            trained_on = seen.get(path.name, {"karlsruhe_winter"})
             rows.append({"model": path.name, "family": family,
                          "seen": family in trained_on, **row})
             print(json.dumps(rows[-1]), flush=True)
