@@ -110,11 +110,12 @@ def test_bad_usage_is_one_line_and_exit_2(args, message, sample_path, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_train_refuses_the_photometric_augmentation_on_the_device(tmp_path):
-    proc = taseg("train", "--photometric", "--augment-on", "device", "--dataset-path", tmp_path,
+@pytest.mark.parametrize("flag", ["--photometric", "--surface-patches"])
+def test_train_refuses_loader_only_augmentations_on_the_device(tmp_path, flag):
+    proc = taseg("train", flag, "--augment-on", "device", "--dataset-path", tmp_path,
                  cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
-    assert "photometric augmentation runs in the loader workers only" in proc.stderr
+    assert f"{flag[2:]} augmentation runs in the loader workers only" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 

@@ -19,6 +19,17 @@ slight Gaussian blur (optics, motion) and camera noise (white, 0-0.08 degC, plus
 column stripes). Each with probability 0.5. Labels stay: every effect acts on the whole
 window, so the pixels a leak makes clearly warmer than its surroundings stay those pixels.
 
+Surface patches (``--surface-patches``, off by default): real surveys are full of man-made
+surfaces warmer or colder than their surroundings (a cleared driveway in snow, an asphalt
+path across grass, a trench repair, a roof): straight-edged, uniform, often crossing the
+corridor. A network trained on one generator's scenes marks them as leaks where that
+generator drew none (benchmarks/RESULTS.md, "Independent evaluation families"). So with
+probability 0.5 a window gets one to three patches (rotated rectangles, some spanning the
+window like a path, or straight-edged polygons) whose temperature differs by 0.3-3 degC (three
+in four warmer), after the geometry and before the photometric effects. Labels stay: a patch
+adds the same step to every pixel it covers, so the pixels a leak makes clearly warmer than
+its surroundings stay those pixels, and the patch itself is never a leak.
+
 Consistent fill: pixels a geometric transform brings in from outside the frame are not
 corridor, so ``T_m`` there takes the frame's own outside-corridor value (``min(T_u) - 10``)
 and ``T_u`` the corridor median (a neutral temperature); labels are filled with 0. The frame
@@ -58,6 +69,12 @@ BLUR_SIGMA_PX = (0.4, 1.2)
 #: Largest white-noise and stripe standard deviations, degC.
 NOISE_DEGC = 0.08
 STRIPE_DEGC = 0.03
+#: Probability that a window gets surface patches where training asks for them.
+SURFACE_P = 0.5
+#: Temperature step of a surface patch against what it covers, degC (low, high).
+SURFACE_STEP_DEGC = (0.3, 3.0)
+#: Share of surface patches warmer than what they cover.
+SURFACE_WARM_SHARE = 0.75
 
 
 class ThermalAugment:
@@ -72,13 +89,14 @@ class ThermalAugment:
         zoom: ``(low, high)`` of the isotropic zoom, or ``None`` (the published recipe: none).
         zoom_p: Probability of the zoom.
         photometric: Apply :func:`photometric` (the published recipe: no).
+        surfaces: Apply :func:`surface_patches` (the published recipe: no).
     """
 
     def __init__(
         self, offset_degc: float = MAX_OFFSET_DEGC, elastic_p: float = 0.15, affine_p: float = 0.5,
         offset_range: tuple[float, float] | None = None,
         zoom: tuple[float, float] | None = None, zoom_p: float = ZOOM_P,
-        photometric: bool = False,
+        photometric: bool = False, surfaces: bool = False,
     ) -> None:
         import albumentations as A
         import cv2
@@ -86,6 +104,7 @@ class ThermalAugment:
         self.zoom = check_zoom(zoom)
         self.zoom_p = float(zoom_p)
         self.photometric = bool(photometric)
+        self.surfaces = bool(surfaces)
         self.offset_degc = float(offset_degc)
         low, high = offset_range if offset_range is not None else (-offset_degc, offset_degc)
         self.offset_range = (float(low), float(high))
@@ -134,6 +153,8 @@ class ThermalAugment:
                                             float(fill[2] - fill[0]))
         out = self.pipeline(image=shifted, mask=label)
         image = out["image"] + (fill + np.float32(offset))
+        if self.surfaces:
+            image = surface_patches(image, rng)
         if self.photometric:
             image = photometric(image, rng)
         return image.astype(np.float32, copy=False), out["mask"].astype(np.uint8), offset
@@ -225,6 +246,37 @@ def photometric(image: np.ndarray, rng: np.random.Generator, p: float = PHOTOMET
         t_u += rng.normal(0.0, white, (h, w)).astype(np.float32)
         t_u += rng.normal(0.0, stripes, (h, 1)).astype(np.float32)
         t_u += rng.normal(0.0, stripes, (1, w)).astype(np.float32)
+    out = np.array(image, dtype=np.float32, copy=True)
+    out[..., 2] = t_u
+    out[..., 0] = np.where(inside, t_u, image[..., 0])
+    out[..., 1] = np.where(inside, t_u, image[..., 1])
+    return out
+
+
+def surface_patches(image: np.ndarray, rng: np.random.Generator, p: float = SURFACE_P
+                    ) -> np.ndarray:
+    """Man-made warm and cold surfaces on one ``(T_m, T_m, T_u)`` window (see the module
+    docstring); ``T_m`` follows ``T_u`` inside the corridor and keeps its fill outside."""
+    import cv2
+
+    if rng.random() >= p:
+        return image
+    t_u = image[..., 2].astype(np.float32, copy=True)
+    inside = np.abs(image[..., 0] - t_u) <= 1e-3
+    h, w = t_u.shape
+    side = float(min(h, w))
+    for _ in range(int(rng.integers(1, 4))):
+        # At least 6 % of the window across and 20 % along: straight edges no leak has.
+        length, width = rng.uniform(0.2, 1.5) * side, rng.uniform(0.06, 0.35) * side
+        centre = (float(rng.uniform(0, w)), float(rng.uniform(0, h)))
+        box = cv2.boxPoints((centre, (length, width), float(rng.uniform(0, 180))))
+        if rng.random() < 0.3:  # a straight-edged polygon within the box (a yard, a roof)
+            weights = rng.dirichlet(np.ones(4), size=int(rng.integers(5, 8)))
+            box = cv2.convexHull((weights @ box).astype(np.float32))[:, 0]
+        mask = np.zeros((h, w), np.float32)
+        cv2.fillPoly(mask, [np.round(box).astype(np.int32)], 1.0, lineType=cv2.LINE_AA)
+        step = float(rng.uniform(*SURFACE_STEP_DEGC))
+        t_u += mask * np.float32(step if rng.random() < SURFACE_WARM_SHARE else -step)
     out = np.array(image, dtype=np.float32, copy=True)
     out[..., 2] = t_u
     out[..., 0] = np.where(inside, t_u, image[..., 0])

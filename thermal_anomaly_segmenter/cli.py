@@ -284,6 +284,10 @@ def _add_train_parser(sub) -> None:
                    help="photometric augmentation: contrast gain, background gradient, blur "
                    "and camera noise of other cameras and nights, for a model meant for "
                    "surveys unlike its training frames (default off)")
+    t.add_argument("--surface-patches", action="store_true", default=None,
+                   help="surface-patch augmentation: straight-edged warm and cold man-made "
+                   "surfaces (driveways, paths, repairs, roofs), never labelled, so the network "
+                   "learns they are not leaks (default off)")
     t.add_argument("--recipe", choices=RECIPE_CHOICES,
                    help="defaults of the options not given: 'published' (segformer_b0, "
                    "Tversky, batch 16, all phases, whole frames), 'cpu' (smp_unet with a "

@@ -103,6 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "augment_on": args.augment_on,
         "zoom": getattr(args, "zoom", None),
         "photometric": getattr(args, "photometric", None),
+        "surface_patches": getattr(args, "surface_patches", None),
         "weights": args.weights,
         "from_scratch": args.from_scratch,
         "output_dir": args.output_dir,

@@ -313,6 +313,9 @@ class TrainOptions:
     #: Photometric augmentation (contrast gain, background gradient, blur, camera noise; see
     #: :mod:`.augmentation`); off in both recipes. Runs in the loader workers only.
     photometric: bool = False
+    #: Surface-patch augmentation (straight-edged warm and cold man-made surfaces, never
+    #: leaks; see :mod:`.augmentation`); off in both recipes. Runs in the loader workers only.
+    surface_patches: bool = False
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPE_CHOICES:
@@ -329,9 +332,13 @@ class TrainOptions:
             check_zoom(self.zoom)  # type: ignore[arg-type]
         if not isinstance(self.photometric, bool):
             raise InvalidInputError(f"photometric must be true or false, got {self.photometric!r}")
-        if self.photometric and self.augment_on == "device":
-            raise InvalidInputError("photometric augmentation runs in the loader workers only: "
-                                    "use augment_on cpu or auto with it")
+        if not isinstance(self.surface_patches, bool):
+            raise InvalidInputError("surface_patches must be true or false, got "
+                                    f"{self.surface_patches!r}")
+        for name in ("photometric", "surface_patches"):
+            if getattr(self, name) and self.augment_on == "device":
+                raise InvalidInputError(f"{name.replace('_', '-')} augmentation runs in the "
+                                        "loader workers only: use augment_on cpu or auto with it")
         if self.precision not in PRECISIONS:
             raise InvalidInputError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"

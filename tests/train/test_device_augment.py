@@ -481,3 +481,17 @@ def test_the_data_module_hands_the_photometric_augmentation_to_the_loader(tiny_s
     with pytest.raises(DatasetError, match="photometric"):  # loader workers only
         ThermalDataModule(split, split, None, Normalization(), (64, 80), augment_on="device",
                           photometric=True)
+
+
+def test_the_data_module_hands_the_surface_patches_to_the_loader(tiny_set):
+    from thermal_anomaly_segmenter.errors import DatasetError
+    from thermal_anomaly_segmenter.io.datasets import load_split
+    from thermal_anomaly_segmenter.train.datamodule import ThermalDataModule
+
+    split = load_split(tiny_set / "manual_set", "train")
+    module = ThermalDataModule(split, split, None, Normalization(), (64, 80), batch_size=3,
+                               surface_patches=True)
+    assert module.train_dataloader().dataset.augment.surfaces is True
+    with pytest.raises(DatasetError, match="surface-patch"):  # loader workers only
+        ThermalDataModule(split, split, None, Normalization(), (64, 80), augment_on="device",
+                          surface_patches=True)

@@ -25,13 +25,16 @@ from .dataset import ThermalDataset  # noqa: E402
 AUGMENT_SITES: tuple[str, ...] = ("cpu", "device")
 
 
-def augment_site(choice: str, accelerator: str, photometric: bool = False) -> str:
+def augment_site(choice: str, accelerator: str, photometric: bool = False,
+                 surface_patches: bool = False) -> str:
     """``TrainOptions.augment_on`` resolved: ``auto`` augments on the device on a GPU (CPU
     loader workers bound GPU training) and in the loader workers on a CPU (where the device
-    is the same CPU, and the workers run beside the training step); the photometric
-    augmentation exists in the loader workers only, so it keeps ``auto`` there."""
+    is the same CPU, and the workers run beside the training step); the photometric and
+    surface-patch augmentations exist in the loader workers only, so they keep ``auto``
+    there."""
     if choice == "auto":
-        return "device" if accelerator == "gpu" and not photometric else "cpu"
+        loader_only = photometric or surface_patches
+        return "device" if accelerator == "gpu" and not loader_only else "cpu"
     return choice
 
 
@@ -65,6 +68,7 @@ class ThermalDataModule(L.LightningDataModule):
         frame_cache: Cache decoded frames as fp16 files (:mod:`.frame_cache`).
         zoom: Range of the zoom augmentation, or ``None`` (see :mod:`.augmentation`).
         photometric: Apply the photometric augmentation (loader workers only).
+        surface_patches: Apply the surface-patch augmentation (loader workers only).
     """
 
     def __init__(
@@ -84,15 +88,18 @@ class ThermalDataModule(L.LightningDataModule):
         frame_cache: bool = False,
         zoom: tuple[float, float] | None = None,
         photometric: bool = False,
+        surface_patches: bool = False,
     ) -> None:
         super().__init__()
         if augment_on not in AUGMENT_SITES:
             raise DatasetError(f"augment_on must be one of {', '.join(AUGMENT_SITES)}, "
                                f"got {augment_on!r}")
-        if photometric and augment_on == "device":
-            raise DatasetError("the photometric augmentation runs in the loader workers only "
-                               "(augment_on cpu)")
+        for name, on in (("photometric", photometric), ("surface-patch", surface_patches)):
+            if on and augment_on == "device":
+                raise DatasetError(f"the {name} augmentation runs in the loader workers only "
+                                   "(augment_on cpu)")
         self.photometric = photometric
+        self.surface_patches = surface_patches
         self.augment_on = augment_on
         self.frame_cache = frame_cache
         self._cache = None
@@ -124,7 +131,8 @@ class ThermalDataModule(L.LightningDataModule):
             from ..augmentation import ThermalAugment
 
             augment = ThermalAugment(offset_range=self.augmentation_range, zoom=self.zoom,
-                                     photometric=self.photometric)
+                                     photometric=self.photometric,
+                                     surfaces=self.surface_patches)
         if self.frame_cache and self._cache is None:
             from .frame_cache import FrameCache
 

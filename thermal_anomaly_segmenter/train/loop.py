@@ -392,10 +392,12 @@ def _run_phase(run: _Run, recipe: PhaseRecipe, architecture: dict[str, Any] | No
         options.data_augmentation, pin_memory=accelerator == "gpu",
         crop=options.input_size is not None,
         augmentation_range=recipe.augmentation_range,
-        augment_on=augment_site(options.augment_on, accelerator, options.photometric),
+        augment_on=augment_site(options.augment_on, accelerator, options.photometric,
+                                options.surface_patches),
         frame_cache=accelerator == "gpu",  # issue 17: decoding bound GPU training
         zoom=options.zoom_range,
         photometric=options.photometric,
+        surface_patches=options.surface_patches,
     )
     checkpoint = ModelCheckpoint(
         dirpath=phase_dir, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
