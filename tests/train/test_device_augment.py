@@ -469,29 +469,20 @@ def test_the_data_module_hands_the_zoom_to_either_augmentation(tiny_set, site):
         np.testing.assert_allclose(rows[zoomed, COL["log_zoom"]], np.log(2.0))
 
 
-def test_the_data_module_hands_the_photometric_augmentation_to_the_loader(tiny_set):
+@pytest.mark.parametrize(("option", "attribute", "name"), [
+    ("photometric", "photometric", "photometric"),
+    ("surface_patches", "surfaces", "surface-patch"),
+])
+def test_the_data_module_hands_loader_only_augmentations_to_the_loader(tiny_set, option,
+                                                                       attribute, name):
     from thermal_anomaly_segmenter.errors import DatasetError
     from thermal_anomaly_segmenter.io.datasets import load_split
     from thermal_anomaly_segmenter.train.datamodule import ThermalDataModule
 
     split = load_split(tiny_set / "manual_set", "train")
     module = ThermalDataModule(split, split, None, Normalization(), (64, 80), batch_size=3,
-                               photometric=True)
-    assert module.train_dataloader().dataset.augment.photometric is True
-    with pytest.raises(DatasetError, match="photometric"):  # loader workers only
+                               **{option: True})
+    assert getattr(module.train_dataloader().dataset.augment, attribute) is True
+    with pytest.raises(DatasetError, match=name):  # loader workers only
         ThermalDataModule(split, split, None, Normalization(), (64, 80), augment_on="device",
-                          photometric=True)
-
-
-def test_the_data_module_hands_the_surface_patches_to_the_loader(tiny_set):
-    from thermal_anomaly_segmenter.errors import DatasetError
-    from thermal_anomaly_segmenter.io.datasets import load_split
-    from thermal_anomaly_segmenter.train.datamodule import ThermalDataModule
-
-    split = load_split(tiny_set / "manual_set", "train")
-    module = ThermalDataModule(split, split, None, Normalization(), (64, 80), batch_size=3,
-                               surface_patches=True)
-    assert module.train_dataloader().dataset.augment.surfaces is True
-    with pytest.raises(DatasetError, match="surface-patch"):  # loader workers only
-        ThermalDataModule(split, split, None, Normalization(), (64, 80), augment_on="device",
-                          surface_patches=True)
+                          **{option: True})
