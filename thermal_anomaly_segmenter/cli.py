@@ -266,8 +266,8 @@ def _add_train_parser(sub) -> None:
     t.add_argument("--normalization", choices=("relative", "dataset"))
     t.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE")
     t.add_argument("--min-label-px", type=int, help="skip training frames whose label has "
-                   "this many anomaly pixels or fewer (default 40, as published: leak-free frames are "
-                   "skipped; -1 keeps every frame)")
+                   "this many anomaly pixels or fewer (default 40, as published: leak-free "
+                   "frames are skipped; -1 keeps every frame)")
     t.add_argument("--input-size", nargs="+", metavar="H W|whole",
                    help="train on random H x W windows at native resolution, or 'whole' "
                    "frames (default: the recipe's)")
