@@ -246,11 +246,7 @@ def photometric(image: np.ndarray, rng: np.random.Generator, p: float = PHOTOMET
         t_u += rng.normal(0.0, white, (h, w)).astype(np.float32)
         t_u += rng.normal(0.0, stripes, (h, 1)).astype(np.float32)
         t_u += rng.normal(0.0, stripes, (1, w)).astype(np.float32)
-    out = np.array(image, dtype=np.float32, copy=True)
-    out[..., 2] = t_u
-    out[..., 0] = np.where(inside, t_u, image[..., 0])
-    out[..., 1] = np.where(inside, t_u, image[..., 1])
-    return out
+    return _with_t_u(image, t_u)
 
 
 def surface_patches(image: np.ndarray, rng: np.random.Generator, p: float = SURFACE_P
@@ -262,7 +258,6 @@ def surface_patches(image: np.ndarray, rng: np.random.Generator, p: float = SURF
     if rng.random() >= p:
         return image
     t_u = image[..., 2].astype(np.float32, copy=True)
-    inside = np.abs(image[..., 0] - t_u) <= 1e-3
     h, w = t_u.shape
     side = float(min(h, w))
     for _ in range(int(rng.integers(1, 4))):
@@ -277,6 +272,13 @@ def surface_patches(image: np.ndarray, rng: np.random.Generator, p: float = SURF
         cv2.fillPoly(mask, [np.round(box).astype(np.int32)], 1.0, lineType=cv2.LINE_AA)
         step = float(rng.uniform(*SURFACE_STEP_DEGC))
         t_u += mask * np.float32(step if rng.random() < SURFACE_WARM_SHARE else -step)
+    return _with_t_u(image, t_u)
+
+
+def _with_t_u(image: np.ndarray, t_u: np.ndarray) -> np.ndarray:
+    """A copy of ``image`` with ``t_u`` as T_u; T_m follows it inside the corridor (where
+    T_m equals T_u) and keeps its fill outside."""
+    inside = np.abs(image[..., 0] - image[..., 2]) <= 1e-3
     out = np.array(image, dtype=np.float32, copy=True)
     out[..., 2] = t_u
     out[..., 0] = np.where(inside, t_u, image[..., 0])
