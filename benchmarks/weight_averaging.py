@@ -60,8 +60,9 @@ def average(out: str | os.PathLike[str], sources: list[tuple[Path, float]],
     first_model, first = load_model_folder(sources[0][0])
     if first_model is None:
         raise InvalidInputError(f"{sources[0][0]} has no network weights to average")
+    start = first_model.state_dict()
     mean = {k: v.detach().double() * (sources[0][1] / total) if v.is_floating_point()
-            else v.clone() for k, v in first_model.state_dict().items()}
+            else v.clone() for k, v in start.items()}
     for folder, weight in sources[1:]:
         model, config = load_model_folder(folder)
         for key in SHARED:
@@ -71,7 +72,7 @@ def average(out: str | os.PathLike[str], sources: list[tuple[Path, float]],
         for key, value in model.state_dict().items():  # same keys: same architecture
             if value.is_floating_point():
                 mean[key] += value.detach().double() * (weight / total)
-    state = {k: v.to(first_model.state_dict()[k].dtype) for k, v in mean.items()}
+    state = {k: v.to(start[k].dtype) for k, v in mean.items()}
     first_model.load_state_dict(state)
     first.calibration, first.threshold, first.metrics = {}, 0.5, {}
     first.train_args = {"weight_average_of": [
