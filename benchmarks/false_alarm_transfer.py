@@ -39,8 +39,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Ignored as specks, as ``taseg evaluate`` ignores them (PredictOptions.min_area_px).
-MIN_AREA_PX = 4
 
 
 @dataclass
@@ -88,6 +86,9 @@ def frame_components(segmenter, data: np.ndarray, corridor: np.ndarray, label: n
 
 def score(frames: list[FrameComponents], classifier=None) -> dict[str, float]:
     """Pixel IoU, object recall and precision, false alarms per frame, with the stage."""
+    from thermal_anomaly_segmenter.config import PredictOptions
+
+    min_area_px = PredictOptions().min_area_px  # specks ignored, as taseg evaluate does
     tp = fp = label_px = n_true = found = n_pred = false = 0
     for f in frames:
         keep = ([v["keep"] for v in classifier.judge(f.x)] if classifier is not None
@@ -97,31 +98,35 @@ def score(frames: list[FrameComponents], classifier=None) -> dict[str, float]:
             if not kept:
                 continue
             tp, fp = tp + leak_px, fp + area - leak_px
-            if area >= MIN_AREA_PX:
+            if area >= min_area_px:
                 n_pred += 1
                 false += ids.size == 0
                 hit.update(int(i) for i in ids)
         label_px, n_true, found = label_px + f.label_px, n_true + f.n_leaks, found + len(hit)
-    return {"iou": tp / max(tp + fp + label_px - tp, 1), "recall": found / max(n_true, 1),
+    return {"iou": tp / max(fp + label_px, 1), "recall": found / max(n_true, 1),
             "precision": (n_pred - false) / n_pred if n_pred else 1.0,
             "false_alarms_per_frame": false / max(len(frames), 1)}
 
 
-def training_scenes(segmenter, frames: int, seed: int, patches: bool,
-                    size: tuple[int, int]) -> list[FrameComponents]:
+def training_scenes(segmenter, frames: int, seed: int, size: tuple[int, int]
+                    ) -> tuple[list[FrameComponents], list[FrameComponents]]:
+    """Components of the training generator's scenes, and of the same scenes with surface
+    patches drawn on every frame (each scene rendered once)."""
     from thermal_anomaly_segmenter.augmentation import surface_patches
     from thermal_anomaly_segmenter.scenes import FAMILIES
     from thermal_anomaly_segmenter.synthetic import make_scene
 
     rng = np.random.default_rng(seed)
-    out = []
+    plain, patched = [], []
     for f, family in enumerate(FAMILIES):
         for i in range(frames):
             scene = make_scene(seed * 1009 + f * 10_007 + i, *size, family=family)
-            data = surface_patches(scene.data, rng, p=1.0) if patches else scene.data
-            out.append(frame_components(segmenter, data, scene.corridor, scene.leak_mask,
-                                        scene.gsd_m, scene.instances, scene.instance_classes))
-    return out
+            truth = (scene.corridor, scene.leak_mask, scene.gsd_m, scene.instances,
+                     scene.instance_classes)
+            plain.append(frame_components(segmenter, scene.data, *truth))
+            patched.append(frame_components(segmenter, surface_patches(scene.data, rng, p=1.0),
+                                            *truth))
+    return plain, patched
 
 
 def generator_frames(segmenter, module, frames: int, seed: int,
@@ -188,10 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     generators = {name.rsplit(".", 1)[1]: importlib.import_module(name)
                   for name in INDEPENDENT_GENERATORS}
-    train = {"scenes": training_scenes(segmenter, args.train_frames, args.train_seed, False,
-                                       size),
-             "scenes+patches": training_scenes(segmenter, args.train_frames, args.train_seed,
-                                               True, size)}
+    plain, patched = training_scenes(segmenter, args.train_frames, args.train_seed, size)
+    train = {"scenes": plain, "scenes+patches": patched}
     for name, module in generators.items():
         train[name] = generator_frames(segmenter, module, 2 * args.train_frames,
                                        args.train_seed, size)
