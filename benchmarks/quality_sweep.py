@@ -9,7 +9,7 @@ reports pixel IoU and object precision / recall at 0.5 and at that threshold.
 
     python -m benchmarks.quality_sweep --work /tmp/sweep --parallel 4 [--only NAME ...]
 
-The winner still has to be confirmed by a real CPU run under ``--max-time`` (RESULTS.md).
+The winner still has to be confirmed by a real CPU run under ``--max-time`` (RESULTS.md D02).
 """
 
 from __future__ import annotations

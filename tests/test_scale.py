@@ -125,7 +125,7 @@ def test_the_default_sees_a_fine_frame_at_its_own_gsd():
 
 def test_matching_the_gsd_improves_the_default_on_fine_scenes():
     """City scenes at 3-5 cm/px, never trained on: with the frames seen at the model's 10 cm
-    the default marks fewer false alarms and more of each leak (RESULTS.md measures 40)."""
+    the default marks fewer false alarms and more of each leak (RESULTS.md D11 measures 40)."""
     from thermal_anomaly_segmenter.inference import Segmenter
     from thermal_anomaly_segmenter.metrics import object_counts
 

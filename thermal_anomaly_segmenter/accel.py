@@ -1,7 +1,7 @@
 """The inference engine's device path: what a :class:`~.inference.Segmenter` on a GPU runs.
 
 On an H200 the engine path (``Segmenter``) reached a third of the bare bf16 forward
-(benchmarks/RESULTS.md). :class:`DeviceEngine` moves what is not the network off the host and
+(benchmarks/RESULTS.md D23). :class:`DeviceEngine` moves what is not the network off the host and
 makes the network itself cheaper:
 
 * frames go from their numpy arrays straight into reused page-locked (pinned) buffers, one

@@ -23,7 +23,7 @@ Surface patches (``--surface-patches``, off by default): real surveys are full o
 surfaces warmer or colder than their surroundings (a cleared driveway in snow, an asphalt
 path across grass, a trench repair, a roof): straight-edged, uniform, often crossing the
 corridor. A network trained on one generator's scenes marks them as leaks where that
-generator drew none (benchmarks/RESULTS.md, "Independent evaluation families"). So with
+generator drew none (benchmarks/RESULTS.md D17). So with
 probability 0.5 a window gets one to three patches (rotated rectangles, some spanning the
 window like a path, or straight-edged polygons) whose temperature differs by 0.3-3 degC (three
 in four warmer), after the geometry and before the photometric effects. Labels stay: a patch

@@ -202,8 +202,8 @@ class Recipe:
     """Defaults of the train options a caller leaves unset (``None`` in :class:`TrainOptions`).
 
     ``published`` is the published TASeg recipe (what a GPU run gets). ``cpu`` is the setting
-    that reached the quality target within 15 minutes on a 2-core CPU (benchmarks/RESULTS.md,
-    "Default model"): a full-resolution U-Net with a MobileNetV2 encoder and a slim decoder,
+    that reached the quality target within 15 minutes on a 2-core CPU (benchmarks/RESULTS.md
+    D02): a full-resolution U-Net with a MobileNetV2 encoder and a slim decoder,
     Dice loss, 256 x 320 windows. Where the shipped default has the same architecture, a run
     starts from its weights (as the published recipe starts from ImageNet/ADE weights; see
     ``TrainOptions.from_scratch``); where the dataset also has ``generated_set``, a short

@@ -133,7 +133,7 @@ def open_session(path: str | os.PathLike[str]):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # Idle intra-op threads sleep instead of spinning: the post-processing, the file
     # writers and the server run on the same few cores right after each forward
-    # (benchmarks/RESULTS.md, "CPU serving").
+    # (benchmarks/RESULTS.md D05).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 

@@ -3,8 +3,8 @@
 A network learns what a leak, a lamp or the pipe's heat trace looks like at the ground
 sampling distance (GSD) of its training frames. A frame flown lower shows the same objects
 larger in pixels: the shipped default (trained at 0.10 m/px) then outlined only the core of
-3-5 cm/px leaks and marked the pipe trace's texture as anomalies (benchmarks/RESULTS.md,
-"Scale matching"). So when both GSDs are known -- the frame's from ``--gsd`` / the API's
+3-5 cm/px leaks and marked the pipe trace's texture as anomalies (benchmarks/RESULTS.md
+D11). So when both GSDs are known -- the frame's from ``--gsd`` / the API's
 ``gsd`` or its georeference, the model's from ``gsd_m`` in ``train_config.json`` -- and the
 frame is finer, the network sees it area-averaged down to the model's GSD and its
 probabilities are interpolated back onto the frame's pixels; masks, components and outputs

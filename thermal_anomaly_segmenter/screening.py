@@ -1,7 +1,7 @@
 """The false-alarm stage at predict time: each component of a prediction gets a cause and a
 leak score (:mod:`.false_alarms`); the components it rejects leave the mask but stay listed.
 
-Off by default (``benchmarks/RESULTS.md``: it raises precision on five of six held-out
+Off by default (``benchmarks/RESULTS.md`` D12: it raises precision on five of six held-out
 families but rejected two real leaks on ``city_wet``). Turned on with ``taseg predict
 --false-alarms`` / ``taseg report --false-alarms`` or the API's ``false_alarms`` flag, it uses
 the classifier stored in the model folder (``false_alarms.json``) or a given file; a model

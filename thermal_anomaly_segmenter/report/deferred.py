@@ -4,7 +4,7 @@ The API answers a JSON request from the in-memory report; only the file that cla
 output name (the mask PNG) is written before it answers. The probability PNG, the overlay,
 the GeoJSON and the JSON report are written afterwards, here, in request order and each
 atomically (temp file + rename), the JSON report last: its presence marks a complete set.
-They take about 20 ms of CPU for a 512 x 640 frame (benchmarks/RESULTS.md, "CPU serving").
+They take about 20 ms of CPU for a 512 x 640 frame (benchmarks/RESULTS.md D06).
 
 They yield to requests: on a two-core machine those 20 ms would otherwise run beside the
 next request's forward pass and slow it by as much. So a job (and each file of one, at the
