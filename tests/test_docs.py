@@ -86,3 +86,45 @@ def test_every_module_is_in_the_api_reference() -> None:
         if not p.name.startswith("_")
     }
     assert modules - listed == set(), "add these modules to docs/api_reference.rst"
+
+
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+HISTORY = ROOT / "benchmarks" / "history"
+
+
+def test_results_cites_decisions_that_exist() -> None:
+    """RESULTS.md stays a short document, and every ``RESULTS.md Dnn`` cited in the code, the
+    docs or the README names a row of its decisions table whose history links resolve."""
+    text = RESULTS.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 300
+    rows = dict(re.findall(r"^\| (D\d\d) \|(.*)$", text, re.MULTILINE))
+    assert rows, "RESULTS.md has no decisions table"
+    for row in rows.values():
+        links = re.findall(r"\]\((history/[^)]+)\)", row)
+        assert links and all((RESULTS.parent / link).is_file() for link in links), row
+    sources = [ROOT / "README.md", ROOT / "cli.py"]
+    for folder, pattern in (("thermal_anomaly_segmenter", "*.py"), ("api", "*.py"),
+                            ("benchmarks", "*.py"), ("tests", "*.py"), ("docs", "*.rst")):
+        sources += (ROOT / folder).rglob(pattern)
+    cited = set()
+    for path in sources:
+        source = path.read_text(encoding="utf-8")
+        for m in re.finditer(r"RESULTS\.md", source):
+            after = source[m.end():m.end() + 40]
+            cited |= {(path.name, ident) for ident in re.findall(r"\bD\d\d\b", after)}
+    assert cited, "no decision id is cited anywhere"
+    assert {(name, ident) for name, ident in cited if ident not in rows} == set()
+
+
+def test_history_files_are_never_edited() -> None:
+    """benchmarks/history is append-only: each file keeps the hash it was added with."""
+    import hashlib
+
+    sums = dict(
+        line.split("  ", 1)[::-1]
+        for line in (HISTORY / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
+    )
+    files = {p.name for p in HISTORY.glob("*.md")} - {"README.md"}
+    assert files == set(sums), "list every history file, and only those, in SHA256SUMS"
+    for name, digest in sums.items():
+        assert hashlib.sha256((HISTORY / name).read_bytes()).hexdigest() == digest, name
