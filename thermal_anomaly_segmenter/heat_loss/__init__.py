@@ -7,8 +7,18 @@ range). docs/heat_loss.rst describes the method and its limits.
 
 from __future__ import annotations
 
-from thermal_anomaly_segmenter.heat_loss.conditions import SURVEY_FILE_NAMES, Conditions, resolve_conditions
-from thermal_anomaly_segmenter.heat_loss.flux import FIELDS, HeatLoss, component_moments, convective_coefficient, estimate
+from thermal_anomaly_segmenter.heat_loss.conditions import (
+    SURVEY_FILE_NAMES,
+    Conditions,
+    resolve_conditions,
+)
+from thermal_anomaly_segmenter.heat_loss.flux import (
+    FIELDS,
+    HeatLoss,
+    component_moments,
+    convective_coefficient,
+    estimate,
+)
 
 #: Why the heat loss fields are null when the pixel size is unknown.
 NO_PIXEL_SIZE = ("no pixel size: give the ground sampling distance (--gsd, API gsd) or a "
