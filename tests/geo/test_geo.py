@@ -135,6 +135,7 @@ def test_predict_ortho_writes_valid_gis_outputs(tmp_path, capsys, epsg) -> None:
     lon, lat = geojson["features"][hit[0]]["geometry"]["coordinates"][0][0]
     assert 8.0 < lon < 9.0 and 48.5 < lat < 49.5  # RFC 7946: WGS 84 longitude, latitude
     assert "crs" not in geojson
+    assert json.loads(geojson["description"])["conditions"] == stated["conditions"]
 
     if shutil.which("gdalinfo") and shutil.which("ogrinfo"):
         text = subprocess.run(["gdalinfo", str(out / "ortho_prob.tif")], check=True,

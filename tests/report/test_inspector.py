@@ -337,6 +337,44 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, survey):
     assert "anomalies" in proc.stdout and (tmp_path / "ok" / "anomalies.csv").is_file()
 
 
+@pytest.mark.slow
+def test_heat_loss_column_total_and_sort_in_chromium(tmp_path, browser):
+    """The sample frame at 10 cm: the page's heat loss cells, total and sort button."""
+    from thermal_anomaly_segmenter.config import PredictOptions
+    from thermal_anomaly_segmenter.heat_loss import Conditions
+    from thermal_anomaly_segmenter.report.inspector import make_report
+
+    sample = ROOT / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"
+    options = PredictOptions(gsd_m=0.1, conditions=Conditions().updated(
+        {"wind_speed_m_s": 2.0, "price_per_mwh": 80.0}, "test"))
+    result = make_report([sample], tmp_path / "report", model_dir=MODEL, options=options)
+    items = result.survey.items
+    assert len(items) >= 3 and all(it.record["heat_loss_w"] > 0 for it in items)
+
+    async def body(page):
+        await page.call("Page.enable")
+        await page.call("Page.navigate", url=result.outputs["html"].as_uri())
+        await page.wait_for("document.readyState === 'complete' && "
+                            "!!document.getElementById('review-count').textContent")
+        ranked = await page.js(_table_js())
+        await page.js("document.getElementById('sort-loss').click()")
+        by_loss = await page.js(_table_js())
+        await page.js("document.getElementById('sort-rank').click()")
+        back = await page.js(_table_js())
+        total = await page.js("document.querySelector('[data-total=heat_loss_w]').textContent")
+        return ranked, by_loss, back, total
+
+    ranked, by_loss, back, total = asyncio.run(_session(browser, body))
+    assert [c["heat_loss_w"] for c in ranked] == [json.dumps(it.record["heat_loss_w"])
+                                                  for it in items]
+    losses = [float(c["heat_loss_w"]) for c in by_loss]
+    assert losses == sorted(losses, reverse=True) and losses != [float(c["heat_loss_w"])
+                                                                 for c in ranked]
+    assert back == ranked
+    assert float(total) == pytest.approx(sum(losses), abs=0.01)
+    assert all(c["cost_per_year"] and " .. " in c["heat_loss_range_w"] for c in ranked)
+
+
 # --------------------------------------------------------------------------- georeferenced
 
 
