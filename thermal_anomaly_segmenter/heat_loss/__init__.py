@@ -34,7 +34,8 @@ def heat_loss_summary(records: list[dict], conditions: Conditions, available: bo
     for name in FIELDS:
         values = [r.get(name) for r in records]
         known = available and all(v is not None for v in values)
-        totals[f"total_{name}"] = round(sum(values), 6) if known else None  # type: ignore[arg-type]
+        decimals = 6 if name in ("heat_loss_mwh_per_year", "co2_t_per_year") else 2
+        totals[f"total_{name}"] = round(sum(values), decimals) if known else None
     return {"method": METHOD, "conditions": conditions.to_dict(), **totals,
             "unavailable": None if available else NO_PIXEL_SIZE}
 

@@ -50,8 +50,8 @@ class ClassRule:
             big = int(record.get("area_px") or 0) >= self.min_area_px
         prob = number(record.get("mean_probability"))
         loss = record.get("heat_loss_w")
-        lossy = self.min_heat_loss_w is None or loss is None or number(loss) >= \
-            self.min_heat_loss_w
+        lossy = (self.min_heat_loss_w is None or loss is None
+                 or number(loss) >= self.min_heat_loss_w)
         return (dt >= self.min_mean_dt_degc and peak_dt >= self.min_peak_dt_degc and big
                 and prob >= self.min_probability and lossy)
 
