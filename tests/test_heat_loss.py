@@ -162,3 +162,28 @@ def test_sample_frame_plausibility(tmp_path, capsys):
     assert [f["properties"]["heat_loss_w"] for f in geojson["features"]] == [
         a["heat_loss_w"] for a in doc["anomalies"]]
     assert geojson["heat_loss"]["conditions"] == heat["conditions"]
+
+
+def test_cli_report_ranks_by_loss_with_the_survey_folders_conditions(tmp_path, capsys):
+    """``taseg report --rank-by loss`` on a survey folder holding taseg_conditions.toml."""
+    import csv
+    import shutil
+
+    survey = tmp_path / "survey"
+    survey.mkdir()
+    shutil.copy(SAMPLE, survey)
+    (survey / "taseg_conditions.toml").write_text("wind_speed_m_s = 4.0\nair_temp_degc = -6.0\n")
+    code = main(["report", str(survey), "--out", str(tmp_path / "report"), "--model-dir",
+                 str(MODEL), "--gsd", "0.1", "--rank-by", "loss", "--co2-factor", "0.2"])
+    assert code == 0, capsys.readouterr()
+    with (tmp_path / "report" / "anomalies.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    losses = [float(r["heat_loss_w"]) for r in rows]
+    assert len(losses) >= 3 and losses == sorted(losses, reverse=True)
+    assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert all(float(r["co2_t_per_year"]) > 0 and r["cost_per_year"] == "" for r in rows)
+    doc = json.loads(next((tmp_path / "report" / "predictions").glob("*.json")).read_text())
+    stated = doc["heat_loss"]["conditions"]
+    assert (stated["wind_speed_m_s"], stated["air_temp_degc"], stated["co2_t_per_mwh"]) == (
+        4.0, -6.0, 0.2)
+    assert "taseg_conditions.toml" in stated["source"]
