@@ -157,6 +157,7 @@ def run_predict(
         tile_size=(size, size) if size else None,
         gsd_m=args.get("gsd"),
         match_gsd=not args.get("native_scale"),
+        conditions=schemas.conditions_from_args(args),
     )
     if not args.get("model_dir"):
         from thermal_anomaly_segmenter.model_folder import resolve_model_dir

@@ -22,6 +22,7 @@ from typing import Any
 from thermal_anomaly_segmenter.config import PredictOptions, Settings
 
 from .responses import ApiError
+from .schemas import conditions_from_args
 
 HTML = "text/html"
 ZIP = "application/zip"
@@ -52,7 +53,8 @@ def answer(args: Mapping[str, Any], accept: str, input_path: Path, *, name: str,
     options = PredictOptions(
         threshold=None if "threshold" in set(defaulted) else args["threshold"],
         device=settings.device, tile_size=(size, size) if size else None,
-        gsd_m=args.get("gsd"), match_gsd=not args.get("native_scale"))
+        gsd_m=args.get("gsd"), match_gsd=not args.get("native_scale"),
+        conditions=conditions_from_args(args))
     is_zip = zipfile.is_zipfile(input_path)
     with tempfile.TemporaryDirectory(prefix="taseg-report-") as tmp:
         # The client's file name names a single frame (sanitised); the temp copy has none.

@@ -275,6 +275,30 @@ class PredArgsSchema(marshmallow.Schema):
         metadata={"description": "Run the network at the frame's own pixels even where they "
                   "are finer than the model's training GSD."},
     )
+    # The night's conditions of the heat loss estimate; the core checks them, NaN included
+    # (thermal_anomaly_segmenter.heat_loss.Conditions): a bad value answers 400 naming it.
+    air_temp = fields.Float(load_default=None, allow_nan=True, metadata={
+        "description": "Heat loss: air temperature of the survey night, degC (recorded)."})
+    wind_speed = fields.Float(load_default=None, allow_nan=True, metadata={
+        "description": "Heat loss: wind speed, m/s (default 1; convection by McAdams' "
+                       "h_c = 5.7 + 3.8 v)."})
+    emissivity = fields.Float(load_default=None, allow_nan=True, metadata={
+        "description": "Heat loss: surface emissivity, (0, 1] (default 0.95)."})
+    season_hours = fields.Float(load_default=None, allow_nan=True, metadata={
+        "description": "Heat loss: heating season, hours a year (default 5000)."})
+    heat_price = fields.Float(load_default=None, allow_nan=True, metadata={
+        "description": "Heat loss: price of heat per MWh (gives cost_per_year)."})
+    currency = fields.String(load_default=None, metadata={
+        "description": "Heat loss: currency of heat_price (default EUR)."})
+    co2_factor = fields.Float(load_default=None, allow_nan=True, metadata={
+        "description": "Heat loss: emission factor, t CO2 per MWh (gives co2_t_per_year)."})
+
+
+def conditions_from_args(args: Mapping[str, Any]):
+    """The heat loss conditions of validated predict ``args`` (defaults where left out)."""
+    from thermal_anomaly_segmenter.heat_loss.conditions import OPTION_FIELDS, resolve_conditions
+
+    return resolve_conditions((), None, {k: args.get(k) for k in OPTION_FIELDS}, source="api")
 
 
 #: Train arguments whose published default gives way to the CPU recipe on a CPU.

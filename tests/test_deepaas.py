@@ -179,6 +179,23 @@ def test_invalid_arguments_are_4xx_with_json(model_url):
     assert 400 <= r.status_code < 500
 
 
+def test_heat_loss_fields_over_http(model_url):
+    r = post_predict(model_url, gsd=0.1, wind_speed=3, emissivity=0.93, heat_price=80,
+                     co2_factor=0.2)
+    assert r.status_code == 200, r.text
+    doc = r.json()["predictions"]
+    assert all(a["heat_loss_w_low"] < a["heat_loss_w"] < a["heat_loss_w_high"]
+               and a["cost_per_year"] is not None for a in doc["anomalies"])
+    stated = doc["heat_loss"]["conditions"]
+    assert (stated["wind_speed_m_s"], stated["emissivity"], stated["source"]) == (3, 0.93, "api")
+    for params, problem in (({"wind_speed": -1}, "wind speed"), ({"emissivity": 1.5},
+                            "emissivity"), ({"air_temp": "nan"}, "air_temp"),
+                            ({"season_hours": 0}, "season_hours")):
+        r = post_predict(model_url, **params)
+        assert r.status_code == 400, (params, r.status_code, r.text)
+        assert problem in json.dumps(r.json()), r.text
+
+
 def test_client_path_in_filename_never_becomes_a_path(model_url, folders):
     r = post_predict(model_url, filename="../../../../tmp/evil.npy.lz4")
     assert r.status_code == 200

@@ -177,6 +177,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         min_area_px=args.min_area,
         gsd_m=args.gsd,
         match_gsd=not args.native_scale,
+        conditions=_conditions(args),
     )
     outputs = None  # not given: every output of the path (frames or --pipes)
     if args.outputs is not None:
@@ -235,6 +236,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"taseg: {len(failures)} input(s) failed", file=sys.stderr)
     return EXIT_USAGE if all(kind == "input" for kind in failures) else EXIT_FAILED
+
+
+def _conditions(args: argparse.Namespace):
+    from thermal_anomaly_segmenter.heat_loss.conditions import OPTION_FIELDS, resolve_conditions
+
+    return resolve_conditions(args.inputs, args.conditions,
+                              {k: getattr(args, k) for k in OPTION_FIELDS})
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -325,8 +333,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = get_settings()
     options = PredictOptions(threshold=args.threshold, device=args.device or settings.device,
                              min_area_px=args.min_area, gsd_m=args.gsd,
-                             match_gsd=not args.native_scale)
+                             match_gsd=not args.native_scale, conditions=_conditions(args))
     result = make_report(args.inputs, args.out, severity_config=args.severity_config,
+                         rank_by=args.rank_by,
                          model_dir=args.model_dir, options=options, corridor=args.corridor,
                          pipes=args.pipes, corridor_width_m=args.corridor_width,
                          pipe_id_field=args.pipe_id_field, false_alarms=args.false_alarms,

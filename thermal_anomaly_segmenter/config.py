@@ -22,6 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from thermal_anomaly_segmenter.heat_loss import Conditions
+
 from . import limits
 from .errors import InvalidInputError
 
@@ -173,6 +175,9 @@ class PredictOptions:
     #: Frames finer than the model's training GSD are seen at that GSD (:mod:`.scale`)
     #: when both are known; ``False`` always runs the network at the frame's own pixels.
     match_gsd: bool = True
+    #: The night's conditions of the heat loss estimate (:mod:`.heat_loss`); defaults as
+    #: stated in :class:`~thermal_anomaly_segmenter.heat_loss.Conditions`.
+    conditions: Conditions = field(default_factory=Conditions)
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:

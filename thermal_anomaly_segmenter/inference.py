@@ -435,6 +435,7 @@ class Segmenter:
             corridor_median=median,
             min_area_px=options.min_area_px,
             gsd_m=options.gsd_m,
+            conditions=options.conditions,
         )
         return Prediction(
             frame=frame,
@@ -448,6 +449,7 @@ class Segmenter:
             gsd_m=options.gsd_m,
             network_gsd_m=(self.config.gsd_m
                            if self.scale_factors([frame], options)[0] is not None else None),
+            conditions=options.conditions,
         )
 
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from thermal_anomaly_segmenter.heat_loss import Conditions, component_moments, estimate
+
 if TYPE_CHECKING:
     from .io.frames import Frame
 
@@ -25,9 +27,22 @@ class Anomaly:
     mean_dt_degc: float  # mean T_u of the region minus the corridor median
     mean_probability: float
     centroid_crs: tuple[float, float] | None = None  # x, y in the GeoTIFF's CRS
+    #: Excess heat loss over the corridor background (:mod:`.heat_loss`); None without a
+    #: pixel size or conditions.
+    heat_loss_w: float | None = None
+    heat_loss_w_low: float | None = None
+    heat_loss_w_high: float | None = None
+    heat_loss_mwh_per_year: float | None = None
+    cost_per_year: float | None = None  # in the conditions' currency
+    co2_t_per_year: float | None = None
+    #: Moments of (T_u - background) over the pixels (:func:`.heat_loss.component_moments`),
+    #: kept so regions cut by block borders can be summed; not reported.
+    dt_moments: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("dt_moments")
+        return d
 
 
 @dataclass
@@ -53,6 +68,8 @@ class Prediction:
     verdicts: dict[int, dict] = field(default_factory=dict)
     #: The stage's classifier and keep threshold; None without the stage.
     screening: dict | None = None
+    #: The night's conditions of the heat loss estimate (:mod:`.heat_loss`).
+    conditions: Conditions | None = None
 
 
 def anomaly_mask(probability: np.ndarray, corridor: np.ndarray, threshold: float) -> np.ndarray:
@@ -70,11 +87,13 @@ def extract_anomalies(
     corridor_median: float,
     min_area_px: int = 1,
     gsd_m: float | None = None,
+    conditions: Conditions | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[Anomaly]]:
     """Threshold, drop specks, and describe each remaining 8-connected component.
 
     Returns ``(mask, labels, anomalies)``; component ids are 1-based in order of descending
-    area, and ``labels`` uses the same ids.
+    area, and ``labels`` uses the same ids. With ``conditions`` and a known pixel size each
+    record carries its heat loss over the corridor median (:mod:`.heat_loss`).
     """
     import cv2
     from scipy import ndimage
@@ -103,12 +122,16 @@ def extract_anomalies(
     sum_x = np.bincount(ids, weights=xs, minlength=n)
     sum_y = np.bincount(ids, weights=ys, minlength=n)
     max_t = ndimage.maximum(t_u, ids, index=np.arange(1, n))
+    moments = component_moments(t_u - corridor_median, ids, n)
 
     pixel_area = None
     if frame.geo is not None and frame.geo.metric:
         pixel_area = frame.geo.pixel_area
     elif gsd_m is not None:
         pixel_area = gsd_m * gsd_m
+    loss = None
+    if conditions is not None and pixel_area is not None:
+        loss = estimate(moments, corridor_median, pixel_area, conditions)
     anomalies = []
     for new_id, old_id in enumerate(keep, start=1):
         x0, y0, w, h = (int(v) for v in stats[old_id, :4])
@@ -130,6 +153,8 @@ def extract_anomalies(
                 mean_dt_degc=float(mean_t - corridor_median),
                 mean_probability=float(sum_p[new_id] / px[new_id]),
                 centroid_crs=centroid_crs,
+                **({} if loss is None else loss.record(new_id)),
+                dt_moments=tuple(float(v) for v in moments[new_id]),
             )
         )
     return mask, labels, anomalies

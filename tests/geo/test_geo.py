@@ -115,14 +115,27 @@ def test_predict_ortho_writes_valid_gis_outputs(tmp_path, capsys, epsg) -> None:
     assert 0.0 < leak["chainage_m"] <= (LEAK[1] + 1) * GSD * 1.01
     assert leak["mean_dt_degc"] > 1.0 and leak["area_m2"] == pytest.approx(
         leak["area_px"] * GSD * GSD, rel=0.05)
+    # heat loss on each polygon: at least what the mean dT alone gives by convection and
+    # linearised radiation (eps 0.95, wind 1 m/s), at most the peak dT over the whole area
+    per_k = 0.95 * 4 * 5.670374419e-8 * (273.15 - 3.0) ** 3 + 5.7 + 3.8
+    assert leak["heat_loss_w_low"] < leak["heat_loss_w"] < leak["heat_loss_w_high"]
+    assert 0.9 * per_k * leak["mean_dt_degc"] * leak["area_m2"] < leak["heat_loss_w"] < (
+        1.1 * per_k * (leak["max_t_degc"] + 3.0) * leak["area_m2"])
+    assert leak["heat_loss_mwh_per_year"] == pytest.approx(leak["heat_loss_w"] * 5e-3, rel=1e-3)
+    stated = json.loads(pyogrio.read_info(out / "ortho.gpkg", layer="anomalies")[
+        "layer_metadata"]["taseg_heat_loss"])
+    assert stated["conditions"]["wind_speed_m_s"] == 1.0 and "McAdams" in stated["method"]
 
     report = json.loads((out / "ortho.json").read_text())
     assert report["frame"]["crs"] == f"EPSG:{epsg}"
+    assert report["heat_loss"]["total_heat_loss_w"] == pytest.approx(
+        sum(a["heat_loss_w"] for a in report["anomalies"]), abs=0.01)
     assert [a["pipe_id"] for a in report["anomalies"]] == [r["pipe_id"] for r in rows]
     geojson = json.loads((out / "ortho.geojson").read_text())
     lon, lat = geojson["features"][hit[0]]["geometry"]["coordinates"][0][0]
     assert 8.0 < lon < 9.0 and 48.5 < lat < 49.5  # RFC 7946: WGS 84 longitude, latitude
     assert "crs" not in geojson
+    assert json.loads(geojson["description"])["conditions"] == stated["conditions"]
 
     if shutil.which("gdalinfo") and shutil.which("ogrinfo"):
         text = subprocess.run(["gdalinfo", str(out / "ortho_prob.tif")], check=True,
@@ -293,6 +306,11 @@ def test_cli_and_api_import_no_gis_library() -> None:
     assert run.returncode == 0, run.stdout + run.stderr
 
 
+def _leak_loss(result, leak_px: int) -> float:
+    [loss] = [r["heat_loss_w"] for r in result.records if r["area_px"] == leak_px]
+    return loss
+
+
 def _leak_of(result) -> tuple[int, shapely.Point, int]:
     """(pixels of the mask component holding the planted leak, its record's polygon
     centroid, how many records have exactly that area)."""
@@ -320,7 +338,8 @@ def test_leak_across_tile_seams_is_one_anomaly_of_the_right_area(tmp_path, block
         ortho, network, segmenter, options, tmp_path / name, "ortho",
         corridor_width_m=8.0, block=block)
     # reference: the 600 x 800 raster runs whole through the default tile, no seam at all
-    ref_px, ref_centroid, _ = _leak_of(run("ref", PredictOptions(device="cpu"), 2048))
+    ref = run("ref", PredictOptions(device="cpu"), 2048)
+    ref_px, ref_centroid, _ = _leak_of(ref)
     # 320 x 248 tiles (steps 280 x 217 at the streamed overlap) weigh the same at row 300
     # and column 449, through the leak: one block blends four tiles over it; blocks of one
     # tile step put block borders there, cutting the leak into four traced parts
@@ -336,6 +355,8 @@ def test_leak_across_tile_seams_is_one_anomaly_of_the_right_area(tmp_path, block
     assert count == 1 and ref_px > 100
     assert leak_px == pytest.approx(ref_px, rel=0.1)
     assert centroid.distance(ref_centroid) <= GSD  # within one pixel of the seamless run
+    # the heat loss of the parts cut by block borders adds up to the seamless run's
+    assert _leak_loss(result, leak_px) == pytest.approx(_leak_loss(ref, ref_px), rel=0.1)
 
 
 @pytest.mark.parametrize("seed, long", [(s, s % 2 == 1) for s in range(6)])

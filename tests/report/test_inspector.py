@@ -132,7 +132,12 @@ def test_report_files_and_csv_match_the_prediction_reports(survey):
         assert all(v["leak_score"] >= stage["keep_threshold"] for v in stage["verdicts"])
         assert all(r["leak_score"] < stage["keep_threshold"] for r in doc["rejected"])
         fields = {"id", "area_px", "area_m2", "bbox", "centroid", "max_t_degc", "mean_t_degc",
-                  "mean_dt_degc", "mean_probability", "centroid_crs"}
+                  "mean_dt_degc", "mean_probability", "centroid_crs", "heat_loss_w",
+                  "heat_loss_w_low", "heat_loss_w_high", "heat_loss_mwh_per_year",
+                  "cost_per_year", "co2_t_per_year"}
+        # no pixel size: the heat loss fields are null and the report says why
+        assert all(a["heat_loss_w"] is None for a in doc["anomalies"])
+        assert "pixel size" in doc["heat_loss"]["unavailable"]
         assert all(set(a) == fields for a in doc["anomalies"])
         assert [r["id"] for r in doc["rejected"]] == list(
             range(len(doc["anomalies"]) + 1, len(doc["anomalies"]) + len(doc["rejected"]) + 1))
@@ -191,9 +196,14 @@ def test_table_in_chromium_matches_the_json_offline(survey, browser):
                                "[td.dataset.severity, td.textContent])")
         broken = await page.js("Array.from(document.images).filter(i => !i.complete || "
                                "!i.naturalWidth).length")
-        return table, dict(totals), broken, page.events
+        await page.js("document.getElementById('sort-loss').click()")
+        by_loss = await page.js(_table_js())
+        return table, dict(totals), broken, page.events, by_loss
 
-    table, totals, broken, events = asyncio.run(_session(browser, body))
+    table, totals, broken, events, by_loss = asyncio.run(_session(browser, body))
+    # no pixel size, no estimate: sorting by loss keeps the rank order, columns stay empty
+    assert [c["rank"] for c in by_loss] == [c["rank"] for c in table]
+    assert all(c["heat_loss_w"] == "" for c in by_loss)
     expected = _expected_rows(survey["docs"])
     assert len(table) == len(expected)
     for rank, (cells, want) in enumerate(zip(table, expected, strict=True), start=1):
@@ -327,6 +337,44 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, survey):
     assert "anomalies" in proc.stdout and (tmp_path / "ok" / "anomalies.csv").is_file()
 
 
+@pytest.mark.slow
+def test_heat_loss_column_total_and_sort_in_chromium(tmp_path, browser):
+    """The sample frame at 10 cm: the page's heat loss cells, total and sort button."""
+    from thermal_anomaly_segmenter.config import PredictOptions
+    from thermal_anomaly_segmenter.heat_loss import Conditions
+    from thermal_anomaly_segmenter.report.inspector import make_report
+
+    sample = ROOT / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"
+    options = PredictOptions(gsd_m=0.1, conditions=Conditions().updated(
+        {"wind_speed_m_s": 2.0, "price_per_mwh": 80.0}, "test"))
+    result = make_report([sample], tmp_path / "report", model_dir=MODEL, options=options)
+    items = result.survey.items
+    assert len(items) >= 3 and all(it.record["heat_loss_w"] > 0 for it in items)
+
+    async def body(page):
+        await page.call("Page.enable")
+        await page.call("Page.navigate", url=result.outputs["html"].as_uri())
+        await page.wait_for("document.readyState === 'complete' && "
+                            "!!document.getElementById('review-count').textContent")
+        ranked = await page.js(_table_js())
+        await page.js("document.getElementById('sort-loss').click()")
+        by_loss = await page.js(_table_js())
+        await page.js("document.getElementById('sort-rank').click()")
+        back = await page.js(_table_js())
+        total = await page.js("document.querySelector('[data-total=heat_loss_w]').textContent")
+        return ranked, by_loss, back, total
+
+    ranked, by_loss, back, total = asyncio.run(_session(browser, body))
+    assert [c["heat_loss_w"] for c in ranked] == [json.dumps(it.record["heat_loss_w"])
+                                                  for it in items]
+    losses = [float(c["heat_loss_w"]) for c in by_loss]
+    assert losses == sorted(losses, reverse=True) and losses != [float(c["heat_loss_w"])
+                                                                 for c in ranked]
+    assert back == ranked
+    assert float(total) == pytest.approx(sum(losses), abs=0.01)
+    assert all(c["cost_per_year"] and " .. " in c["heat_loss_range_w"] for c in ranked)
+
+
 # --------------------------------------------------------------------------- georeferenced
 
 
@@ -397,6 +445,43 @@ def test_report_of_geotiff_frames_has_a_frame_index_and_geopackage(tmp_path):
     html = (tmp_path / "report" / "report.html").read_text()
     assert "Frame index" in html and html.count("<circle") == len(items)
     assert all(" m" in (it.scale_bar or "") for it in items)  # scale bars in metres
+    # metric georeference: every anomaly has its heat loss, in the CSV, the GeoPackage and the
+    # page's total, and the conditions (defaults) are stated
+    _, _, _, columns = pyogrio.raw.read(tmp_path / "report" / "anomalies.gpkg",
+                                        layer="anomalies")
+    fields = list(info["fields"])
+    losses = columns[fields.index("heat_loss_w")]
+    assert [float(v) for v in losses] == [it.record["heat_loss_w"] for it in items]
+    assert all(it.record["heat_loss_w_low"] <= it.record["heat_loss_w"]
+               <= it.record["heat_loss_w_high"] for it in items)
+    with (tmp_path / "report" / "anomalies.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [float(r["heat_loss_w"]) for r in rows] == [it.record["heat_loss_w"] for it in items]
+    total = result.survey.heat_loss()["total_heat_loss_w"]
+    assert total == pytest.approx(sum(it.record["heat_loss_w"] for it in items), abs=0.01)
+    assert f'data-total="heat_loss_w">{json.dumps(total)}<' in html
+    assert "defaults used: air_temp_degc" in html and "McAdams" in html
+    meta = json.loads(pyogrio.read_info(tmp_path / "report" / "anomalies.gpkg",
+                                        layer="anomalies")["layer_metadata"]["taseg_heat_loss"])
+    assert meta["conditions"][0]["wind_speed_m_s"] == 1.0
+    # --rank-by loss over the same predictions: largest loss first
+    ranked = make_report([tmp_path / "report" / "predictions"], tmp_path / "by-loss",
+                         rank_by="loss")
+    losses = [it.record["heat_loss_w"] for it in ranked.survey.items]
+    assert losses == sorted(losses, reverse=True) and len(losses) == len(items)
+    assert "ranked by estimated heat loss" in (tmp_path / "by-loss" / "report.html").read_text()
+
+
+def test_severity_rule_can_use_the_heat_loss(tmp_path):
+    toml = tmp_path / "loss.toml"
+    toml.write_text("[A]\nmin_heat_loss_w = 100.0\n")
+    rules = load_rules(toml)
+    assert rules.classify({**RECORD, "heat_loss_w": 150.0}, 10.0) == "A"
+    assert rules.classify({**RECORD, "heat_loss_w": 50.0}, 10.0) == "B"
+    # without an estimate (no pixel size) the loss minimum is not applied
+    assert rules.classify({**RECORD, "heat_loss_w": None}, 10.0) == "A"
+    assert "heat loss >= 100 W" in rules.describe()[0]
+    assert DEFAULTS.A.min_heat_loss_w is None  # off by default: classes unchanged
 
 
 def test_the_stage_is_stored_in_the_model_folder_once_never_replaced(tmp_path, monkeypatch):

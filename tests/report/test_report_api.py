@@ -34,12 +34,20 @@ def test_report_over_http(tmp_path) -> None:
         rows = page.count('<tr class="sev-')
         assert rows >= 2 and rows % 2 == 0  # the same frame twice: the same anomalies twice
 
-        r = requests.post(url, files=zipped, headers={"Accept": "application/zip"}, timeout=180)
+        r = requests.post(url, files=zipped, headers={"Accept": "application/zip"},
+                          params={"gsd": 0.1, "wind_speed": 3}, timeout=180)
         assert r.status_code == 200, r.text[:500]
         with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
             assert sorted(archive.namelist()) == ["anomalies.csv", "report.html"]
             table = list(csv.DictReader(io.StringIO(archive.read("anomalies.csv").decode())))
+            html = archive.read("report.html").decode()
         assert len(table) == rows and {row["frame"] for row in table} == {"a", "b"}
+        # the API's conditions reach the report: every row has its heat loss, stated wind 3
+        assert all(float(row["heat_loss_w"]) > 0 for row in table)
+        assert "wind 3.0 m/s" in html and "source api" in html
+        r = requests.post(url, files=zipped, headers={"Accept": "text/html"},
+                          params={"wind_speed": -2}, timeout=60)
+        assert r.status_code == 400 and "wind speed" in r.json()["message"]
 
         r = requests.post(url, files={"input_file": (SAMPLE.name, SAMPLE.read_bytes())},
                           params={"false_alarms": "true"}, headers={"Accept": "text/html"},

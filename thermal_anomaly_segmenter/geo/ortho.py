@@ -93,6 +93,8 @@ class _Fragment:
     sum_t: float
     max_t: float
     sum_p: float
+    #: Moments of (T_u - corridor median) of its pixels, for the heat loss (they add up).
+    moments: np.ndarray
 
 
 def stream_overlap(overlap: float) -> float:
@@ -232,7 +234,8 @@ def _fragments(labels: np.ndarray, anomalies: list[Anomaly], row: int, col: int)
     for a in anomalies:
         geom = shapely.union_all(parts[a.id]) if len(parts[a.id]) > 1 else parts[a.id][0]
         n = a.area_px
-        out.append(_Fragment(geom, n, a.mean_t_degc * n, a.max_t_degc, a.mean_probability * n))
+        out.append(_Fragment(geom, n, a.mean_t_degc * n, a.max_t_degc, a.mean_probability * n,
+                             np.asarray(a.dt_moments, np.float64)))
     return out
 
 
@@ -270,6 +273,7 @@ def _merge(fragments: list[_Fragment]) -> list[_Fragment]:
             sum(f.sum_t for f in group),
             max(f.max_t for f in group),
             sum(f.sum_p for f in group),
+            np.sum([f.moments for f in group], axis=0),
         ))
     return merged
 
@@ -617,8 +621,10 @@ def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptio
         merged = [f for f in _merge(fragments) if f.n >= options.min_area_px]
         merged.sort(key=lambda f: (-f.n, f.geom.bounds[1], f.geom.bounds[0]))
         polygons, records = _describe(merged, ds.transform, corridor, median, geo)
+        _add_heat_loss(records, merged, median, options)
         crs = geo.crs or ds.crs.to_wkt()
-        write_anomaly_layers(polygons, records, crs, final.get("gpkg"), final.get("geojson"))
+        write_anomaly_layers(polygons, records, crs, final.get("gpkg"), final.get("geojson"),
+                             conditions=options.conditions)
         if "overlay" in final:
             _write_overlay(src, canvas, merged, median, segmenter, options, final["overlay"],
                            stem)
@@ -671,9 +677,26 @@ def _describe(merged: list[_Fragment], transform, corridor: Corridor, median: fl
     return polygons, records
 
 
+def _add_heat_loss(records: list[dict[str, Any]], merged: list[_Fragment], median: float,
+                   options: PredictOptions) -> None:
+    """Each record's heat loss over the corridor median, with the pixel area of its metric
+    footprint (the raster's CRS may be angular)."""
+    from thermal_anomaly_segmenter.heat_loss import estimate
+
+    if not records:
+        return
+    moments = np.stack([f.moments for f in merged])
+    areas = np.array([r["area_m2"] / r["area_px"] for r in records])
+    loss = estimate(moments, median, areas, options.conditions)
+    for i, record in enumerate(records):
+        record.update(loss.record(i))
+
+
 def _report(src: _Source, records, median: float, corridor_px: int, blocks: int,
             segmenter: Segmenter, options: PredictOptions, geo: GeoInfo,
             model_dir: str | None, stem: str) -> dict[str, Any]:
+    from thermal_anomaly_segmenter.heat_loss import heat_loss_summary
+
     from ..report.document import SCHEMA
     from ..scale import scale_factor
 
@@ -708,6 +731,7 @@ def _report(src: _Source, records, median: float, corridor_px: int, blocks: int,
             "max_t_degc": max((r["max_t_degc"] for r in records), default=None),
         },
         "anomalies": records,
+        "heat_loss": heat_loss_summary(records, options.conditions, True),
     }
 
 

@@ -25,13 +25,21 @@ FIELDS: tuple[str, ...] = (
     "pipe_id",
     "chainage_m",
     "offset_m",
+    "heat_loss_w",
+    "heat_loss_w_low",
+    "heat_loss_w_high",
+    "heat_loss_mwh_per_year",
+    "cost_per_year",
+    "co2_t_per_year",
 )
+#: Layer metadata key holding the heat loss method and conditions (JSON).
+HEAT_LOSS_METADATA = "taseg_heat_loss"
 
 
 def _columns(records: Sequence[dict[str, Any]]) -> list[np.ndarray]:
     columns = []
     for name in FIELDS:
-        values = [r[name] for r in records]
+        values = [r.get(name) for r in records]
         if name in ("id", "area_px"):
             columns.append(np.asarray(values, dtype=np.int64))
         elif name == "pipe_id":
@@ -44,7 +52,8 @@ def _columns(records: Sequence[dict[str, Any]]) -> list[np.ndarray]:
     return columns
 
 
-def _write(path: Path, geoms: np.ndarray, records, crs: str, driver: str, **options) -> None:
+def _write(path: Path, geoms: np.ndarray, records, crs: str, driver: str,
+           metadata: dict[str, str] | None = None, **options) -> None:
     import pyogrio.raw
     import shapely
 
@@ -63,6 +72,7 @@ def _write(path: Path, geoms: np.ndarray, records, crs: str, driver: str, **opti
             geometry_type="MultiPolygon" if multi else "Polygon",
             driver=driver,
             layer=LAYER,
+            layer_metadata=metadata,
             **options,
         )
         os.replace(tmp, path)
@@ -77,18 +87,32 @@ def write_anomaly_layers(
     crs: str,
     gpkg: Path | None,
     geojson: Path | None,
+    conditions: Any = None,
 ) -> None:
     """Write ``gpkg`` (layer ``anomalies`` in ``crs``) and ``geojson`` (EPSG:4326, RFC 7946);
     None skips a file.
 
-    ``polygons`` are shapely geometries in ``crs``; ``records`` hold :data:`FIELDS`.
+    ``polygons`` are shapely geometries in ``crs``; ``records`` hold :data:`FIELDS` (the heat
+    loss ones may be missing: null). With the heat loss ``conditions``
+    (:class:`~thermal_anomaly_segmenter.heat_loss.Conditions`) the GeoPackage layer's metadata
+    item :data:`HEAT_LOSS_METADATA` states the method and the conditions.
     """
     from .network import reproject
 
     geoms = np.asarray(list(polygons), dtype=object)
+    metadata = None
+    if conditions is not None:
+        import json
+
+        from thermal_anomaly_segmenter.heat_loss import METHOD
+
+        metadata = {HEAT_LOSS_METADATA: json.dumps(
+            {"method": METHOD, "conditions": conditions.to_dict()})}
     if gpkg is not None:
-        _write(gpkg, geoms, records, crs, "GPKG")
+        _write(gpkg, geoms, records, crs, "GPKG", metadata)
     if geojson is not None:
         wgs84 = reproject(geoms, crs, "EPSG:4326") if len(geoms) else geoms
-        _write(geojson, wgs84, records, "EPSG:4326", "GeoJSON",
-               layer_options={"RFC7946": "YES"})
+        options = {"RFC7946": "YES"}
+        if metadata:  # GeoJSON has no layer metadata: a top-level "description" member
+            options["DESCRIPTION"] = metadata[HEAT_LOSS_METADATA]
+        _write(geojson, wgs84, records, "EPSG:4326", "GeoJSON", layer_options=options)

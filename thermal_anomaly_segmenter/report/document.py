@@ -28,6 +28,12 @@ _ROUNDING = {
     "mean_probability": _PROB_DECIMALS,
     "area_m2": _AREA_M2_DECIMALS,
     "centroid": _PIXEL_DECIMALS,
+    "heat_loss_w": 2,
+    "heat_loss_w_low": 2,
+    "heat_loss_w_high": 2,
+    "heat_loss_mwh_per_year": 6,
+    "cost_per_year": 2,
+    "co2_t_per_year": 6,
 }
 
 
@@ -85,6 +91,9 @@ def anomalies_document(
     added, the rest unchanged: ``false_alarm_stage`` (classifier, keep threshold, rejected
     count, and ``verdicts``: id, cause, leak_score of each accepted anomaly) and ``rejected``
     (the rejected components: the anomaly fields plus cause and leak_score).
+    With the night's conditions (every prediction of predict has them) a ``heat_loss`` member
+    states the method, the conditions used (and which were defaults) and the totals of the
+    anomalies' ``heat_loss_*`` fields; ``unavailable`` says why they are null.
 
     Args:
         pred: The prediction to report.
@@ -148,6 +157,11 @@ def anomalies_document(
         }
         doc["rejected"] = [{**_anomaly_dict(a, crs_decimals), **_verdict(a.id, pred)}
                            for a in pred.rejected]
+    if pred.conditions is not None:
+        from thermal_anomaly_segmenter.heat_loss import heat_loss_summary
+
+        known = pred.gsd_m is not None or (geo is not None and geo.metric)
+        doc["heat_loss"] = heat_loss_summary(anomalies, pred.conditions, known)
     for key, value in (extra or {}).items():
         if key in doc:
             raise ValueError(f"extra key {key!r} would replace a field of the report")

@@ -113,5 +113,11 @@ def anomalies_geojson(pred: Prediction) -> dict:
     collection: dict[str, Any] = {"type": "FeatureCollection"}
     if geo is not None and geo.crs:
         collection["crs"] = {"type": "name", "properties": {"name": _crs_urn(geo.crs)}}
+    if pred.conditions is not None:  # a foreign member: the conditions the estimates used
+        from thermal_anomaly_segmenter.heat_loss import heat_loss_summary
+
+        known = pred.gsd_m is not None or (geo is not None and geo.metric)
+        collection["heat_loss"] = heat_loss_summary(
+            [f["properties"] for f in features], pred.conditions, known)
     collection["features"] = features
     return collection

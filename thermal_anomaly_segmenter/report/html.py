@@ -25,7 +25,11 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("rank", "#"), ("severity", "severity"), ("frame", "frame"), ("id", "id"),
     ("cause", "cause"), ("mean_dt_degc", "mean dT (degC)"), ("max_t_degc", "peak T (degC)"),
     ("area_px", "area (px)"), ("area_m2", "area (m2)"), ("probability", "confidence"),
+    ("heat_loss_w", "heat loss (W)"), ("heat_loss_range_w", "range (W)"),
+    ("heat_loss_mwh_per_year", "MWh/year"), ("cost_per_year", "cost/year"),
+    ("co2_t_per_year", "t CO2/year"),
 )
+_RANKING = {"severity": "severity then mean dT", "loss": "estimated heat loss"}
 _MAP_SIDE = 900
 #: The page may load nothing but its own inline styles, scripts and data: images.
 _CSP = ("default-src 'none'; img-src data: blob:; style-src 'unsafe-inline'; "
@@ -89,6 +93,16 @@ document.getElementById('export').addEventListener('click',function(){
   document.body.appendChild(a);a.click();a.remove();
 });
 document.getElementById('clear').addEventListener('click',function(){state={};save();show();});
+function order(key){
+  const body=document.querySelector('#anomalies tbody');
+  const rows=Array.from(body.querySelectorAll('tr[data-key]'));
+  rows.sort(function(a,b){return key==='loss'?
+    (parseFloat(b.dataset.loss||'-Infinity')-parseFloat(a.dataset.loss||'-Infinity'))||
+    (a.dataset.rank-b.dataset.rank):a.dataset.rank-b.dataset.rank;});
+  rows.forEach(function(r){body.appendChild(r);});
+}
+document.getElementById('sort-loss').addEventListener('click',function(){order('loss');});
+document.getElementById('sort-rank').addEventListener('click',function(){order('rank');});
 show();
 })();
 """
@@ -126,6 +140,8 @@ def _location(item: Item) -> str:
 def _row(item: Item) -> str:
     row = item.row()
     cells = []
+    low, high = row["heat_loss_w_low"], row["heat_loss_w_high"]
+    row["heat_loss_range_w"] = None if low is None else f"{_num(low)} .. {_num(high)}"
     for key, _ in TABLE_COLUMNS:
         value = row[key]
         text = escape(_num(value)) if key not in ("cause",) else escape(value or "not screened")
@@ -138,7 +154,9 @@ def _row(item: Item) -> str:
               f'<button data-decision="unsure">unsure</button>'
               f'<div class="decision"></div></td>')
     key = escape(f"{item.frame}/{item.id}")
-    return (f'<tr class="sev-{item.severity}" data-key="{key}">{"".join(cells)}'
+    loss = _num(row["heat_loss_w"])
+    return (f'<tr class="sev-{item.severity}" data-key="{key}" data-rank="{item.rank}" '
+            f'data-loss="{loss}">{"".join(cells)}'
             f'<td class="crop">{_img(item.crop_png, key)}'
             f'<span class="loc">{escape(item.scale_bar or "")}</span></td>'
             f'<td class="loc">{_location(item)}</td>{review}</tr>')
@@ -159,6 +177,39 @@ def _totals(survey: Survey) -> str:
             f'<tr>{cells}<td class="num">{len(survey.items)}</td></tr></table>'
             f'<h2>Per cause</h2><table class="totals" id="totals-cause"><tr><th>cause</th>'
             f'<th>listed</th><th>rejected</th></tr>{cause_rows}</table>')
+
+
+def _heat_loss(survey: Survey) -> str:
+    """The survey's total heat loss with its range, and the conditions it was estimated with
+    (and which of them were defaults)."""
+    heat = survey.heat_loss()
+    cells = "".join(
+        f'<td class="num" data-total="{name}">{escape(_num(heat[f"total_{name}"]))}</td>'
+        for name in ("heat_loss_w", "heat_loss_w_low", "heat_loss_w_high",
+                     "heat_loss_mwh_per_year", "cost_per_year", "co2_t_per_year"))
+    table = ('<table class="totals" id="totals-heat-loss"><tr><th>heat loss (W)</th>'
+             '<th>low (W)</th><th>high (W)</th><th>MWh/year</th><th>cost/year</th>'
+             f'<th>t CO2/year</th></tr><tr>{cells}</tr></table>')
+    lines = []
+    for c in heat["conditions"]:
+        defaults = ", ".join(c.get("defaults_used", [])) or "none"
+        lines.append(
+            f"wind {_num(c.get('wind_speed_m_s'))} m/s, emissivity {_num(c.get('emissivity'))} "
+            f"({_num(c.get('emissivity_low'))}-{_num(c.get('emissivity_high'))}), air "
+            f"{_num(c.get('air_temp_degc')) or 'not given'} degC, season "
+            f"{_num(c.get('season_hours'))} h/year, price "
+            f"{_num(c.get('price_per_mwh')) or 'not given'} {c.get('currency', '')}/MWh, CO2 "
+            f"{_num(c.get('co2_t_per_mwh')) or 'not given'} t/MWh; uncertainty: wind "
+            f"+-{_num(c.get('wind_uncertainty_m_s'))} m/s, background "
+            f"+-{_num(c.get('background_uncertainty_k'))} K; source {c.get('source')}; "
+            f"defaults used: {defaults}")
+    lines += [f"no estimate for {u}" for u in heat["unavailable"]]
+    items = "".join(f'<li class="rule">{escape(line)}</li>' for line in lines)
+    return (f"{table}<p>Excess heat flux of each anomaly over the corridor background "
+            "(longwave radiation plus convection by McAdams' h_c = 5.7 + 3.8 v W/m2K): the "
+            "surface loss of one night's snapshot, not the pipe's loss; the range covers the "
+            "stated input uncertainties only (see the TASeg docs, Heat loss). Conditions:</p>"
+            f'<ul id="heat-loss-conditions">{items}</ul>')
 
 
 def _map(survey: Survey) -> str:
@@ -276,8 +327,10 @@ as false alarms.</p>
 <h2>Severity rule</h2><p>An anomaly gets the first class whose every minimum it meets
 (dT against the corridor median; source: {escape(rules.source if rules else "")}):</p>
 <ul>{rule_lines}</ul>
-<h2>Places to dig, ranked by severity then mean dT</h2>
+<h2>Heat loss</h2>{_heat_loss(survey)}
+<h2>Places to dig, ranked by {_RANKING[survey.rank_by]}</h2>
 <p><button id="export">export review.json</button> <button id="clear">clear decisions</button>
+<button id="sort-loss">sort by heat loss</button> <button id="sort-rank">sort by rank</button>
 <span id="review-count"></span> (decisions are kept in this browser)</p>
 <table id="anomalies"><thead><tr>{head}<th>crop</th><th>location</th><th>review</th></tr></thead>
 <tbody>{rows}</tbody></table>

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import os
 import tempfile
@@ -22,6 +23,7 @@ from ..errors import InvalidInputError, OutputError
 from ..io.atomic import atomic_write
 from .severity import SeverityRules, load_rules
 from .survey import (
+    HEAT_LOSS_FIELDS,
     Survey,
     build_survey,
     load_frames,
@@ -38,7 +40,7 @@ REPORT_NAMES: dict[str, str] = {"html": "report.html", "csv": "anomalies.csv",
 CSV_COLUMNS: tuple[str, ...] = (
     "rank", "frame", "id", "severity", "cause", "area_px", "area_m2", "max_t_degc",
     "mean_dt_degc", "probability", "x", "y", "crs_x", "crs_y", "pipe_id", "chainage_m",
-    "offset_m", "leak_score",
+    "offset_m", "leak_score", *HEAT_LOSS_FIELDS,
 )
 
 
@@ -58,11 +60,14 @@ class ReportResult:
 
 def make_report(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
                 severity_config: str | os.PathLike[str] | None = None,
-                rules: SeverityRules | None = None, **predict_kwargs) -> ReportResult:
+                rules: SeverityRules | None = None, rank_by: str = "severity",
+                **predict_kwargs) -> ReportResult:
     """Predict what is not predicted yet, collect every anomaly and write the report files.
 
-    ``predict_kwargs`` go to :func:`.survey.predict_inputs` (model_dir, options, corridor,
-    pipes, corridor_width_m, false_alarms, settings, segmenter, names).
+    ``rank_by``: ``"severity"`` (then mean dT) or ``"loss"`` (estimated heat loss).
+    ``predict_kwargs`` go to :func:`.survey.predict_inputs` (model_dir, options (with the
+    heat loss conditions), corridor, pipes, corridor_width_m, false_alarms, settings,
+    segmenter, names); earlier predictions keep the estimates they were written with.
     """
     if not inputs:
         raise InvalidInputError("no input given")
@@ -85,7 +90,7 @@ def make_report(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.Path
             done.extend(jsons)
         if not done:
             raise InvalidInputError("no input could be predicted: " + "; ".join(failures[:3]))
-        survey = build_survey(load_frames(done), rules, failures)
+        survey = build_survey(load_frames(done), rules, failures, rank_by)
         return ReportResult(survey, write_report(survey, out, claimed))
     except BaseException:
         for path in claimed.values():  # created by this run (O_EXCL): give the names back
@@ -174,8 +179,12 @@ def _write_gpkg(survey: Survey, path: Path) -> bool:
     points = shapely.points([it.record["centroid_crs"] for it in located])
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
+        heat = survey.heat_loss()
+        metadata = {"taseg_heat_loss": json.dumps(
+            {k: heat[k] for k in ("total_heat_loss_w", "conditions", "unavailable")})}
         pyogrio.raw.write(tmp, shapely.to_wkb(points), field_data=columns, fields=names,
-                          crs=crs, geometry_type="Point", driver="GPKG", layer="anomalies")
+                          crs=crs, geometry_type="Point", driver="GPKG", layer="anomalies",
+                          layer_metadata=metadata)
         os.replace(tmp, path)
     except Exception as exc:
         tmp.unlink(missing_ok=True)

@@ -5,7 +5,9 @@ An anomaly gets the first class (A, then B) whose every minimum it meets, else C
 - ``mean_dt_degc``: mean T_u of the region minus the corridor median;
 - area: ``min_area_m2`` where the ground sampling distance is known, else ``min_area_px``;
 - ``peak_dt_degc``: hottest pixel minus the corridor median;
-- ``mean_probability``: the model's mean confidence over the region.
+- ``mean_probability``: the model's mean confidence over the region;
+- ``min_heat_loss_w`` (unset by default): the estimated heat loss, W (:mod:`..heat_loss`);
+  where an anomaly has no estimate (no pixel size) this minimum is not applied.
 
 Thresholds come from :data:`DEFAULTS` or a TOML/JSON file with a table per class
 (``[A]``, ``[B]``) giving any of these keys; ``docs/report.rst`` gives the rationale.
@@ -35,6 +37,7 @@ class ClassRule:
     min_area_m2: float
     min_area_px: int
     min_probability: float
+    min_heat_loss_w: float | None = None
 
     def admits(self, record: dict[str, Any], corridor_median: float | None) -> bool:
         dt = number(record.get("mean_dt_degc"))
@@ -46,14 +49,19 @@ class ClassRule:
         else:
             big = int(record.get("area_px") or 0) >= self.min_area_px
         prob = number(record.get("mean_probability"))
+        loss = record.get("heat_loss_w")
+        lossy = (self.min_heat_loss_w is None or loss is None
+                 or number(loss) >= self.min_heat_loss_w)
         return (dt >= self.min_mean_dt_degc and peak_dt >= self.min_peak_dt_degc and big
-                and prob >= self.min_probability)
+                and prob >= self.min_probability and lossy)
 
     def text(self) -> str:
         return (f"mean dT >= {self.min_mean_dt_degc:g} degC, peak dT >= "
                 f"{self.min_peak_dt_degc:g} degC, area >= {self.min_area_m2:g} m2 "
                 f"(>= {self.min_area_px} px without a GSD), confidence >= "
-                f"{self.min_probability:g}")
+                f"{self.min_probability:g}"
+                + ("" if self.min_heat_loss_w is None else
+                   f", heat loss >= {self.min_heat_loss_w:g} W (where estimated)"))
 
 
 def number(value: Any) -> float:

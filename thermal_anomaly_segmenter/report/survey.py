@@ -24,6 +24,13 @@ from ..errors import InvalidInputError
 from .document import SCHEMA
 from .severity import SeverityRules, number
 
+#: The heat loss fields of a prediction's anomaly records (:mod:`..heat_loss`), in order.
+HEAT_LOSS_FIELDS: tuple[str, ...] = ("heat_loss_w", "heat_loss_w_low", "heat_loss_w_high",
+                                     "heat_loss_mwh_per_year", "cost_per_year",
+                                     "co2_t_per_year")
+#: Orders of the places to dig: severity then mean dT, or estimated heat loss.
+RANK_BY: tuple[str, ...] = ("severity", "loss")
+
 log = logging.getLogger(__name__)
 
 #: Side of a crop in the report, pixels of the page.
@@ -65,6 +72,7 @@ class Item:
             "crs_x": crs[0], "crs_y": crs[1], "pipe_id": r.get("pipe_id"),
             "chainage_m": r.get("chainage_m"), "offset_m": r.get("offset_m"),
             "leak_score": self.leak_score,
+            **{name: r.get(name) for name in HEAT_LOSS_FIELDS},
         }
 
 
@@ -91,6 +99,25 @@ class Survey:
     failures: list[str] = field(default_factory=list)
     rules: SeverityRules | None = None
     screened: bool = False
+    rank_by: str = "severity"
+
+    def heat_loss(self) -> dict[str, Any]:
+        """Totals of the listed anomalies' heat loss fields (None where any is unknown), the
+        distinct conditions the frames were estimated with, and the frames without one."""
+        totals: dict[str, Any] = {}
+        for name in HEAT_LOSS_FIELDS:
+            values = [it.record.get(name) for it in self.items]
+            known = bool(values) and all(v is not None for v in values)
+            totals[f"total_{name}"] = round(sum(values), 6) if known else None
+        conditions: list[dict[str, Any]] = []
+        missing = []
+        for frame in self.frames:
+            member = frame.doc.get("heat_loss") or {}
+            if member.get("conditions") and member["conditions"] not in conditions:
+                conditions.append(member["conditions"])
+            if not member or member.get("unavailable"):
+                missing.append(f"{frame.name}: {member.get('unavailable') or 'not estimated'}")
+        return {**totals, "conditions": conditions, "unavailable": missing}
 
 
 # --------------------------------------------------------------------------- inputs
@@ -212,9 +239,12 @@ def load_frames(paths: Iterable[Path]) -> list[SurveyFrame]:
 
 
 def build_survey(frames: list[SurveyFrame], rules: SeverityRules,
-                 failures: Sequence[str] = ()) -> Survey:
-    """Classify, rank and crop every anomaly of ``frames``."""
-    survey = Survey(frames=frames, failures=list(failures), rules=rules)
+                 failures: Sequence[str] = (), rank_by: str = "severity") -> Survey:
+    """Classify, rank and crop every anomaly of ``frames``; ``rank_by`` (:data:`RANK_BY`):
+    severity then mean dT, or the estimated heat loss (unknown last), largest first."""
+    if rank_by not in RANK_BY:
+        raise InvalidInputError(f"rank_by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
+    survey = Survey(frames=frames, failures=list(failures), rules=rules, rank_by=rank_by)
     names: dict[str, int] = {}
     for frame in frames:  # two frames of one name (two folders): keep rows apart
         n = names[frame.name] = names.get(frame.name, 0) + 1
@@ -245,6 +275,8 @@ def build_survey(frames: list[SurveyFrame], rules: SeverityRules,
                     survey.rejected.append(item)
     survey.items.sort(key=lambda it: (_SEVERITY_ORDER[it.severity or "C"],
                                       -number(it.record.get("mean_dt_degc")), it.frame, it.id))
+    if rank_by == "loss":  # stable: equal or unknown losses keep the severity order
+        survey.items.sort(key=lambda it: -number(it.record.get("heat_loss_w")))
     for rank, item in enumerate(survey.items, start=1):
         item.rank = rank
     survey.rejected.sort(key=lambda it: (it.frame, it.id))
