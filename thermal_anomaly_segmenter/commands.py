@@ -303,14 +303,14 @@ def cmd_import_published(args: argparse.Namespace) -> int:
 
 
 def cmd_build_dataset(args: argparse.Namespace) -> int:
-    from .dataset_builder import build_dataset
+    from .dataset_builder import BuildOptions, build_dataset
 
     if (args.corridor_dir is None) == (args.pipes is None):
         raise InvalidInputError("give either CORRIDOR_DIR or --pipes NETWORK")
-    report = build_dataset(args.tiff_dir, args.corridor_dir, args.out_dir, labels_dir=args.labels,
-                           pipes=args.pipes, corridor_width_m=args.corridor_width,
-                           subset=args.subset, splits=tuple(args.splits), seed=args.seed,
-                           previews=args.previews, review=args.review, gsd_m=args.gsd)
+    report = build_dataset(args.tiff_dir, args.corridor_dir, args.out_dir, BuildOptions(
+        labels_dir=args.labels, pipes=args.pipes, corridor_width_m=args.corridor_width,
+        subset=args.subset, splits=tuple(args.splits), seed=args.seed,
+        previews=args.previews, review=args.review, gsd_m=args.gsd))
     print(report.summary())
     return EXIT_OK
 

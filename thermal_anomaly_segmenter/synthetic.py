@@ -46,8 +46,9 @@ from pathlib import Path
 
 import numpy as np
 
+from thermal_anomaly_segmenter.io.dataset_writer import check_split_shares, split_counts, write_info
+
 from .errors import DatasetExistsError, InvalidInputError
-from .io.datasets import check_split_shares, split_counts, write_info
 from .io.formats import write_frame, write_label
 from .scenes import (
     DEFAULT_FAMILY,
