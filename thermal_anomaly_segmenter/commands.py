@@ -146,15 +146,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from .evaluation import evaluate
+    from .evaluation import EvaluateOptions, evaluate
     from .model_folder import resolve_model_dir
 
     settings = get_settings()
     model_dir = resolve_model_dir(args.model_dir, settings)
-    result = evaluate(model_dir, args.dataset_path, args.split, set_name=args.set_name,
-                      threshold=args.threshold, out_dir=args.out, min_area_px=args.min_area,
-                      device=args.device or settings.device, settings=settings,
-                      gsd_m=args.gsd, match_gsd=not args.native_scale)
+    result = evaluate(model_dir, args.dataset_path, args.split, EvaluateOptions(
+        set_name=args.set_name, threshold=args.threshold, out_dir=args.out,
+        min_area_px=args.min_area, device=args.device or settings.device, gsd_m=args.gsd,
+        match_gsd=not args.native_scale), settings=settings)
     print(json.dumps(result, indent=2))
     return EXIT_OK
 
