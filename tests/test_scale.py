@@ -149,7 +149,7 @@ def test_datasets_state_gsds_and_evaluate_uses_them(tmp_path):
     from thermal_anomaly_segmenter.evaluation import EvaluateOptions, evaluate
     from thermal_anomaly_segmenter.io.datasets import frame_gsds, load_split
     from thermal_anomaly_segmenter.synthetic import write_dataset
-    from thermal_anomaly_segmenter.train.loop import training_gsd
+    from thermal_anomaly_segmenter.train.opening import training_gsd
 
     assert frame_gsds({"gsd_m": 0.05}) == (0.05, {})
     assert frame_gsds({"gsd_m": -1, "generator": {"frames": {"a": {"gsd_m": 0.03},
@@ -192,7 +192,7 @@ def test_training_reads_finer_frames_at_the_model_gsd(tmp_path):
     from thermal_anomaly_segmenter.synthetic import write_dataset
     from thermal_anomaly_segmenter.train.dataset import _window
     from thermal_anomaly_segmenter.train.frame_cache import FrameCache
-    from thermal_anomaly_segmenter.train.loop import at_gsd
+    from thermal_anomaly_segmenter.train.opening import at_gsd
 
     root = write_dataset(tmp_path / "ds", 3, seed=6, height=256, width=320,
                          splits=(1.0, 0.0, 0.0), sets=("manual_set",), families=("city_wet",))
