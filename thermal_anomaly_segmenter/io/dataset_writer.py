@@ -1,7 +1,8 @@
 """Writing a set in the TASeg layout: split shares, frames per split, ``dataset_info.json``.
 
 :func:`write_info` is the one writer of ``dataset_info.json`` (used by the synthetic generator
-and the dataset builder); :mod:`.datasets` reads what it writes.
+and the dataset builder); :mod:`thermal_anomaly_segmenter.io.datasets` reads what it
+writes.
 """
 
 from __future__ import annotations
