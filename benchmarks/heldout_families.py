@@ -84,15 +84,15 @@ def test_set(work: Path, family: str, frames: int, seed: int, size: tuple[int, i
 
 def score(model: Path, dataset: Path, out: Path, false_alarms: Path | None = None,
           reuse: bool = False, match_gsd: bool = True) -> dict:
-    from thermal_anomaly_segmenter.evaluation import evaluate
+    from thermal_anomaly_segmenter.evaluation import EvaluateOptions, evaluate
 
     cached = out / "evaluation_manual_set_test.json"
     newest = max(p.stat().st_mtime for p in model.iterdir() if p.is_file())
     if reuse and cached.is_file() and cached.stat().st_mtime > newest:
         result = json.loads(cached.read_text())  # same model files, same test set
     else:
-        result = evaluate(model, dataset, "test", out_dir=out, device="cpu",
-                          false_alarms=false_alarms, match_gsd=match_gsd)
+        result = evaluate(model, dataset, "test", EvaluateOptions(
+            out_dir=out, device="cpu", false_alarms=false_alarms, match_gsd=match_gsd))
     row = {k: result[k] for k in COLUMNS}
     row.update(n_frames=result["n_frames"], n_empty_frames=result["n_empty_frames"],
                threshold=result["threshold"], reliability=result["reliability"])

@@ -1119,7 +1119,7 @@ def write_set(root: str | os.PathLike[str], family: str, n_frames: int, seed: in
     Refuses a non-empty ``root/manual_set``; the set is built in a hidden sibling folder and
     renamed into place, so a failure leaves nothing behind.
     """
-    from thermal_anomaly_segmenter.io.datasets import write_info
+    from thermal_anomaly_segmenter.io.dataset_writer import write_info
     from thermal_anomaly_segmenter.io.formats import write_frame, write_label
 
     _check_family(family)

@@ -73,7 +73,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from thermal_anomaly_segmenter.io.datasets import write_info
+from thermal_anomaly_segmenter.io.dataset_writer import write_info
 from thermal_anomaly_segmenter.io.formats import write_frame, write_label
 from thermal_anomaly_segmenter.io.frames import compose_frame
 

@@ -461,13 +461,14 @@ def test_a_checkpoint_carrying_code_is_refused_and_never_runs(published, tmp_pat
 
 def test_published_folder_evaluates_and_starts_a_fine_tune(published, tmp_path):
     from thermal_anomaly_segmenter.config import TrainOptions, get_settings
-    from thermal_anomaly_segmenter.evaluation import evaluate
+    from thermal_anomaly_segmenter.evaluation import EvaluateOptions, evaluate
     from thermal_anomaly_segmenter.synthetic import write_dataset
     from thermal_anomaly_segmenter.train.loop import _starting_point
 
     folder, _ = published["smp"]
     data = write_dataset(tmp_path / "synth", 4, seed=2, height=64, width=80)
-    result = evaluate(folder, data, "test", out_dir=tmp_path / "eval", device="cpu")
+    result = evaluate(folder, data, "test",
+                      EvaluateOptions(out_dir=tmp_path / "eval", device="cpu"))
     assert result["model_type"] == "smp_unet" and result["n_frames"] >= 1
     assert Path(result["metrics_json"]).is_file()
     architecture, state, start = _starting_point(

@@ -146,10 +146,10 @@ def test_matching_the_gsd_improves_the_default_on_fine_scenes():
 
 
 def test_datasets_state_gsds_and_evaluate_uses_them(tmp_path):
-    from thermal_anomaly_segmenter.evaluation import evaluate
+    from thermal_anomaly_segmenter.evaluation import EvaluateOptions, evaluate
     from thermal_anomaly_segmenter.io.datasets import frame_gsds, load_split
     from thermal_anomaly_segmenter.synthetic import write_dataset
-    from thermal_anomaly_segmenter.train.loop import training_gsd
+    from thermal_anomaly_segmenter.train.opening import training_gsd
 
     assert frame_gsds({"gsd_m": 0.05}) == (0.05, {})
     assert frame_gsds({"gsd_m": -1, "generator": {"frames": {"a": {"gsd_m": 0.03},
@@ -172,16 +172,17 @@ def test_datasets_state_gsds_and_evaluate_uses_them(tmp_path):
 
     model = tmp_path / "default"
     shutil.copytree(DEFAULT, model, ignore=shutil.ignore_patterns("predictions", "evaluation"))
-    matched = evaluate(model, root, "test", out_dir=tmp_path / "e1", device="cpu")
+    matched = evaluate(model, root, "test", EvaluateOptions(out_dir=tmp_path / "e1", device="cpu"))
     assert matched["frames_at_model_gsd"] == 4
     assert matched["model_gsd_m"] == pytest.approx(0.1)
     lo, hi = matched["frame_gsd_m"]
     assert 0.03 <= lo <= hi <= 0.05
-    native = evaluate(model, root, "test", out_dir=tmp_path / "e2", device="cpu",
-                      match_gsd=False)
+    native = evaluate(model, root, "test",
+                      EvaluateOptions(out_dir=tmp_path / "e2", device="cpu", match_gsd=False))
     assert native["frames_at_model_gsd"] == 0
     # one GSD for every frame, as a user states it
-    stated = evaluate(model, root, "test", out_dir=tmp_path / "e3", device="cpu", gsd_m=0.1)
+    stated = evaluate(model, root, "test",
+                      EvaluateOptions(out_dir=tmp_path / "e3", device="cpu", gsd_m=0.1))
     assert stated["frame_gsd_m"] == [0.1, 0.1] and stated["frames_at_model_gsd"] == 0
     assert stated["test_dataset_iou"] == pytest.approx(native["test_dataset_iou"])
 
@@ -191,7 +192,7 @@ def test_training_reads_finer_frames_at_the_model_gsd(tmp_path):
     from thermal_anomaly_segmenter.synthetic import write_dataset
     from thermal_anomaly_segmenter.train.dataset import _window
     from thermal_anomaly_segmenter.train.frame_cache import FrameCache
-    from thermal_anomaly_segmenter.train.loop import at_gsd
+    from thermal_anomaly_segmenter.train.opening import at_gsd
 
     root = write_dataset(tmp_path / "ds", 3, seed=6, height=256, width=320,
                          splits=(1.0, 0.0, 0.0), sets=("manual_set",), families=("city_wet",))

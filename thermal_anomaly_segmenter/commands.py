@@ -146,15 +146,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from .evaluation import evaluate
+    from .evaluation import EvaluateOptions, evaluate
     from .model_folder import resolve_model_dir
 
     settings = get_settings()
     model_dir = resolve_model_dir(args.model_dir, settings)
-    result = evaluate(model_dir, args.dataset_path, args.split, set_name=args.set_name,
-                      threshold=args.threshold, out_dir=args.out, min_area_px=args.min_area,
-                      device=args.device or settings.device, settings=settings,
-                      gsd_m=args.gsd, match_gsd=not args.native_scale)
+    result = evaluate(model_dir, args.dataset_path, args.split, EvaluateOptions(
+        set_name=args.set_name, threshold=args.threshold, out_dir=args.out,
+        min_area_px=args.min_area, device=args.device or settings.device, gsd_m=args.gsd,
+        match_gsd=not args.native_scale), settings=settings)
     print(json.dumps(result, indent=2))
     return EXIT_OK
 
@@ -311,14 +311,14 @@ def cmd_import_published(args: argparse.Namespace) -> int:
 
 
 def cmd_build_dataset(args: argparse.Namespace) -> int:
-    from .dataset_builder import build_dataset
+    from .dataset_builder import BuildOptions, build_dataset
 
     if (args.corridor_dir is None) == (args.pipes is None):
         raise InvalidInputError("give either CORRIDOR_DIR or --pipes NETWORK")
-    report = build_dataset(args.tiff_dir, args.corridor_dir, args.out_dir, labels_dir=args.labels,
-                           pipes=args.pipes, corridor_width_m=args.corridor_width,
-                           subset=args.subset, splits=tuple(args.splits), seed=args.seed,
-                           previews=args.previews, review=args.review, gsd_m=args.gsd)
+    report = build_dataset(args.tiff_dir, args.corridor_dir, args.out_dir, BuildOptions(
+        labels_dir=args.labels, pipes=args.pipes, corridor_width_m=args.corridor_width,
+        subset=args.subset, splits=tuple(args.splits), seed=args.seed,
+        previews=args.previews, review=args.review, gsd_m=args.gsd))
     print(report.summary())
     return EXIT_OK
 

@@ -58,19 +58,24 @@ from typing import Any
 
 import numpy as np
 
-from .errors import (
+from thermal_anomaly_segmenter.dataset_staging import (
+    SET_GENERATED,
+    SET_MANUAL,
+    Corridor,
+    Skipped,
+    StagedFrame,
+    Staging,
+    stage_frames,
+)
+from thermal_anomaly_segmenter.errors import (
     DatasetError,
     DatasetExistsError,
     DatasetNotFoundError,
     InvalidInputError,
 )
-from .io.atomic import atomic_write
-from .io.datasets import check_split_shares, split_counts, write_info
-from .io.formats import write_frame, write_label
-from .io.frames import GSD_MAX_M, Frame, frame_stem
-from .io.masks import read_label
-from .io.read import read_frame
-from .report.preview import render_preview
+from thermal_anomaly_segmenter.io.atomic import atomic_write
+from thermal_anomaly_segmenter.io.dataset_writer import check_split_shares, split_counts, write_info
+from thermal_anomaly_segmenter.io.frames import GSD_MAX_M
 
 log = logging.getLogger(__name__)
 
@@ -84,26 +89,51 @@ CORRIDOR_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", ".npy")
 #: Suffix of hand labels in ``labels_dir``.
 LABEL_SUFFIX = ".png"
 
-SET_GENERATED = "generated_set"
-SET_MANUAL = "manual_set"
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass(frozen=True)
-class Skipped:
-    """An input left out of the dataset.
+class BuildOptions:
+    """How :func:`build_dataset` reads a survey and lays out the dataset.
 
-    Attributes:
-        name: File name of the frame (or of the label).
-        kind: ``"frame"`` (left out of both sets) or ``"label"`` (the frame is in
-            ``generated_set`` but not in ``manual_set``).
-        reason: One-line reason.
+    Checked on construction (InvalidInputError); ``splits`` is kept as three floats.
     """
 
-    name: str
-    kind: str
-    reason: str
+    #: Folder of hand-drawn labels ``<stem>.png`` (0/1 or 0/255), or None.
+    labels_dir: str | os.PathLike[str] | None = None
+    #: Pipe network layer instead of a corridor folder: each georeferenced TIFF gets the
+    #: corridor buffered from its lines (:mod:`.geo.network`); others are skipped.
+    pipes: str | os.PathLike[str] | None = None
+    #: Full corridor width with ``pipes``, metres (default 8).
+    corridor_width_m: float | None = None
+    #: Prefix of the subset folders (``<subset>_train`` ...).
+    subset: str = "survey"
+    #: Shares of (train, val, test), non-negative, summing to 1.
+    splits: Sequence[float] = (0.7, 0.15, 0.15)
+    #: Seed of the split (>= 0).
+    seed: int = 0
+    #: Write ``preview/<subset>_<split>/<id>.png`` per set.
+    previews: bool = True
+    #: A ``review.json`` of ``report.html`` (see the module docstring).
+    review: str | os.PathLike[str] | None = None
+    #: Ground sampling distance (m/px) of the frames without a metric georeference,
+    #: recorded per frame (training and evaluation use it: scale matching, :mod:`.scale`).
+    gsd_m: float | None = None
+
+    def __post_init__(self) -> None:
+        gsd_m, seed, subset = self.gsd_m, self.seed, self.subset
+        if gsd_m is not None and not 0 < gsd_m <= GSD_MAX_M:
+            raise InvalidInputError(
+                f"gsd_m must be within 0..{GSD_MAX_M:g} m per pixel, got {gsd_m}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InvalidInputError(f"seed must be an integer >= 0, got {seed!r}")
+        if not isinstance(subset, str) or not _NAME_RE.match(subset):
+            raise InvalidInputError(
+                f"subset {subset!r} must be a plain folder name (letters, digits, '.', '_', '-')"
+            )
+        object.__setattr__(self, "seed", int(seed))
+        object.__setattr__(self, "splits", tuple(check_split_shares(self.splits)))
 
 
 @dataclass
@@ -145,22 +175,6 @@ class BuildReport:
             lines.append(f"  labels without a frame: {', '.join(self.unmatched_labels)}")
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
-
-
-@dataclass
-class _Item:
-    """One usable frame, written to the staging folder and waiting for its split."""
-
-    frame_id: str
-    source: str
-    corridor: str
-    label: str | None
-    height: int
-    width: int
-    geo: dict[str, Any] | None
-    has_manual: bool = False
-    #: Metres per pixel: a metric georeference's, else what the caller stated.
-    gsd_m: float | None = None
 
 
 def _check_dir(kind: str, path: str | os.PathLike[str]) -> Path:
@@ -221,16 +235,6 @@ def assign_splits(
     return split_of
 
 
-def _geo_dict(frame: Frame) -> dict[str, Any] | None:
-    if frame.geo is None:
-        return None
-    return {
-        "transform": [float(v) for v in frame.geo.transform],
-        "crs": frame.geo.crs,
-        "metric": frame.geo.metric,
-    }
-
-
 def _pick_one(candidates: list[Path], frame: Path, corridor_dir: Path) -> Path:
     """The one corridor mask of ``frame``; InvalidInputError when there is none or several."""
     candidates = [p for p in candidates if p.resolve() != frame.resolve()]
@@ -243,85 +247,85 @@ def _pick_one(candidates: list[Path], frame: Path, corridor_dir: Path) -> Path:
     return candidates[0]
 
 
-def _stage_frame(
-    tiff: Path,
-    corridor_path: Path | tuple[str, np.ndarray],
-    label_path: Path | None,
-    frame_id: str,
-    staging: Path,
-    previews: bool,
-    report: BuildReport,
-    review: Any = None,
-    examples: list | None = None,
-) -> _Item:
-    """Read, label and write one frame into ``staging``; raises InvalidInputError if unusable."""
-    from .classical import classical_label
-    from .report.outputs import encode_png
+@dataclass
+class _Survey:
+    """The checked inputs of a build: folders, pipe network, review, and the files found."""
 
-    # A (name, mask) pair is a corridor rasterised from the pipe network.
-    corridor_name, corridor = (
-        corridor_path if isinstance(corridor_path, tuple) else (corridor_path.name, corridor_path)
-    )
-    frame = read_frame(tiff, corridor=corridor, name=frame_id)
-    auto = classical_label(frame.data, frame.corridor)
-    manual = None
-    if label_path is not None:
-        try:
-            manual = read_label(label_path)
-            if manual.shape != frame.shape:
-                raise InvalidInputError(
-                    f"{label_path.name}: label is {manual.shape[0]} x {manual.shape[1]} px but "
-                    f"the frame is {frame.shape[0]} x {frame.shape[1]} px"
-                )
-        except InvalidInputError as exc:
-            manual = None
-            log.warning("hand label skipped: %s", exc)
-            report.skipped.append(Skipped(label_path.name, "label", str(exc)))
-    label_name = label_path.name if manual is not None and label_path is not None else None
-    if review is not None:
-        from .review import component_examples
+    tiff_dir: Path
+    corridor_dir: Path | None
+    labels: Path | None
+    network: Any = None
+    width: float | None = None
+    review: Any = None
+    tiffs: list[Path] = field(default_factory=list)
+    corridors: dict[str, list[Path]] = field(default_factory=dict)
+    label_files: dict[str, list[Path]] = field(default_factory=dict)
 
-        if manual is None:
-            manual = review.label(frame_id, frame.shape)
-            if manual is not None:
-                label_name = f"review:{Path(review.source).name}"
-                report.reviewed_frames.append(frame_id)
-        if examples is not None:
-            examples.extend(component_examples(review, frame_id, frame.t_u, frame.corridor))
-    for set_name, label in ((SET_GENERATED, auto), (SET_MANUAL, manual)):
-        if label is None:
-            continue
-        # Each set gets its own copy of the frame: sets are used (and zipped) independently.
-        write_frame(staging / set_name / "image" / f"{frame_id}.npy.lz4", frame.data)
-        write_label(staging / set_name / "label" / f"{frame_id}.png", label)
-        if previews:
-            preview = render_preview(frame.data, frame.corridor, label)
-            atomic_write(staging / set_name / "preview" / f"{frame_id}.png", encode_png(preview))
-    return _Item(
-        frame_id=frame_id,
-        source=tiff.name,
-        corridor=corridor_name,
-        label=label_name,
-        height=frame.shape[0],
-        width=frame.shape[1],
-        geo=_geo_dict(frame),
-        has_manual=manual is not None,
-        # recorded per frame, read back by io.datasets.frame_gsds (scale matching)
-        gsd_m=None if frame.geo is None or frame.geo.gsd_m is None else round(frame.geo.gsd_m, 6),
-    )
+    def corridor_for(self, tiff: Path) -> Corridor:
+        """The TIFF's corridor (InvalidInputError when it has none)."""
+        if self.network is not None:
+            return (self.network.source, self.network.raster_corridor(tiff, self.width))
+        return _pick_one(self.corridors.get(tiff.stem, []), tiff, self.corridor_dir)
+
+
+def _open_survey(
+    tiff_dir: str | os.PathLike[str],
+    corridor_dir: str | os.PathLike[str] | None,
+    options: BuildOptions,
+) -> _Survey:
+    """Check the input folders and read the pipe network and the review, if any."""
+    tiffs = _check_dir("tiff_dir", tiff_dir)
+    if (corridor_dir is None) == (options.pipes is None):
+        raise InvalidInputError("give either a corridor mask folder or a pipe network")
+    survey = _Survey(tiffs, None, None)
+    if options.pipes is not None:
+        from thermal_anomaly_segmenter.geo.network import DEFAULT_CORRIDOR_WIDTH_M, PipeNetwork
+
+        survey.network = PipeNetwork.read(options.pipes)
+        survey.width = (DEFAULT_CORRIDOR_WIDTH_M if options.corridor_width_m is None
+                        else options.corridor_width_m)
+    else:
+        survey.corridor_dir = _check_dir("corridor_dir", corridor_dir)  # type: ignore[arg-type]
+    if options.labels_dir is not None:
+        survey.labels = _check_dir("labels_dir", options.labels_dir)
+    if options.review is not None:
+        from thermal_anomaly_segmenter.review import Review
+
+        survey.review = Review.read(options.review)
+    return survey
+
+
+def _list_files(survey: _Survey) -> list[str]:
+    """Find the survey's TIFFs, corridor masks and labels; return the labels without a frame."""
+    survey.tiffs = [
+        p for paths in _files_by_stem(survey.tiff_dir, TIFF_SUFFIXES).values() for p in paths
+    ]
+    if not survey.tiffs:
+        raise DatasetError(f"tiff_dir {survey.tiff_dir} holds no .tif/.tiff file")
+    if survey.network is None:
+        survey.corridors = _files_by_stem(survey.corridor_dir, CORRIDOR_SUFFIXES)  # type: ignore[arg-type]
+    if survey.labels is not None:
+        survey.label_files = _files_by_stem(survey.labels, (LABEL_SUFFIX,))
+        if not survey.label_files:
+            raise DatasetError(f"labels_dir {survey.labels} holds no .png label")
+    frame_stems = {p.stem for p in survey.tiffs}
+    unmatched = sorted(p.name for stem, paths in survey.label_files.items()
+                       if stem not in frame_stems for p in paths)
+    for name in unmatched:
+        log.warning("label %s has no frame of the same stem in %s; ignored", name,
+                    survey.tiff_dir)
+    return unmatched
 
 
 def _finish_set(
     set_dir: Path,
-    items: list[_Item],
+    items: list[StagedFrame],
     split_of: dict[str, str],
-    subset: str,
-    fractions: list[float],
-    seed: int,
+    options: BuildOptions,
     labels_from: str,
-    previews: bool,
 ) -> dict[str, list[str]]:
     """Move a set's staged files into their split folders and write dataset_info.json."""
+    subset, previews = options.subset, options.previews
     kinds = [("image", ".npy.lz4"), ("label", ".png")] + ([("preview", ".png")] if previews else [])
     split_ids: dict[str, list[str]] = {split: [] for split in SPLIT_NAMES}
     for item in sorted(items, key=lambda it: it.frame_id):
@@ -340,8 +344,8 @@ def _finish_set(
     write_info(set_dir, subset, [s for s in SPLIT_NAMES if split_ids[s]], "builder", {
             "name": "taseg.dataset_builder",
             "version": BUILDER_VERSION,
-            "seed": seed,
-            "splits": fractions,
+            "seed": options.seed,
+            "splits": list(options.splits),
             "labels_from": labels_from,
             "split_ids": {
                 s: [f"{subset}_{s}/{frame_id}" for frame_id in ids] for s, ids in split_ids.items()
@@ -362,20 +366,81 @@ def _finish_set(
     return split_ids
 
 
+def _write_sets(staging: Path, items: list[StagedFrame], survey: _Survey, options: BuildOptions,
+                report: BuildReport) -> None:
+    """Split the staged frames and finish ``generated_set`` and (if any) ``manual_set``."""
+    manual = [it for it in items if it.has_manual]
+    split_of = assign_splits(
+        [it.frame_id for it in manual],
+        [it.frame_id for it in items if not it.has_manual],
+        options.splits,
+        options.seed,
+    )
+    report.splits[SET_GENERATED] = _finish_set(
+        staging / SET_GENERATED, items, split_of, options, "classical_label")
+    if manual:
+        labels_from = "hand_label" if survey.review is None else (
+            "review" if survey.labels is None else "hand_label+review")
+        report.splits[SET_MANUAL] = _finish_set(
+            staging / SET_MANUAL, manual, split_of, options, labels_from)
+    else:
+        report.warnings.append(
+            "no usable hand label: manual_set was not written, so the fine_tune phase "
+            "cannot run on this dataset"
+        )
+    for set_name, set_splits in report.splits.items():
+        empty = [
+            s
+            for s, f in zip(SPLIT_NAMES, options.splits, strict=True)
+            if f > 0 and not set_splits[s]
+        ]
+        if empty:
+            report.warnings.append(
+                f"{set_name}: split(s) {', '.join(empty)} are empty (only "
+                f"{report.count(set_name)} frame(s)); add frames before training on them"
+            )
+
+
+def _write_review_examples(staging: Staging, items: list[StagedFrame],
+                           report: BuildReport) -> None:
+    """Write the reviewed components as false-alarm stage examples (``review_examples.json``)."""
+    import json
+
+    from thermal_anomaly_segmenter.review import EXAMPLES_NAME, examples_document
+
+    review = staging.review
+    unknown = sorted(set(review.decisions) - {it.frame_id for it in items})
+    if unknown:
+        report.warnings.append(f"review: no usable frame for {', '.join(unknown[:5])}")
+    report.review_examples = len(staging.examples)
+    atomic_write(staging.folder / EXAMPLES_NAME, json.dumps(
+        examples_document(staging.examples, review.source), indent=1) + "\n")
+
+
+def _build_in(tmp: Path, survey: _Survey, options: BuildOptions, report: BuildReport) -> None:
+    """Stage the usable frames in ``tmp``, then lay out the sets there."""
+    staging = Staging(tmp, options.previews, survey.review)
+    items = stage_frames(survey.tiffs, survey.corridor_for, survey.label_files, staging)
+    report.skipped, report.reviewed_frames = staging.skipped, staging.reviewed_frames
+    for item in items:
+        item.gsd_m = item.gsd_m if item.gsd_m is not None else options.gsd_m
+    if not items:
+        first = "; ".join(f"{s.name}: {s.reason}" for s in report.skipped[:3])
+        raise DatasetError(
+            f"none of the {len(survey.tiffs)} TIFF(s) in {survey.tiff_dir} is usable ({first})"
+        )
+    _write_sets(tmp, items, survey, options, report)
+    if survey.review is not None:
+        _write_review_examples(staging, items, report)
+    for warning in report.warnings:
+        log.warning("%s", warning)
+
+
 def build_dataset(
     tiff_dir: str | os.PathLike[str],
     corridor_dir: str | os.PathLike[str] | None,
     out_dir: str | os.PathLike[str],
-    *,
-    labels_dir: str | os.PathLike[str] | None = None,
-    pipes: str | os.PathLike[str] | None = None,
-    corridor_width_m: float | None = None,
-    subset: str = "survey",
-    splits: Sequence[float] = (0.7, 0.15, 0.15),
-    seed: int = 0,
-    previews: bool = True,
-    review: str | os.PathLike[str] | None = None,
-    gsd_m: float | None = None,
+    options: BuildOptions | None = None,
 ) -> BuildReport:
     """Turn a survey's temperature TIFFs and corridor masks into a TASeg dataset.
 
@@ -384,20 +449,10 @@ def build_dataset(
     Args:
         tiff_dir: Folder of single-band float temperature TIFFs (degC), one per frame.
         corridor_dir: Folder of corridor masks matched by stem (PNG/TIFF/npy, nonzero =
-            corridor); may equal ``tiff_dir``. None with ``pipes``.
+            corridor); may equal ``tiff_dir``. None with ``options.pipes``.
         out_dir: Dataset folder to create; must not exist or be empty.
-        labels_dir: Folder of hand-drawn labels ``<stem>.png`` (0/1 or 0/255), or None.
-        pipes: Pipe network layer instead of ``corridor_dir``: each georeferenced TIFF gets
-            the corridor buffered from its lines (:mod:`.geo.network`); others are skipped.
-        corridor_width_m: Full corridor width with ``pipes``, metres (default 8).
-        subset: Prefix of the subset folders (``<subset>_train`` ...).
-        splits: Shares of (train, val, test), non-negative, summing to 1.
-        seed: Seed of the split (>= 0).
-        previews: Write ``preview/<subset>_<split>/<id>.png`` per set.
-        review: A ``review.json`` of ``report.html`` (see the module docstring).
-        gsd_m: Ground sampling distance (m/px) of the frames without a metric
-            georeference, recorded per frame (training and evaluation use it: scale
-            matching, :mod:`.scale`).
+        options: Labels, pipe network, subset name, splits, seed, previews, review, GSD
+            (:class:`BuildOptions`; default its defaults).
 
     Returns:
         What was written and what was skipped.
@@ -408,52 +463,12 @@ def build_dataset(
         DatasetError: No TIFF in ``tiff_dir``, no PNG in ``labels_dir``, or no usable frame.
         InvalidInputError: An argument is invalid.
     """
-    if gsd_m is not None and not 0 < gsd_m <= GSD_MAX_M:
-        raise InvalidInputError(f"gsd_m must be within 0..{GSD_MAX_M:g} m per pixel, got {gsd_m}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidInputError(f"seed must be an integer >= 0, got {seed!r}")
-    seed = int(seed)
-    if not isinstance(subset, str) or not _NAME_RE.match(subset):
-        raise InvalidInputError(
-            f"subset {subset!r} must be a plain folder name (letters, digits, '.', '_', '-')"
-        )
-    fractions = check_split_shares(splits)
-    tiff_dir = _check_dir("tiff_dir", tiff_dir)
-    if (corridor_dir is None) == (pipes is None):
-        raise InvalidInputError("give either a corridor mask folder or a pipe network")
-    network = None
-    if pipes is not None:
-        from .geo.network import DEFAULT_CORRIDOR_WIDTH_M, PipeNetwork
-
-        network = PipeNetwork.read(pipes)
-        width = DEFAULT_CORRIDOR_WIDTH_M if corridor_width_m is None else corridor_width_m
-    else:
-        corridor_dir = _check_dir("corridor_dir", corridor_dir)
-    labels = None if labels_dir is None else _check_dir("labels_dir", labels_dir)
-    reviewed = None
-    if review is not None:
-        from .review import Review
-
-        reviewed = Review.read(review)
-    examples: list[dict[str, Any]] = []
+    options = options or BuildOptions()
+    survey = _open_survey(tiff_dir, corridor_dir, options)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
-
-    tiffs = [p for paths in _files_by_stem(tiff_dir, TIFF_SUFFIXES).values() for p in paths]
-    if not tiffs:
-        raise DatasetError(f"tiff_dir {tiff_dir} holds no .tif/.tiff file")
-    corridors = _files_by_stem(corridor_dir, CORRIDOR_SUFFIXES) if network is None else {}
-    label_files = _files_by_stem(labels, (LABEL_SUFFIX,)) if labels is not None else {}
-    if labels is not None and not label_files:
-        raise DatasetError(f"labels_dir {labels} holds no .png label")
-
     report = BuildReport(out_dir=out_dir)
-    frame_stems = {p.stem for p in tiffs}
-    report.unmatched_labels = sorted(
-        p.name for stem, paths in label_files.items() if stem not in frame_stems for p in paths
-    )
-    for name in report.unmatched_labels:
-        log.warning("label %s has no frame of the same stem in %s; ignored", name, tiff_dir)
+    report.unmatched_labels = _list_files(survey)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # A hidden sibling, renamed at the end: readers never see a half-built dataset, a failure
@@ -461,94 +476,7 @@ def build_dataset(
     tmp = out_dir.parent / f".{out_dir.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     tmp.mkdir()  # not mkdtemp: its 0700 mode would stay on the finished dataset
     try:
-        items: list[_Item] = []
-        seen: dict[str, str] = {}
-        for tiff in sorted(tiffs, key=lambda p: p.name):
-            frame_id = frame_stem(tiff)
-            try:
-                if frame_id in seen:
-                    raise InvalidInputError(
-                        f"its id {frame_id!r} is already taken by {seen[frame_id]}; rename it"
-                    )
-                if network is not None:
-                    corridor = (network.source, network.raster_corridor(tiff, width))
-                else:
-                    corridor = _pick_one(corridors.get(tiff.stem, []), tiff, corridor_dir)
-                matches = label_files.get(tiff.stem, [])
-                label = matches[0] if matches else None
-                items.append(_stage_frame(tiff, corridor, label, frame_id, tmp, previews, report,
-                                          reviewed, examples))
-                seen[frame_id] = tiff.name
-            except InvalidInputError as exc:
-                log.warning("frame %s skipped: %s", tiff.name, exc)
-                report.skipped.append(Skipped(tiff.name, "frame", str(exc)))
-        for item in items:
-            item.gsd_m = item.gsd_m if item.gsd_m is not None else gsd_m
-        if not items:
-            first = "; ".join(f"{s.name}: {s.reason}" for s in report.skipped[:3])
-            raise DatasetError(
-                f"none of the {len(tiffs)} TIFF(s) in {tiff_dir} is usable ({first})"
-            )
-
-        manual = [it for it in items if it.has_manual]
-        split_of = assign_splits(
-            [it.frame_id for it in manual],
-            [it.frame_id for it in items if not it.has_manual],
-            fractions,
-            seed,
-        )
-        report.splits[SET_GENERATED] = _finish_set(
-            tmp / SET_GENERATED,
-            items,
-            split_of,
-            subset,
-            fractions,
-            seed,
-            "classical_label",
-            previews,
-        )
-        if manual:
-            report.splits[SET_MANUAL] = _finish_set(
-                tmp / SET_MANUAL,
-                manual,
-                split_of,
-                subset,
-                fractions,
-                seed,
-                "hand_label" if reviewed is None else (
-                    "review" if labels is None else "hand_label+review"),
-                previews,
-            )
-        else:
-            report.warnings.append(
-                "no usable hand label: manual_set was not written, so the fine_tune phase "
-                "cannot run on this dataset"
-            )
-        for set_name, set_splits in report.splits.items():
-            empty = [
-                s
-                for s, f in zip(SPLIT_NAMES, fractions, strict=True)
-                if f > 0 and not set_splits[s]
-            ]
-            if empty:
-                report.warnings.append(
-                    f"{set_name}: split(s) {', '.join(empty)} are empty (only "
-                    f"{report.count(set_name)} frame(s)); add frames before training on them"
-                )
-        if reviewed is not None:
-            import json
-
-            from .review import EXAMPLES_NAME, examples_document
-
-            unknown = sorted(set(reviewed.decisions) - {it.frame_id for it in items})
-            if unknown:
-                report.warnings.append(f"review: no usable frame for {', '.join(unknown[:5])}")
-            report.review_examples = len(examples)
-            atomic_write(tmp / EXAMPLES_NAME, json.dumps(
-                examples_document(examples, reviewed.source), indent=1) + "\n")
-        for warning in report.warnings:
-            log.warning("%s", warning)
-
+        _build_in(tmp, survey, options, report)
         _check_out_dir(out_dir)  # again: another process may have filled it meanwhile
         if out_dir.exists():
             out_dir.rmdir()  # empty (checked); rename cannot replace a folder everywhere

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,105 +88,97 @@ def _gsd_range(gsds: set[float | None]) -> list[float] | None:
     return [min(known), max(known)] if known else None
 
 
-def evaluate(
-    model_dir: str | os.PathLike[str],
-    dataset_path: str | os.PathLike[str] | None,
-    split: str = "test",
-    *,
-    set_name: str = "manual_set",
-    threshold: float | None = None,
-    out_dir: str | os.PathLike[str] | None = None,
-    min_area_px: int = 4,
-    device: str = "auto",
-    settings: Settings | None = None,
-    false_alarms: str | os.PathLike[str] | None = None,
-    gsd_m: float | None = None,
-    match_gsd: bool = True,
-) -> dict[str, Any]:
-    """Evaluate a model folder on one split.
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """How :func:`evaluate` scores a model folder on a split."""
 
-    Args:
-        model_dir: Model folder (any zoo model, ``classical`` included).
-        dataset_path: Dataset folder (``None`` finds one as training does).
-        split: ``train``, ``val`` or ``test``.
-        set_name: ``manual_set`` (hand labels, the default) or ``generated_set``.
-        threshold: Probability threshold; default the model's recommended threshold.
-        out_dir: Where ``evaluation_<set>_<split>.json`` and ``pr_curve_<set>_<split>.png``
-            go; default ``<model_dir>/evaluation``.
-        min_area_px: Predicted components smaller than this are specks (as in predict).
-        device: ``auto``, ``cpu`` or ``cuda``.
-        settings: Environment; default :func:`~.config.get_settings`.
-        false_alarms: A false-alarm classifier (:mod:`.false_alarms` JSON, or a folder
-            holding one) applied to the mask at ``threshold`` before scoring (the sweep is
-            scored without it).
-        gsd_m: Ground sampling distance of every frame (m/px); default what the set's
-            ``dataset_info.json`` states (:func:`~.io.datasets.frame_gsds`), if anything.
-        match_gsd: See frames finer than the model's GSD at its GSD (:mod:`.scale`), as
-            predict does.
+    #: ``manual_set`` (hand labels) or ``generated_set``.
+    set_name: str = "manual_set"
+    #: Probability threshold; ``None``: the model's recommended threshold.
+    threshold: float | None = None
+    #: Where ``evaluation_<set>_<split>.json``, ``pr_curve_<set>_<split>.png`` and the
+    #: reliability diagram go; ``None``: ``<model_dir>/evaluation``.
+    out_dir: str | os.PathLike[str] | None = None
+    #: Predicted components smaller than this are specks (as in predict).
+    min_area_px: int = 4
+    #: ``auto``, ``cpu`` or ``cuda``.
+    device: str = "auto"
+    #: A false-alarm classifier (:mod:`.false_alarms` JSON, or a folder holding one) applied
+    #: to the mask at ``threshold`` before scoring (the sweep is scored without it).
+    false_alarms: str | os.PathLike[str] | None = None
+    #: Ground sampling distance of every frame (m/px); ``None``: what the set's
+    #: ``dataset_info.json`` states (:func:`~.io.datasets.frame_gsds`), if anything.
+    gsd_m: float | None = None
+    #: See frames finer than the model's GSD at its GSD (:mod:`.scale`), as predict does.
+    match_gsd: bool = True
 
-    Returns:
-        Metrics at the threshold, ``best_f1_threshold``, ``best_f1``, the ``sweep`` rows and
-        the paths of the written files.
-    """
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise InvalidInputError(f"threshold must be within 0..1, got {self.threshold}")
+
+
+@dataclass
+class _Tally:
+    """What scoring the frames of a split adds up."""
+
+    #: Per sweep threshold: tp fp fn + the 4 object counts.
+    sweep: np.ndarray = field(default_factory=lambda: np.zeros((len(SWEEP), 7), dtype=np.int64))
+    #: :func:`.metrics.batch_stats` row of each frame at the threshold.
+    rows: list[Any] = field(default_factory=list)
+    #: False alarms in all frames, in leak-free frames.
+    false_alarms: list[int] = field(default_factory=lambda: [0, 0])
+    n_empty: int = 0
+    #: Reliability counts over corridor pixels, as predict sees them.
+    calibration: np.ndarray = field(default_factory=lambda: np.zeros((3, RELIABILITY_BINS)))
+    gsds: set[float | None] = field(default_factory=set)
+    #: Frames seen at the model's GSD (.scale).
+    rescaled: int = 0
+    #: Components the false-alarm stage rejected.
+    rejected: int = 0
+
+
+def _score_frame(tally: _Tally, sample: Any, segmenter: Any, predict: PredictOptions,
+                 options: EvaluateOptions, stage: Any) -> None:
+    """Predict one sample's frame and add its scores to ``tally``."""
     import torch
 
-    from .inference import Segmenter
     from .metrics import batch_stats
 
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise InvalidInputError(f"threshold must be within 0..1, got {threshold}")
-    segmenter = Segmenter.from_folder(model_dir, device=device)
-    stage = None
-    if false_alarms is not None:
-        from .false_alarms import FalseAlarmClassifier, filter_mask
+    min_area_px = options.min_area_px
+    frame = read_frame(sample.image)
+    label = (read_label_mask(sample.label) > 0).astype(np.uint8)
+    if label.shape != frame.shape:
+        raise DatasetError(f"label {sample.label} does not match the size of its frame")
+    gsd = options.gsd_m if options.gsd_m is not None else sample.gsd_m
+    tally.gsds.add(gsd)
+    frame_options = replace(predict, gsd_m=gsd)
+    tally.rescaled += segmenter.scale_factors([frame], frame_options)[0] is not None
+    prob = segmenter.probabilities([frame], frame_options)[0]
+    truth = label.astype(bool)
+    tally.calibration += reliability_counts(prob[frame.corridor], truth[frame.corridor])
+    for i, t in enumerate(SWEEP):
+        pred = anomaly_mask(prob, frame.corridor, t).view(bool)
+        tally.sweep[i, 0] += int(np.count_nonzero(pred & truth))
+        tally.sweep[i, 1] += int(np.count_nonzero(pred & ~truth))
+        tally.sweep[i, 2] += int(np.count_nonzero(~pred & truth))
+        tally.sweep[i, 3:] += object_counts(pred, label, min_area_px)
+    pred_np = anomaly_mask(prob, frame.corridor, predict.threshold).view(bool)
+    if stage is not None:
+        from .false_alarms import filter_mask
 
-        stage = FalseAlarmClassifier.load(false_alarms)
-    rejected = 0
-    threshold = segmenter.config.threshold if threshold is None else float(threshold)
-    root = resolve_dataset_path(dataset_path, settings)
-    index = load_split(open_set(root, set_name), split, set_name)
-    options = PredictOptions(device=segmenter.device, min_area_px=min_area_px,
-                             threshold=threshold, match_gsd=match_gsd)
-    gsds: set[float | None] = set()
-    rescaled = 0  # frames seen at the model's GSD (.scale)
+        pred_np, verdicts = filter_mask(frame.t_u, frame.corridor, pred_np, stage)
+        tally.rejected += sum(not v["keep"] for v in verdicts)
+    n_true, _, _, false = object_counts(pred_np, label, min_area_px)
+    tally.false_alarms[0] += false
+    if n_true == 0:
+        tally.n_empty += 1
+        tally.false_alarms[1] += false
+    pred = torch.from_numpy(pred_np)[None, None]
+    tally.rows.append(batch_stats(pred, torch.from_numpy(label)[None, None], min_area_px))
 
-    sweep = np.zeros((len(SWEEP), 7), dtype=np.int64)  # tp fp fn + 4 object counts
-    rows: list[torch.Tensor] = []
-    fa_counts = [0, 0]  # false alarms in all frames, in leak-free frames
-    n_empty = 0
-    calibration = np.zeros((3, RELIABILITY_BINS))  # over corridor pixels, as predict sees them
-    for sample in index.samples:
-        frame = read_frame(sample.image)
-        label = (read_label_mask(sample.label) > 0).astype(np.uint8)
-        if label.shape != frame.shape:
-            raise DatasetError(f"label {sample.label} does not match the size of its frame")
-        gsd = gsd_m if gsd_m is not None else sample.gsd_m
-        gsds.add(gsd)
-        frame_options = replace(options, gsd_m=gsd)
-        rescaled += segmenter.scale_factors([frame], frame_options)[0] is not None
-        prob = segmenter.probabilities([frame], frame_options)[0]
-        truth = label.astype(bool)
-        calibration += reliability_counts(prob[frame.corridor], truth[frame.corridor])
-        for i, t in enumerate(SWEEP):
-            pred = anomaly_mask(prob, frame.corridor, t).view(bool)
-            sweep[i, 0] += int(np.count_nonzero(pred & truth))
-            sweep[i, 1] += int(np.count_nonzero(pred & ~truth))
-            sweep[i, 2] += int(np.count_nonzero(~pred & truth))
-            sweep[i, 3:] += object_counts(pred, label, min_area_px)
-        pred_np = anomaly_mask(prob, frame.corridor, threshold).view(bool)
-        if stage is not None:
-            pred_np, verdicts = filter_mask(frame.t_u, frame.corridor, pred_np, stage)
-            rejected += sum(not v["keep"] for v in verdicts)
-        n_true, _, _, false = object_counts(pred_np, label, min_area_px)
-        fa_counts[0] += false
-        if n_true == 0:
-            n_empty += 1
-            fa_counts[1] += false
-        pred = torch.from_numpy(pred_np)[None, None]
-        rows.append(batch_stats(pred, torch.from_numpy(label)[None, None], min_area_px))
 
-    prefix = f"{split}_"
-    result: dict[str, Any] = summarize(torch.cat(rows), prefix=prefix)
+def _sweep_curve(sweep: np.ndarray) -> list[dict[str, float]]:
+    """Pixel and object scores of each sweep threshold."""
     curve = []
     for t, (tp, fp, fn, n_true, found, n_pred, false) in zip(SWEEP, sweep, strict=True):
         precision, recall = _f(tp, tp + fp), _f(tp, tp + fn)
@@ -199,11 +191,78 @@ def evaluate(
         }
         row.update(object_scores(int(n_true), int(found), int(n_pred), int(false)))
         curve.append(row)
+    return curve
+
+
+def _write_outputs(result: dict[str, Any], best: dict[str, float], out: Path, title: str,
+                   stem: str) -> None:
+    """Write the PR curve (``best`` marked), the reliability diagram and the metrics JSON;
+    record their paths in ``result``."""
+    out.mkdir(parents=True, exist_ok=True)
+    png = plot_pr_curve(result["sweep"], best, out / f"pr_curve_{stem}.png",
+                        f"{title} ({result['n_frames']} frames)")
+    result["pr_curve"] = str(png)
+    result["reliability_diagram"] = str(plot_reliability(
+        result["reliability"], result[f"{result['split']}_expected_calibration_error"],
+        out / f"reliability_{stem}.png", f"{title}: calibration"))
+    json_path = out / f"evaluation_{stem}.json"
+    result["metrics_json"] = str(json_path)
+    atomic_write(json_path, json.dumps(result, indent=2) + "\n")
+
+
+def evaluate(
+    model_dir: str | os.PathLike[str],
+    dataset_path: str | os.PathLike[str] | None,
+    split: str = "test",
+    options: EvaluateOptions | None = None,
+    *,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Evaluate a model folder on one split.
+
+    Args:
+        model_dir: Model folder (any zoo model, ``classical`` included).
+        dataset_path: Dataset folder (``None`` finds one as training does).
+        split: ``train``, ``val`` or ``test``.
+        options: Set, threshold, output folder, speck size, device, false-alarm stage, GSD
+            (:class:`EvaluateOptions`; default its defaults).
+        settings: Environment; default :func:`~.config.get_settings`.
+
+    Returns:
+        Metrics at the threshold, ``best_f1_threshold``, ``best_f1``, the ``sweep`` rows and
+        the paths of the written files.
+    """
+    import torch
+
+    from .inference import Segmenter
+
+    options = options or EvaluateOptions()
+    set_name = options.set_name
+    segmenter = Segmenter.from_folder(model_dir, device=options.device)
+    stage = None
+    if options.false_alarms is not None:
+        from .false_alarms import FalseAlarmClassifier
+
+        stage = FalseAlarmClassifier.load(options.false_alarms)
+    threshold = (segmenter.config.threshold if options.threshold is None
+                 else float(options.threshold))
+    root = resolve_dataset_path(dataset_path, settings)
+    index = load_split(open_set(root, set_name), split, set_name)
+    predict = PredictOptions(device=segmenter.device, min_area_px=options.min_area_px,
+                             threshold=threshold, match_gsd=options.match_gsd)
+    tally = _Tally()
+    for sample in index.samples:
+        _score_frame(tally, sample, segmenter, predict, options, stage)
+
+    prefix = f"{split}_"
+    result: dict[str, Any] = summarize(torch.cat(tally.rows), prefix=prefix)
+    curve = _sweep_curve(tally.sweep)
     best = max(curve, key=lambda r: (r["f1"], -abs(r["threshold"] - 0.5)))
     n = len(index)
-    result[f"{prefix}false_alarms_per_frame"] = _f(fa_counts[0], n, 0.0)
-    result[f"{prefix}false_alarms_per_empty_frame"] = _f(fa_counts[1], n_empty, 0.0)
-    table, ece = reliability(calibration)
+    result[f"{prefix}false_alarms_per_frame"] = _f(tally.false_alarms[0], n, 0.0)
+    result[f"{prefix}false_alarms_per_empty_frame"] = _f(tally.false_alarms[1], tally.n_empty,
+                                                          0.0)
+    table, ece = reliability(tally.calibration)
     result[f"{prefix}expected_calibration_error"] = ece
     result.update(
         model_dir=str(Path(model_dir).resolve()),
@@ -213,31 +272,22 @@ def evaluate(
         split=split,
         n_frames=len(index),
         threshold=threshold,
-        frame_gsd_m=_gsd_range(gsds),
+        frame_gsd_m=_gsd_range(tally.gsds),
         model_gsd_m=segmenter.config.gsd_m,
-        frames_at_model_gsd=rescaled,
+        frames_at_model_gsd=tally.rescaled,
         best_f1_threshold=best["threshold"],
         best_f1=best["f1"],
-        n_empty_frames=n_empty,
-        false_alarm_stage=str(false_alarms) if stage is not None else None,
-        rejected_components=rejected,
+        n_empty_frames=tally.n_empty,
+        false_alarm_stage=str(options.false_alarms) if stage is not None else None,
+        rejected_components=tally.rejected,
         recommended_threshold=select_threshold(curve) if n else threshold,
         min_object_recall=MIN_OBJECT_RECALL,
         sweep=curve,
         reliability=table,
     )
-    out = Path(out_dir) if out_dir is not None else Path(model_dir) / "evaluation"
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"{set_name}_{split}"
-    png = plot_pr_curve(curve, best, out / f"pr_curve_{stem}.png",
-                        f"{segmenter.model_type} on {set_name}/{split} ({len(index)} frames)")
-    result["pr_curve"] = str(png)
-    result["reliability_diagram"] = str(plot_reliability(
-        table, ece, out / f"reliability_{stem}.png",
-        f"{segmenter.model_type} on {set_name}/{split}: calibration"))
-    json_path = out / f"evaluation_{stem}.json"
-    result["metrics_json"] = str(json_path)
-    atomic_write(json_path, json.dumps(result, indent=2) + "\n")
+    out = Path(options.out_dir) if options.out_dir is not None else Path(model_dir) / "evaluation"
+    _write_outputs(result, best, out, f"{segmenter.model_type} on {set_name}/{split}",
+                   f"{set_name}_{split}")
     return result
 
 
@@ -256,8 +306,9 @@ def store_validation_threshold(
     """
     from .model_folder import CONFIG_NAME, read_model_config
 
-    result = evaluate(model_dir, dataset_path, "val", set_name=set_name, threshold=0.5,
-                      out_dir=Path(model_dir) / "evaluation", device=device, settings=settings)
+    result = evaluate(model_dir, dataset_path, "val", EvaluateOptions(
+        set_name=set_name, threshold=0.5, out_dir=Path(model_dir) / "evaluation", device=device),
+        settings=settings)
     if not result["n_frames"]:
         return None
     config = read_model_config(model_dir)

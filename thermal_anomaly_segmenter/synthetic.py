@@ -42,12 +42,14 @@ import secrets
 import shutil
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from thermal_anomaly_segmenter.io.dataset_writer import check_split_shares, split_counts, write_info
+
 from .errors import DatasetExistsError, InvalidInputError
-from .io.datasets import check_split_shares, split_counts, write_info
 from .io.formats import write_frame, write_label
 from .scenes import (
     DEFAULT_FAMILY,
@@ -80,6 +82,7 @@ GENERATOR_VERSION = 2
 _MIN_SIDE = MIN_SIDE
 _MAX_SIDE = MAX_SIDE
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SPLIT_NAMES = ("train", "val", "test")
 _check_int = check_int
 
 
@@ -194,28 +197,14 @@ def write_dataset(
             ``FileExistsError`` and a ``TasegError``, so adapters report it in one line).
         InvalidInputError: If an argument is invalid.
     """
-    from .classical import classical_label
-
     n_frames = _check_int("n_frames", n_frames, 1)
     seed = _check_int("seed", seed, 0)
     height = _check_int("height", height, _MIN_SIDE, _MAX_SIDE)
     width = _check_int("width", width, _MIN_SIDE, _MAX_SIDE)
     subset = _check_name("subset", subset)
-    if isinstance(sets, str):
-        sets = (sets,)
-    sets = tuple(_check_name("set name", s) for s in sets)
-    if not sets or len(set(sets)) != len(sets):
-        raise InvalidInputError(f"sets must be non-empty and without duplicates, got {sets}")
-    fractions = check_split_shares(splits)
-
-    if isinstance(families, str):
-        families = (families,)
-    families = tuple(get_family(f).name for f in families)
-    if not families or len(set(families)) != len(families):
-        raise InvalidInputError(
-            f"families must be non-empty and without duplicates, got {families}"
-        )
-
+    sets = _check_sets(sets)
+    recipe = _Recipe(n_frames, seed, height, width, check_split_shares(splits), subset,
+                     _check_families(families))
     root = Path(root)
     for name in sets:
         target = root / name
@@ -225,74 +214,130 @@ def write_dataset(
                 "it. Remove it or choose another root."
             )
     root.mkdir(parents=True, exist_ok=True)
-
-    split_names = ("train", "val", "test")
     for name in sets:
-        ids = [f"frame_{i:04d}" for i in range(n_frames)]
-        order = np.random.Generator(
-            np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(_stream_key(name), 1 << 31)))
-        ).permutation(n_frames)
-        counts = split_counts(n_frames, fractions)
-        bounds = np.cumsum([0, *counts])
-        split_of: dict[str, str] = {}
-        split_ids: dict[str, list[str]] = {}
-        for k, split in enumerate(split_names):
-            members = sorted(int(j) for j in order[bounds[k] : bounds[k + 1]])
-            folder = f"{subset}_{split}"
-            split_ids[split] = [f"{folder}/{ids[j]}" for j in members]
-            for j in members:
-                split_of[ids[j]] = folder
-        used = [f"{subset}_{s}" for s, c in zip(split_names, counts, strict=True) if c > 0]
-        auto = name == "generated_set"
-        frames: dict[str, dict] = {}
-
-        # Build in a hidden sibling folder and rename at the end: readers never see a
-        # half-written set, and a failure leaves nothing behind.
-        tmp = root / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        tmp.mkdir()  # not mkdtemp: its 0700 mode would stay on the finished set
-        try:
-            for i, frame_id in enumerate(ids):
-                family = families[i % len(families)]
-                key = name if family == DEFAULT_FAMILY else f"{name}/{family}"
-                frame_seed = _frame_seed(seed, key, i)
-                scene = make_scene(frame_seed, height, width, family=family)
-                label = classical_label(scene.data, scene.corridor) if auto else scene.leak_mask
-                folder = split_of[frame_id]
-                write_frame(tmp / "image" / folder / f"{frame_id}.npy.lz4", scene.data)
-                write_label(tmp / "label" / folder / f"{frame_id}.png", label)
-                _write_instances(tmp / "distractors" / folder / f"{frame_id}.png", scene)
-                frames[frame_id] = {
-                    "seed": frame_seed,
-                    "n_leaks": scene.n_leaks,
-                    "family": family,
-                    "gsd_m": round(scene.gsd_m, 4),
-                    "distractor_classes": list(scene.instance_classes),
-                }
-            for folder in used:  # an empty split still gets its (empty) folders
-                (tmp / "image" / folder).mkdir(parents=True, exist_ok=True)
-                (tmp / "label" / folder).mkdir(parents=True, exist_ok=True)
-            used_splits = [s for s, c in zip(split_names, counts, strict=True) if c > 0]
-            write_info(tmp, subset, used_splits, "generator", {
-                    "name": "taseg.synthetic",
-                    "version": GENERATOR_VERSION,
-                    "families": list(families),
-                    "seed": seed,
-                    "height": height,
-                    "width": width,
-                    "n_frames": n_frames,
-                    "splits": fractions,
-                    "labels_from": "classical_label" if auto else "leak_mask",
-                    "split_ids": split_ids,
-                    "frames": frames,
-            })
-            target = root / name
-            if target.exists():
-                target.rmdir()  # empty (checked above); rename cannot replace it everywhere
-            os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        _write_set(root, name, recipe)
     return root
+
+
+@dataclass(frozen=True)
+class _Recipe:
+    """The checked arguments of :func:`write_dataset` that every set shares."""
+
+    n_frames: int
+    seed: int
+    height: int
+    width: int
+    fractions: list[float]
+    subset: str
+    families: tuple[str, ...]
+
+
+def _check_sets(sets: Sequence[str] | str) -> tuple[str, ...]:
+    if isinstance(sets, str):
+        sets = (sets,)
+    sets = tuple(_check_name("set name", s) for s in sets)
+    if not sets or len(set(sets)) != len(sets):
+        raise InvalidInputError(f"sets must be non-empty and without duplicates, got {sets}")
+    return sets
+
+
+def _check_families(families: Sequence[str] | str) -> tuple[str, ...]:
+    if isinstance(families, str):
+        families = (families,)
+    families = tuple(get_family(f).name for f in families)
+    if not families or len(set(families)) != len(families):
+        raise InvalidInputError(
+            f"families must be non-empty and without duplicates, got {families}"
+        )
+    return families
+
+
+def _split_plan(name: str, recipe: _Recipe) -> tuple[dict[str, str], dict[str, list[str]],
+                                                     list[int]]:
+    """Set ``name``'s seeded split: the subset folder of each frame id, the ids of each split
+    (as ``"<subset folder>/<id>"``) and the frames per split."""
+    n_frames, subset = recipe.n_frames, recipe.subset
+    ids = [f"frame_{i:04d}" for i in range(n_frames)]
+    order = np.random.Generator(
+        np.random.PCG64(
+            np.random.SeedSequence(recipe.seed, spawn_key=(_stream_key(name), 1 << 31)))
+    ).permutation(n_frames)
+    counts = split_counts(n_frames, recipe.fractions)
+    bounds = np.cumsum([0, *counts])
+    split_of: dict[str, str] = {}
+    split_ids: dict[str, list[str]] = {}
+    for k, split in enumerate(_SPLIT_NAMES):
+        members = sorted(int(j) for j in order[bounds[k] : bounds[k + 1]])
+        folder = f"{subset}_{split}"
+        split_ids[split] = [f"{folder}/{ids[j]}" for j in members]
+        for j in members:
+            split_of[ids[j]] = folder
+    return split_of, split_ids, counts
+
+
+def _write_frames(folder: Path, name: str, recipe: _Recipe,
+                  split_of: dict[str, str]) -> dict[str, dict]:
+    """Render and write set ``name``'s frames, labels and distractor maps into ``folder``;
+    return each frame's record for ``dataset_info.json``."""
+    from thermal_anomaly_segmenter.classical import classical_label
+
+    auto = name == "generated_set"
+    families = recipe.families
+    frames: dict[str, dict] = {}
+    for i in range(recipe.n_frames):
+        frame_id = f"frame_{i:04d}"
+        family = families[i % len(families)]
+        key = name if family == DEFAULT_FAMILY else f"{name}/{family}"
+        frame_seed = _frame_seed(recipe.seed, key, i)
+        scene = make_scene(frame_seed, recipe.height, recipe.width, family=family)
+        label = classical_label(scene.data, scene.corridor) if auto else scene.leak_mask
+        subset_folder = split_of[frame_id]
+        write_frame(folder / "image" / subset_folder / f"{frame_id}.npy.lz4", scene.data)
+        write_label(folder / "label" / subset_folder / f"{frame_id}.png", label)
+        _write_instances(folder / "distractors" / subset_folder / f"{frame_id}.png", scene)
+        frames[frame_id] = {
+            "seed": frame_seed,
+            "n_leaks": scene.n_leaks,
+            "family": family,
+            "gsd_m": round(scene.gsd_m, 4),
+            "distractor_classes": list(scene.instance_classes),
+        }
+    return frames
+
+
+def _write_set(root: Path, name: str, recipe: _Recipe) -> None:
+    """Write set ``name`` under ``root`` (checked empty or absent)."""
+    split_of, split_ids, counts = _split_plan(name, recipe)
+    used_splits = [s for s, c in zip(_SPLIT_NAMES, counts, strict=True) if c > 0]
+    # Build in a hidden sibling folder and rename at the end: readers never see a
+    # half-written set, and a failure leaves nothing behind.
+    tmp = root / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    tmp.mkdir()  # not mkdtemp: its 0700 mode would stay on the finished set
+    try:
+        frames = _write_frames(tmp, name, recipe, split_of)
+        for split in used_splits:  # an empty split still gets its (empty) folders
+            (tmp / "image" / f"{recipe.subset}_{split}").mkdir(parents=True, exist_ok=True)
+            (tmp / "label" / f"{recipe.subset}_{split}").mkdir(parents=True, exist_ok=True)
+        write_info(tmp, recipe.subset, used_splits, "generator", {
+                "name": "taseg.synthetic",
+                "version": GENERATOR_VERSION,
+                "families": list(recipe.families),
+                "seed": recipe.seed,
+                "height": recipe.height,
+                "width": recipe.width,
+                "n_frames": recipe.n_frames,
+                "splits": recipe.fractions,
+                "labels_from": "classical_label" if name == "generated_set" else "leak_mask",
+                "split_ids": split_ids,
+                "frames": frames,
+        })
+        target = root / name
+        if target.exists():
+            target.rmdir()  # empty (checked above); rename cannot replace it everywhere
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _write_instances(path: Path, scene: Scene) -> None:

@@ -10,9 +10,14 @@ import numpy as np
 import pytest
 import tifffile
 
-from thermal_anomaly_segmenter import dataset_builder
+from thermal_anomaly_segmenter import dataset_staging
 from thermal_anomaly_segmenter.classical import classical_label
-from thermal_anomaly_segmenter.dataset_builder import BuildReport, assign_splits, build_dataset
+from thermal_anomaly_segmenter.dataset_builder import (
+    BuildOptions,
+    BuildReport,
+    assign_splits,
+    build_dataset,
+)
 from thermal_anomaly_segmenter.errors import (
     DatasetError,
     DatasetExistsError,
@@ -72,7 +77,7 @@ def built(tmp_path_factory, scenes) -> tuple[Path, BuildReport]:
     root = tmp_path_factory.mktemp("survey")
     tiffs, corridors, labels = _survey(root, scenes)
     out = root / "out" / "dataset"
-    report = build_dataset(tiffs, corridors, out, labels_dir=labels, seed=3)
+    report = build_dataset(tiffs, corridors, out, BuildOptions(labels_dir=labels, seed=3))
     return out, report
 
 
@@ -202,13 +207,14 @@ def test_geotiff_info_recorded(built) -> None:
 def test_stated_gsd_is_recorded_for_frames_without_a_georeference(tmp_path, scenes) -> None:
     tiffs, corridors, labels = _survey(tmp_path, scenes)
     out = tmp_path / "ds"
-    build_dataset(tiffs, corridors, out, labels_dir=labels, gsd_m=0.04, previews=False)
+    build_dataset(tiffs, corridors, out,
+                  BuildOptions(labels_dir=labels, gsd_m=0.04, previews=False))
     frames = json.loads((out / "generated_set" / "dataset_info.json").read_text())["builder"][
         "frames"]
     assert frames["f00"]["gsd_m"] == 0.1  # its metric GeoTIFF's own pixel size wins
     assert frames["f01"]["gsd_m"] == 0.04
     with pytest.raises(InvalidInputError, match="gsd_m"):
-        build_dataset(tiffs, corridors, tmp_path / "bad", gsd_m=-1.0)
+        build_dataset(tiffs, corridors, tmp_path / "bad", BuildOptions(gsd_m=-1.0))
 
 
 def test_seeded_and_reproducible(tmp_path, scenes) -> None:
@@ -218,9 +224,7 @@ def test_seeded_and_reproducible(tmp_path, scenes) -> None:
             tiffs,
             corridors,
             tmp_path / f"out{seed}{k}",
-            labels_dir=labels,
-            seed=seed,
-            previews=False,
+            BuildOptions(labels_dir=labels, seed=seed, previews=False),
         )
         for seed, k in ((3, "a"), (3, "b"), (4, "a"))
     ]
@@ -241,7 +245,7 @@ def test_same_folder_for_frames_and_masks(tmp_path, scenes) -> None:
     for name in ("f00", "f01", "f02"):
         _tiff(folder / f"{name}.tif", scenes[name].t_u)
         _png(folder / f"{name}.png", scenes[name].corridor.astype(np.uint8))
-    report = build_dataset(folder, folder, tmp_path / "out", splits=(1, 0, 0))
+    report = build_dataset(folder, folder, tmp_path / "out", BuildOptions(splits=(1, 0, 0)))
     assert report.splits["generated_set"] == {"train": ["f00", "f01", "f02"], "val": [], "test": []}
     info = json.loads((tmp_path / "out" / "generated_set" / "dataset_info.json").read_text())
     assert info["subsets"] == ["survey_train"]
@@ -296,7 +300,7 @@ def test_bad_frames_and_labels_are_skipped_and_reported(tmp_path, scenes) -> Non
     _png(labels / "orphan.png", leak)
     (tiffs / "notes.txt").write_text("not a frame")  # other files are ignored
 
-    report = build_dataset(tiffs, corridors, tmp_path / "out", labels_dir=labels)
+    report = build_dataset(tiffs, corridors, tmp_path / "out", BuildOptions(labels_dir=labels))
 
     frames = {s.name: s.reason for s in report.skipped if s.kind == "frame"}
     label_skips = {s.name: s.reason for s in report.skipped if s.kind == "label"}
@@ -349,12 +353,17 @@ def test_ambiguous_and_duplicate_names(tmp_path, scenes) -> None:
 def test_missing_folders(tmp_path, scenes, which) -> None:
     tiffs, corridors, labels = _survey(tmp_path, {"f00": scenes["f00"]})
     args = {"tiff_dir": tiffs, "corridor_dir": corridors, "labels_dir": labels}
+
+    def build() -> None:
+        build_dataset(args["tiff_dir"], args["corridor_dir"], tmp_path / "out",
+                      BuildOptions(labels_dir=args["labels_dir"]))
+
     args[which] = tmp_path / "nowhere"
     with pytest.raises(DatasetNotFoundError, match=f"{which} .*nowhere does not exist"):
-        build_dataset(out_dir=tmp_path / "out", **args)
+        build()
     args[which] = tiffs / "f00.tif"
     with pytest.raises(DatasetNotFoundError, match="is not a folder"):
-        build_dataset(out_dir=tmp_path / "out", **args)
+        build()
     assert not (tmp_path / "out").exists()
 
 
@@ -366,7 +375,7 @@ def test_empty_inputs(tmp_path, scenes) -> None:
         build_dataset(empty, empty, tmp_path / "out")
     tiffs, corridors, _ = _survey(tmp_path, {"f01": scenes["f01"]})
     with pytest.raises(DatasetError, match="labels_dir .* holds no .png label"):
-        build_dataset(tiffs, corridors, tmp_path / "out", labels_dir=empty)
+        build_dataset(tiffs, corridors, tmp_path / "out", BuildOptions(labels_dir=empty))
     assert not (tmp_path / "out").exists()
 
 
@@ -405,7 +414,7 @@ def test_failure_midway_leaves_nothing(tmp_path, scenes, monkeypatch) -> None:
         calls.append(path)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(dataset_builder, "write_frame", failing_write)
+    monkeypatch.setattr(dataset_staging, "write_frame", failing_write)
     with pytest.raises(OSError, match="No space left"):
         build_dataset(tiffs, corridors, tmp_path / "out" / "ds")
     assert calls and list((tmp_path / "out").iterdir()) == []
@@ -426,7 +435,7 @@ def test_failure_midway_leaves_nothing(tmp_path, scenes, monkeypatch) -> None:
 )
 def test_bad_arguments(tmp_path, kwargs, message) -> None:
     with pytest.raises(InvalidInputError, match=message):
-        build_dataset(tmp_path, tmp_path, tmp_path / "out", **kwargs)
+        build_dataset(tmp_path, tmp_path, tmp_path / "out", BuildOptions(**kwargs))
 
 
 def test_preview_marks_corridor_and_label() -> None:

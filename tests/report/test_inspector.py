@@ -226,7 +226,7 @@ def test_table_in_chromium_matches_the_json_offline(survey, browser):
 
 @pytest.mark.slow
 def test_review_in_chromium_becomes_dataset_labels(survey, browser, tmp_path):
-    from thermal_anomaly_segmenter.dataset_builder import build_dataset
+    from thermal_anomaly_segmenter.dataset_builder import BuildOptions, build_dataset
     from thermal_anomaly_segmenter.io.datasets import read_label_mask
     from thermal_anomaly_segmenter.review import read_examples
 
@@ -281,9 +281,8 @@ def test_review_in_chromium_becomes_dataset_labels(survey, browser, tmp_path):
     review = json.loads((downloads / "review.json").read_text())
     assert {f"{d['frame']}/{d['id']}": d["decision"] for d in review["decisions"]} == decisions
 
-    report = build_dataset(survey["tiffs"], survey["corridors"], tmp_path / "ds",
-                           review=downloads / "review.json", splits=(1.0, 0.0, 0.0),
-                           previews=False)
+    report = build_dataset(survey["tiffs"], survey["corridors"], tmp_path / "ds", BuildOptions(
+        review=downloads / "review.json", splits=(1.0, 0.0, 0.0), previews=False))
     assert report.reviewed_frames == ["f0"]
     label = read_label_mask(tmp_path / "ds" / "manual_set" / "label" / "survey_train" / "f0.png")
     leaks = [r for r in f0 if decisions[f"f0/{r['id']}"] == "leak"]

@@ -4,7 +4,8 @@
 * :mod:`.formats`: recognising a file by content, the decoders and encoders;
 * :mod:`.validate`: what makes an array a frame; :mod:`.masks`: corridor masks and labels;
 * :mod:`.read`: :func:`read_frame`, a file to a validated frame;
-* :mod:`.datasets`: the TASeg dataset layout; :mod:`.atomic`: :func:`atomic_write`.
+* :mod:`.datasets`: the TASeg dataset layout; :mod:`.dataset_writer`: writing a set's
+  ``dataset_info.json``; :mod:`.atomic`: :func:`atomic_write`.
 
 Only numpy is imported here; decoders load their libraries when a file needs them.
 """

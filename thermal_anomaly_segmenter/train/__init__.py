@@ -7,6 +7,7 @@
 * :mod:`.task`: the LightningModule (model, loss, optimiser, metrics; one shared step);
 * :mod:`.runs`: run folders, per-epoch CSV, checkpoint I/O;
 * :mod:`.hardware`: accelerator, precision, DDP strategy;
+* :mod:`.opening`: opening a run, new or resumed (options, data, GSD, size, normalisation);
 * :mod:`.loop`: :func:`train`, which chains the phases and writes the model folder.
 
 Importing the package is cheap; ``train`` and the Lightning pieces load on first use.

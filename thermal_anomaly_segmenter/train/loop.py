@@ -10,19 +10,18 @@ wrote. The model folder (safetensors) goes to ``MODELS_PATH/<model_type>_<loss>_
 Multi-device training uses Lightning DDP (gloo on CPU, nccl on GPU). Worker processes are
 started per phase (forked on CPU, spawned on GPU), so training works from the CLI, the API and
 tests alike; under an external launcher (torchrun, SLURM) the launcher's processes are used.
+Opening a run (new or resumed: options, data, GSD, size, normalisation) is :mod:`.opening`'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import pickle  # nosec B403
-import statistics
 import time
 import warnings
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,18 +33,15 @@ import lightning as L  # noqa: E402
 import torch  # noqa: E402
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint  # noqa: E402
 
-from ..config import Settings, TrainOptions, get_settings  # noqa: E402
-from ..errors import DatasetError, InvalidInputError  # noqa: E402
-from ..io.datasets import (  # noqa: E402
-    Sample,
-    SplitIndex,
-    dataset_statistics,
-    frame_size,
-    load_split,
-    open_set,
-    read_label_mask,
-    resolve_dataset_path,
+from thermal_anomaly_segmenter.train.opening import (  # noqa: E402
+    Run,
+    at_gsd,
+    open_run,
+    training_gsd,
 )
+
+from ..config import Settings, TrainOptions, get_settings  # noqa: E402
+from ..errors import InvalidInputError  # noqa: E402
 from ..model_folder import ModelConfig, save_model_folder  # noqa: E402
 from ..normalization import Normalization  # noqa: E402
 from ..report.plots import plot_curves  # noqa: E402
@@ -54,19 +50,14 @@ from .datamodule import ThermalDataModule, augment_site, default_worker_count  #
 from .hardware import (  # noqa: E402
     accelerator_for,
     ddp_strategy,
-    is_rank_zero,
     precision_for,
     progress_bar,
 )
-from .recipe import phase_recipes  # noqa: E402
 from .runs import (  # noqa: E402
-    RUN_STATE,
     AtomicCheckpointIO,
     TrainResult,
     _options_dict,
-    _options_from_dict,
     _state_from_ckpt,
-    _unique_name,
     _write_json,
     epoch_rows,
     write_csv_rows,
@@ -80,103 +71,6 @@ log = logging.getLogger(__name__)
 
 #: Epoch bound of a phase that fills its share of a time budget (the budget ends it first).
 OPEN_ENDED_EPOCHS = 100_000
-
-
-def _load_splits(dataset_path: Path, recipes: list[PhaseRecipe], options: TrainOptions,
-                 work_dir: Path) -> dict[str, dict[str, SplitIndex]]:
-    """Index and validate every split the phases need, before any training starts."""
-    out: dict[str, dict[str, SplitIndex]] = {}
-    for set_name in dict.fromkeys(r.set_name for r in recipes):
-        set_dir = open_set(dataset_path, set_name, work_dir)
-        splits = {s: load_split(set_dir, s, set_name) for s in ("train", "val", "test")}
-        kept = splits["train"].filtered(options.min_label_px)
-        if not len(kept):
-            raise DatasetError(
-                f"{set_name}: no training frame has more than {options.min_label_px} anomaly "
-                f"pixels (of {len(splits['train'])}); lower min_label_px"
-            )
-        if len(kept) < len(splits["train"]):
-            log.info("%s: %d of %d training frames kept (> %d anomaly pixels)", set_name,
-                     len(kept), len(splits["train"]), options.min_label_px)
-        splits["train"] = kept
-        out[set_name] = splits
-    return out
-
-
-#: Training frames whose GSDs spread wider than this ratio leave the model's GSD unknown.
-GSD_SPREAD_MAX = 1.5
-
-
-def training_gsd(splits: dict[str, dict[str, SplitIndex]],
-                 start_gsd: float | None = None, rescale: bool = True) -> float | None:
-    """The model's GSD (m/px, :mod:`..scale`), when every training frame states its own.
-
-    Frames within :data:`GSD_SPREAD_MAX` of each other: their median. Wider apart, with
-    ``rescale`` (training on windows, where :func:`at_gsd` can shrink the finer frames):
-    the start model's GSD if it states one (fine-tuning keeps the scale it learned), else
-    their median; without ``rescale``: ``None``. ``None`` too when a frame's GSD is unknown.
-    """
-    gsds = [s.gsd_m for sets in splits.values() for s in sets["train"].samples]
-    if not gsds or any(g is None for g in gsds):
-        return None
-    lo, hi = min(gsds), max(gsds)
-    if hi > GSD_SPREAD_MAX * lo:
-        if not rescale:
-            log.info("training frames span %.3f..%.3f m/px: the model's GSD is left unknown "
-                     "(frames are used at their own pixels)", lo, hi)
-            return None
-        if start_gsd is not None:
-            return float(start_gsd)
-    return round(statistics.median(gsds), 4)
-
-
-def at_gsd(splits: dict[str, dict[str, SplitIndex]], gsd: float | None
-           ) -> dict[str, dict[str, SplitIndex]]:
-    """The splits with every frame finer than ``gsd`` marked to be read at it (as predict
-    sees such frames); coarser frames are used as they are."""
-    if gsd is None:
-        return splits
-    from ..scale import TOLERANCE, scale_factor
-
-    def factor(s: Sample) -> float | None:
-        if s.gsd_m is None or s.gsd_m >= (1.0 - TOLERANCE) * gsd:
-            return None
-        shape = read_label_mask(s.label).shape  # the frame's size, from its small label
-        return scale_factor(shape, s.gsd_m, gsd)
-
-    def scaled(index: SplitIndex) -> SplitIndex:
-        samples = [dataclasses.replace(s, scale=factor(s)) for s in index.samples]
-        return dataclasses.replace(index, samples=samples)
-
-    out = {name: {split: scaled(index) for split, index in sets.items()}
-           for name, sets in splits.items()}
-    n = sum(s.scale is not None for sets in out.values() for i in sets.values()
-            for s in i.samples)
-    if n:
-        log.info("%d frames finer than %.3f m/px are read at that GSD (scale matching)", n, gsd)
-    return out
-
-
-@dataclasses.dataclass
-class _Run:
-    """One run's fixed facts and its progress (``state``, saved as ``run.json``)."""
-
-    options: TrainOptions
-    settings: Settings
-    name: str
-    run_dir: Path
-    state: dict[str, Any]
-    dataset_path: Path
-    recipes: list[PhaseRecipe]
-    splits: dict[str, dict[str, SplitIndex]]
-    size: tuple[int, int]
-    norm: Normalization
-    rank_zero: bool
-    params: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def save_state(self) -> None:
-        if self.rank_zero:
-            _write_json(self.run_dir / RUN_STATE, self.state)
 
 
 def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainResult:
@@ -198,7 +92,7 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
     """
     settings = settings or get_settings()
     started = time.monotonic()
-    run = _open_run(options, settings)
+    run = open_run(options, settings)
     tracker = _start_tracking(run)
     options = run.options
     deadline = None if options.max_time is None else started + options.max_time * 60
@@ -251,78 +145,7 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
                        mlflow_run_id=tracker.run_id, mlflow_tracking_uri=tracker.uri)
 
 
-def _open_run(options: TrainOptions, settings: Settings) -> _Run:
-    """A new run, or the one ``options.resume`` names: options, data, size, normalisation."""
-    models_path = Path(settings.models_path)
-    name = ""  # a new run's name is chosen once the dataset is validated: a bad one leaves none
-    run_dir = Path()
-    state: dict[str, Any]
-    if options.resume:
-        run_dir = Path(options.resume).expanduser().resolve()
-        state_path = run_dir / RUN_STATE
-        if not state_path.is_file():
-            raise InvalidInputError(
-                f"resume: {run_dir} is not a training run folder (no {RUN_STATE})"
-            )
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-        saved = _options_from_dict(state["options"])
-        # The run's own recipe wins; only the time budget and hardware may change.
-        options = dataclasses.replace(
-            saved, resume=str(run_dir), max_time=options.max_time, gpu=options.gpu,
-            devices=options.devices, num_nodes=options.num_nodes,
-            worker_count=options.worker_count if options.worker_count is not None
-            else saved.worker_count, mlflow=options.mlflow and saved.mlflow,
-        )
-        name = state["name"]
-        log.info("resuming run %s", run_dir)
-    dataset_path = resolve_dataset_path(options.dataset_path, settings)
-    window_from_recipe = False
-    if not options.resume:
-        window_from_recipe = options.input_size is None
-        epochs_given = options.epochs is not None
-        options = _resolve_options(options, dataset_path)
-        # The CPU recipe's epochs only share out a time budget: the budget ends its run.
-        fill = options.max_time is not None and not epochs_given and options.recipe == "cpu"
-        state = {"options": _options_dict(options), "phases": {}, "fill_budget": fill}
-    recipes = phase_recipes(options)
-    splits = _load_splits(dataset_path, recipes, options, models_path / ".runs" / ".datasets")
-
-    # Frame size and normalisation are fixed for the whole run (stored for resume).
-    first = splits[recipes[0].set_name]["train"]
-    if "input_size" in state:
-        size = tuple(state["input_size"])
-    else:
-        size = tuple(options.input_size) if options.input_size else frame_size(first.samples[0])
-        if window_from_recipe and options.input_size:  # a recipe's window fits small frames
-            frame_h, frame_w = frame_size(first.samples[0])
-            size = (min(size[0], frame_h), min(size[1], frame_w))
-    if "normalization" in state:
-        norm = Normalization.from_dict(state["normalization"])
-    elif options.normalization == "dataset":
-        stats_set = "generated_set" if "generated_set" in splits else recipes[0].set_name
-        norm = dataset_statistics(splits[stats_set]["train"])
-    else:
-        norm = Normalization(mode=options.normalization)  # type: ignore[arg-type]
-    state.update(input_size=list(size), normalization=norm.to_dict(),
-                 dataset_path=str(dataset_path))
-    rank_zero = is_rank_zero()
-    if not name:
-        stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
-        name = _unique_name(models_path, f"{options.model_type}_{options.loss_fn}_{stamp}",
-                            reserve=rank_zero)
-        run_dir = models_path / ".runs" / name
-        state["name"] = name
-    if rank_zero:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    run = _Run(options, settings, name, run_dir, state, dataset_path, recipes, splits,
-               size, norm, rank_zero)  # type: ignore[arg-type]
-    run.save_state()
-    log.info("training run folder %s (continue an interrupted run with --resume %s)",
-             run_dir, run_dir)
-    return run
-
-
-def _start_tracking(run: _Run):
+def _start_tracking(run: Run):
     """Start (or continue) the run's MLflow run with its parameters."""
     from ..tracking import Tracker
 
@@ -346,7 +169,7 @@ def _budget_spent(deadline: float | None) -> bool:
     return deadline is not None and deadline - time.monotonic() <= 0
 
 
-def _allotment(run: _Run, recipe: PhaseRecipe, deadline: float | None) -> float | None:
+def _allotment(run: Run, recipe: PhaseRecipe, deadline: float | None) -> float | None:
     """This phase's share of the time left: the phases left share it by their work (epochs x
     frames); time a phase does not use goes to the next ones."""
     if deadline is None:
@@ -359,7 +182,7 @@ def _allotment(run: _Run, recipe: PhaseRecipe, deadline: float | None) -> float 
     return max(remaining * work[recipe.name] / sum(work.values()), 1.0)
 
 
-def _run_phase(run: _Run, recipe: PhaseRecipe, architecture: dict[str, Any] | None,
+def _run_phase(run: Run, recipe: PhaseRecipe, architecture: dict[str, Any] | None,
                weights: dict[str, torch.Tensor] | None, allotment: float | None, tracker,
                epoch_offset: int):
     """Train one phase from ``weights``, test its best weights and record them.
@@ -373,7 +196,6 @@ def _run_phase(run: _Run, recipe: PhaseRecipe, architecture: dict[str, Any] | No
     # Filling a time budget: the phase runs until its share of it is spent, and its learning
     # rate decays over that time (the epoch count is then only an upper bound).
     epochs = OPEN_ENDED_EPOCHS if run.state.get("fill_budget") and allotment else recipe.epochs
-    workers = options.worker_count if options.worker_count is not None else default_worker_count()
     L.seed_everything(options.seed, workers=True, verbose=False)
     phase_dir.mkdir(parents=True, exist_ok=True)
     task = SegmentationTask(
@@ -385,8 +207,30 @@ def _run_phase(run: _Run, recipe: PhaseRecipe, architecture: dict[str, Any] | No
     )
     if weights is not None:
         task.model.load_state_dict(weights)
+    data = _phase_data(run, recipe, accelerator)
+    trainer, checkpoint = _phase_trainer(options, accelerator, epochs, allotment, phase_dir)
+    _fit(trainer, task, data, phase_dir / "last.ckpt", recipe, bool(options.resume))
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+    if best is not None and best.is_file():
+        weights = _state_from_ckpt(best)
+    else:
+        log.warning("phase %s: no validated checkpoint; keeping its last weights", recipe.name)
+        weights = {k: v.detach().cpu().clone() for k, v in task.model.state_dict().items()}
+    task.model.load_state_dict(weights)
+    results = trainer.test(task, datamodule=data, verbose=False)
+    metrics = {k: float(v) for k, v in (results[0] if results else {}).items()
+               if k.startswith("test_") and k != "test_loss"}
+    if run.rank_zero:
+        _record_phase(run, recipe, weights, metrics, tracker, epoch_offset)
+    return task.model, weights, metrics
+
+
+def _phase_data(run: Run, recipe: PhaseRecipe, accelerator: str) -> ThermalDataModule:
+    """The phase's splits as loaders, with the run's size, normalisation and augmentation."""
+    options = run.options
+    workers = options.worker_count if options.worker_count is not None else default_worker_count()
     set_splits = run.splits[recipe.set_name]
-    data = ThermalDataModule(
+    return ThermalDataModule(
         set_splits["train"].repeated(recipe.repeat_train_images), set_splits["val"],
         set_splits["test"], run.norm, run.size, options.batch_size, workers,
         options.data_augmentation, pin_memory=accelerator == "gpu",
@@ -399,6 +243,12 @@ def _run_phase(run: _Run, recipe: PhaseRecipe, architecture: dict[str, Any] | No
         photometric=options.photometric,
         surface_patches=options.surface_patches,
     )
+
+
+def _phase_trainer(options: TrainOptions, accelerator: str, epochs: int,
+                   allotment: float | None, phase_dir: Path
+                   ) -> tuple[L.Trainer, ModelCheckpoint]:
+    """The phase's Lightning trainer and the callback that keeps its best checkpoint."""
     checkpoint = ModelCheckpoint(
         dirpath=phase_dir, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
         save_last=True, enable_version_counter=False, auto_insert_metric_name=False,
@@ -424,8 +274,13 @@ def _run_phase(run: _Run, recipe: PhaseRecipe, architecture: dict[str, Any] | No
         num_sanity_val_steps=0,
         log_every_n_steps=1,
     )
-    last = phase_dir / "last.ckpt"
-    resume_from = str(last) if options.resume and last.is_file() else None
+    return trainer, checkpoint
+
+
+def _fit(trainer: L.Trainer, task: SegmentationTask, data: ThermalDataModule, last: Path,
+         recipe: PhaseRecipe, resume: bool) -> None:
+    """Fit the phase, continuing from its ``last`` checkpoint when resuming a run."""
+    resume_from = str(last) if resume and last.is_file() else None
     if resume_from:
         log.info("phase %s: continuing from %s", recipe.name, last)
     with warnings.catch_warnings():
@@ -438,22 +293,9 @@ def _run_phase(run: _Run, recipe: PhaseRecipe, architecture: dict[str, Any] | No
                 f"checkpoint {last} refused: it holds more than weights "
                 f"({' '.join(str(exc).split())[:160]})"
             ) from None
-    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
-    if best is not None and best.is_file():
-        weights = _state_from_ckpt(best)
-    else:
-        log.warning("phase %s: no validated checkpoint; keeping its last weights", recipe.name)
-        weights = {k: v.detach().cpu().clone() for k, v in task.model.state_dict().items()}
-    task.model.load_state_dict(weights)
-    results = trainer.test(task, datamodule=data, verbose=False)
-    metrics = {k: float(v) for k, v in (results[0] if results else {}).items()
-               if k.startswith("test_") and k != "test_loss"}
-    if run.rank_zero:
-        _record_phase(run, recipe, weights, metrics, tracker, epoch_offset)
-    return task.model, weights, metrics
 
 
-def _record_phase(run: _Run, recipe: PhaseRecipe, weights: dict[str, torch.Tensor],
+def _record_phase(run: Run, recipe: PhaseRecipe, weights: dict[str, torch.Tensor],
                   metrics: dict[str, float], tracker, epoch_offset: int) -> None:
     """Save a finished phase's best weights and metrics in the run folder and MLflow."""
     from safetensors.torch import save_file
@@ -479,7 +321,7 @@ def _record_phase(run: _Run, recipe: PhaseRecipe, weights: dict[str, torch.Tenso
                           {f"{recipe.name}_{k}": v for k, v in metrics.items()})])
 
 
-def _write_model_folder(run: _Run, model, architecture: dict[str, Any] | None,
+def _write_model_folder(run: Run, model, architecture: dict[str, Any] | None,
                         final_metrics: dict[str, float], skipped: list[str], tracker) -> Path:
     """Write the model folder (with its validation threshold, metrics CSV and curves)."""
     options = run.options
@@ -535,29 +377,6 @@ def _store_threshold(model_dir: Path, dataset_path: Path, set_name: str,
             return
     if chosen is not None:
         log.info("threshold %.2f chosen on %s/val", chosen, set_name)
-
-
-def _resolve_options(options: TrainOptions, dataset_path: Path) -> TrainOptions:
-    """Fill in what the recipe supplies, for the hardware the run trains on."""
-    from ..io.datasets import has_set
-    from ..model_folder import is_model_folder, read_model_config
-
-    folder = Path(options.weights).expanduser() if options.weights else None
-    if options.model_type is None and folder is not None and is_model_folder(folder):
-        # Fine-tuning a model folder: its own model type and architecture.
-        options = dataclasses.replace(options, model_type=read_model_config(folder).model_type)
-    from .recipe_files import published_defaults
-
-    resolved = options.resolved(accelerator_for(options), has_set(dataset_path, "manual_set"),
-                                has_set(dataset_path, "generated_set"))
-    given = {f.name for f in dataclasses.fields(options) if getattr(options, f.name) is not None}
-    resolved = published_defaults(resolved, given)
-    filled = [f"{k}={getattr(resolved, k)}" for k in
-              ("model_type", "architecture", "train_phases", "loss_fn", "batch_size",
-               "input_size", "epochs") if k not in given and getattr(resolved, k) is not None]
-    if filled:
-        log.info("recipe %s: %s", resolved.recipe, ", ".join(filled))
-    return resolved
 
 
 def _starting_point(
