@@ -335,3 +335,20 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     print(result.summary())
     return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .config import CompareOptions
+    from .geo.compare import compare_surveys
+    from .geo.compare_outputs import write_changes
+    from .geo.survey_layer import read_survey
+
+    options = CompareOptions(tolerance_m=args.tolerance, grown_area_ratio=args.grown_area_ratio,
+                             shrunk_area_ratio=args.shrunk_area_ratio,
+                             grown_dt_degc=args.grown_dt, shrunk_dt_degc=args.shrunk_dt)
+    old = read_survey(args.old, "OLD")
+    new = read_survey(args.new, "NEW")
+    comparison = compare_surveys(old, new, options)
+    paths = write_changes(comparison, args.out, overwrite=args.overwrite)
+    print(f"{comparison.summary()} -> {paths['gpkg']}")
+    return EXIT_OK

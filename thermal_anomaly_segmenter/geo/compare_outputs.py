@@ -1,0 +1,200 @@
+"""Files of a survey comparison: ``changes.gpkg`` (with a QGIS default style), ``changes.csv``
+and ``changes.geojson`` (EPSG:4326).
+
+The style lives in the GeoPackage's ``layer_styles`` table, the convention QGIS reads when it
+opens a layer (its default style: ``useAsDefault`` true): a categorized renderer on
+``status``. It is written through GDAL as a table without geometry, so GDAL registers it in
+``gpkg_contents`` as QGIS does.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import os
+from html import escape
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidInputError, OutputError
+from ..io.atomic import atomic_path, atomic_write
+from .compare import Comparison
+
+LAYER = "changes"
+NAMES: dict[str, str] = {"gpkg": "changes.gpkg", "csv": "changes.csv",
+                         "geojson": "changes.geojson"}
+#: Attributes of the ``changes`` layer, in order.
+FIELDS: tuple[str, ...] = (
+    "status", "old_id", "new_id", "area_m2_old", "area_m2_new", "mean_dt_old", "mean_dt_new",
+    "peak_dt_old", "peak_dt_new", "pipe_id", "chainage", "gap_m",
+)
+_TEXT = {"status", "old_id", "new_id", "pipe_id"}
+CSV_COLUMNS: tuple[str, ...] = ("status", "x", "y", *FIELDS[1:])
+#: Fill colours (R,G,B) of the QGIS style: warm for what needs a visit.
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "grown": (215, 25, 28), "new": (253, 174, 97), "stable": (255, 255, 191),
+    "shrunk": (171, 217, 233), "gone": (44, 123, 182),
+}
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _columns(records: list[dict]) -> list[np.ndarray]:
+    out = []
+    for name in FIELDS:
+        values = [r[name] for r in records]
+        if name in _TEXT:
+            out.append(np.asarray(values, dtype=object))
+        else:
+            out.append(np.asarray([np.nan if v is None else v for v in values], np.float64))
+    return out
+
+
+def _geometry_type(geoms: np.ndarray) -> tuple[np.ndarray, str]:
+    import shapely
+
+    kinds = {g.geom_type for g in geoms}
+    if kinds <= {"Point"}:
+        return geoms, "Point"
+    if kinds <= {"Polygon"}:
+        return geoms, "Polygon"
+    if kinds <= {"Polygon", "MultiPolygon"}:
+        return np.array([g if g.geom_type == "MultiPolygon" else shapely.multipolygons([g])
+                         for g in geoms], dtype=object), "MultiPolygon"
+    return geoms, "Unknown"
+
+
+def style_qml(geometry_type: str) -> str:
+    """QGIS QML of a categorized renderer on ``status`` (fill or marker symbols)."""
+    marker = geometry_type == "Point"
+    symbols, categories = [], []
+    for k, (status, rgb) in enumerate(COLOURS.items()):
+        colour = ",".join(map(str, rgb)) + ",255"
+        categories.append(f'<category symbol="{k}" value="{status}" label="{status}" '
+                          'render="true"/>')
+        layer = ("SimpleMarker" if marker else "SimpleFill")
+        options = [("color", colour), ("outline_color", "35,35,35,255"),
+                   ("outline_width", "0.4"), ("style", "solid")]
+        if marker:
+            options += [("name", "circle"), ("size", "3")]
+        opts = "".join(f'<Option name="{n}" type="QString" value="{v}"/>' for n, v in options)
+        symbols.append(
+            f'<symbol type="{"marker" if marker else "fill"}" name="{k}" alpha="1" '
+            f'clip_to_extent="1" force_rhr="0"><layer class="{layer}" enabled="1" pass="0" '
+            f'locked="0"><Option type="Map">{opts}</Option></layer></symbol>')
+    return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+            '<qgis version="3.28.0" styleCategories="Symbology">'
+            '<renderer-v2 type="categorizedSymbol" attr="status" symbollevels="0" '
+            'enableorderby="0" forceraster="0"><categories>' + "".join(categories)
+            + "</categories><symbols>" + "".join(symbols) + "</symbols></renderer-v2></qgis>\n")
+
+
+def style_sld(geometry_type: str) -> str:
+    """The same colours as an OGC SLD 1.1 (for tools other than QGIS)."""
+    rules = []
+    for status, rgb in COLOURS.items():
+        hexa = "#%02x%02x%02x" % rgb
+        fill = f'<se:Fill><se:SvgParameter name="fill">{hexa}</se:SvgParameter></se:Fill>'
+        symbolizer = (f"<se:PointSymbolizer><se:Graphic><se:Mark><se:WellKnownName>circle"
+                      f"</se:WellKnownName>{fill}</se:Mark><se:Size>11</se:Size></se:Graphic>"
+                      "</se:PointSymbolizer>" if geometry_type == "Point" else
+                      f"<se:PolygonSymbolizer>{fill}</se:PolygonSymbolizer>")
+        rules.append(f"<se:Rule><se:Name>{escape(status)}</se:Name><ogc:Filter>"
+                     "<ogc:PropertyIsEqualTo><ogc:PropertyName>status</ogc:PropertyName>"
+                     f"<ogc:Literal>{escape(status)}</ogc:Literal></ogc:PropertyIsEqualTo>"
+                     f"</ogc:Filter>{symbolizer}</se:Rule>")
+    return ('<?xml version="1.0" encoding="UTF-8"?><StyledLayerDescriptor version="1.1.0" '
+            'xmlns="http://www.opengis.net/sld" xmlns:se="http://www.opengis.net/se" '
+            'xmlns:ogc="http://www.opengis.net/ogc"><NamedLayer><se:Name>changes</se:Name>'
+            "<UserStyle><se:FeatureTypeStyle>" + "".join(rules)
+            + "</se:FeatureTypeStyle></UserStyle></NamedLayer></StyledLayerDescriptor>\n")
+
+
+def _write_style(path: Path, geometry_type: str) -> None:
+    import pyogrio.raw
+
+    now = np.array([np.datetime64(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+                                  "ms")])
+    text = lambda v: np.array([v], dtype=object)  # noqa: E731
+    columns = {
+        "f_table_catalog": text(""), "f_table_schema": text(""), "f_table_name": text(LAYER),
+        "f_geometry_column": text("geom"), "styleName": text("taseg status"),
+        "styleQML": text(style_qml(geometry_type)), "styleSLD": text(style_sld(geometry_type)),
+        "useAsDefault": np.array([True]),
+        "description": text("Anomalies coloured by status since the last survey (taseg)"),
+        "owner": text(""), "ui": text(""), "update_time": now,
+    }
+    pyogrio.raw.write(path, None, field_data=list(columns.values()), fields=list(columns),
+                      geometry_type=None, driver="GPKG", layer="layer_styles", append=True)
+
+
+def _cell(value) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA):
+        return "'" + value  # a spreadsheet would run it as a formula
+    return value
+
+
+def changes_csv(comparison: Comparison) -> str:
+    """The CSV text: one row per change, x/y the footprint's centroid in NEW's CRS."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for change in comparison.changes:
+        row = comparison.record(change)
+        centre = comparison.geometry(change).centroid
+        row["x"], row["y"] = round(centre.x, 6), round(centre.y, 6)
+        writer.writerow({k: _cell(row[k]) for k in CSV_COLUMNS})
+    return buffer.getvalue()
+
+
+def _claim(out: Path, overwrite: bool) -> dict[str, Path]:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
+    paths = {k: out / name for k, name in NAMES.items()}
+    if not overwrite:
+        present = [p.name for p in paths.values() if p.exists()]
+        if present:
+            raise InvalidInputError(f"{out} already holds {', '.join(present)}; choose another "
+                                    "--out or pass --overwrite (nothing was overwritten)")
+    return paths
+
+
+def write_changes(comparison: Comparison, out_dir: str | os.PathLike[str],
+                  overwrite: bool = False) -> dict[str, Path]:
+    """Write the three files into ``out_dir``; existing ones only with ``overwrite``."""
+    import pyogrio.raw
+    import shapely
+
+    from .network import reproject
+
+    paths = _claim(Path(out_dir).expanduser(), overwrite)
+    records = [comparison.record(c) for c in comparison.changes]
+    geoms = np.array([comparison.geometry(c) for c in comparison.changes], dtype=object)
+    geoms, kind = _geometry_type(geoms) if len(geoms) else (geoms, "Polygon")
+    crs = comparison.new.crs.to_wkt()
+    wkb = shapely.to_wkb(geoms) if len(geoms) else np.empty(0, object)
+    try:
+        with atomic_path(paths["gpkg"]) as tmp:
+            tmp.unlink()  # GDAL creates the GeoPackage itself
+            pyogrio.raw.write(tmp, wkb, field_data=_columns(records), fields=list(FIELDS),
+                              crs=crs, geometry_type=kind, driver="GPKG", layer=LAYER)
+            _write_style(tmp, kind)
+        wgs84 = reproject(geoms, comparison.new.crs, "EPSG:4326") if len(geoms) else geoms
+        with atomic_path(paths["geojson"]) as tmp:
+            tmp.unlink()
+            pyogrio.raw.write(tmp, shapely.to_wkb(wgs84) if len(geoms) else wkb,
+                              field_data=_columns(records), fields=list(FIELDS),
+                              crs="EPSG:4326", geometry_type=kind, driver="GeoJSON",
+                              layer=LAYER, layer_options={"RFC7946": "YES"})
+    except OSError as exc:
+        raise OutputError(f"cannot write to {paths['gpkg'].parent}: {exc}") from None
+    except Exception as exc:  # GDAL's own errors: disk full, read-only folder
+        raise OutputError(f"cannot write the comparison: {' '.join(str(exc).split())}") \
+            from None
+    atomic_write(paths["csv"], changes_csv(comparison))
+    return paths
