@@ -94,7 +94,7 @@ def style_sld(geometry_type: str) -> str:
     """The same colours as an OGC SLD 1.1 (for tools other than QGIS)."""
     rules = []
     for status, rgb in COLOURS.items():
-        hexa = "#%02x%02x%02x" % rgb
+        hexa = "#" + "".join(f"{v:02x}" for v in rgb)
         fill = f'<se:Fill><se:SvgParameter name="fill">{hexa}</se:SvgParameter></se:Fill>'
         symbolizer = (f"<se:PointSymbolizer><se:Graphic><se:Mark><se:WellKnownName>circle"
                       f"</se:WellKnownName>{fill}</se:Mark><se:Size>11</se:Size></se:Graphic>"
