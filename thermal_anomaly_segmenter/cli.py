@@ -378,6 +378,13 @@ def _add_report_parser(sub) -> None:
     r.add_argument("--min-area", type=_positive_int, default=4,
                    help="smallest anomaly kept, pixels (default 4)")
     _add_false_alarm_argument(r)
+    r.add_argument("--previous", metavar="OLD",
+                   help="an earlier survey of the same network (output folder of taseg "
+                   "predict --pipes or taseg report, or its GeoPackage): adds each anomaly's "
+                   "status since then, the old crop beside the new and totals per status")
+    r.add_argument("--tolerance", type=_positive_float, default=None, metavar="METRES",
+                   help="with --previous: largest gap between the two footprints of one "
+                   "anomaly (default 2)")
     r.set_defaults(func=cmd_report)
 
 

@@ -330,11 +330,24 @@ def cmd_report(args: argparse.Namespace) -> int:
                          model_dir=args.model_dir, options=options, corridor=args.corridor,
                          pipes=args.pipes, corridor_width_m=args.corridor_width,
                          pipe_id_field=args.pipe_id_field, false_alarms=args.false_alarms,
-                         settings=settings)
+                         settings=settings, **_previous_args(args))
     for line in result.survey.failures:
         print(line, file=sys.stderr)
     print(result.summary())
     return EXIT_OK
+
+
+def _previous_args(args: argparse.Namespace) -> dict:
+    """``taseg report --previous OLD [--tolerance M]`` as make_report's arguments."""
+    from .config import CompareOptions
+
+    if args.previous is None:
+        if args.tolerance is not None:
+            raise InvalidInputError("--tolerance needs --previous")
+        return {}
+    options = CompareOptions() if args.tolerance is None else CompareOptions(
+        tolerance_m=args.tolerance)
+    return {"previous": args.previous, "compare_options": options}
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

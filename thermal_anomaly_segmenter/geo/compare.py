@@ -121,8 +121,9 @@ def _metric_of(layer: SurveyLayer, other: SurveyLayer):
     crs = layer.crs if len(layer) else other.crs
     if not len(pool):
         return layer.crs  # nothing to measure
-    centre = reproject(np.array([shapely.envelope(shapely.union_all(
-        shapely.envelope(pool))).centroid]), crs, "EPSG:4326")[0]
+    x0, y0, x1, y1 = shapely.total_bounds(pool)
+    centre = reproject(np.array([shapely.Point((x0 + x1) / 2, (y0 + y1) / 2)]), crs,
+                       "EPSG:4326")[0]
     return metric_crs(layer.crs, centre.x, centre.y)
 
 
@@ -130,8 +131,8 @@ def _check_surveys(old: np.ndarray, new: np.ndarray, o: SurveyLayer, n: SurveyLa
     import shapely
 
     if len(old) and len(new):
-        box_old = shapely.envelope(shapely.union_all(shapely.envelope(old)))
-        box_new = shapely.envelope(shapely.union_all(shapely.envelope(new)))
+        box_old = shapely.box(*shapely.total_bounds(old))
+        box_new = shapely.box(*shapely.total_bounds(new))
         gap = shapely.distance(box_old, box_new)
         if not gap <= OVERLAP_MARGIN_M:
             raise InvalidInputError(

@@ -123,7 +123,7 @@ def _location(item: Item) -> str:
     return "<br>".join(escape(p) for p in parts)
 
 
-def _row(item: Item) -> str:
+def _row(item: Item, since: bool = False) -> str:
     row = item.row()
     cells = []
     for key, _ in TABLE_COLUMNS:
@@ -138,8 +138,13 @@ def _row(item: Item) -> str:
               f'<button data-decision="unsure">unsure</button>'
               f'<div class="decision"></div></td>')
     key = escape(f"{item.frame}/{item.id}")
-    return (f'<tr class="sev-{item.severity}" data-key="{key}">{"".join(cells)}'
-            f'<td class="crop">{_img(item.crop_png, key)}'
+    extra = attr = ""
+    if since:  # taseg report --previous
+        from .since import row_cells
+
+        extra, attr = row_cells(item, _img), f' data-since="{escape(item.since or "new")}"'
+    return (f'<tr class="sev-{item.severity}" data-key="{key}"{attr}>{"".join(cells)}'
+            f'{extra}<td class="crop">{_img(item.crop_png, key)}'
             f'<span class="loc">{escape(item.scale_bar or "")}</span></td>'
             f'<td class="loc">{_location(item)}</td>{review}</tr>')
 
@@ -243,6 +248,8 @@ def page_data(survey: Survey) -> dict[str, Any]:
     for it in survey.items:
         entry = it.row()
         entry.update(bbox=it.record.get("bbox"), polygon=it.polygon)
+        if survey.since is not None:
+            entry.update(since=it.since, old_id=it.old_id)
         anomalies.append(entry)
     frames = {f.name: {"height": f.doc.get("frame", {}).get("height"),
                        "width": f.doc.get("frame", {}).get("width"),
@@ -259,10 +266,16 @@ def render_html(survey: Survey, title: str = "TASeg inspection report") -> str:
     """The whole page as one string."""
     rules = survey.rules
     data = json.dumps(page_data(survey), allow_nan=False).replace("</", "<\\/")
+    since = survey.since is not None
     head = "".join(f"<th>{escape(h)}</th>" for _, h in TABLE_COLUMNS)
-    rows = "".join(_row(it) for it in survey.items)
+    since_html = ""
+    if since:  # taseg report --previous
+        from .since import head_cells, section
+
+        head, since_html = head + head_cells(), section(survey)
+    rows = "".join(_row(it, since) for it in survey.items)
     rule_lines = "".join(f'<li class="rule">{escape(line)}</li>'
-                         for line in (rules.describe() if rules else []))
+                         for line in (rules.describe(since) if rules else []))
     failures = "".join(f"<li>{escape(f)}</li>" for f in survey.failures)
     n_frames = len(survey.frames)
     return f"""<!DOCTYPE html>
@@ -275,7 +288,7 @@ as false alarms.</p>
 <h2>Totals per severity</h2>{_totals(survey)}
 <h2>Severity rule</h2><p>An anomaly gets the first class whose every minimum it meets
 (dT against the corridor median; source: {escape(rules.source if rules else "")}):</p>
-<ul>{rule_lines}</ul>
+<ul>{rule_lines}</ul>{since_html}
 <h2>Places to dig, ranked by severity then mean dT</h2>
 <p><button id="export">export review.json</button> <button id="clear">clear decisions</button>
 <span id="review-count"></span> (decisions are kept in this browser)</p>

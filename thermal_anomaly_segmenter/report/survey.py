@@ -50,6 +50,10 @@ class Item:
     scale_bar: str | None = None
     polygon: list | None = None  # pixel-corner rings of the footprint (review labels)
     rank: int | None = None
+    #: status since the previous survey (``--previous``), its id there and its old crop
+    since: str | None = None
+    old_id: str | None = None
+    old_crop_png: bytes | None = None
 
     def row(self) -> dict[str, Any]:
         """The fields of ``anomalies.csv`` (and of the report's table)."""
@@ -91,6 +95,7 @@ class Survey:
     failures: list[str] = field(default_factory=list)
     rules: SeverityRules | None = None
     screened: bool = False
+    since: Any = None  # report.since.SinceLastSurvey with --previous
 
 
 # --------------------------------------------------------------------------- inputs
