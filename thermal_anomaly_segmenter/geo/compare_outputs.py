@@ -150,12 +150,12 @@ def changes_csv(comparison: Comparison) -> str:
     return buffer.getvalue()
 
 
-def _claim(out: Path, overwrite: bool) -> dict[str, Path]:
+def _claim(out: Path, overwrite: bool, prefix: str = "") -> dict[str, Path]:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
-    paths = {k: out / name for k, name in NAMES.items()}
+    paths = {k: out / f"{prefix}{name}" for k, name in NAMES.items()}
     if not overwrite:
         present = [p.name for p in paths.values() if p.exists()]
         if present:
@@ -165,14 +165,15 @@ def _claim(out: Path, overwrite: bool) -> dict[str, Path]:
 
 
 def write_changes(comparison: Comparison, out_dir: str | os.PathLike[str],
-                  overwrite: bool = False) -> dict[str, Path]:
-    """Write the three files into ``out_dir``; existing ones only with ``overwrite``."""
+                  overwrite: bool = False, prefix: str = "") -> dict[str, Path]:
+    """Write the three files into ``out_dir`` (names after ``prefix``); existing ones only
+    with ``overwrite``."""
     import pyogrio.raw
     import shapely
 
     from .network import reproject
 
-    paths = _claim(Path(out_dir).expanduser(), overwrite)
+    paths = _claim(Path(out_dir).expanduser(), overwrite, prefix)
     records = [comparison.record(c) for c in comparison.changes]
     geoms = np.array([comparison.geometry(c) for c in comparison.changes], dtype=object)
     geoms, kind = _geometry_type(geoms) if len(geoms) else (geoms, "Polygon")
@@ -198,3 +199,36 @@ def write_changes(comparison: Comparison, out_dir: str | os.PathLike[str],
             from None
     atomic_write(paths["csv"], changes_csv(comparison))
     return paths
+
+
+def compare_prediction(result, previous: str | os.PathLike[str], label: str = "previous_file",
+                       options=None) -> Comparison:
+    """Compare one ``predict --pipes`` result (a :class:`.predict.FrameResult` with its
+    GeoPackage written) with an earlier survey: write ``STEM_changes.*`` beside its files,
+    add them to ``result.outputs`` and give each anomaly of ``result.report`` its
+    ``status``; the report's ``since_previous`` holds the totals and what is gone."""
+    import json
+
+    from .compare import compare_surveys
+    from .survey_layer import read_survey
+
+    gpkg = result.outputs.get("gpkg")
+    if gpkg is None or not Path(gpkg).is_file():
+        raise InvalidInputError(f"{label} needs a georeferenced input predicted with its pipe "
+                                "network (pipes_file): only map coordinates can be compared")
+    new = read_survey(gpkg, "NEW")
+    comparison = compare_surveys(read_survey(previous, label), new, options)
+    paths = write_changes(comparison, Path(gpkg).parent, prefix=f"{Path(gpkg).stem}_")
+    result.outputs.update({f"changes_{k}": p for k, p in paths.items()})
+    if result.report is None and "json" in result.outputs:
+        result.report = json.loads(Path(result.outputs["json"]).read_text(encoding="utf-8"))
+    if result.report is not None:
+        status = {i.rsplit(":", 1)[1]: s for i, s in zip(new.ids, comparison.status_of_new(),
+                                                          strict=True)}
+        for rec in result.report.get("anomalies", []):
+            rec["status"] = status.get(str(rec.get("id")), "new")
+        result.report["since_previous"] = {
+            "tolerance_m": comparison.options.tolerance_m, "counts": comparison.counts,
+            "gone": [comparison.record(c) for c in comparison.changes if c.status == "gone"],
+        }
+    return comparison
