@@ -7,11 +7,15 @@ nights: the second night is 3-6 degC colder, has fresh sensor noise and another 
 leak's plume stretched and drifted downwind), its cars have moved along the street, and its
 georeference is off by a shift of up to 1.5 m and a rotation of up to 0.5 degree. Leaks are
 planted on the pipe: one unchanged (stable), one grown (wider and hotter), one repaired (only
-the first night: gone), one new (only the second night); lamps and the rest of the scene are
-unchanged. Both nights are written as GeoTIFFs with the scene's pipe as a GeoPackage, run
-through ``taseg predict --pipes`` (the real model), and the two output folders through
-``taseg compare``. A planted leak's status is right when the change whose footprint covers
-its true position has the planted status. Prints one line per pair and the totals.
+the first night: gone), one new (only the second night), each more than the 2 m tolerance
+(3 m; 1.5 m where the pipe leaves no room) from a lamp, manhole or engine (and from the
+pipe's own heat trace where the pipe leaves room) and 8 m from the next (6 m where the pipe
+is short); lamps and the rest of the scene are unchanged, and no car parks within 3 m of a
+planted leak. Both nights are written as GeoTIFFs with the scene's pipe as a GeoPackage and
+run through ``taseg predict --pipes`` (the real model), and the two output folders through
+``taseg compare``. A planted leak's status is right when the change nearest its position (in
+its flight's own georeference, within 1 m of the footprint) has the planted status. Prints
+one line per pair and the totals.
 
 :func:`make_pair` is also used by ``tests/geo/test_compare_flights.py``.
 """
@@ -40,7 +44,7 @@ PLANTED: tuple[tuple[str, bool, bool], ...] = (
     ("stable", True, True), ("grown", True, True), ("gone", True, False),
     ("new", False, True),
 )
-EXTENT_M = (32.0, 40.0)  # ground covered by a frame (rows, columns)
+EXTENT_M = (36.0, 48.0)  # ground covered by a frame (rows, columns)
 
 
 @dataclass
@@ -64,17 +68,32 @@ class FlightPair:
         return tuple(transform @ self.truth[status])
 
 
-def _sites(pipe: np.ndarray, shape: tuple[int, int], gsd: float, n: int) -> list[int]:
-    """``n`` indices of pipe points inside the frame, evenly spread along the inside part."""
+def _sites(pipe: np.ndarray, shape: tuple[int, int], gsd: float, n: int,
+           busy: np.ndarray) -> list[int]:
+    """``n`` indices of pipe points inside the frame and off ``busy`` pixels (lamps,
+    manholes, engines: a planted leak is a leak, not a lamp that got warmer), spread along
+    the pipe 8 m apart (at least 5 m)."""
     h, w = shape
     margin = 2.5 / gsd
     inside = np.flatnonzero((pipe[:, 0] > margin) & (pipe[:, 0] < w - margin)
                             & (pipe[:, 1] > margin) & (pipe[:, 1] < h - margin))
-    if inside.size < n:
+    px = np.clip(pipe[inside].astype(int), 0, [w - 1, h - 1])
+    free = inside[~busy[px[:, 1], px[:, 0]]]
+    if free.size < n:
         raise ValueError("pipe too short inside the frame")
-    run = inside[np.argmax(np.diff(np.r_[-2, inside]) > 1):]  # the longest tail is enough
-    run = inside if run.size < inside.size // 2 else run
-    return [int(run[int(k)]) for k in np.linspace(0.1, 0.9, n) * (run.size - 1)]
+    for gap_m in (8.0, 6.0):  # as far apart as the pipe allows
+        chosen: list[int] = []
+        for target in np.linspace(free[0], free[-1], n + 2)[1:-1]:
+            order = free[np.argsort(np.abs(free - target), kind="stable")]
+            pick = next((int(i) for i in order  # apart on the ground: a route may turn back
+                         if all(np.hypot(*(pipe[i] - pipe[j])) >= gap_m / gsd
+                                for j in chosen)), None)
+            if pick is None:
+                break
+            chosen.append(pick)
+        if len(chosen) == n:
+            return sorted(chosen)
+    raise ValueError("no room for the planted leaks on this pipe")
 
 
 def _paint_leak(t_u: np.ndarray, centre, tangent, sigma_px: float, peak: float,
@@ -94,9 +113,10 @@ def _paint_leak(t_u: np.ndarray, centre, tangent, sigma_px: float, peak: float,
     t_u[y0:y1, x0:x1] += np.float32(peak) * heat.astype(np.float32)
 
 
-def _move_cars(t_u: np.ndarray, scene, rng, gsd: float) -> None:
+def _move_cars(t_u: np.ndarray, scene, rng, gsd: float, avoid: np.ndarray) -> None:
     """Cars of night 1 leave their place (filled with the road around them) and park
-    3-8 m further along the street."""
+    3-8 m further along the street, not on ``avoid`` (the planted leaks: a car parked on a
+    repaired leak is another test)."""
     from scipy import ndimage
 
     vehicle = [k + 1 for k, c in enumerate(scene.instance_classes) if c == "vehicle"]
@@ -120,10 +140,13 @@ def _move_cars(t_u: np.ndarray, scene, rng, gsd: float) -> None:
         tangent = scene.pipe[j] - scene.pipe[max(j - 1, 0)]
         tangent = tangent / max(np.hypot(*tangent), 1e-9)
         step = rng.uniform(3.0, 8.0) / gsd * rng.choice([-1.0, 1.0])
-        ny = np.round(ys + tangent[1] * step).astype(int)
-        nx = np.round(xs + tangent[0] * step).astype(int)
-        ok = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
-        t_u[ny[ok], nx[ok]] = values[ok]
+        for sign in (1.0, -1.0):  # the other way along the street where a leak is
+            ny = np.round(ys + tangent[1] * step * sign).astype(int)
+            nx = np.round(xs + tangent[0] * step * sign).astype(int)
+            ok = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+            if not avoid[ny[ok], nx[ok]].any():
+                t_u[ny[ok], nx[ok]] = values[ok]
+                break
 
 
 def _affine_in(transform, crs: str):
@@ -172,13 +195,33 @@ def make_pair(folder: Path, family: str, seed: int, *, shift_m: float = 1.5,
     night1 = scene.t_u.copy()
     night2 = night1 - np.float32(rng.uniform(3.0, 6.0))  # another, colder night
     night2 += rng.normal(0.0, 0.05, night2.shape).astype(np.float32)
-    _move_cars(night2, scene, rng, gsd)
+    from scipy import ndimage
+
+    trace = np.isin(scene.instances, [k + 1 for k, c in enumerate(scene.instance_classes)
+                                      if c == "pipe_trace"])
+    sites = None
+    # off warm objects by more than the tolerance (and off the pipe's own broken heat
+    # trace), as far as the pipe leaves room
+    for clear_m, warm in ((3.0, (scene.bait_mask > 0) | trace), (3.0, scene.bait_mask > 0),
+                          (1.5, scene.bait_mask > 0)):
+        busy = ndimage.distance_transform_edt(~warm) < clear_m / gsd
+        try:
+            sites = _sites(scene.pipe, shape, gsd, 4, busy)
+            break
+        except ValueError:
+            continue
+    if sites is None:
+        raise ValueError(f"no room for the planted leaks in scene {seed} of {fam.name}")
+    near = np.zeros(shape, bool)
+    for i in sites:
+        x, y = np.clip(scene.pipe[i].astype(int), 0, [shape[1] - 1, shape[0] - 1])
+        near[y, x] = True
+    _move_cars(night2, scene, rng, gsd, ndimage.distance_transform_edt(~near) < 3.0 / gsd)
     wind = rng.uniform(0, 2 * math.pi)
     drift = (math.cos(wind) * 0.15 / gsd, math.sin(wind) * 0.15 / gsd)
     true = from_origin(*ORIGIN, gsd, gsd)
     pair_truth = {}
-    for (status, first, second), i in zip(PLANTED, _sites(scene.pipe, shape, gsd, 4),
-                                          strict=True):
+    for (status, first, second), i in zip(PLANTED, sites, strict=True):
         centre = scene.pipe[i]
         tangent = scene.pipe[min(i + 1, len(scene.pipe) - 1)] - scene.pipe[max(i - 1, 0)]
         tangent = tangent / max(np.hypot(*tangent), 1e-9)
@@ -187,7 +230,7 @@ def make_pair(folder: Path, family: str, seed: int, *, shift_m: float = 1.5,
         if first:
             _paint_leak(night1, centre, tangent, sigma, peak)
         if second:
-            grow = (1.8, 1.5) if status == "grown" else (1.0, 0.0)
+            grow = (1.5, 1.5) if status == "grown" else (1.0, 0.0)
             _paint_leak(night2, centre, tangent, sigma * grow[0], peak + grow[1],
                         stretch=1.15, drift=drift)
         pair_truth[status] = (float(centre[0]) + 0.5, float(centre[1]) + 0.5)

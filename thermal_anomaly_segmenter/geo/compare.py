@@ -5,8 +5,9 @@ OLD is reprojected to NEW's CRS (pyproj); matching runs in metres (NEW's CRS whe
 else its UTM zone). Candidate pairs are the anomalies whose footprints lie within the
 tolerance of each other (a shapely STRtree ``dwithin`` query) and, where both surveys name
 pipes, on the same pipe. Pairs are then taken greedily, closest first (footprint gap, then
-centroid distance plus the difference of chainage, then the surveys' order), each anomaly
-in at most one pair: one-to-one and deterministic, in O(P log P) for P candidate pairs.
+the overlap's share of the union, then centroid distance plus the difference of chainage,
+then the surveys' order), each anomaly in at most one pair: one-to-one and deterministic,
+in O(P log P) for P candidate pairs.
 A matched pair's status follows :class:`.config.CompareOptions`.
 """
 
@@ -164,11 +165,19 @@ def match(old_m: np.ndarray, new_m: np.ndarray, old: SurveyLayer, new: SurveyLay
     if not i.size:
         return []
     gap = shapely.distance(old_m[i], new_m[j])
+    # where footprints overlap, the larger share of their union wins (0 for points)
+    overlap = np.zeros(i.size)
+    touch = gap == 0
+    if touch.any():
+        a, b = old_m[i[touch]], new_m[j[touch]]
+        union = shapely.area(shapely.union(a, b))
+        overlap[touch] = np.divide(shapely.area(shapely.intersection(a, b)), union,
+                                   out=np.zeros(union.size), where=union > 0)
     spread = shapely.distance(shapely.centroid(old_m[i]), shapely.centroid(new_m[j]))
     chain = np.abs(old.chainage[i] - new.chainage[j])
     spread = spread + np.where(np.isfinite(chain), chain, 0.0)
     # millimetres: equal gaps compare equal whatever the reprojection's rounding
-    order = np.lexsort((j, i, np.round(spread, 3), np.round(gap, 3)))
+    order = np.lexsort((j, i, np.round(spread, 3), -np.round(overlap, 4), np.round(gap, 3)))
     used_o = np.zeros(len(old_m), bool)
     used_n = np.zeros(len(new_m), bool)
     pairs = []
