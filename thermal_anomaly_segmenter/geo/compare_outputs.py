@@ -137,16 +137,20 @@ def _cell(value) -> object:
     return value
 
 
-def changes_csv(comparison: Comparison) -> str:
-    """The CSV text: one row per change, x/y the footprint's centroid in NEW's CRS."""
+def changes_csv(comparison: Comparison, records: list[dict] | None = None) -> str:
+    """The CSV text: one row per change, x/y the footprint's centroid in NEW's CRS
+    (``records``: :meth:`.Comparison.record` of each change, when already made)."""
+    import shapely
+
+    records = records or [comparison.record(c) for c in comparison.changes]
+    geoms = np.array([comparison.geometry(c) for c in comparison.changes], dtype=object)
+    centres = shapely.get_coordinates(shapely.centroid(geoms)) if len(geoms) else []
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for change in comparison.changes:
-        row = comparison.record(change)
-        centre = comparison.geometry(change).centroid
-        row["x"], row["y"] = round(centre.x, 6), round(centre.y, 6)
-        writer.writerow({k: _cell(row[k]) for k in CSV_COLUMNS})
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row, (x, y) in zip(records, centres, strict=True):
+        row = {**row, "x": round(float(x), 6), "y": round(float(y), 6)}
+        writer.writerow([_cell(row[k]) for k in CSV_COLUMNS])
     return buffer.getvalue()
 
 
@@ -197,7 +201,7 @@ def write_changes(comparison: Comparison, out_dir: str | os.PathLike[str],
     except Exception as exc:  # GDAL's own errors: disk full, read-only folder
         raise OutputError(f"cannot write the comparison: {' '.join(str(exc).split())}") \
             from None
-    atomic_write(paths["csv"], changes_csv(comparison))
+    atomic_write(paths["csv"], changes_csv(comparison, records))
     return paths
 
 
