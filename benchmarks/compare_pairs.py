@@ -174,6 +174,23 @@ def _write_tif(path: Path, t_u: np.ndarray, transform, crs: str) -> Path:
     return path
 
 
+def _choose_sites(scene, shape: tuple[int, int], gsd: float) -> list[int]:
+    """Four leak sites on the pipe, off warm objects by more than the tolerance (and off
+    the pipe's own broken heat trace), as far as the pipe leaves room."""
+    from scipy import ndimage
+
+    trace = np.isin(scene.instances, [k + 1 for k, c in enumerate(scene.instance_classes)
+                                      if c == "pipe_trace"])
+    for clear_m, warm in ((3.0, (scene.bait_mask > 0) | trace), (3.0, scene.bait_mask > 0),
+                          (1.5, scene.bait_mask > 0)):
+        busy = ndimage.distance_transform_edt(~warm) < clear_m / gsd
+        try:
+            return _sites(scene.pipe, shape, gsd, len(PLANTED), busy)
+        except ValueError:
+            continue
+    raise ValueError(f"no room for the planted leaks in a scene of {scene.family}")
+
+
 def make_pair(folder: Path, family: str, seed: int, *, shift_m: float = 1.5,
               rotation_deg: float = 0.5, new_crs: str = "EPSG:25832",
               gsd_m: float | None = None) -> FlightPair:
@@ -197,21 +214,7 @@ def make_pair(folder: Path, family: str, seed: int, *, shift_m: float = 1.5,
     night2 += rng.normal(0.0, 0.05, night2.shape).astype(np.float32)
     from scipy import ndimage
 
-    trace = np.isin(scene.instances, [k + 1 for k, c in enumerate(scene.instance_classes)
-                                      if c == "pipe_trace"])
-    sites = None
-    # off warm objects by more than the tolerance (and off the pipe's own broken heat
-    # trace), as far as the pipe leaves room
-    for clear_m, warm in ((3.0, (scene.bait_mask > 0) | trace), (3.0, scene.bait_mask > 0),
-                          (1.5, scene.bait_mask > 0)):
-        busy = ndimage.distance_transform_edt(~warm) < clear_m / gsd
-        try:
-            sites = _sites(scene.pipe, shape, gsd, 4, busy)
-            break
-        except ValueError:
-            continue
-    if sites is None:
-        raise ValueError(f"no room for the planted leaks in scene {seed} of {fam.name}")
+    sites = _choose_sites(scene, shape, gsd)
     near = np.zeros(shape, bool)
     for i in sites:
         x, y = np.clip(scene.pipe[i].astype(int), 0, [shape[1] - 1, shape[0] - 1])
