@@ -240,3 +240,21 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, case, message) -> None:
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_empty_surveys_and_a_folder_holding_earlier_changes(tmp_path, capsys) -> None:
+    survey(tmp_path / "old" / "a.gpkg", OLD)
+    survey(tmp_path / "new" / "b.gpkg", [])
+    assert main(["compare", str(tmp_path / "old"), str(tmp_path / "new"), "--out",
+                 str(tmp_path / "o1")]) == 0
+    assert "0 new, 4 gone" in capsys.readouterr().out  # nothing found this winter
+    assert pyogrio.read_info(tmp_path / "o1" / "changes.gpkg", layer="changes")["features"] == 4
+    # a comparison's own GeoPackage beside a survey's is not read as a survey
+    (tmp_path / "old" / "a_changes.gpkg").write_bytes((tmp_path / "o1" / "changes.gpkg")
+                                                      .read_bytes())
+    assert len(read_survey(tmp_path / "old", "OLD")) == len(OLD)
+    survey(tmp_path / "none" / "c.gpkg", [])
+    assert main(["compare", str(tmp_path / "none"), str(tmp_path / "new"), "--out",
+                 str(tmp_path / "o2")]) == 0
+    with open(tmp_path / "o2" / "changes.csv") as fh:
+        assert fh.read().startswith("status,x,y,old_id,new_id") and len(fh.readlines()) == 0

@@ -101,13 +101,23 @@ def read_layer(path: Path, label: str) -> SurveyLayer:
     )
 
 
+def _has_layer(path: Path) -> bool:
+    import pyogrio
+
+    try:
+        return LAYER in {str(row[0]) for row in pyogrio.list_layers(path)}
+    except Exception:  # noqa: BLE001 - not a GeoPackage GDAL reads: not one of the survey's
+        return False
+
+
 def _folder_files(folder: Path, label: str) -> tuple[list[Path], Path | None]:
     report = folder / "anomalies.gpkg"
     if report.is_file():
         return [report], folder
-    files = sorted(p for p in folder.glob("*.gpkg") if not p.name.startswith("."))
+    files = [p for p in sorted(folder.glob("*.gpkg"))[:MAX_LAYERS]
+             if not p.name.startswith(".") and _has_layer(p)]  # not changes.gpkg & co
     if files:
-        return files[:MAX_LAYERS], folder if (folder / "crops").is_dir() else None
+        return files, folder
     for doc_path in sorted(folder.glob("*.json"))[:MAX_LAYERS]:
         try:
             doc = json.loads(doc_path.read_text(encoding="utf-8"))

@@ -278,6 +278,7 @@ def render_html(survey: Survey, title: str = "TASeg inspection report") -> str:
                          for line in (rules.describe(since) if rules else []))
     failures = "".join(f"<li>{escape(f)}</li>" for f in survey.failures)
     n_frames = len(survey.frames)
+    order = "since the last survey, then " if since else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{_CSP}">
@@ -289,7 +290,7 @@ as false alarms.</p>
 <h2>Severity rule</h2><p>An anomaly gets the first class whose every minimum it meets
 (dT against the corridor median; source: {escape(rules.source if rules else "")}):</p>
 <ul>{rule_lines}</ul>{since_html}
-<h2>Places to dig, ranked by severity then mean dT</h2>
+<h2>Places to dig, ranked by severity then {order}mean dT</h2>
 <p><button id="export">export review.json</button> <button id="clear">clear decisions</button>
 <span id="review-count"></span> (decisions are kept in this browser)</p>
 <table id="anomalies"><thead><tr>{head}<th>crop</th><th>location</th><th>review</th></tr></thead>
