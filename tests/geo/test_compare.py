@@ -167,6 +167,11 @@ def test_cli_writes_styled_gpkg_csv_and_geojson(tmp_path, capsys) -> None:
     doc = json.loads((out / "changes.geojson").read_text())
     lon, lat = doc["features"][0]["geometry"]["coordinates"][0][0]
     assert 8.0 < lon < 9.0 and 48.5 < lat < 49.5 and "crs" not in doc
+    ring = shapely.LinearRing(doc["features"][0]["geometry"]["coordinates"][0])
+    assert ring.is_ccw  # RFC 7946: exterior rings counter-clockwise
+    info = pyogrio.read_info(out / "changes.geojson")  # GDAL reads it
+    assert info["features"] == 6 and info["crs"] == "EPSG:4326"
+    assert [f["properties"]["status"] for f in doc["features"]] == [r["status"] for r in rows]
 
     # nothing is overwritten without --overwrite
     before = (out / "changes.csv").read_bytes()
