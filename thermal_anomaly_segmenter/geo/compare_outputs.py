@@ -195,61 +195,28 @@ def write_changes(comparison: Comparison, out_dir: str | os.PathLike[str],
         raise OutputError(f"cannot write the comparison: {' '.join(str(exc).split())}") \
             from None
     wgs84 = reproject(geoms, comparison.new.crs, "EPSG:4326") if len(geoms) else geoms
-    atomic_write(paths["geojson"], geojson_text(wgs84, records))
+    with atomic_path(paths["geojson"]) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.writelines(geojson_chunks(wgs84, records))
     atomic_write(paths["csv"], changes_csv(comparison, records))
     return paths
 
 
-def geojson_text(wgs84: np.ndarray, records: list[dict]) -> str:
+def geojson_chunks(wgs84: np.ndarray, records: list[dict], chunk: int = 10_000):
     """An RFC 7946 FeatureCollection (WGS 84 longitude/latitude, 7 decimals, exterior rings
-    counter-clockwise). Built with ``shapely.to_geojson``: GDAL's GeoJSON writer took
-    about 10 s for 100,000 features, this about 3."""
+    counter-clockwise) as text pieces of ``chunk`` features. Built with
+    ``shapely.to_geojson``: GDAL's GeoJSON writer took about 10 s for 100,000 features,
+    this about 3."""
     import json
 
     import shapely
 
-    if len(wgs84):
-        rounded = shapely.transform(shapely.orient_polygons(wgs84),
-                                    lambda xy: np.round(xy, 7))
-        texts = shapely.to_geojson(rounded)
-    else:
-        texts = []
-    features = ",\n".join(
-        '{"type":"Feature","properties":'
-        + json.dumps({k: r[k] for k in FIELDS}, allow_nan=False) + ',"geometry":' + g + "}"
-        for r, g in zip(records, texts, strict=True))
-    return ('{"type":"FeatureCollection","name":"' + LAYER + '","features":[\n'
-            + features + "\n]}\n")
-
-
-def compare_prediction(result, previous: str | os.PathLike[str], label: str = "previous_file",
-                       options=None) -> Comparison:
-    """Compare one ``predict --pipes`` result (a :class:`.predict.FrameResult` with its
-    GeoPackage written) with an earlier survey: write ``STEM_changes.*`` beside its files,
-    add them to ``result.outputs`` and give each anomaly of ``result.report`` its
-    ``status``; the report's ``since_previous`` holds the totals and what is gone."""
-    import json
-
-    from .compare import compare_surveys
-    from .survey_layer import read_survey
-
-    gpkg = result.outputs.get("gpkg")
-    if gpkg is None or not Path(gpkg).is_file():
-        raise InvalidInputError(f"{label} needs a georeferenced input predicted with its pipe "
-                                "network (pipes_file): only map coordinates can be compared")
-    new = read_survey(gpkg, "NEW")
-    comparison = compare_surveys(read_survey(previous, label), new, options)
-    paths = write_changes(comparison, Path(gpkg).parent, prefix=f"{Path(gpkg).stem}_")
-    result.outputs.update({f"changes_{k}": p for k, p in paths.items()})
-    if result.report is None and "json" in result.outputs:
-        result.report = json.loads(Path(result.outputs["json"]).read_text(encoding="utf-8"))
-    if result.report is not None:
-        status = {i.rsplit(":", 1)[1]: s for i, s in zip(new.ids, comparison.status_of_new(),
-                                                          strict=True)}
-        for rec in result.report.get("anomalies", []):
-            rec["status"] = status.get(str(rec.get("id")), "new")
-        result.report["since_previous"] = {
-            "tolerance_m": comparison.options.tolerance_m, "counts": comparison.counts,
-            "gone": [comparison.record(c) for c in comparison.changes if c.status == "gone"],
-        }
-    return comparison
+    yield '{"type":"FeatureCollection","name":"' + LAYER + '","features":[\n'
+    for start in range(0, len(records), chunk):
+        part = shapely.orient_polygons(wgs84[start:start + chunk])
+        texts = shapely.to_geojson(shapely.transform(part, lambda xy: np.round(xy, 7)))
+        features = ",\n".join(
+            '{"type":"Feature","properties":'
+            + json.dumps({k: r[k] for k in FIELDS}, allow_nan=False) + ',"geometry":' + g
+            + "}" for r, g in zip(records[start:start + chunk], texts, strict=True))
+        yield ("" if start == 0 else ",\n") + features
+    yield "\n]}\n"
