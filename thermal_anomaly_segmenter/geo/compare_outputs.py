@@ -220,3 +220,36 @@ def geojson_chunks(wgs84: np.ndarray, records: list[dict], chunk: int = 10_000):
             + "}" for r, g in zip(records[start:start + chunk], texts, strict=True))
         yield ("" if start == 0 else ",\n") + features
     yield "\n]}\n"
+
+
+def compare_prediction(result, previous: str | os.PathLike[str], label: str = "previous_file",
+                       options=None) -> Comparison:
+    """Compare one ``predict --pipes`` result (a :class:`.predict.FrameResult` with its
+    GeoPackage written) with an earlier survey: write ``STEM_changes.*`` beside its files,
+    add them to ``result.outputs`` and give each anomaly of ``result.report`` its
+    ``status``; the report's ``since_previous`` holds the totals and what is gone."""
+    import json
+
+    from .compare import compare_surveys
+    from .survey_layer import read_survey
+
+    gpkg = result.outputs.get("gpkg")
+    if gpkg is None or not Path(gpkg).is_file():
+        raise InvalidInputError(f"{label} needs a georeferenced input predicted with its pipe "
+                                "network (pipes_file): only map coordinates can be compared")
+    new = read_survey(gpkg, "NEW")
+    comparison = compare_surveys(read_survey(previous, label), new, options)
+    paths = write_changes(comparison, Path(gpkg).parent, prefix=f"{Path(gpkg).stem}_")
+    result.outputs.update({f"changes_{k}": p for k, p in paths.items()})
+    if result.report is None and "json" in result.outputs:
+        result.report = json.loads(Path(result.outputs["json"]).read_text(encoding="utf-8"))
+    if result.report is not None:
+        status = {i.rsplit(":", 1)[1]: s for i, s in zip(new.ids, comparison.status_of_new(),
+                                                          strict=True)}
+        for rec in result.report.get("anomalies", []):
+            rec["status"] = status.get(str(rec.get("id")), "new")
+        result.report["since_previous"] = {
+            "tolerance_m": comparison.options.tolerance_m, "counts": comparison.counts,
+            "gone": [comparison.record(c) for c in comparison.changes if c.status == "gone"],
+        }
+    return comparison
