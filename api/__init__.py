@@ -177,6 +177,21 @@ def run_predict(
     return result
 
 
+def _previous_path(upload: Any, pipes_path: Path | None) -> Path | None:
+    """The earlier survey's GeoPackage (``previous_file``), read once to refuse a bad one
+    before any prediction."""
+    if not upload:
+        return None
+    if not pipes_path:
+        raise InvalidInputError("previous_file needs a georeferenced input with its "
+                                "pipe network (pipes_file)")
+    from thermal_anomaly_segmenter.geo.survey_layer import read_survey
+
+    path = uploads.upload_path(upload, "previous_file")
+    read_survey(path, "previous_file")
+    return path
+
+
 def predict(**kwargs: Any) -> Any:
     """Segment the uploaded frame; answer in the ``accept`` format.
 
@@ -189,7 +204,8 @@ def predict(**kwargs: Any) -> Any:
     started = time.perf_counter()
     settings = get_settings()
     config.configure_logging(settings)
-    files = [kwargs.get(n) for n in ("input_file", "corridor_file", "pipes_file")]
+    files = [kwargs.get(n) for n in ("input_file", "corridor_file", "pipes_file",
+                                     "previous_file")]
     # Held open while this predict runs: if it is cancelled, the server finds them by that.
     held = uploads.hold_temp_copies(files)
     try:
@@ -208,7 +224,8 @@ def predict(**kwargs: Any) -> Any:
             raise InvalidInputError("give either corridor_file or pipes_file, not both")
         if args.get("corridor_width") is not None and not pipes_path:
             raise InvalidInputError("corridor_width needs a pipes_file")
-        for path in filter(None, (input_path, corridor_path, pipes_path)):
+        previous_path = _previous_path(kwargs.get("previous_file"), pipes_path)
+        for path in filter(None, (input_path, corridor_path, pipes_path, previous_path)):
             if path.stat().st_size > settings.max_upload_bytes:
                 raise responses.UploadTooLargeError(
                     f"upload is larger than {settings.max_upload_bytes // 2**20} MiB "
@@ -217,14 +234,15 @@ def predict(**kwargs: Any) -> Any:
             return report_response.answer(
                 args, accept, input_path, name=_client_name(upload),
                 corridor_path=corridor_path, pipes_path=pipes_path,
-                defaulted=schemas.defaulted_args(schema, kwargs), settings=settings)
+                defaulted=schemas.defaulted_args(schema, kwargs), settings=settings,
+                previous_path=previous_path)
         log.info("predict %s with %s", _client_name(upload),
                  {k: v for k, v in args.items()
-                  if k not in ("input_file", "corridor_file", "pipes_file")})
+                  if k not in ("input_file", "corridor_file", "pipes_file", "previous_file")})
         # A server's worker (a spawned child of deepaas-run) answers JSON before writing
         # the files the answer does not need; in-process callers (deepaas-cli, tests) read
         # the files as soon as predict returns.
-        answer_first = (formatter is responses.json_response
+        answer_first = (formatter is responses.json_response and previous_path is None
                         and multiprocessing.parent_process() is not None)
         from thermal_anomaly_segmenter.report import deferred
 
@@ -236,6 +254,10 @@ def predict(**kwargs: Any) -> Any:
                                  defaulted=schemas.defaulted_args(schema, kwargs),
                                  answer_first=answer_first)
             log.info("predict: %s", result.summary())
+            if previous_path is not None:  # statuses since an earlier survey
+                from thermal_anomaly_segmenter.geo.compare_outputs import compare_prediction
+
+                compare_prediction(result, previous_path)
             if result.outputs:  # the server's outputs are bounded; python -m cli's are the user's
                 from thermal_anomaly_segmenter.report.retention import prune_outputs
 

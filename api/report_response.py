@@ -43,7 +43,7 @@ def wanted(accept: str, input_path: Path) -> bool:
 
 def answer(args: Mapping[str, Any], accept: str, input_path: Path, *, name: str,
            corridor_path: Path | None, pipes_path: Path | None, defaulted: Iterable[str],
-           settings: Settings) -> io.BytesIO:
+           settings: Settings, previous_path: Path | None = None) -> io.BytesIO:
     """Predict the upload (one frame, an orthomosaic with a pipe network, or a zip of
     frames) and answer ``report.html`` or a zip of the report files."""
     from thermal_anomaly_segmenter.io.frames import frame_stem
@@ -62,7 +62,8 @@ def answer(args: Mapping[str, Any], accept: str, input_path: Path, *, name: str,
                              options=options, corridor=corridor_path, pipes=pipes_path,
                              corridor_width_m=args.get("corridor_width"),
                              false_alarms=True if args.get("false_alarms") else None,
-                             settings=settings, names=None if is_zip else [frame_stem(name)])
+                             settings=settings, names=None if is_zip else [frame_stem(name)],
+                             previous=previous_path)
         if accept == HTML:
             return io.BytesIO(result.outputs["html"].read_bytes())
         buffer = io.BytesIO()

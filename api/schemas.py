@@ -244,6 +244,14 @@ class PredArgsSchema(marshmallow.Schema):
         "chainage and offset.",
         required=False,
     )
+    previous_file = _file_field(
+        "Optional GeoPackage of an earlier survey of the same network (layer 'anomalies', "
+        "from taseg predict --pipes or taseg report), with pipes_file: each anomaly of the "
+        "answer gets its status since then (new, grown, stable, shrunk; 'since_previous' "
+        "lists what is gone); the zip answer adds changes.gpkg/csv/geojson and the HTML "
+        "report the since-last-survey column.",
+        required=False,
+    )
     corridor_width = fields.Float(
         load_default=None,
         validate=validate.Range(min=0.0, max=1000.0, min_inclusive=False),

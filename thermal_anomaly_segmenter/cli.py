@@ -17,6 +17,7 @@ from .commands import (
     EXIT_USAGE,
     cmd_build_dataset,
     cmd_calibrate,
+    cmd_compare,
     cmd_evaluate,
     cmd_export,
     cmd_import_published,
@@ -157,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     _add_report_parser(sub)
+    _add_compare_parser(sub)
 
     m = sub.add_parser("models", help="list model types and model folders")
     m.set_defaults(func=cmd_models)
@@ -381,6 +383,13 @@ def _add_report_parser(sub) -> None:
     r.add_argument("--rank-by", choices=("severity", "loss"), default="severity",
                    help="order of the places to dig: severity then mean dT (default), or "
                    "the estimated heat loss (largest first)")
+    r.add_argument("--previous", metavar="OLD",
+                   help="an earlier survey of the same network (output folder of taseg "
+                   "predict --pipes or taseg report, or its GeoPackage): adds each anomaly's "
+                   "status since then, the old crop beside the new and totals per status")
+    r.add_argument("--tolerance", type=_positive_float, default=None, metavar="METRES",
+                   help="with --previous: largest gap between the two footprints of one "
+                   "anomaly (default 2)")
     r.set_defaults(func=cmd_report)
 
 
@@ -404,6 +413,38 @@ def _add_conditions_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--currency", help="currency of --heat-price (default EUR)")
     g.add_argument("--co2-factor", type=float, metavar="T_PER_MWH",
                    help="emission factor, t CO2 per MWh of heat: gives co2_t_per_year")
+
+
+def _add_compare_parser(sub) -> None:
+    from .config import CompareOptions
+
+    d = CompareOptions()
+    c = sub.add_parser(
+        "compare", help="compare two surveys of one network, leak by leak",
+        description="Match the anomalies of an earlier survey (OLD) to a later one (NEW) in "
+        "map coordinates and give each a status: new, gone, grown, stable or shrunk (by the "
+        "change of area and of mean dT against each flight's own corridor). OLD and NEW are "
+        "output folders of 'taseg predict --pipes' or 'taseg report', or their GeoPackages. "
+        "Writes DIR/changes.gpkg (with a QGIS style), changes.csv and changes.geojson.")
+    c.add_argument("old", metavar="OLD", help="the earlier survey")
+    c.add_argument("new", metavar="NEW", help="the later survey")
+    c.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    c.add_argument("--tolerance", type=_positive_float, default=d.tolerance_m,
+                   metavar="METRES", help="largest gap between the two footprints of one "
+                   f"anomaly, metres (default {d.tolerance_m:g})")
+    c.add_argument("--grown-area-ratio", type=_positive_float, default=d.grown_area_ratio,
+                   help=f"area ratio NEW/OLD from which it has grown (default "
+                   f"{d.grown_area_ratio:g})")
+    c.add_argument("--shrunk-area-ratio", type=_positive_float, default=d.shrunk_area_ratio,
+                   help=f"area ratio up to which it has shrunk (default {d.shrunk_area_ratio:g})")
+    c.add_argument("--grown-dt", type=_positive_float, default=d.grown_dt_degc, metavar="K",
+                   help=f"rise of mean dT from which it has grown (default {d.grown_dt_degc:g})")
+    c.add_argument("--shrunk-dt", type=_positive_float, default=d.shrunk_dt_degc, metavar="K",
+                   help=f"fall of mean dT from which it has shrunk (default "
+                   f"{d.shrunk_dt_degc:g})")
+    c.add_argument("--overwrite", action="store_true",
+                   help="replace changes.* already in DIR (default: refuse)")
+    c.set_defaults(func=cmd_compare)
 
 
 def _add_pipe_arguments(p: argparse.ArgumentParser) -> None:

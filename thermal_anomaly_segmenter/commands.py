@@ -339,8 +339,38 @@ def cmd_report(args: argparse.Namespace) -> int:
                          model_dir=args.model_dir, options=options, corridor=args.corridor,
                          pipes=args.pipes, corridor_width_m=args.corridor_width,
                          pipe_id_field=args.pipe_id_field, false_alarms=args.false_alarms,
-                         settings=settings)
+                         settings=settings, **_previous_args(args))
     for line in result.survey.failures:
         print(line, file=sys.stderr)
     print(result.summary())
+    return EXIT_OK
+
+
+def _previous_args(args: argparse.Namespace) -> dict:
+    """``taseg report --previous OLD [--tolerance M]`` as make_report's arguments."""
+    from .config import CompareOptions
+
+    if args.previous is None:
+        if args.tolerance is not None:
+            raise InvalidInputError("--tolerance needs --previous")
+        return {}
+    options = CompareOptions() if args.tolerance is None else CompareOptions(
+        tolerance_m=args.tolerance)
+    return {"previous": args.previous, "compare_options": options}
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .config import CompareOptions
+    from .geo.compare import compare_surveys
+    from .geo.compare_outputs import write_changes
+    from .geo.survey_layer import read_survey
+
+    options = CompareOptions(tolerance_m=args.tolerance, grown_area_ratio=args.grown_area_ratio,
+                             shrunk_area_ratio=args.shrunk_area_ratio,
+                             grown_dt_degc=args.grown_dt, shrunk_dt_degc=args.shrunk_dt)
+    old = read_survey(args.old, "OLD")
+    new = read_survey(args.new, "NEW")
+    comparison = compare_surveys(old, new, options)
+    paths = write_changes(comparison, args.out, overwrite=args.overwrite)
+    print(f"{comparison.summary()} -> {paths['gpkg']}")
     return EXIT_OK

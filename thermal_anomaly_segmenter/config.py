@@ -16,6 +16,7 @@ server when ``MLFLOW_TRACKING_URI`` is set, else the local store under MODELS_PA
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -484,3 +485,36 @@ def __getattr__(name: str) -> Any:
     if name in _SETTING_CONSTANTS:
         return _SETTING_CONSTANTS[name](get_settings())
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """How two surveys' anomalies are matched and how a matched pair's change is named.
+
+    Temperatures are compared as mean dT (anomaly minus its own flight's corridor median),
+    never as absolute temperatures, since nights differ by several degrees. A matched pair
+    is ``grown`` when its area grew by ``grown_area_ratio`` or its mean dT rose by
+    ``grown_dt_degc``, ``shrunk`` when its area fell to ``shrunk_area_ratio`` or its mean dT
+    fell by ``shrunk_dt_degc``, else ``stable``; where one measure grew and the other shrank,
+    the change of ``area_m2 * mean_dt`` (a proxy of the heat lost) decides.
+    """
+
+    #: Largest gap between two anomalies' footprints, metres, for them to be one anomaly.
+    tolerance_m: float = 2.0
+    grown_area_ratio: float = 1.5
+    shrunk_area_ratio: float = 0.67
+    grown_dt_degc: float = 1.0
+    shrunk_dt_degc: float = 1.0
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("tolerance", self.tolerance_m, 0.0 <= self.tolerance_m <= 100.0, "within 0..100 m"),
+            ("grown area ratio", self.grown_area_ratio, self.grown_area_ratio > 1.0, "> 1"),
+            ("shrunk area ratio", self.shrunk_area_ratio, 0.0 < self.shrunk_area_ratio < 1.0,
+             "within 0..1"),
+            ("grown dT", self.grown_dt_degc, self.grown_dt_degc > 0.0, "> 0 K"),
+            ("shrunk dT", self.shrunk_dt_degc, self.shrunk_dt_degc > 0.0, "> 0 K"),
+        )
+        for name, value, ok, rule in checks:
+            if not (ok and math.isfinite(value)):
+                raise InvalidInputError(f"{name} must be {rule}, got {value}")

@@ -7,6 +7,8 @@ or the API at import time: these modules load GDAL and PROJ, so callers import t
 - :mod:`.network`: a pipe network layer -> the corridor of a raster grid; pipe chainage.
 - :mod:`.ortho`: streamed inference of an orthomosaic of any size, window by window.
 - :mod:`.vectors`: anomaly polygons -> GeoPackage (raster CRS) and GeoJSON (EPSG:4326).
+- :mod:`.survey_layer`, :mod:`.compare`, :mod:`.compare_outputs`: two surveys of one network
+  compared leak by leak (``taseg compare``).
 """
 
 import logging

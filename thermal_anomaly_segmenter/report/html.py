@@ -137,7 +137,7 @@ def _location(item: Item) -> str:
     return "<br>".join(escape(p) for p in parts)
 
 
-def _row(item: Item) -> str:
+def _row(item: Item, since: bool = False) -> str:
     row = item.row()
     cells = []
     low, high = row["heat_loss_w_low"], row["heat_loss_w_high"]
@@ -155,9 +155,14 @@ def _row(item: Item) -> str:
               f'<div class="decision"></div></td>')
     key = escape(f"{item.frame}/{item.id}")
     loss = _num(row["heat_loss_w"])
+    extra = attr = ""
+    if since:  # taseg report --previous
+        from .since import row_cells
+
+        extra, attr = row_cells(item, _img), f' data-since="{escape(item.since or "new")}"'
     return (f'<tr class="sev-{item.severity}" data-key="{key}" data-rank="{item.rank}" '
-            f'data-loss="{loss}">{"".join(cells)}'
-            f'<td class="crop">{_img(item.crop_png, key)}'
+            f'data-loss="{loss}"{attr}>{"".join(cells)}'
+            f'{extra}<td class="crop">{_img(item.crop_png, key)}'
             f'<span class="loc">{escape(item.scale_bar or "")}</span></td>'
             f'<td class="loc">{_location(item)}</td>{review}</tr>')
 
@@ -294,6 +299,8 @@ def page_data(survey: Survey) -> dict[str, Any]:
     for it in survey.items:
         entry = it.row()
         entry.update(bbox=it.record.get("bbox"), polygon=it.polygon)
+        if survey.since is not None:
+            entry.update(since=it.since, old_id=it.old_id)
         anomalies.append(entry)
     frames = {f.name: {"height": f.doc.get("frame", {}).get("height"),
                        "width": f.doc.get("frame", {}).get("width"),
@@ -310,12 +317,21 @@ def render_html(survey: Survey, title: str = "TASeg inspection report") -> str:
     """The whole page as one string."""
     rules = survey.rules
     data = json.dumps(page_data(survey), allow_nan=False).replace("</", "<\\/")
+    since = survey.since is not None
     head = "".join(f"<th>{escape(h)}</th>" for _, h in TABLE_COLUMNS)
-    rows = "".join(_row(it) for it in survey.items)
+    since_html = ""
+    if since:  # taseg report --previous
+        from .since import head_cells, section
+
+        head, since_html = head + head_cells(), section(survey)
+    rows = "".join(_row(it, since) for it in survey.items)
     rule_lines = "".join(f'<li class="rule">{escape(line)}</li>'
-                         for line in (rules.describe() if rules else []))
+                         for line in (rules.describe(since) if rules else []))
     failures = "".join(f"<li>{escape(f)}</li>" for f in survey.failures)
     n_frames = len(survey.frames)
+    order = "since the last survey, then " if since else ""
+    ranking = (_RANKING["loss"] if survey.rank_by == "loss"
+               else f"severity then {order}mean dT")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{_CSP}">
@@ -326,9 +342,9 @@ as false alarms.</p>
 <h2>Totals per severity</h2>{_totals(survey)}
 <h2>Severity rule</h2><p>An anomaly gets the first class whose every minimum it meets
 (dT against the corridor median; source: {escape(rules.source if rules else "")}):</p>
-<ul>{rule_lines}</ul>
+<ul>{rule_lines}</ul>{since_html}
 <h2>Heat loss</h2>{_heat_loss(survey)}
-<h2>Places to dig, ranked by {_RANKING[survey.rank_by]}</h2>
+<h2>Places to dig, ranked by {ranking}</h2>
 <p><button id="export">export review.json</button> <button id="clear">clear decisions</button>
 <button id="sort-loss">sort by heat loss</button> <button id="sort-rank">sort by rank</button>
 <span id="review-count"></span> (decisions are kept in this browser)</p>

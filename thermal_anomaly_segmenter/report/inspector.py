@@ -43,6 +43,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "offset_m", "leak_score", *HEAT_LOSS_FIELDS,
 )
 
+SINCE_COLUMNS: tuple[str, ...] = ("since_last_survey", "old_id")
+
 
 @dataclass
 class ReportResult:
@@ -55,22 +57,32 @@ class ReportResult:
         sev = Counter(it.severity for it in self.survey.items)
         return (f"{len(self.survey.items)} anomalies (A {sev.get('A', 0)}, B {sev.get('B', 0)}"
                 f", C {sev.get('C', 0)}), {len(self.survey.rejected)} rejected, "
-                f"{len(self.survey.failures)} input(s) failed -> {self.outputs['html']}")
+                f"{len(self.survey.failures)} input(s) failed"
+                + (f"; since the last survey: {self.survey.since.summary()}"
+                   if self.survey.since is not None else "")
+                + f" -> {self.outputs['html']}")
 
 
 def make_report(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
                 severity_config: str | os.PathLike[str] | None = None,
                 rules: SeverityRules | None = None, rank_by: str = "severity",
+                previous: str | os.PathLike[str] | None = None, compare_options=None,
                 **predict_kwargs) -> ReportResult:
     """Predict what is not predicted yet, collect every anomaly and write the report files.
 
     ``rank_by``: ``"severity"`` (then mean dT) or ``"loss"`` (estimated heat loss).
     ``predict_kwargs`` go to :func:`.survey.predict_inputs` (model_dir, options (with the
     heat loss conditions), corridor, pipes, corridor_width_m, false_alarms, settings,
-    segmenter, names); earlier predictions keep the estimates they were written with.
+    segmenter, names); earlier predictions keep the estimates they were written with. With
+    ``previous`` (an earlier survey, see :func:`.since.apply_previous`) each anomaly gets its
+    status since then (``compare_options``: a :class:`.config.CompareOptions`).
     """
     if not inputs:
         raise InvalidInputError("no input given")
+    if previous is not None:  # a bad earlier survey is refused before any prediction
+        from ..geo.survey_layer import read_survey
+
+        read_survey(previous, "previous survey")
     rules = rules or load_rules(severity_config)
     out = Path(out_dir).expanduser()
     claimed = _claim(out)
@@ -91,6 +103,10 @@ def make_report(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.Path
         if not done:
             raise InvalidInputError("no input could be predicted: " + "; ".join(failures[:3]))
         survey = build_survey(load_frames(done), rules, failures, rank_by)
+        if previous is not None:
+            from .since import apply_previous
+
+            apply_previous(survey, previous, compare_options)
         return ReportResult(survey, write_report(survey, out, claimed))
     except BaseException:
         for path in claimed.values():  # created by this run (O_EXCL): give the names back
@@ -122,11 +138,13 @@ def _claim(out: Path) -> dict[str, Path]:
 
 def csv_text(survey: Survey) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    # with --previous: the status since then and the anomaly's id in that survey
+    columns = CSV_COLUMNS + (SINCE_COLUMNS if survey.since is not None else ())
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for item in survey.items:
-        row = item.row()
-        writer.writerow({k: "" if row[k] is None else row[k] for k in CSV_COLUMNS})
+        row = {**item.row(), "since_last_survey": item.since, "old_id": item.old_id}
+        writer.writerow({k: "" if row[k] is None else row[k] for k in columns})
     return buffer.getvalue()
 
 

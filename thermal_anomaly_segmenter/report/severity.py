@@ -87,14 +87,29 @@ class SeverityRules:
                 return name
         return "C"
 
-    def describe(self) -> list[str]:
-        """One line per class, as shown in the report."""
-        return [f"A ({CLASSES['A']}): {self.A.text()}",
-                f"B ({CLASSES['B']}): {self.B.text()}",
-                f"C ({CLASSES['C']}): every other anomaly"]
+    def describe(self, previous: bool = False) -> list[str]:
+        """One line per class, as shown in the report; with ``previous`` also the rule that
+        ranks anomalies found in the earlier survey too (:data:`SINCE_RULE`)."""
+        lines = [f"A ({CLASSES['A']}): {self.A.text()}",
+                 f"B ({CLASSES['B']}): {self.B.text()}",
+                 f"C ({CLASSES['C']}): every other anomaly"]
+        return [*lines, SINCE_RULE] if previous else lines
 
     def to_dict(self) -> dict[str, Any]:
         return {"A": asdict(self.A), "B": asdict(self.B), "source": self.source}
+
+
+#: Rank within a class by status since the previous survey (``taseg report --previous``):
+#: a leak that persists is stronger evidence than a new warm spot, a growing one the most.
+SINCE_ORDER: dict[str | None, int] = {"grown": 0, "stable": 1, "shrunk": 1, "new": 2, None: 2}
+SINCE_RULE = ("Since the last survey: within a class, an anomaly that was there before ranks "
+              "above an otherwise equal new one (grown first, then stable or shrunk, then "
+              "new), then by mean dT")
+
+
+def severity_order(severity: str | None) -> int:
+    """Sort key of a class: A first."""
+    return {"A": 0, "B": 1}.get(severity or "C", 2)
 
 
 #: Defaults (rationale in docs/report.rst): A is a clear, sizeable, confident hot spot; B a

@@ -57,6 +57,10 @@ class Item:
     scale_bar: str | None = None
     polygon: list | None = None  # pixel-corner rings of the footprint (review labels)
     rank: int | None = None
+    #: status since the previous survey (``--previous``), its id there and its old crop
+    since: str | None = None
+    old_id: str | None = None
+    old_crop_png: bytes | None = None
 
     def row(self) -> dict[str, Any]:
         """The fields of ``anomalies.csv`` (and of the report's table)."""
@@ -100,6 +104,7 @@ class Survey:
     rules: SeverityRules | None = None
     screened: bool = False
     rank_by: str = "severity"
+    since: Any = None  # report.since.SinceLastSurvey with --previous
 
     def heat_loss(self) -> dict[str, Any]:
         """Totals of the listed anomalies' heat loss fields (None where any is unknown), the

@@ -33,6 +33,8 @@ class Scene:
             :data:`.DISTRACTOR_CLASSES`).
         family: Name of the scene family.
         gsd_m: Ground sampling distance in metres per pixel.
+        pipe: ``N x 2`` float pixel coordinates ``(x, y)`` of the main pipe's axis, in
+            order along it (it may run beyond the frame).
     """
 
     data: np.ndarray
@@ -44,6 +46,7 @@ class Scene:
     instance_classes: tuple[str, ...] = field(default_factory=tuple)
     family: str = DEFAULT_FAMILY
     gsd_m: float = 0.1
+    pipe: np.ndarray | None = None
 
     @property
     def t_u(self) -> np.ndarray:
@@ -140,4 +143,5 @@ def render_scene(
         instance_classes=tuple(c.classes),
         family=fam.name,
         gsd_m=c.gsd_m,
+        pipe=c.pipe,
     )
