@@ -93,6 +93,9 @@ class Settings:
     #: Seconds the API server gives one predict, from its received upload to its answer
     #: (0 = no limit); a predict over it is cancelled and its worker replaced.
     predict_timeout_s: int = 600
+    #: Largest georeferenced raster (``--pipes``) in declared pixels, and most pixels its
+    #: blocks along the corridor may read.
+    max_ortho_pixels: int = 2_000_000_000
     #: Inference backend on the CPU: ``auto`` (ONNX Runtime when a fresh export exists),
     #: ``torch`` or ``onnx``.
     backend: str = "auto"
@@ -129,6 +132,7 @@ class Settings:
             keep_predictions=_env_int("TASEG_KEEP_PREDICTIONS", 1000, minimum=0),
             max_extract_bytes=_env_int("TASEG_MAX_EXTRACT_MB", 20480) * 2**20,
             predict_timeout_s=_env_int("TASEG_PREDICT_TIMEOUT_S", 600, minimum=0),
+            max_ortho_pixels=_env_int("TASEG_MAX_ORTHO_PIXELS", 2_000_000_000),
             device=device,
             backend=backend,
             remote_data_path=_env_path("REMOTE_DATA_PATH", remote / "data"),
@@ -148,6 +152,11 @@ def reload_settings() -> Settings:
     """Forget the cached settings and read the environment again (tests, long-lived servers)."""
     get_settings.cache_clear()
     return get_settings()
+
+
+#: Largest tile side a client may ask for (the API's ``tile_size``): a tile's batch of
+#: inputs and activations must stay bounded (4096^2 at batch 1: ~1.5 GB on the CPU).
+MAX_TILE_SIZE = 4096
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from ..config import PredictOptions
+from ..config import PredictOptions, get_settings
 from ..errors import InvalidInputError, OutputError
 from ..inference import Segmenter, blend_window
 from ..io.frames import FILL_OFFSET_DEGC, MIN_SIDE_PX, T_MAX_DEGC, T_MIN_DEGC, Frame, GeoInfo
 from ..postprocess import Anomaly, Prediction, anomaly_mask, extract_anomalies
+from .guard import check_corridor_share, check_raster, open_raster, raster_env
 from .network import Corridor, PipeNetwork, reproject
 from .raster import georef, pixel_bounds
 from .vectors import write_anomaly_layers
@@ -494,7 +495,6 @@ def predict_ortho(
         InvalidInputError: the raster has no georeference, bad bands or implausible values,
             or the pipe layer does not overlap it.
     """
-    import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
     path, out_dir = Path(path), Path(out_dir)
@@ -504,13 +504,14 @@ def predict_ortho(
         options = dataclasses.replace(options, threshold=segmenter.config.threshold)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), _open(path, source) as ds:
+        with raster_env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), _open(path, source) as ds:
             geo = georef(ds)
             if geo is None or ds.crs is None:
                 raise InvalidInputError(
                     f"{source}: has no georeference (CRS and transform); --pipes needs a "
                     "GeoTIFF, or give a corridor mask instead"
                 )
+            check_raster(ds, source, get_settings().max_ortho_pixels)
             if min(ds.height, ds.width) < MIN_SIDE_PX:
                 raise InvalidInputError(f"{source}: raster {ds.height} x {ds.width} is too small")
             if np.dtype(ds.dtypes[-1]).itemsize == 1:
@@ -532,16 +533,13 @@ def predict_ortho(
 
 
 def _open(path: Path, source: str):
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
     if not path.is_file():
         raise FileNotFoundError(2, "no such file", str(path))
     try:
-        return rasterio.open(path)
-    except RasterioIOError:
+        return open_raster(path, source)
+    except InvalidInputError:
         raise InvalidInputError(
-            f"{source}: not a raster GDAL can read; --pipes needs a georeferenced GeoTIFF "
+            f"{source}: not a GeoTIFF GDAL can read; --pipes needs a georeferenced GeoTIFF "
             "(orthomosaic or frame)"
         ) from None
 
@@ -566,6 +564,7 @@ def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptio
         w for w in _windows(ds.height, ds.width, sides, halos)
         if corridor.touches(pixel_bounds(ds.transform, *w))
     ]
+    check_corridor_share(active, src.source, get_settings().max_ortho_pixels)
     median, corridor_px = _statistics(src, active)
     canvas = _Canvas(ds.height, ds.width) if "overlay" in outputs else None
     out_dir.mkdir(parents=True, exist_ok=True)

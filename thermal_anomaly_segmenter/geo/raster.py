@@ -72,12 +72,13 @@ def _finite(value: float) -> bool:
 
 def read_georef(path: str | Path) -> GeoInfo | None:
     """Open ``path`` with rasterio and return its georeference (None when it has none)."""
-    import rasterio
     from rasterio.errors import NotGeoreferencedWarning
 
-    with warnings.catch_warnings():
+    from .guard import open_raster, raster_env
+
+    with warnings.catch_warnings(), raster_env():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path) as dataset:
+        with open_raster(Path(path), Path(path).name) as dataset:
             return georef(dataset)
 
 
