@@ -254,10 +254,11 @@ def check_raster(dataset, source: str, max_pixels: int) -> None:
         if len(dataset.overviews(band)) > MAX_OVERVIEWS:
             raise InvalidInputError(f"{source}: declares more than {MAX_OVERVIEWS} overviews")
     t = dataset.transform
-    a, b, c, d, e, f = (float(v) for v in t[:6])
-    if not all(map(math.isfinite, (a, b, c, d, e, f))) or max(map(abs, (a, b, c, d, e, f))) > GEO_MAX:
+    values = [float(v) for v in t[:6]]
+    if not all(map(math.isfinite, values)) or max(map(abs, values)) > GEO_MAX:
         raise InvalidInputError(f"{source}: its geotransform holds infinite, NaN or "
-                                f"out-of-range values")
+                                "out-of-range values")
+    a, b, _, d, e, _ = values
     det = a * e - b * d
     if det == 0 or not math.isfinite(det):
         raise InvalidInputError(f"{source}: its geotransform is degenerate (zero pixel area)")
@@ -266,7 +267,7 @@ def check_raster(dataset, source: str, max_pixels: int) -> None:
         raise InvalidInputError(f"{source}: its geotransform is sheared (pixel axes not at "
                                 "right angles); resample it to a north-up grid")
     proj = horizontal_crs(dataset.crs, source)
-    corners = np.array([t * (x, y) for x, y in ((0, 0), (w, 0), (0, h), (w, h))], float)
+    corners = np.array([t @ (x, y) for x, y in ((0, 0), (w, 0), (0, h), (w, h))], float)
     check_coordinates(corners, proj, source, "the raster")
 
 

@@ -46,8 +46,14 @@ class PipeNetwork:
         import pyogrio
         import shapely
 
-        from .guard import MAX_FEATURES, check_lines, horizontal_crs, layer_target, local_file
-        from .guard import vector_config
+        from .guard import (
+            MAX_FEATURES,
+            check_lines,
+            horizontal_crs,
+            layer_target,
+            local_file,
+            vector_config,
+        )
 
         path = Path(path)
         source = path.name

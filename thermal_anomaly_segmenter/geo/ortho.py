@@ -539,7 +539,8 @@ def _open(path: Path, source: str):
         return open_raster(path, source)
     except InvalidInputError:
         raise InvalidInputError(
-            f"{source}: not a GeoTIFF GDAL can read; --pipes needs a georeferenced GeoTIFF "
+            f"{source}: not a raster GDAL can read as GeoTIFF; --pipes needs a georeferenced "
+            "GeoTIFF "
             "(orthomosaic or frame)"
         ) from None
 
