@@ -200,6 +200,12 @@ class PredictOptions:
             raise InvalidInputError(f"min_area_px must be >= 1, got {self.min_area_px}")
         if self.gsd_m is not None and not self.gsd_m > 0:
             raise InvalidInputError(f"ground sampling distance must be > 0 m, got {self.gsd_m}")
+        from .io.frames import GSD_MAX_M  # lazily: io reads the settings of this module
+
+        if self.gsd_m is not None and self.gsd_m > GSD_MAX_M:
+            raise InvalidInputError(
+                f"ground sampling distance must be at most {GSD_MAX_M:g} m per pixel, got "
+                f"{self.gsd_m:g}")
 
 
 PHASES: tuple[str, ...] = ("pre_train_frozen", "pre_train_unfrozen", "fine_tune")

@@ -50,7 +50,7 @@ GDAL_OPTIONS: dict[str, str] = {
 RASTER_DRIVER = "GTiff"
 #: Most features and vertices of a pipe layer.
 MAX_FEATURES = 100_000
-MAX_VERTICES = 1_000_000
+MAX_VERTICES = 200_000
 #: Largest TIFF block (tile or strip) GDAL may decode at once, bytes.
 MAX_BLOCK_BYTES = 64 << 20
 #: Most overview levels a raster may declare (2^30 px per side needs 30).
@@ -63,7 +63,7 @@ AREA_SLACK_DEG = 10.0
 _SHAPEFILE_PARTS = {".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx", ".xml",
                     ".qmd"}
 _ZIP_MAX_MEMBERS = 64
-_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*:/", re.IGNORECASE)  # "//" may be collapsed by Path
 
 
 def local_file(path: str | Path, what: str) -> Path:
