@@ -238,3 +238,50 @@ def test_layer_limits_and_content_recognition(tmp_path, monkeypatch) -> None:
         zf.writestr("../evil.dbf", b"")
     with pytest.raises(guard.InvalidInputError, match="exactly one Shapefile"):
         PipeNetwork.read(archive)
+
+
+def _leftovers(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir()
+                  if p.name.startswith(".") or p.stat().st_size == 0) if out.exists() else []
+
+
+@pytest.mark.slow
+def test_interrupted_or_killed_ortho_predict_leaves_nothing(tmp_path) -> None:
+    """SIGINT: the predict removes its partial files itself; SIGKILL (a server's cancelled
+    worker) leaves them, and the next predict into that folder removes them."""
+    import signal
+
+    ortho = tmp_path / "big.tif"
+    size = (2400, 2400)
+    rng = np.random.default_rng(0)
+    with rasterio.open(ortho, "w", driver="GTiff", width=size[1], height=size[0], count=1,
+                       dtype="float32", crs="EPSG:25832", tiled=True,
+                       transform=from_origin(*ORIGIN, GSD, GSD)) as ds:
+        ds.write(rng.normal(-3.0, 0.25, size).astype(np.float32), 1)
+    rows = [ORIGIN[1] - r * GSD for r in range(100, 2400, 200)]
+    pipes = write_pipes(tmp_path / "pipes.gpkg", 25832, lines=[
+        shapely.LineString([(ORIGIN[0], y), (ORIGIN[0] + 2400 * GSD, y)]) for y in rows])
+    code = "import sys; from thermal_anomaly_segmenter.cli import main; sys.exit(main())"
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        out = tmp_path / f"out_{sig.name}"
+        proc = subprocess.Popen([sys.executable, "-c", code, "predict", str(ortho), "--pipes",
+                                 str(pipes), "--out", str(out), "--model-dir", str(MODEL),
+                                 "-q"], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while not any(".part.tif" in n for n in _leftovers(out)):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        if sig == signal.SIGINT:
+            assert _leftovers(out) == [], _leftovers(out)
+            assert "Traceback" not in proc.stdout.read().decode()
+        else:
+            left = _leftovers(out)
+            assert any(n.endswith(".claim") for n in left) and "big_prob.tif" in left, left
+    from thermal_anomaly_segmenter.geo.ortho import sweep_outputs
+
+    out = tmp_path / "out_SIGKILL"
+    assert sweep_outputs(out) and _leftovers(out) == []
+    assert not any(out.iterdir())

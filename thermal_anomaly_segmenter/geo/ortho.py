@@ -16,11 +16,11 @@ like a frame: T_m outside the corridor is the tile's coldest pixel minus the fra
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
-import os
 import warnings
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -33,6 +33,7 @@ import numpy as np
 from ..config import PredictOptions, get_settings
 from ..errors import InvalidInputError, OutputError
 from ..inference import Segmenter, blend_window
+from ..io.atomic import owned_name
 from ..io.frames import FILL_OFFSET_DEGC, MIN_SIDE_PX, T_MAX_DEGC, T_MIN_DEGC, Frame, GeoInfo
 from ..postprocess import Anomaly, Prediction, anomaly_mask, extract_anomalies
 from .guard import check_corridor_share, check_raster, open_raster, raster_env
@@ -454,21 +455,46 @@ def _to_cog(tmp: Path, final: Path, resampling: str) -> None:
     """Convert a tiled GeoTIFF into a COG (GDAL streams it and adds overviews)."""
     from rasterio.shutil import copy
 
-    staged = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    from ..io.atomic import atomic_path
+
+    staged = None
     try:
-        # SPARSE_OK: tiles outside the corridor stay empty on disk (read as 0) and GDAL
-        # skips them instead of compressing zeros: half the conversion time at 16000^2.
-        # NUM_THREADS: GDAL compresses the tiles and overviews on all cores (the network is
-        # done by now); 1.45 -> 0.82 s for a 16000^2 probability COG on 2 cores.
-        copy(tmp, staged, driver="COG", compress="deflate", blocksize=512,
-             overview_resampling=resampling, bigtiff="if_safer", sparse_ok=True,
-             num_threads="ALL_CPUS")
-        os.replace(staged, final)
-    except Exception:
-        staged.unlink(missing_ok=True)
-        raise
+        # GDAL's own scratch file (<staged>.ovr.tmp) carries the staged name's mark too.
+        with atomic_path(final, swept=True) as staged:
+            # SPARSE_OK: tiles outside the corridor stay empty on disk (read as 0) and GDAL
+            # skips them instead of compressing zeros: half the conversion time at 16000^2.
+            # NUM_THREADS: GDAL compresses the tiles and overviews on all cores (the network
+            # is done by now); 1.45 -> 0.82 s for a 16000^2 probability COG on 2 cores.
+            copy(tmp, staged, driver="COG", compress="deflate", blocksize=512,
+                 overview_resampling=resampling, bigtiff="if_safer", sparse_ok=True,
+                 num_threads="ALL_CPUS")
     finally:
         tmp.unlink(missing_ok=True)
+        if staged is not None:
+            Path(f"{staged}.ovr.tmp").unlink(missing_ok=True)
+
+
+def claim_name(stem: str) -> str:
+    """The hidden marker a running predict keeps beside its outputs (:func:`sweep_outputs`)."""
+    return f"{owned_name(stem)}claim"
+
+
+def sweep_outputs(out_dir: Path) -> list[Path]:
+    """Remove what predicts killed in ``out_dir`` left (a SIGKILLed API worker runs no
+    cleanup): their marked scratch files and, for each of their claims, the empty output
+    files that reserved its name. Returns the removed paths."""
+    from ..io.atomic import sweep_stale
+
+    removed = sweep_stale(out_dir)
+    for claim in [p for p in removed if p.name.endswith(".claim")]:
+        stem = claim.name[1:claim.name.rindex(".taseg")]
+        for suffix in ORTHO_NAMES.values():
+            output = out_dir / f"{stem}{suffix}"
+            with contextlib.suppress(OSError):
+                if output.is_file() and not output.is_symlink() and output.stat().st_size == 0:
+                    output.unlink()
+                    removed.append(output)
+    return removed
 
 
 def predict_ortho(
@@ -570,7 +596,7 @@ def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptio
     canvas = _Canvas(ds.height, ds.width) if "overlay" in outputs else None
     out_dir.mkdir(parents=True, exist_ok=True)
     final = {k: out_dir / f"{stem}{ORTHO_NAMES[k]}" for k in outputs}
-    tmp = {k: out_dir / f".{stem}_{k}.{os.getpid()}.part.tif"
+    tmp = {k: out_dir / f"{owned_name(f'{stem}_{k}')}part.tif"
            for k in ("probability", "mask") if k in final}
     fragments: list[_Fragment] = []
     try:
