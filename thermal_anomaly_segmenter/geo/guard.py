@@ -155,7 +155,10 @@ def _zipped_shapefile(path: Path, source: str, hint: str) -> str:
     if declared > get_settings().max_decoded_bytes:
         raise InvalidInputError(f"{source}: the zipped Shapefile inflates to "
                                 f"{declared / 2**20:,.0f} MiB; too large")
-    return f"/vsizip/{path}/{shp[0]}"
+    if "{" in str(path) or "}" in str(path):
+        raise InvalidInputError(f"{source}: rename the zip file without braces in its path")
+    # braces delimit the archive: an upload's temp name has no .zip suffix to split on
+    return f"/vsizip/{{{path}}}/{shp[0]}"
 
 
 def horizontal_crs(crs: Any, source: str):
