@@ -39,7 +39,7 @@ def test_predict_with_pipes_file_over_http(tmp_path) -> None:
         assert leftover_uploads(folders) == []
 
 
-def test_hostile_gis_uploads_over_http(tmp_path, http_server) -> None:
+def test_hostile_gis_uploads_over_http(tmp_path, http_server) -> None:  # noqa: F811
     """Issue 27 over HTTP: a zipped Shapefile (no .zip suffix on the temp upload) works; VRT
     rasters and layers pointing at an HTTP server and at a server file are refused with a
     one-line 400 naming no server path, and nothing is fetched; a layer of 1e308 (a GEOS
