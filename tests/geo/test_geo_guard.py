@@ -285,3 +285,21 @@ def test_interrupted_or_killed_ortho_predict_leaves_nothing(tmp_path) -> None:
     out = tmp_path / "out_SIGKILL"
     assert sweep_outputs(out) and _leftovers(out) == []
     assert not any(out.iterdir())
+
+
+def test_corridor_share_is_bounded(tmp_path, capsys, monkeypatch) -> None:
+    """A raster within the declared-size limit whose blocks along the corridor hold too
+    many pixels is refused before any block is read."""
+    from thermal_anomaly_segmenter.config import reload_settings
+
+    ortho = write_ortho(tmp_path / "ortho.tif", 25832)  # 600 x 800: one block of 480,000 px
+    pipes = write_pipes(tmp_path / "pipes.gpkg", 25832)
+    monkeypatch.setenv("TASEG_MAX_ORTHO_PIXELS", "1000000")  # corridor share: 250,000
+    reload_settings()
+    try:
+        code, text = predict(capsys, ortho, "--pipes", pipes, "--out", tmp_path / "out")
+    finally:
+        monkeypatch.delenv("TASEG_MAX_ORTHO_PIXELS")
+        reload_settings()
+    assert code == 2 and "corridor covers 480,000 pixels" in text, text
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -57,6 +57,9 @@ MAX_BLOCK_BYTES = 64 << 20
 MAX_OVERVIEWS = 32
 #: Largest coordinate or pixel size (CRS units) a georeference may hold.
 GEO_MAX = 1e9
+#: The blocks along the corridor may hold this fraction of the declared-size limit (the
+#: network runs over them; 5e8 pixels by default, a 22000^2 raster covered everywhere).
+CORRIDOR_SHARE = 4
 #: Slack around a CRS's area of use, degrees: data often spills over its zone's edge.
 AREA_SLACK_DEG = 10.0
 #: Shapefile parts a zipped Shapefile may hold (anything else is refused, VRT included).
@@ -297,13 +300,13 @@ def library_errors(source: str) -> Iterator[None]:
 
 def check_corridor_share(blocks: list[tuple[int, int, int, int]], source: str,
                          max_pixels: int) -> None:
-    """Refuse a raster whose blocks along the corridor (``(row, col, h, w)``) hold more
-    than ``max_pixels``: the work of a streamed predict grows with them (a corridor of fine
-    pixels covers the whole raster)."""
+    """Refuse a raster whose blocks along the corridor (``(row, col, h, w)``) hold more than
+    ``max_pixels / CORRIDOR_SHARE``: the network's work grows with them, and a corridor of
+    absurdly fine pixels (1 um) covers the whole raster."""
     pixels = sum(h * w for *_, h, w in blocks)
-    if pixels > max_pixels:
+    if pixels > max_pixels // CORRIDOR_SHARE:
         raise InvalidInputError(
             f"{source}: the pipe corridor covers {pixels:,} pixels of the raster, above the "
-            f"limit of {max_pixels:,} (TASEG_MAX_ORTHO_PIXELS); check the pixel size or "
-            "crop the raster"
+            f"limit of {max_pixels // CORRIDOR_SHARE:,} (a quarter of TASEG_MAX_ORTHO_PIXELS);"
+            " check the pixel size or crop the raster"
         )
