@@ -303,3 +303,43 @@ def test_corridor_share_is_bounded(tmp_path, capsys, monkeypatch) -> None:
         reload_settings()
     assert code == 2 and "corridor covers 480,000 pixels" in text, text
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_gsd_overflow_and_plain_frames_in_the_report(tmp_path, capsys) -> None:
+    """gsd=1e308 overflowed the report's scale bar (exit 1); a report of plain TIFF frames
+    prints no library warning (rasterio's NotGeoreferencedWarning)."""
+    import tifffile
+
+    from thermal_anomaly_segmenter.cli import main
+    from thermal_anomaly_segmenter.io.read import read_frame
+
+    sample = ROOT / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"
+    code = main(["report", str(sample), "--gsd", "1e308", "--out", str(tmp_path / "r1"),
+                 "--model-dir", str(MODEL)])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert code == 2 and "at most 100 m" in text and len(text.strip().splitlines()) == 1, text
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, read_frame(sample).data)
+    with _no_warnings():
+        code = main(["report", str(plain), "--out", str(tmp_path / "r2"),
+                     "--model-dir", str(MODEL)])
+    out = capsys.readouterr()
+    assert code == 0 and "Warning" not in out.err and "warning" not in out.err, out.err
+
+
+class _no_warnings:  # noqa: N801 - a context manager named for what it checks
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings(record=True)
+        self._seen = self._ctx.__enter__()
+        warnings.simplefilter("always")
+        return self
+
+    def __exit__(self, *exc):
+        self._ctx.__exit__(*exc)
+        names = [type(w.message).__name__ for w in self._seen
+                 if "rasterio" in (w.filename or "") or "Georeferenced" in str(w.category)]
+        assert names == [], names
+        return False

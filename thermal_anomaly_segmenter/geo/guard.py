@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
+from .raster import GEO_MAX
 
 #: GDAL configuration of every read of a user's file: no network, no sibling lookups
 #: (``.aux.xml``, ``.ovr`` beside an upload are not the user's), no external SQLite access.
@@ -55,8 +56,6 @@ MAX_VERTICES = 200_000
 MAX_BLOCK_BYTES = 64 << 20
 #: Most overview levels a raster may declare (2^30 px per side needs 30).
 MAX_OVERVIEWS = 32
-#: Largest coordinate or pixel size (CRS units) a georeference may hold.
-GEO_MAX = 1e9
 #: The blocks along the corridor may hold this fraction of the declared-size limit (the
 #: network runs over them; 5e8 pixels by default, a 22000^2 raster covered everywhere).
 CORRIDOR_SHARE = 4
