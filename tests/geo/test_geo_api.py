@@ -81,6 +81,12 @@ def test_hostile_gis_uploads_over_http(tmp_path, http_server) -> None:  # noqa: 
         assert r.status_code == 400 and "beyond" in r.text, r.text
         r = post(ortho, archive, tile_size=100000)
         assert r.status_code == 422 and "4096" in r.text, r.text  # DEEPaaS validates ranges
+        from deepaas_server import SAMPLE
+
+        r = requests.post(predict_url, params={"gsd": 1e308}, timeout=180,
+                          files={"input_file": (SAMPLE.name, SAMPLE.read_bytes())},
+                          headers={"Accept": "text/html"})  # overflowed the report: a 500
+        assert r.status_code == 400 and "at most 100 m" in r.text, r.text
         assert requests.get(f"{server.url}/v2/models/", timeout=10).status_code == 200
         assert server.alive
     assert seen == []  # the HTTP server received no request
