@@ -343,3 +343,27 @@ class _no_warnings:  # noqa: N801 - a context manager named for what it checks
                  if "rasterio" in (w.filename or "") or "Georeferenced" in str(w.category)]
         assert names == [], names
         return False
+
+
+@pytest.mark.parametrize(("crs", "transform"), [
+    ("EPSG:4326", from_origin(5e8, 49.0, 1e-5, 1e-5)),  # longitude 5e8
+    ("EPSG:5703", from_origin(*ORIGIN, GSD, GSD)),  # vertical-only
+])
+def test_frame_geotiff_that_proj_cannot_place_keeps_its_pixels(tmp_path, capsys, crs,
+                                                               transform) -> None:
+    """A frame (no --pipes) whose georeference PROJ cannot place is predicted without it
+    (its anomalies in pixel coordinates), as a degenerate one was, never a 500 / exit 1."""
+    from thermal_anomaly_segmenter.cli import main
+    from thermal_anomaly_segmenter.io.read import read_frame
+
+    data = read_frame(ROOT / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4").data
+    frame = tmp_path / "frame.tif"
+    with rasterio.open(frame, "w", driver="GTiff", width=data.shape[1], height=data.shape[0],
+                       count=3, dtype="float32", crs=crs, transform=transform) as ds:
+        ds.write(np.moveaxis(data, -1, 0))
+    code = main(["predict", str(frame), "--out", str(tmp_path / "out"), "--model-dir",
+                 str(MODEL), "-q"])
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    doc = json.loads((tmp_path / "out" / "frame.json").read_text())
+    assert "crs" in doc["frame"] and doc["frame"]["crs"] is None, doc["frame"]
