@@ -167,10 +167,15 @@ class PipeNetwork:
         lon, lat = to_geo.transform((bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2)
         metric = metric_crs(target, lon, lat)
         lines_m = reproject(self.lines, self.crs, metric)
-        pieces, owner = chunk_lines(lines_m)
+        # Far from the raster's CRS, PROJ may give inf, which GEOS must never see: such
+        # pipes are far from the raster, hence out of its corridor anyway.
+        usable = np.flatnonzero(_finite(lines_m))
+        pieces, owner = chunk_lines(lines_m[usable])
+        owner = usable[owner]
         buffers_r = reproject(shapely.buffer(pieces, width_m / 2.0), metric, target)
+        finite = np.flatnonzero(_finite(buffers_r))
         box = shapely.box(*bounds)
-        near = np.flatnonzero(shapely.intersects(buffers_r, box))
+        near = finite[shapely.intersects(buffers_r[finite], box)]
         keep = np.unique(owner[near])
         if not len(keep):
             raise InvalidInputError(
@@ -218,6 +223,16 @@ def chunk_lines(lines: np.ndarray, size: int = PIECE_VERTICES) -> tuple[np.ndarr
     pieces = shapely.linestrings(coords[index], indices=np.repeat(
         np.arange(len(lengths)), lengths))
     return pieces, part_of[piece_part]
+
+
+def _finite(geoms: np.ndarray) -> np.ndarray:
+    """Per geometry: whether all its coordinates are finite."""
+    import shapely
+
+    coords, index = shapely.get_coordinates(geoms, return_index=True)
+    bad = np.zeros(len(geoms), bool)
+    bad[index[~np.isfinite(coords).all(axis=1)]] = True
+    return ~bad
 
 
 def _plain(value: Any) -> Any:
