@@ -332,13 +332,14 @@ def _predict_georeferenced(
 ) -> Iterator[FrameResult]:
     """Stream each georeferenced raster with the corridor of ``pipes`` (one at a time: each
     already runs block by block with bounded memory)."""
+    from .geo.leftovers import claim_name, sweep_outputs
     from .geo.network import DEFAULT_CORRIDOR_WIDTH_M, PipeNetwork
-    from .geo.ortho import ORTHO_NAMES, claim_name, predict_ortho, sweep_outputs
+    from .geo.ortho import ORTHO_NAMES, predict_ortho
     from .io.frames import frame_stem
 
     network = PipeNetwork.read(pipes, id_field)
     width = DEFAULT_CORRIDOR_WIDTH_M if width_m is None else width_m
-    sweep_outputs(out)  # what killed predicts left
+    sweep_outputs(out, ORTHO_NAMES.values())  # what killed predicts left
     for i, path in enumerate(paths):
         result = FrameResult(source=str(path))
         t0 = time.perf_counter()

@@ -7,6 +7,7 @@ or the API at import time: these modules load GDAL and PROJ, so callers import t
 - :mod:`.raster`: georeference of a raster (rasterio) and metric CRS helpers.
 - :mod:`.network`: a pipe network layer -> the corridor of a raster grid; pipe chainage.
 - :mod:`.ortho`: streamed inference of an orthomosaic of any size, window by window.
+- :mod:`.leftovers`: what a killed predict left beside its outputs, swept by the next.
 - :mod:`.vectors`: anomaly polygons -> GeoPackage (raster CRS) and GeoJSON (EPSG:4326).
 """
 

@@ -16,7 +16,6 @@ like a frame: T_m outside the corridor is the tile's coldest pixel minus the fra
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -472,29 +471,6 @@ def _to_cog(tmp: Path, final: Path, resampling: str) -> None:
         tmp.unlink(missing_ok=True)
         if staged is not None:
             Path(f"{staged}.ovr.tmp").unlink(missing_ok=True)
-
-
-def claim_name(stem: str) -> str:
-    """The hidden marker a running predict keeps beside its outputs (:func:`sweep_outputs`)."""
-    return f"{owned_name(stem)}claim"
-
-
-def sweep_outputs(out_dir: Path) -> list[Path]:
-    """Remove what predicts killed in ``out_dir`` left (a SIGKILLed API worker runs no
-    cleanup): their marked scratch files and, for each of their claims, the empty output
-    files that reserved its name. Returns the removed paths."""
-    from ..io.atomic import sweep_stale
-
-    removed = sweep_stale(out_dir)
-    for claim in [p for p in removed if p.name.endswith(".claim")]:
-        stem = claim.name[1:claim.name.rindex(".taseg")]
-        for suffix in ORTHO_NAMES.values():
-            output = out_dir / f"{stem}{suffix}"
-            with contextlib.suppress(OSError):
-                if output.is_file() and not output.is_symlink() and output.stat().st_size == 0:
-                    output.unlink()
-                    removed.append(output)
-    return removed
 
 
 def predict_ortho(
