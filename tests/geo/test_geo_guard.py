@@ -232,6 +232,10 @@ def test_layer_limits_and_content_recognition(tmp_path, monkeypatch) -> None:
     sqlite.write_bytes(b"SQLite format 3\x00" + bytes(200))
     with pytest.raises(guard.InvalidInputError, match="not a GeoPackage"):
         PipeNetwork.read(sqlite)
+    monkeypatch.setattr(guard, "MAX_LAYER_BYTES", 100)
+    with pytest.raises(guard.InvalidInputError, match="above the limit of 0 MiB"):
+        PipeNetwork.read(geojson(tmp_path / "big.geojson", coords))
+    monkeypatch.undo()
     archive = tmp_path / "many.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("a.shp", b"")

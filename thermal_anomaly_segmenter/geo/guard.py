@@ -52,6 +52,10 @@ RASTER_DRIVER = "GTiff"
 #: Most features and vertices of a pipe layer.
 MAX_FEATURES = 100_000
 MAX_VERTICES = 200_000
+#: Largest pipe layer file (or zipped Shapefile's content): GDAL's GeoJSON driver holds a
+#: whole file in memory, several times its size, before a feature can be counted.
+#: 200,000 vertices take about 6 MB of GeoJSON.
+MAX_LAYER_BYTES = 64 << 20
 #: Largest TIFF block (tile or strip) GDAL may decode at once, bytes.
 MAX_BLOCK_BYTES = 64 << 20
 #: Most overview levels a raster may declare (2^30 px per side needs 30).
@@ -121,6 +125,10 @@ def layer_target(path: Path, source: str) -> tuple[str, str]:
     ``/vsizip/`` whatever the upload's name). Anything else, a VRT above all, is refused.
     """
     hint = "give GeoJSON, GeoPackage, Shapefile or a zipped Shapefile"
+    size = path.stat().st_size
+    if size > MAX_LAYER_BYTES:
+        raise InvalidInputError(f"{source}: the pipe layer file has {size / 2**20:,.0f} MiB, "
+                                f"above the limit of {MAX_LAYER_BYTES >> 20} MiB")
     with path.open("rb") as fh:
         head = fh.read(100)
     if head.startswith(b"PK\x03\x04"):
@@ -137,8 +145,6 @@ def layer_target(path: Path, source: str) -> tuple[str, str]:
 
 
 def _zipped_shapefile(path: Path, source: str, hint: str) -> str:
-    from ..config import get_settings
-
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
@@ -154,9 +160,10 @@ def _zipped_shapefile(path: Path, source: str, hint: str) -> str:
             f"and nothing else; {hint}"
         )
     declared = sum(m.file_size for m in members)
-    if declared > get_settings().max_decoded_bytes:
+    if declared > MAX_LAYER_BYTES:
         raise InvalidInputError(f"{source}: the zipped Shapefile inflates to "
-                                f"{declared / 2**20:,.0f} MiB; too large")
+                                f"{declared / 2**20:,.0f} MiB, above the limit of "
+                                f"{MAX_LAYER_BYTES >> 20} MiB")
     if "{" in str(path) or "}" in str(path):
         raise InvalidInputError(f"{source}: rename the zip file without braces in its path")
     # braces delimit the archive: an upload's temp name has no .zip suffix to split on
