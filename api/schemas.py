@@ -21,7 +21,13 @@ import marshmallow
 from marshmallow import ValidationError, fields, validate
 
 from thermal_anomaly_segmenter import limits
-from thermal_anomaly_segmenter.config import LOSSES, PHASES, RECIPE_CHOICES, get_settings
+from thermal_anomaly_segmenter.config import (
+    LOSSES,
+    MAX_TILE_SIZE,
+    PHASES,
+    RECIPE_CHOICES,
+    get_settings,
+)
 from thermal_anomaly_segmenter.errors import TasegError
 from thermal_anomaly_segmenter.model_folder import CONFIG_NAME, is_model_folder
 from thermal_anomaly_segmenter.zoo import TRAINABLE_TYPES
@@ -267,9 +273,10 @@ class PredArgsSchema(marshmallow.Schema):
     )
     tile_size = fields.Integer(
         load_default=None,
-        validate=validate.Range(min=32),
+        validate=validate.Range(min=32, max=MAX_TILE_SIZE),
         metadata={"description": "Square tile size in pixels for frames larger than the "
-                  "model's training size. Default: the model's training size."},
+                  f"model's training size (at most {MAX_TILE_SIZE}). Default: the model's "
+                  "training size."},
     )
     gsd = fields.Float(
         load_default=None,

@@ -96,6 +96,9 @@ class Settings:
     #: Seconds the API server gives one predict, from its received upload to its answer
     #: (0 = no limit); a predict over it is cancelled and its worker replaced.
     predict_timeout_s: int = 600
+    #: Largest georeferenced raster (``--pipes``) in declared pixels, and most pixels its
+    #: blocks along the corridor may read.
+    max_ortho_pixels: int = 2_000_000_000
     #: Inference backend on the CPU: ``auto`` (ONNX Runtime when a fresh export exists),
     #: ``torch`` or ``onnx``.
     backend: str = "auto"
@@ -132,6 +135,7 @@ class Settings:
             keep_predictions=_env_int("TASEG_KEEP_PREDICTIONS", 1000, minimum=0),
             max_extract_bytes=_env_int("TASEG_MAX_EXTRACT_MB", 20480) * 2**20,
             predict_timeout_s=_env_int("TASEG_PREDICT_TIMEOUT_S", 600, minimum=0),
+            max_ortho_pixels=_env_int("TASEG_MAX_ORTHO_PIXELS", 2_000_000_000),
             device=device,
             backend=backend,
             remote_data_path=_env_path("REMOTE_DATA_PATH", remote / "data"),
@@ -151,6 +155,11 @@ def reload_settings() -> Settings:
     """Forget the cached settings and read the environment again (tests, long-lived servers)."""
     get_settings.cache_clear()
     return get_settings()
+
+
+#: Largest tile side a client may ask for (the API's ``tile_size``): a tile's batch of
+#: inputs and activations must stay bounded (4096^2 at batch 1: ~1.5 GB on the CPU).
+MAX_TILE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -197,6 +206,12 @@ class PredictOptions:
             raise InvalidInputError(f"min_area_px must be >= 1, got {self.min_area_px}")
         if self.gsd_m is not None and not self.gsd_m > 0:
             raise InvalidInputError(f"ground sampling distance must be > 0 m, got {self.gsd_m}")
+        from .io.frames import GSD_MAX_M  # lazily: io reads the settings of this module
+
+        if self.gsd_m is not None and self.gsd_m > GSD_MAX_M:
+            raise InvalidInputError(
+                f"ground sampling distance must be at most {GSD_MAX_M:g} m per pixel, got "
+                f"{self.gsd_m:g}")
 
 
 PHASES: tuple[str, ...] = ("pre_train_frozen", "pre_train_unfrozen", "fine_tune")

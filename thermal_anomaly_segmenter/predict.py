@@ -332,34 +332,43 @@ def _predict_georeferenced(
 ) -> Iterator[FrameResult]:
     """Stream each georeferenced raster with the corridor of ``pipes`` (one at a time: each
     already runs block by block with bounded memory)."""
+    from .geo.leftovers import claim_name, sweep_outputs
     from .geo.network import DEFAULT_CORRIDOR_WIDTH_M, PipeNetwork
     from .geo.ortho import ORTHO_NAMES, predict_ortho
     from .io.frames import frame_stem
 
     network = PipeNetwork.read(pipes, id_field)
     width = DEFAULT_CORRIDOR_WIDTH_M if width_m is None else width_m
+    sweep_outputs(out, ORTHO_NAMES.values())  # what killed predicts left
     for i, path in enumerate(paths):
         result = FrameResult(source=str(path))
         t0 = time.perf_counter()
-        stem = None
+        stem = claim = None
         try:
             if not path.is_file():
                 raise FileNotFoundError(2, "no such file", str(path))
             stem = reserve_stem(out, frame_stem(names[i] if names else path), kinds, overwrite,
                                 ORTHO_NAMES)
             result.name = stem
+            claim = out / claim_name(stem)  # a killed predict's name is given back later
+            claim.touch()
             ortho = predict_ortho(path, network, segmenter, options, out, stem,
                                   corridor_width_m=width, model_dir=str(segmenter.model_dir),
                                   outputs=kinds)
-        except Exception as exc:
+        except BaseException as exc:  # an interrupt too gives the name back
             if stem is not None and not overwrite:  # give the claimed name back
                 (out / f"{stem}{ORTHO_NAMES[kinds[0]]}").unlink(missing_ok=True)
+            if not isinstance(exc, Exception):
+                raise
             _fail(result, exc)
         else:
             result.outputs = ortho.outputs
             result.n_anomalies = len(ortho.records)
             if ortho.records:
                 result.max_dt_degc = max(r["mean_dt_degc"] for r in ortho.records)
+        finally:
+            if claim is not None:
+                claim.unlink(missing_ok=True)
         result.seconds = time.perf_counter() - t0
         yield result
 

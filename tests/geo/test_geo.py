@@ -189,7 +189,9 @@ def test_bad_pipes_and_rasters_get_clear_errors(tmp_path, capsys, case, message)
     elif case == "no_crs":
         pipes = write_pipes(tmp_path / "pipes.shp", 25832, driver="ESRI Shapefile", crs=False)
     elif case == "far":
-        write_pipes(pipes, 25832, lines=[shapely.LineString([(0, 0), (10, 10)])])
+        # 100 km away, inside the CRS's area of use (outside it is refused before)
+        write_pipes(pipes, 25832, lines=[shapely.LineString([(456000, 5330000),
+                                                             (456010, 5330010)])])
     else:
         write_pipes(pipes, 25832)
     if case == "plain_tif":

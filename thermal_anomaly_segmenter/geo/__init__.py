@@ -3,9 +3,11 @@
 Built on rasterio (GDAL), pyogrio + shapely and pyproj. Nothing here is imported by the CLI
 or the API at import time: these modules load GDAL and PROJ, so callers import them lazily.
 
+- :mod:`.guard`: what GDAL, OGR, PROJ and GEOS may be given (drivers, headers, coordinates).
 - :mod:`.raster`: georeference of a raster (rasterio) and metric CRS helpers.
 - :mod:`.network`: a pipe network layer -> the corridor of a raster grid; pipe chainage.
 - :mod:`.ortho`: streamed inference of an orthomosaic of any size, window by window.
+- :mod:`.leftovers`: what a killed predict left beside its outputs, swept by the next.
 - :mod:`.vectors`: anomaly polygons -> GeoPackage (raster CRS) and GeoJSON (EPSG:4326).
 - :mod:`.survey_layer`, :mod:`.compare`, :mod:`.compare_outputs`: two surveys of one network
   compared leak by leak (``taseg compare``).

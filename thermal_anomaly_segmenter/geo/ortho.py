@@ -20,7 +20,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import warnings
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -30,11 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from ..config import PredictOptions
+from ..config import PredictOptions, get_settings
 from ..errors import InvalidInputError, OutputError
 from ..inference import Segmenter, blend_window
+from ..io.atomic import owned_name
 from ..io.frames import FILL_OFFSET_DEGC, MIN_SIDE_PX, T_MAX_DEGC, T_MIN_DEGC, Frame, GeoInfo
 from ..postprocess import Anomaly, Prediction, anomaly_mask, extract_anomalies
+from .guard import check_corridor_share, check_raster, open_raster, raster_env
 from .network import Corridor, PipeNetwork, reproject
 from .raster import georef, pixel_bounds
 from .vectors import write_anomaly_layers
@@ -457,21 +458,23 @@ def _to_cog(tmp: Path, final: Path, resampling: str) -> None:
     """Convert a tiled GeoTIFF into a COG (GDAL streams it and adds overviews)."""
     from rasterio.shutil import copy
 
-    staged = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    from ..io.atomic import atomic_path
+
+    staged = None
     try:
-        # SPARSE_OK: tiles outside the corridor stay empty on disk (read as 0) and GDAL
-        # skips them instead of compressing zeros: half the conversion time at 16000^2.
-        # NUM_THREADS: GDAL compresses the tiles and overviews on all cores (the network is
-        # done by now); 1.45 -> 0.82 s for a 16000^2 probability COG on 2 cores.
-        copy(tmp, staged, driver="COG", compress="deflate", blocksize=512,
-             overview_resampling=resampling, bigtiff="if_safer", sparse_ok=True,
-             num_threads="ALL_CPUS")
-        os.replace(staged, final)
-    except Exception:
-        staged.unlink(missing_ok=True)
-        raise
+        # GDAL's own scratch file (<staged>.ovr.tmp) carries the staged name's mark too.
+        with atomic_path(final, swept=True) as staged:
+            # SPARSE_OK: tiles outside the corridor stay empty on disk (read as 0) and GDAL
+            # skips them instead of compressing zeros: half the conversion time at 16000^2.
+            # NUM_THREADS: GDAL compresses the tiles and overviews on all cores (the network
+            # is done by now); 1.45 -> 0.82 s for a 16000^2 probability COG on 2 cores.
+            copy(tmp, staged, driver="COG", compress="deflate", blocksize=512,
+                 overview_resampling=resampling, bigtiff="if_safer", sparse_ok=True,
+                 num_threads="ALL_CPUS")
     finally:
         tmp.unlink(missing_ok=True)
+        if staged is not None:
+            Path(f"{staged}.ovr.tmp").unlink(missing_ok=True)
 
 
 def predict_ortho(
@@ -498,7 +501,6 @@ def predict_ortho(
         InvalidInputError: the raster has no georeference, bad bands or implausible values,
             or the pipe layer does not overlap it.
     """
-    import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
     path, out_dir = Path(path), Path(out_dir)
@@ -508,13 +510,14 @@ def predict_ortho(
         options = dataclasses.replace(options, threshold=segmenter.config.threshold)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), _open(path, source) as ds:
+        with raster_env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), _open(path, source) as ds:
             geo = georef(ds)
             if geo is None or ds.crs is None:
                 raise InvalidInputError(
                     f"{source}: has no georeference (CRS and transform); --pipes needs a "
                     "GeoTIFF, or give a corridor mask instead"
                 )
+            check_raster(ds, source, get_settings().max_ortho_pixels)
             if min(ds.height, ds.width) < MIN_SIDE_PX:
                 raise InvalidInputError(f"{source}: raster {ds.height} x {ds.width} is too small")
             if np.dtype(ds.dtypes[-1]).itemsize == 1:
@@ -536,16 +539,14 @@ def predict_ortho(
 
 
 def _open(path: Path, source: str):
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
     if not path.is_file():
         raise FileNotFoundError(2, "no such file", str(path))
     try:
-        return rasterio.open(path)
-    except RasterioIOError:
+        return open_raster(path, source)
+    except InvalidInputError:
         raise InvalidInputError(
-            f"{source}: not a raster GDAL can read; --pipes needs a georeferenced GeoTIFF "
+            f"{source}: not a raster GDAL can read as GeoTIFF; --pipes needs a georeferenced "
+            "GeoTIFF "
             "(orthomosaic or frame)"
         ) from None
 
@@ -570,11 +571,12 @@ def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptio
         w for w in _windows(ds.height, ds.width, sides, halos)
         if corridor.touches(pixel_bounds(ds.transform, *w))
     ]
+    check_corridor_share(active, src.source, get_settings().max_ortho_pixels)
     median, corridor_px = _statistics(src, active)
     canvas = _Canvas(ds.height, ds.width) if "overlay" in outputs else None
     out_dir.mkdir(parents=True, exist_ok=True)
     final = {k: out_dir / f"{stem}{ORTHO_NAMES[k]}" for k in outputs}
-    tmp = {k: out_dir / f".{stem}_{k}.{os.getpid()}.part.tif"
+    tmp = {k: out_dir / f"{owned_name(f'{stem}_{k}')}part.tif"
            for k in ("probability", "mask") if k in final}
     fragments: list[_Fragment] = []
     try:

@@ -7,6 +7,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..io.frames import GeoInfo
 
 log = logging.getLogger(__name__)
@@ -72,13 +74,29 @@ def _finite(value: float) -> bool:
 
 def read_georef(path: str | Path) -> GeoInfo | None:
     """Open ``path`` with rasterio and return its georeference (None when it has none)."""
-    import rasterio
     from rasterio.errors import NotGeoreferencedWarning
 
-    with warnings.catch_warnings():
+    from ..errors import InvalidInputError
+    from .guard import check_coordinates, horizontal_crs, open_raster, raster_env
+
+    source = Path(path).name
+    with warnings.catch_warnings(), raster_env():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path) as dataset:
-            return georef(dataset)
+        with open_raster(Path(path), source) as dataset:
+            geo = georef(dataset)
+            if geo is None or dataset.crs is None:
+                return geo
+            # A frame keeps its pixels whatever its georeference; one that PROJ cannot place
+            # (vertical-only CRS, outside the CRS's area) is dropped like a degenerate one.
+            t, h, w = dataset.transform, dataset.height, dataset.width
+            corners = [t @ (x, y) for x, y in ((0, 0), (w, 0), (0, h), (w, h))]
+            try:
+                check_coordinates(np.asarray(corners, float),
+                                  horizontal_crs(dataset.crs, source), source, "the raster")
+            except InvalidInputError as exc:
+                log.warning("%s; ignoring its georeference", exc)
+                return None
+            return geo
 
 
 def metric_crs(crs: RioCRS | CRS | str, lon: float, lat: float) -> CRS:

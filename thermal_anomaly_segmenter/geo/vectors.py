@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,23 +60,23 @@ def _write(path: Path, geoms: np.ndarray, records, crs: str, driver: str,
     if multi:
         geoms = np.array([g if g.geom_type == "MultiPolygon" else shapely.multipolygons([g])
                           for g in geoms], dtype=object)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    from ..io.atomic import atomic_path
+
     try:
-        pyogrio.raw.write(
-            tmp,
-            shapely.to_wkb(geoms) if len(geoms) else np.empty(0, object),
-            field_data=_columns(records),
-            fields=list(FIELDS),
-            crs=crs,
-            geometry_type="MultiPolygon" if multi else "Polygon",
-            driver=driver,
-            layer=LAYER,
-            layer_metadata=metadata,
-            **options,
-        )
-        os.replace(tmp, path)
+        with atomic_path(path, swept=True) as tmp:
+            pyogrio.raw.write(
+                tmp,
+                shapely.to_wkb(geoms) if len(geoms) else np.empty(0, object),
+                field_data=_columns(records),
+                fields=list(FIELDS),
+                crs=crs,
+                geometry_type="MultiPolygon" if multi else "Polygon",
+                driver=driver,
+                layer=LAYER,
+                layer_metadata=metadata,
+                **options,
+            )
     except Exception as exc:
-        tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {path.name}: {' '.join(str(exc).split())}") from exc
 
 

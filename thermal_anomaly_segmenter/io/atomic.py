@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,8 +25,49 @@ def _umask() -> int:
     return mask
 
 
+#: Mark of the temp and scratch files of a process that :func:`sweep_stale` may remove once
+#: that process is gone (a SIGKILLed worker runs no ``finally``).
+_OWNED = re.compile(r"^\..*\.taseg(\d+)\.")
+
+
+def owned_name(name: str) -> str:
+    """A hidden scratch name for ``name`` marked with this process's id (see
+    :func:`sweep_stale`)."""
+    return f".{name}.taseg{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def sweep_stale(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the marked temp files (:func:`owned_name`) in ``folder`` whose process has
+    ended; returns them. Files of running processes, and unmarked files, are left alone."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _OWNED.match(entry.name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                continue
+            removed.append(Path(entry.path))
+    return removed
+
+
 @contextmanager
-def atomic_path(path: str | os.PathLike[str], mode: int | None = None) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], mode: int | None = None, *,
+                swept: bool = False) -> Iterator[Path]:
     """Yield a temp path beside ``path`` to write to; rename it onto ``path`` on success.
 
     The temp name ends with ``path``'s suffix, so writers that infer the format from it
@@ -35,11 +77,13 @@ def atomic_path(path: str | os.PathLike[str], mode: int | None = None) -> Iterat
     Args:
         path: The file to (re)place.
         mode: Permission bits of the result; default what a plain ``open()`` would give.
+        swept: mark the temp name with this process's id, so that :func:`sweep_stale`
+            removes it should the process be killed (writers that run long, in a server).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
-                               dir=path.parent)
+    prefix = owned_name(path.name) if swept else f".{path.name}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=f".tmp{path.suffix}", dir=path.parent)
     try:
         # mkstemp creates 0600; give the file the mode a plain open() would have.
         os.fchmod(fd, mode if mode is not None else 0o666 & ~_umask())
