@@ -335,3 +335,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     print(result.summary())
     return EXIT_OK
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from .train.adapt import AdaptOptions, adapt
+
+    result = adapt(AdaptOptions(review=args.review, frames=list(args.frames), out=args.out,
+                                model_dir=args.model_dir, max_time=args.max_time,
+                                gpu=False if args.no_gpu else None, corridor=args.corridor),
+                   settings=get_settings())
+    print(result.summary())
+    return EXIT_OK
