@@ -1,0 +1,281 @@
+"""``taseg adapt``: partial labels from a review, the masked loss, the survey's own stage and its
+rule, the review order, bad input (one line, exit 2, nothing written) and, end to end, a
+review clicked in headless Chromium -> ``taseg adapt`` -> a model folder that predicts and
+reports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "models" / "unet_mobilenetv2_synthetic"
+
+
+def _taseg(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "thermal_anomaly_segmenter", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _page_data(report_html: Path) -> dict:
+    html = report_html.read_text()
+    text = re.search(r'id="taseg-data">(.*?)</script>', html, re.S).group(1)
+    return json.loads(text.replace("<\\/", "</"))
+
+
+def _review(data: dict, decide) -> dict:
+    """review.json as the page's export writes it, with ``decide(anomaly)`` per anomaly."""
+    decisions = []
+    for a in data["anomalies"]:
+        decision = decide(a)
+        if decision:
+            decisions.append({"frame": a["frame"], "id": a["id"], "decision": decision,
+                              "cause": {"leak": "leak", "false_alarm": "lamp"}.get(decision),
+                              "bbox": a["bbox"], "polygon": a["polygon"],
+                              "severity": a["severity"]})
+    return {"schema": data["review_schema"], "report_id": data["report_id"],
+            "frames": data["frames"], "decisions": decisions}
+
+
+@pytest.fixture(scope="module")
+def survey(tmp_path_factory) -> dict:
+    """Three small synthetic frames (composed .npy.lz4) reported with the shipped model."""
+    from thermal_anomaly_segmenter.io.formats import write_frame
+    from thermal_anomaly_segmenter.report.inspector import make_report
+    from thermal_anomaly_segmenter.synthetic import make_scene
+
+    root = tmp_path_factory.mktemp("adapt")
+    frames = root / "frames"
+    frames.mkdir()
+    for i, family in enumerate(("karlsruhe_winter", "campus_mixed", "karlsruhe_winter")):
+        write_frame(frames / f"g{i}.npy.lz4", make_scene(20 + i, 192, 256, family=family).data)
+    make_report([frames], root / "report", model_dir=MODEL)
+    data = _page_data(root / "report" / "report.html")
+    assert len(data["anomalies"]) >= 3
+    return {"root": root, "frames": frames, "data": data}
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def test_partial_label_counts_every_click(survey, tmp_path):
+    from thermal_anomaly_segmenter.io.datasets import UNDECIDED_PNG
+    from thermal_anomaly_segmenter.review import Review, rasterize_footprint
+
+    data = survey["data"]
+    first = data["anomalies"][0]
+    # one decision on a frame that lists more than one anomaly: the rest stays undecided
+    frame = max(data["frames"], key=lambda f: data["frames"][f]["anomalies"])
+    listed = [a for a in data["anomalies"] if a["frame"] == frame]
+    assert len(listed) >= 2
+    leak = listed[0]
+    path = tmp_path / "review.json"
+    path.write_text(json.dumps(_review(data, lambda a: "leak" if a is leak else None)))
+    review = Review.read(path)
+    shape = (data["frames"][frame]["height"], data["frames"][frame]["width"])
+    label = review.partial_label(frame, shape)
+    footprint = rasterize_footprint({**leak, "polygon": leak["polygon"]}, shape) > 0
+    assert (label[footprint] == 1).all() and footprint.sum() == leak["area_px"]
+    assert set(np.unique(label[~footprint])) == {UNDECIDED_PNG}
+    assert review.partial_label(next(f for f in data["frames"] if f != frame), shape) is None
+    # every anomaly of the frame decided: the rest of it is background
+    path.write_text(json.dumps(_review(data, lambda a: "leak" if a is leak else (
+        "false_alarm" if a["frame"] == frame else None))))
+    label = Review.read(path).partial_label(frame, shape)
+    assert set(np.unique(label)) == {0, 1} and label.sum() == leak["area_px"]
+    del first
+
+
+def test_masked_loss_ignores_undecided_pixels():
+    import torch
+
+    from thermal_anomaly_segmenter.train.task import IGNORE, make_loss, masked_loss
+
+    torch.manual_seed(0)
+    target = (torch.rand(2, 1, 16, 16) > 0.7).float()
+    target[:, :, :8] = IGNORE
+    for name in ("Dice", "Tversky", "BCE"):
+        logits = torch.randn(2, 1, 16, 16, requires_grad=True)
+        loss = masked_loss(make_loss(name), logits, target)
+        loss.backward()
+        assert torch.isfinite(loss)
+        assert float(logits.grad[:, :, :8].abs().max()) == 0.0  # nothing learnt there
+        assert float(logits.grad[:, :, 8:].abs().max()) > 0.0
+        other = logits.detach().clone()
+        other[:, :, :8] = torch.randn(2, 1, 8, 16) * 10  # whatever it says there
+        assert torch.allclose(masked_loss(make_loss(name), other, target), loss.detach())
+
+
+def test_stage_rule_needs_enough_decisions_and_keeps_leaks():
+    from thermal_anomaly_segmenter.false_alarms import FEATURES
+    from thermal_anomaly_segmenter.train.adapt_stage import stage_decision
+
+    rng = np.random.default_rng(0)
+    few = stage_decision(rng.normal(size=(4, len(FEATURES))), ["leak", "leak", "lamp", "lamp"])
+    assert not few.on and "too few" in few.reason
+    # leaks and lamps far apart in feature space: the stage keeps every held-out leak
+    x = np.concatenate([rng.normal(0, 0.3, (12, len(FEATURES))),
+                        rng.normal(5, 0.3, (12, len(FEATURES)))])
+    good = stage_decision(x, ["leak"] * 12 + ["lamp"] * 12)
+    assert good.on, good.reason
+    assert good.cv["leak_recall"] >= 0.95 and good.cv["false_alarms_rejected"] > 0.5
+    # indistinguishable: it cannot promise to keep the leaks
+    noise = stage_decision(rng.normal(size=(24, len(FEATURES))), ["leak", "lamp"] * 12)
+    assert not noise.on
+
+
+def test_review_order_puts_uncertain_first_and_spreads_frames():
+    from thermal_anomaly_segmenter.report.review_order import review_order, uncertainty
+
+    assert uncertainty(0.5, 0.5) == 1.0 and uncertainty(1.0, 0.5) == 0.0
+    assert uncertainty(0.99, 0.5, leak_score=0.5) == 1.0
+    entries = [{"frame": "a", "id": i, "probability": 0.51 + 0.01 * i, "threshold": 0.5}
+               for i in range(1, 4)]
+    entries += [{"frame": "b", "id": 1, "probability": 0.6, "threshold": 0.5},
+                {"frame": "c", "id": 1, "probability": 0.98, "threshold": 0.5}]
+    order = review_order(entries)
+    assert order[0] == "a/1"
+    assert order[1] == "b/1"  # a second pick of frame a waits for another frame
+    assert order[-1] == "c/1"  # the surest last
+    assert sorted(order) == sorted(f"{e['frame']}/{e['id']}" for e in entries)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(survey, tmp_path):
+    data, frames = survey["data"], survey["frames"]
+    good = _review(data, lambda a: "leak")
+    cases = {}
+    cases["no decision"] = ({**good, "decisions": []}, [frames], "no leak or false-alarm")
+    unsure = _review(data, lambda a: "unsure")
+    cases["only unsure"] = (unsure, [frames], "no leak or false-alarm")
+    other = json.loads(json.dumps(good))
+    for d in other["decisions"]:
+        d["frame"] = "x" + d["frame"]
+    other["frames"] = {"x" + k: v for k, v in other["frames"].items()}
+    cases["other frames"] = (other, [frames], "other frames")
+    moved = json.loads(json.dumps(good))
+    for info in moved["frames"].values():
+        info["corridor_median_degc"] = (info["corridor_median_degc"] or 0) + 3.0
+    cases["other report"] = (moved, [frames], "corridor median")
+    decided = sorted({d["frame"] for d in good["decisions"]})
+    cases["missing frame"] = (good, [frames / f"{decided[0]}.npy.lz4"], "missing")
+    for i, (name, (review, inputs, problem)) in enumerate(cases.items()):
+        path = tmp_path / f"review{i}.json"
+        path.write_text(json.dumps(review))
+        out = tmp_path / f"new{i}"
+        proc = _taseg("adapt", str(path), *map(str, inputs), "--out", str(out), "--no-gpu",
+                      "--model-dir", str(MODEL), cwd=tmp_path)
+        assert proc.returncode == 2, (name, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and problem in lines[0], (name, lines)
+        assert not out.exists() and not list(tmp_path.glob(f".new{i}*")), name
+    path = tmp_path / "good.json"
+    path.write_text(json.dumps(good))
+    proc = _taseg("adapt", str(path), str(frames), "--out", str(tmp_path / "n"), "--max-time",
+                  "0.01", cwd=tmp_path)
+    assert proc.returncode == 2 and "too small to train" in proc.stderr
+    assert not (tmp_path / "n").exists()
+    (tmp_path / "taken").mkdir()
+    proc = _taseg("adapt", str(path), str(frames), "--out", str(tmp_path / "taken"),
+                  cwd=tmp_path)
+    assert proc.returncode == 2 and "already exists" in proc.stderr
+    assert not any((tmp_path / "taken").iterdir())
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture()
+def browser(tmp_path):
+    from headless_browser import start_browser
+
+    yield from start_browser(tmp_path / "profile")
+
+
+async def _click_and_export(ws_url: str, url: str, decisions: dict[str, str],
+                            downloads: Path) -> dict:
+    import aiohttp
+    from headless_browser import Page
+
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            ws_url, max_msg_size=0) as ws:
+        page = Page(ws)
+        await page.call("Page.enable")
+        await page.call("Page.setDownloadBehavior", behavior="allow",
+                        downloadPath=str(downloads))
+        await page.call("Page.navigate", url=url)
+        await page.wait_for("document.readyState === 'complete' && "
+                            "document.querySelectorAll('#review-next li').length > 0")
+        queue = await page.js("Array.from(document.querySelectorAll('#review-next li button'))"
+                              ".map(b => b.dataset.key)")
+        for key, decision in decisions.items():
+            row = f"document.querySelector('tr[data-key=\"{key}\"]')"
+            if decision == "false_alarm":
+                await page.js(f"{row}.querySelector('select.cause').value = 'lamp'")
+            await page.js(f"{row}.querySelector('button[data-decision={decision}]').click()")
+        shown = await page.js("document.getElementById('review-count').textContent")
+        after = await page.js("Array.from(document.querySelectorAll('#review-next li button'))"
+                              ".map(b => b.dataset.key)")
+        await page.js("document.getElementById('export').click()")
+        deadline = time.monotonic() + 20
+        while not (downloads / "review.json").is_file() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        return {"queue": queue, "after": after, "shown": shown}
+
+
+@pytest.mark.slow
+def test_review_clicked_in_chromium_adapts_a_model_that_reports(survey, browser, tmp_path):
+    data = survey["data"]
+    keys = data["review_order"]
+    # the inspector follows the queue: every anomaly decided, alternating leak / false alarm
+    decisions = {k: ("leak" if i % 2 == 0 else "false_alarm") for i, k in enumerate(keys)}
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    page = asyncio.run(_click_and_export(
+        browser, (survey["root"] / "report" / "report.html").as_uri(), decisions, downloads))
+    assert page["queue"] == keys[:10]
+    assert page["after"] == []  # everything decided: the queue is empty
+    n_leak = sum(v == "leak" for v in decisions.values())
+    assert page["shown"].startswith(f"{len(keys)} of {len(keys)} decided ({n_leak} leak, "
+                                    f"{len(keys) - n_leak} false alarm, 0 unsure)")
+    review = downloads / "review.json"
+    exported = json.loads(review.read_text())
+    assert {f"{d['frame']}/{d['id']}": d["decision"] for d in exported["decisions"]} == decisions
+
+    new = tmp_path / "new_model"
+    proc = _taseg("adapt", str(review), str(survey["frames"]), "--out", str(new),
+                  "--max-time", "0.4", "--no-gpu", "--model-dir", str(MODEL), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "adapted model" in proc.stdout and "more decisions would likely help" in proc.stdout
+    for name in ("model.safetensors", "train_config.json", "model.onnx", "adapt.json"):
+        assert (new / name).is_file(), name
+    record = json.loads((new / "adapt.json").read_text())
+    import hashlib
+
+    assert record["review_sha256"] == hashlib.sha256(review.read_bytes()).hexdigest()
+    assert record["report_id"] == data["report_id"]
+    assert record["decisions"]["leak"] == n_leak
+    assert record["complete_frames"] == len({k.split("/")[0] for k in keys})
+    config = json.loads((new / "train_config.json").read_text())
+    assert config["calibration"]["fitted_on"]["split"] == "val"
+    assert config["train_args"]["start_weights"]["source"] == str(MODEL)
+    assert config["train_args"]["false_alarm_stage"] in ("on", "off")
+
+    # the new folder predicts, and taseg report uses it
+    proc = _taseg("report", str(survey["frames"]), "--out", str(tmp_path / "report2"),
+                  "--model-dir", str(new), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    docs = [json.loads(p.read_text()) for p in (tmp_path / "report2" / "predictions").glob(
+        "*.json")]
+    assert len(docs) == 3 and all(d["model"]["dir"] == str(new) for d in docs)
+    assert all(d["threshold"] == config["threshold"] for d in docs)
