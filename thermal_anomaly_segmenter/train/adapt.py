@@ -315,7 +315,9 @@ def _fine_tune(options: AdaptOptions, start: Path, staging: Path, settings, star
     from thermal_anomaly_segmenter.train.loop import train
 
     left = options.max_time - (time.monotonic() - started) / 60
-    check_budget(left)  # reading the frames may have used it up
+    if left * 60 < MIN_BUDGET_S:
+        raise InvalidInputError(f"--max-time {options.max_time:g} min is too small to train: "
+                                f"reading the frames took {(time.monotonic() - started):.0f} s")
     train_options = TrainOptions(
         dataset_path=str(staging / "data"), weights=str(start), train_phases=("fine_tune",),
         max_time=left * TRAIN_SHARE, gpu=options.gpu, mlflow=False, seed=options.seed + 1,
