@@ -15,7 +15,8 @@ Protocol, per held-out family (training generator, ``benchmarks.independent_fami
 4. for each budget of decisions (25/50/100/200 by default) the first N decisions become a
    review.json and ``taseg adapt`` runs on it (``--max-time`` per round), then the adapted
    folder is scored on the test set (with its own false-alarm stage where adapt switched it
-   on) and, for comparison, the stage alone (start network + the survey's stage);
+   on); the survey's stage (trained on the same decisions) is also scored alone (start
+   network + stage) and with the fine-tuned network, whatever adapt's cross-validation said;
 5. side by side, *painting full masks on the same frames*: the frames the N decisions
    touched, with their full ground-truth labels, fine-tune the same start model with the
    same budget (``taseg train --train-phases fine_tune``), scored the same way.
@@ -106,6 +107,27 @@ def _score(model: Path, test: Path, out: Path, stage: Path | None = None) -> dic
     return {k: round(float(result[k]), 4) for k in COLUMNS}
 
 
+def train_stage(rnd: Path, pool: Path) -> Path | None:
+    """The survey's own false-alarm stage from the round's review (None: one class only)."""
+    from thermal_anomaly_segmenter.review import Review
+    from thermal_anomaly_segmenter.train.adapt import (
+        AdaptOptions,
+        _stage_examples,
+        resolve_frames,
+    )
+    from thermal_anomaly_segmenter.train.adapt_stage import train_survey_stage
+
+    review = Review.read(rnd / "review.json")
+    frames = resolve_frames(review, AdaptOptions(str(rnd / "review.json"), [str(pool)],
+                                                 str(rnd / "unused")))
+    x, causes = _stage_examples(review, frames)
+    if len(set(causes)) < 2:
+        return None
+    path = rnd / "survey_stage.json"
+    train_survey_stage(x, causes).save(path)
+    return path
+
+
 def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[dict],
               n: int, minutes: float) -> dict:
     """Adapt on the first ``n`` decisions; paint the same frames; score both."""
@@ -134,8 +156,11 @@ def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[di
            "leaks": record["decisions"]["leak"], "stage_on": stage is not None,
            "adapt_s": round(adapt_s, 1),
            "adapted": _score(adapted, test, rnd / "eval_adapted", stage)}
-    if stage is not None:  # the survey's stage alone, on the start network
-        row["stage_alone"] = _score(START, test, rnd / "eval_stage", stage)
+    survey_stage = train_stage(rnd, pool)
+    if survey_stage is not None:  # the survey's stage alone, and with fine-tuning, whether
+        # or not adapt's cross-validation switched it on
+        row["stage_alone"] = _score(START, test, rnd / "eval_stage", survey_stage)
+        row["adapted_with_stage"] = _score(adapted, test, rnd / "eval_both", survey_stage)
     painted = full_mask_set(rnd, pool, frames)
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-m", "thermal_anomaly_segmenter", "train",  # nosec B603
@@ -184,12 +209,14 @@ def table(rows: list[dict]) -> str:
         return "".join(f"| {scores[k]:.3f} " for k in COLUMNS)
 
     lines = ["| family | decisions | frames | stage | adapted: recall | precision | IoU | "
-             "stage alone: recall | precision | IoU | full masks: recall | precision | IoU |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "stage alone: recall | precision | IoU | adapted + stage: recall | precision | "
+             "IoU | full masks: recall | precision | IoU |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['family']} | {r['decisions']} | {r.get('frames', '-')} | "
                      f"{'on' if r.get('stage_on') else 'off'} {cells(r['adapted'])}"
-                     f"{cells(r.get('stage_alone'))}{cells(r.get('painted'))}|")
+                     f"{cells(r.get('stage_alone'))}{cells(r.get('adapted_with_stage'))}"
+                     f"{cells(r.get('painted'))}|")
     return "\n".join(lines)
 
 

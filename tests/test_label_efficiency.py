@@ -21,6 +21,8 @@ def test_label_efficiency_runs_end_to_end_on_tiny_settings(tmp_path):
         assert set(scores) == set(le.COLUMNS)
         assert all(0.0 <= v <= 1.0 for v in scores.values())
     assert adapted["frames"] >= 1 and adapted["leaks"] <= 4
+    for key in ("stage_alone", "adapted_with_stage"):  # where both classes were decided
+        assert set(adapted.get(key, le.COLUMNS)) == set(le.COLUMNS)
     # the inspector's decisions follow the ground truth: leaks touch a labelled leak
     review = json.loads((tmp_path / "indep_oldtown" / "n4" / "review.json").read_text())
     assert len(review["decisions"]) == 4

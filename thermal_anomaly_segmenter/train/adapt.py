@@ -48,8 +48,9 @@ ENOUGH_LEAKS = 10
 ENOUGH_FALSE_ALARMS = 10
 ENOUGH_COMPLETE_FRAMES = 3
 _MASK_SUFFIXES = (".png", ".tif", ".tiff", ".npy")
-#: Every split holds the reviewed frames: the network trains on them, its calibration and
-#: threshold are chosen on them, and its "test" figures are on them (not held out).
+#: The network trains on the reviewed frames and its calibration and threshold are chosen on
+#: them; the training code also wants a test split: it gets the first reviewed frame only
+#: (its figures are not held out, and testing costs budget).
 SPLITS = ("train", "val", "test")
 
 
@@ -205,12 +206,12 @@ def write_partial_dataset(root: Path, review, frames: dict[str, Any]) -> dict[st
 
     complete = {}
     set_dir = root / "manual_set"
-    for name, frame in frames.items():
+    for k, (name, frame) in enumerate(frames.items()):
         ok, png = cv2.imencode(".png", review.partial_label(name, frame.shape))
         if not ok:  # pragma: no cover - cv2 fails only on invalid arrays
             raise InvalidInputError(f"cannot encode the label of {name}")
         complete[name] = review.complete(name)
-        for split in SPLITS:
+        for split in SPLITS if k == 0 else SPLITS[:2]:
             write_frame(set_dir / "image" / f"review_{split}" / f"{name}.npy.lz4", frame.data)
             atomic_write(set_dir / "label" / f"review_{split}" / f"{name}.png", png.tobytes())
     gsds = {n: {"gsd_m": review.frames[n]["gsd_m"]} for n in frames
