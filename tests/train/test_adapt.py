@@ -71,7 +71,6 @@ def test_partial_label_counts_every_click(survey, tmp_path):
     from thermal_anomaly_segmenter.review import Review, rasterize_footprint
 
     data = survey["data"]
-    first = data["anomalies"][0]
     # one decision on a frame that lists more than one anomaly: the rest stays undecided
     frame = max(data["frames"], key=lambda f: data["frames"][f]["anomalies"])
     listed = [a for a in data["anomalies"] if a["frame"] == frame]
@@ -91,7 +90,42 @@ def test_partial_label_counts_every_click(survey, tmp_path):
         "false_alarm" if a["frame"] == frame else None))))
     label = Review.read(path).partial_label(frame, shape)
     assert set(np.unique(label)) == {0, 1} and label.sum() == leak["area_px"]
-    del first
+
+
+def test_partial_label_is_read_with_undecided_pixels_ignored(tmp_path):
+    """A 0/1/2 label PNG: 1s count as anomaly pixels, 2s read as IGNORE (also at the model's
+    GSD), and evaluation scores nothing there."""
+    import cv2
+
+    from thermal_anomaly_segmenter.evaluation import evaluate
+    from thermal_anomaly_segmenter.io.datasets import (
+        IGNORE,
+        UNDECIDED_PNG,
+        load_split,
+        read_sample,
+    )
+    from thermal_anomaly_segmenter.synthetic import write_dataset
+
+    root = write_dataset(tmp_path / "ds", 1, seed=3, height=192, width=256,
+                         splits=(0.0, 0.0, 1.0), sets=("manual_set",))
+    [label_path] = (root / "manual_set" / "label").rglob("*.png")
+    truth = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
+    full = evaluate(MODEL, root, "test", device="cpu", threshold=0.05)
+    partial = np.where(truth > 0, 1, UNDECIDED_PNG).astype(np.uint8)  # only leaks decided
+    cv2.imwrite(str(label_path), partial)
+    [sample] = load_split(root / "manual_set", "test").samples
+    assert sample.anomaly_px == int((truth > 0).sum())
+    _, _, label = read_sample(sample)
+    assert set(np.unique(label)) <= {1, IGNORE} and (label == 1).sum() == sample.anomaly_px
+    from dataclasses import replace
+
+    _, _, small = read_sample(replace(sample, scale=0.5))
+    assert IGNORE in small and set(np.unique(small)) <= {0, 1, IGNORE}
+    only_leaks = evaluate(MODEL, root, "test", device="cpu", threshold=0.05)
+    # at a low threshold the model marks more than the leaks: false positives in the
+    # undecided area are not counted, what it finds of the leaks is
+    assert only_leaks["test_dataset_precision"] > full["test_dataset_precision"]
+    assert only_leaks["test_dataset_recall"] == full["test_dataset_recall"]
 
 
 def test_masked_loss_ignores_undecided_pixels():
@@ -239,6 +273,7 @@ def test_review_clicked_in_chromium_adapts_a_model_that_reports(survey, browser,
     keys = data["review_order"]
     # the inspector follows the queue: every anomaly decided, alternating leak / false alarm
     decisions = {k: ("leak" if i % 2 == 0 else "false_alarm") for i, k in enumerate(keys)}
+    decisions[keys[-1]] = "unsure"  # its frame is not fully decided: a partial label
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     page = asyncio.run(_click_and_export(
@@ -247,7 +282,7 @@ def test_review_clicked_in_chromium_adapts_a_model_that_reports(survey, browser,
     assert page["after"] == []  # everything decided: the queue is empty
     n_leak = sum(v == "leak" for v in decisions.values())
     assert page["shown"].startswith(f"{len(keys)} of {len(keys)} decided ({n_leak} leak, "
-                                    f"{len(keys) - n_leak} false alarm, 0 unsure)")
+                                    f"{len(keys) - n_leak - 1} false alarm, 1 unsure)")
     review = downloads / "review.json"
     exported = json.loads(review.read_text())
     assert {f"{d['frame']}/{d['id']}": d["decision"] for d in exported["decisions"]} == decisions
@@ -265,7 +300,7 @@ def test_review_clicked_in_chromium_adapts_a_model_that_reports(survey, browser,
     assert record["review_sha256"] == hashlib.sha256(review.read_bytes()).hexdigest()
     assert record["report_id"] == data["report_id"]
     assert record["decisions"]["leak"] == n_leak
-    assert record["complete_frames"] == len({k.split("/")[0] for k in keys})
+    assert record["complete_frames"] == len({k.split("/")[0] for k in keys}) - 1
     config = json.loads((new / "train_config.json").read_text())
     assert config["calibration"]["fitted_on"]["split"] == "val"
     assert config["train_args"]["start_weights"]["source"] == str(MODEL)
