@@ -314,3 +314,34 @@ def test_review_clicked_in_chromium_adapts_a_model_that_reports(survey, browser,
         "*.json")]
     assert len(docs) == 3 and all(d["model"]["dir"] == str(new) for d in docs)
     assert all(d["threshold"] == config["threshold"] for d in docs)
+
+
+def test_a_folder_whose_stage_adapt_switched_on_screens_by_itself(tmp_path):
+    """``train_args.false_alarm_stage == "on"`` (written by adapt after cross-validation)
+    turns the folder's own stage on for predict and report without --false-alarms."""
+    import shutil
+
+    from thermal_anomaly_segmenter.false_alarms import FEATURES
+    from thermal_anomaly_segmenter.io.formats import write_frame
+    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.train.adapt_stage import train_survey_stage
+
+    folder = tmp_path / "model"
+    shutil.copytree(MODEL, folder)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 0.3, (8, len(FEATURES))),
+                        rng.normal(5, 0.3, (8, len(FEATURES)))])
+    train_survey_stage(x, ["leak"] * 8 + ["lamp"] * 8).save(folder / "false_alarms.json")
+    frame = write_frame(tmp_path / "f.npy.lz4", make_scene(5, 192, 256).data)
+    off = _taseg("predict", str(frame), "--model-dir", str(folder), "--out",
+                 str(tmp_path / "off"), cwd=tmp_path)
+    assert off.returncode == 0, off.stderr
+    assert "false_alarm_stage" not in json.loads((tmp_path / "off" / "f.json").read_text())
+    config = json.loads((folder / "train_config.json").read_text())
+    config["train_args"]["false_alarm_stage"] = "on"
+    (folder / "train_config.json").write_text(json.dumps(config))
+    on = _taseg("predict", str(frame), "--model-dir", str(folder), "--out",
+                str(tmp_path / "on"), cwd=tmp_path)
+    assert on.returncode == 0, on.stderr
+    doc = json.loads((tmp_path / "on" / "f.json").read_text())
+    assert doc["false_alarm_stage"]["classifier"].endswith("false_alarms.json")
