@@ -185,6 +185,7 @@ def test_review_order_puts_uncertain_first_and_spreads_frames():
 # --------------------------------------------------------------------------- bad input
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(survey, tmp_path):
     data, frames = survey["data"], survey["frames"]
     good = _review(data, lambda a: "leak")
@@ -299,6 +300,7 @@ def test_review_clicked_in_chromium_adapts_a_model_that_reports(survey, browser,
 
     assert record["review_sha256"] == hashlib.sha256(review.read_bytes()).hexdigest()
     assert record["report_id"] == data["report_id"]
+    assert all(len(f["data_sha256"]) == 64 for f in record["frames"])
     assert record["decisions"]["leak"] == n_leak
     assert record["complete_frames"] == len({k.split("/")[0] for k in keys}) - 1
     config = json.loads((new / "train_config.json").read_text())
@@ -345,3 +347,30 @@ def test_a_folder_whose_stage_adapt_switched_on_screens_by_itself(tmp_path):
     assert on.returncode == 0, on.stderr
     doc = json.loads((tmp_path / "on" / "f.json").read_text())
     assert doc["false_alarm_stage"]["classifier"].endswith("false_alarms.json")
+
+
+def test_tiff_frames_with_a_corridor_folder_are_the_reviewed_frames(survey, tmp_path):
+    import cv2
+    import tifffile
+
+    from thermal_anomaly_segmenter.io.read import read_frame
+    from thermal_anomaly_segmenter.review import Review
+    from thermal_anomaly_segmenter.train.adapt import AdaptOptions, resolve_frames
+
+    tiffs, corridors = tmp_path / "tiff", tmp_path / "corridor"
+    tiffs.mkdir()
+    corridors.mkdir()
+    for path in survey["frames"].glob("*.npy.lz4"):
+        frame = read_frame(path)
+        tifffile.imwrite(tiffs / f"{frame.name}.tif", frame.t_u)
+        cv2.imwrite(str(corridors / f"{frame.name}.png"), frame.corridor.astype(np.uint8) * 255)
+    path = tmp_path / "review.json"
+    path.write_text(json.dumps(_review(survey["data"], lambda a: "leak")))
+    review = Review.read(path)
+    frames = resolve_frames(review, AdaptOptions(str(path), [str(tiffs)], str(tmp_path / "o"),
+                                                 corridor=str(corridors)))
+    assert set(frames) == {n for n in review.frames if review.firm(n)}
+    for name, frame in frames.items():
+        same = read_frame(survey["frames"] / f"{name}.npy.lz4")
+        assert np.array_equal(frame.corridor, same.corridor)
+        assert np.array_equal(frame.t_u, same.t_u)

@@ -300,8 +300,9 @@ def adapt(options: AdaptOptions, *, settings=None) -> AdaptResult:
         from thermal_anomaly_segmenter.export import export_onnx
 
         export_onnx(model_dir)
-        record = _record(review, review_path, counts, complete, start, stage, options,
-                         time.monotonic() - started, model_dir)
+        digests = {n: hashlib.sha256(f.data.tobytes()).hexdigest() for n, f in frames.items()}
+        record = _record(review, review_path, counts, complete, digests, start, stage,
+                         options, time.monotonic() - started, model_dir)
         from thermal_anomaly_segmenter.io.atomic import publish_dir
 
         publish_dir(model_dir, out)
@@ -347,8 +348,8 @@ def _store_stage(model_dir: Path, x: np.ndarray, causes: list[str], seed: int):
 
 
 def _record(review, review_path: Path, counts: dict[str, int], complete: dict[str, bool],
-            start: Path, stage, options: AdaptOptions, seconds: float, model_dir: Path
-            ) -> dict[str, Any]:
+            digests: dict[str, str], start: Path, stage, options: AdaptOptions,
+            seconds: float, model_dir: Path) -> dict[str, Any]:
     """``adapt.json``: what the folder learned from, and whether more decisions would help."""
     from thermal_anomaly_segmenter.io.atomic import atomic_write
     from thermal_anomaly_segmenter.model_folder import read_model_config
@@ -356,11 +357,11 @@ def _record(review, review_path: Path, counts: dict[str, int], complete: dict[st
     config = read_model_config(model_dir)
     n_complete = sum(complete.values())
     record = {
-        "schema": RECORD_SCHEMA, "review": str(review_path),
+        "schema": RECORD_SCHEMA, "review": str(review_path.resolve()),
         "review_sha256": review_digest(review_path), "report_id": review.report_id,
         "decisions": counts, "complete_frames": n_complete,
-        "frames": [{"name": n, "fully_decided": c, "decisions": len(review.firm(n))}
-                   for n, c in complete.items()],
+        "frames": [{"name": n, "fully_decided": c, "decisions": len(review.firm(n)),
+                    "data_sha256": digests[n]} for n, c in complete.items()],
         "start_model": str(start), "max_time_min": options.max_time,
         "seconds": round(seconds, 1), "threshold": config.threshold,
         "calibration": config.calibration.get("fitted_on"),
