@@ -38,8 +38,12 @@ RECORD_NAME = "adapt.json"
 RECORD_SCHEMA = "taseg.adapt/1"
 #: Smallest time budget: below it not one training step fits on a CPU.
 MIN_BUDGET_S = 5.0
-#: Share of the budget the network's fine-tuning gets (the rest: calibration, stage, ONNX).
+#: Most of the budget left after reading the frames that fine-tuning gets; it gets less where
+#: the work after it (calibration and threshold: two passes over the reviewed frames; the
+#: test frame; the ONNX export, about :data:`EXPORT_FRAMES` frames' worth) is estimated from
+#: one timed inference to need more, but never under :data:`MIN_BUDGET_S`.
 TRAIN_SHARE = 0.75
+EXPORT_FRAMES = 20
 #: How far a frame's corridor median may differ from the report's (degC) and still be the
 #: frame the inspector saw (the report rounds it; a different corridor or frame moves it).
 MEDIAN_TOLERANCE_DEGC = 0.05
@@ -294,7 +298,8 @@ def adapt(options: AdaptOptions, *, settings=None) -> AdaptResult:
         raise InvalidInputError(f"cannot write beside {out}: {exc.strerror or exc}") from None
     try:
         complete = write_partial_dataset(staging / "data", review, frames)
-        model_dir = _fine_tune(options, start, staging, settings, started)
+        after_s = _seconds_after_training(start, frames, options.gpu)
+        model_dir = _fine_tune(options, start, staging, settings, started, after_s)
         x, causes = _stage_examples(review, frames)
         stage = _store_stage(model_dir, x, causes, options.seed)
         from thermal_anomaly_segmenter.export import export_onnx
@@ -311,8 +316,21 @@ def adapt(options: AdaptOptions, *, settings=None) -> AdaptResult:
     return AdaptResult(out, record)
 
 
-def _fine_tune(options: AdaptOptions, start: Path, staging: Path, settings, started: float
-               ) -> Path:
+def _seconds_after_training(start: Path, frames: dict[str, Any], gpu: bool | None) -> float:
+    """Estimated seconds of the work after fine-tuning, from one timed inference (so a busy
+    machine reserves more)."""
+    from thermal_anomaly_segmenter.config import PredictOptions
+    from thermal_anomaly_segmenter.inference import Segmenter
+
+    segmenter = Segmenter.from_folder(start, device="cpu" if gpu is False else "auto")
+    frame = next(iter(frames.values()))
+    t0 = time.monotonic()
+    segmenter.probabilities([frame], PredictOptions(device=segmenter.device))
+    return (time.monotonic() - t0) * (2 * len(frames) + 1 + EXPORT_FRAMES)
+
+
+def _fine_tune(options: AdaptOptions, start: Path, staging: Path, settings, started: float,
+               after_s: float) -> Path:
     from thermal_anomaly_segmenter.config import TrainOptions
     from thermal_anomaly_segmenter.train.loop import train
 
@@ -322,7 +340,8 @@ def _fine_tune(options: AdaptOptions, start: Path, staging: Path, settings, star
                                 f"reading the frames took {(time.monotonic() - started):.0f} s")
     train_options = TrainOptions(
         dataset_path=str(staging / "data"), weights=str(start), train_phases=("fine_tune",),
-        max_time=left * TRAIN_SHARE, gpu=options.gpu, mlflow=False, seed=options.seed + 1,
+        max_time=max(MIN_BUDGET_S / 60, min(left * TRAIN_SHARE, left - after_s / 60)),
+        gpu=options.gpu, mlflow=False, seed=options.seed + 1,
         output_dir=str(staging / "model"), min_label_px=-1)
     # the run folder (checkpoints) lives in the staging folder too and goes with it
     result = train(train_options, settings=dataclasses.replace(settings,
