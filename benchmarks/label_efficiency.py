@@ -166,7 +166,7 @@ def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[di
     subprocess.run([sys.executable, "-m", "thermal_anomaly_segmenter", "train",  # nosec B603
                     "--dataset-path", str(painted), "--no-gpu", "--no-mlflow", "--max-time",
                     str(minutes), "--train-phases", "fine_tune", "--weights", str(START),
-                    "--output-dir", str(rnd / "painted_model"), "--min-label-px", "0"],
+                    "--output-dir", str(rnd / "painted_model"), "--min-label-px", "-1"],
                    check=True, cwd=ROOT, env={**os.environ, "MODELS_PATH": str(rnd)})
     row["painted_s"] = round(time.monotonic() - t0, 1)
     row["painted"] = _score(rnd / "painted_model", test, rnd / "eval_painted")

@@ -381,7 +381,7 @@ def _add_report_parser(sub) -> None:
 
 
 def _add_adapt_parser(sub) -> None:
-    from .commands import cmd_adapt
+    from thermal_anomaly_segmenter.commands import cmd_adapt
 
     a = sub.add_parser(
         "adapt", help="a model for this survey from the inspector's review of its report",

@@ -338,7 +338,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from .train.adapt import AdaptOptions, adapt
+    from thermal_anomaly_segmenter.train.adapt import AdaptOptions, adapt
 
     result = adapt(AdaptOptions(review=args.review, frames=list(args.frames), out=args.out,
                                 model_dir=args.model_dir, max_time=args.max_time,

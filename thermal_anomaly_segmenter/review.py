@@ -98,7 +98,7 @@ class Review:
         """The frame's label from every click (uint8 PNG values): 1 on confirmed leaks, 0 on
         false alarms, and elsewhere 0 where the frame is :meth:`complete`, else
         ``UNDECIDED_PNG`` (left out of the loss). None when nothing firm was decided."""
-        from .io.datasets import UNDECIDED_PNG
+        from thermal_anomaly_segmenter.io.datasets import UNDECIDED_PNG
 
         firm = self.firm(frame)
         if not firm:

@@ -272,7 +272,7 @@ def page_data(survey: Survey) -> dict[str, Any]:
             gsd_m=f.doc.get("frame", {}).get("gsd_m"))
     digest = hashlib.sha256(json.dumps([frames, [(a["frame"], a["id"]) for a in anomalies]],
                                        sort_keys=True).encode()).hexdigest()[:16]
-    from .review_order import review_order
+    from thermal_anomaly_segmenter.report.review_order import review_order
 
     thresholds = {f.name: f.doc.get("threshold") for f in survey.frames}
     order = review_order([{**a, "threshold": thresholds.get(a["frame"])} for a in anomalies])
