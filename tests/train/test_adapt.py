@@ -374,3 +374,32 @@ def test_tiff_frames_with_a_corridor_folder_are_the_reviewed_frames(survey, tmp_
         same = read_frame(survey["frames"] / f"{name}.npy.lz4")
         assert np.array_equal(frame.corridor, same.corridor)
         assert np.array_equal(frame.t_u, same.t_u)
+
+
+def test_augmentation_keeps_undecided_pixels_undecided():
+    """Both augmentation sites move a partial label's IGNORE pixels with the frame (nearest
+    sampling) instead of blending them into leak or background."""
+    import torch
+
+    from thermal_anomaly_segmenter.augmentation import ThermalAugment
+    from thermal_anomaly_segmenter.normalization import Normalization
+    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.train.device_augment import DeviceAugment
+    from thermal_anomaly_segmenter.train.task import IGNORE
+
+    scene = make_scene(4, 128, 160)
+    label = np.where(scene.leak_mask > 0, 1, IGNORE).astype(np.uint8)
+    label[:, :40] = 0
+    cpu = ThermalAugment(elastic_p=1.0, affine_p=1.0, zoom=(0.7, 1.3), zoom_p=1.0)
+    for seed in range(4):
+        _, out, _ = cpu(scene.data, scene.corridor, label, seed)
+        assert set(np.unique(out)) <= {0, 1, IGNORE} and IGNORE in out
+    dev = DeviceAugment(Normalization())
+    params = np.stack([dev.draw(seed) for seed in range(4)])
+    data = torch.from_numpy(np.ascontiguousarray(scene.data.transpose(2, 0, 1)))[None]
+    _, out, _ = dev.augment(data.repeat(4, 1, 1, 1),
+                            torch.from_numpy(label[None, None].astype(np.float32)).repeat(
+                                4, 1, 1, 1),
+                            torch.zeros(4, 3), params)
+    assert set(torch.unique(out).tolist()) <= {0.0, 1.0, float(IGNORE)}
+    assert float(IGNORE) in torch.unique(out).tolist()
