@@ -307,6 +307,8 @@ def test_review_clicked_in_chromium_adapts_a_model_that_reports(survey, browser,
     assert config["calibration"]["fitted_on"]["split"] == "val"
     assert config["train_args"]["start_weights"]["source"] == str(MODEL)
     assert config["train_args"]["false_alarm_stage"] in ("on", "off")
+    assert config["train_args"]["adapt"] == "adapt.json"
+    assert config["train_args"]["review_sha256"] == record["review_sha256"]
 
     # the new folder predicts, and taseg report uses it
     proc = _taseg("report", str(survey["frames"]), "--out", str(tmp_path / "report2"),

@@ -371,7 +371,7 @@ def _record(review, review_path: Path, counts: dict[str, int], complete: dict[st
             seconds: float, model_dir: Path) -> dict[str, Any]:
     """``adapt.json``: what the folder learned from, and whether more decisions would help."""
     from thermal_anomaly_segmenter.io.atomic import atomic_write
-    from thermal_anomaly_segmenter.model_folder import read_model_config
+    from thermal_anomaly_segmenter.model_folder import CONFIG_NAME, read_model_config
 
     config = read_model_config(model_dir)
     n_complete = sum(complete.values())
@@ -388,4 +388,10 @@ def _record(review, review_path: Path, counts: dict[str, int], complete: dict[st
         "hints": hints(counts, n_complete, stage),
     }
     atomic_write(model_dir / RECORD_NAME, json.dumps(record, indent=2) + "\n")
+    # the training's data and run folders were staging folders, gone with it: point to the
+    # record instead
+    for key in ("dataset_path", "output_dir", "run_dir"):
+        config.train_args[key] = None
+    config.train_args.update(adapt=RECORD_NAME, review_sha256=record["review_sha256"])
+    atomic_write(model_dir / CONFIG_NAME, config.to_json() + "\n")
     return record
