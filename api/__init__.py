@@ -294,6 +294,8 @@ def run_train(args: Mapping[str, Any], defaulted: Iterable[str] = ()) -> dict[st
     """
     from thermal_anomaly_segmenter.train import train as train_model
 
+    if args.get("review"):
+        return run_adapt(args)
     names = set(TrainOptions.__dataclass_fields__)
     values = {k: v for k, v in args.items() if k in names}
     for name in set(schemas.RECIPE_ARGS) & set(defaulted):
@@ -306,6 +308,26 @@ def run_train(args: Mapping[str, Any], defaulted: Iterable[str] = ()) -> dict[st
         "model_dir": str(result.model_dir),
         "run_dir": str(result.run_dir),
     }
+
+
+def run_adapt(args: Mapping[str, Any]) -> dict[str, Any]:
+    """``taseg adapt`` for train's ``review``: a new folder under MODELS_PATH."""
+    from datetime import datetime, timezone
+
+    from thermal_anomaly_segmenter.train.adapt import AdaptOptions, adapt
+
+    settings = get_settings()
+    frames = args.get("review_frames") or ([args["dataset_path"]] if args.get("dataset_path")
+                                           else [])
+    if not frames:
+        raise InvalidInputError("review needs review_frames (or a dataset_path)")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S_%f")
+    result = adapt(AdaptOptions(
+        review=args["review"], frames=list(frames), out=str(settings.models_path /
+                                                            f"adapted_{stamp}"),
+        model_dir=args.get("review_model_dir"), max_time=args.get("max_time") or 15.0,
+        gpu=args.get("gpu")), settings=settings)
+    return {"model_dir": str(result.model_dir), "adapt": result.record}
 
 
 def train(**kwargs: Any) -> dict[str, Any]:

@@ -131,6 +131,21 @@ class DatasetDir(PathString):
             raise ValidationError(str(exc)) from None
 
 
+class DataPath(PathString):
+    """A file or folder under REMOTE_PATH or DATA_PATH (after symlinks), as an absolute path
+    (the review and frames of ``taseg adapt`` given to train)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            path = config.confine(text, config.dataset_roots(get_settings()), attr or "path")
+        except TasegError as exc:
+            raise ValidationError(str(exc)) from None
+        if not path.exists():
+            raise ValidationError(f"{text!r} does not exist")
+        return str(path)
+
+
 def _file_field(description: str, required: bool) -> fields.Field:
     # Exactly ``fields.Field`` with type "file": DEEPaaS turns it into a multipart upload and
     # deepaas-cli recognises it as a file argument only for this exact class.
@@ -412,6 +427,26 @@ class TrainArgsSchema(marshmallow.Schema):
         load_default=False,
         metadata={"description": "Start from random weights. Default: from the shipped "
                   "default model's weights where its architecture matches the run's."},
+    )
+
+
+    # taseg adapt through train: a review plus the frames it was made on (issue 29)
+    review = DataPath(
+        load_default=None,
+        metadata={"description": "review.json exported from report.html (under REMOTE_PATH "
+                  "or DATA_PATH): adapt a model to the survey from the inspector's decisions "
+                  "instead of training on a dataset (see taseg adapt). max_time and gpu apply;"
+                  " the other training arguments do not."},
+    )
+    review_frames = OneOrMany(
+        DataPath(), load_default=None,
+        metadata={"description": "With review: the reviewed frames (.npy.lz4/.npy files, "
+                  "folders of them or a dataset folder). Default: dataset_path."},
+    )
+    review_model_dir = ModelDir(
+        load_default=None,
+        metadata={"description": "With review: the model folder to adapt. Default: the "
+                  "default model."},
     )
 
 

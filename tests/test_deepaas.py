@@ -282,6 +282,15 @@ def test_invalid_training_is_422(model_url):
         assert r.status_code == 422, (params, r.text)
 
 
+def test_training_with_a_review_outside_the_data_folders_is_422(model_url, folders):
+    # taseg adapt through train (issue 29): the review must lie under DATA_PATH/REMOTE_PATH
+    review = folders / "review.json"
+    review.write_text("{}")
+    r = requests.post(f"{model_url}/train/", params={"review": str(review), "gpu": "false"},
+                      timeout=30)
+    assert r.status_code == 422 and "review" in r.text, r.text
+
+
 def test_cancelled_training_leaves_a_working_server(model_url, folders):
     long = {**TINY_TRAIN, "epochs": 500, "train_phases": ["pre_train_frozen", "fine_tune"]}
     started = requests.post(f"{model_url}/train/", params=long, timeout=30).json()

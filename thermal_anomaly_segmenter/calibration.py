@@ -138,7 +138,14 @@ def calibrate_model_folder(
     from .evaluation import store_validation_threshold
     from .inference import Segmenter
     from .io.atomic import atomic_write
-    from .io.datasets import load_split, open_set, read_label_mask, resolve_dataset_path
+    from .io.datasets import (
+        IGNORE,
+        decode_label,
+        load_split,
+        open_set,
+        read_label_mask,
+        resolve_dataset_path,
+    )
     from .io.read import read_frame
     from .metrics import reliability, reliability_counts
     from .model_folder import CONFIG_NAME, read_model_config
@@ -156,11 +163,12 @@ def calibrate_model_folder(
     probs, truths = [], []
     for sample in index.samples:
         frame = read_frame(sample.image)
-        label = read_label_mask(sample.label) > 0
+        label = decode_label(read_label_mask(sample.label))
+        scored = frame.corridor & (label != IGNORE)  # a partial label's undecided pixels: out
         # at the GSD predict will see the frame at (.scale), as evaluate does
         prob = segmenter.probabilities([frame], replace(options, gsd_m=sample.gsd_m))[0]
-        probs.append(prob[frame.corridor])
-        truths.append(label[frame.corridor])
+        probs.append(prob[scored])
+        truths.append(label[scored] == 1)
     prob, truth = np.concatenate(probs), np.concatenate(truths)
     rng = np.random.default_rng(seed)
     if prob.size > FIT_PIXELS:

@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_report_parser(sub)
     _add_compare_parser(sub)
+    _add_adapt_parser(sub)
 
     m = sub.add_parser("models", help="list model types and model folders")
     m.set_defaults(func=cmd_models)
@@ -445,6 +446,32 @@ def _add_compare_parser(sub) -> None:
     c.add_argument("--overwrite", action="store_true",
                    help="replace changes.* already in DIR (default: refuse)")
     c.set_defaults(func=cmd_compare)
+
+
+def _add_adapt_parser(sub) -> None:
+    from thermal_anomaly_segmenter.commands import cmd_adapt
+
+    a = sub.add_parser(
+        "adapt", help="a model for this survey from the inspector's review of its report",
+        description="Fine-tune a model on the decisions of review.json (exported from "
+        "report.html) and the frames they were made on: confirmed leaks are positives, false "
+        "alarms negatives, the rest of a fully decided frame background. Writes a complete "
+        "model folder (weights, calibration and threshold chosen on the reviewed frames, the "
+        "survey's own false-alarm stage where cross-validation says it keeps the leaks, ONNX, "
+        "adapt.json) to --out; nothing existing is overwritten.")
+    a.add_argument("review", metavar="REVIEW_JSON", help="review.json exported from report.html")
+    a.add_argument("frames", nargs="+", metavar="FRAME_OR_FOLDER",
+                   help="the reviewed frames (.npy.lz4/.npy, TIFF with --corridor), folders "
+                   "of them, or a dataset folder")
+    a.add_argument("--out", required=True, metavar="NEW_MODEL_DIR", help="new model folder")
+    a.add_argument("--model-dir", help="model folder to start from (default: the default "
+                   "model)")
+    a.add_argument("--max-time", type=_positive_float, default=15.0, metavar="MINUTES",
+                   help="time budget of the whole run, minutes (default 15)")
+    a.add_argument("--no-gpu", action="store_true", help="train on the CPU")
+    a.add_argument("--corridor", help="corridor mask for TIFF frames: one file, or a folder of "
+                   "masks named like the frames")
+    a.set_defaults(func=cmd_adapt)
 
 
 def _add_pipe_arguments(p: argparse.ArgumentParser) -> None:

@@ -374,3 +374,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     paths = write_changes(comparison, args.out, overwrite=args.overwrite)
     print(f"{comparison.summary()} -> {paths['gpkg']}")
     return EXIT_OK
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from thermal_anomaly_segmenter.train.adapt import AdaptOptions, adapt
+
+    result = adapt(AdaptOptions(review=args.review, frames=list(args.frames), out=args.out,
+                                model_dir=args.model_dir, max_time=args.max_time,
+                                gpu=False if args.no_gpu else None, corridor=args.corridor),
+                   settings=get_settings())
+    print(result.summary())
+    return EXIT_OK

@@ -27,7 +27,14 @@ import numpy as np
 from .config import PredictOptions, Settings
 from .errors import DatasetError, InvalidInputError
 from .io.atomic import atomic_write
-from .io.datasets import load_split, open_set, read_label_mask, resolve_dataset_path
+from .io.datasets import (
+    IGNORE,
+    decode_label,
+    load_split,
+    open_set,
+    read_label_mask,
+    resolve_dataset_path,
+)
 from .io.read import read_frame
 from .metrics import (
     RELIABILITY_BINS,
@@ -146,7 +153,10 @@ def _score_frame(tally: _Tally, sample: Any, segmenter: Any, predict: PredictOpt
 
     min_area_px = options.min_area_px
     frame = read_frame(sample.image)
-    label = (read_label_mask(sample.label) > 0).astype(np.uint8)
+    label = decode_label(read_label_mask(sample.label))
+    # Undecided pixels of a partial label (a review) are scored as outside the corridor.
+    scored = frame.corridor & (label != IGNORE)
+    label[label == IGNORE] = 0
     if label.shape != frame.shape:
         raise DatasetError(f"label {sample.label} does not match the size of its frame")
     gsd = options.gsd_m if options.gsd_m is not None else sample.gsd_m
@@ -155,9 +165,9 @@ def _score_frame(tally: _Tally, sample: Any, segmenter: Any, predict: PredictOpt
     tally.rescaled += segmenter.scale_factors([frame], frame_options)[0] is not None
     prob = segmenter.probabilities([frame], frame_options)[0]
     truth = label.astype(bool)
-    tally.calibration += reliability_counts(prob[frame.corridor], truth[frame.corridor])
+    tally.calibration += reliability_counts(prob[scored], truth[scored])
     for i, t in enumerate(SWEEP):
-        pred = anomaly_mask(prob, frame.corridor, t).view(bool)
+        pred = anomaly_mask(prob, scored, t).view(bool)
         tally.sweep[i, 0] += int(np.count_nonzero(pred & truth))
         tally.sweep[i, 1] += int(np.count_nonzero(pred & ~truth))
         tally.sweep[i, 2] += int(np.count_nonzero(~pred & truth))
@@ -168,6 +178,7 @@ def _score_frame(tally: _Tally, sample: Any, segmenter: Any, predict: PredictOpt
 
         pred_np, verdicts = filter_mask(frame.t_u, frame.corridor, pred_np, stage)
         tally.rejected += sum(not v["keep"] for v in verdicts)
+    pred_np &= scored
     n_true, _, _, false = object_counts(pred_np, label, min_area_px)
     tally.false_alarms[0] += false
     if n_true == 0:

@@ -286,6 +286,9 @@ def predict_paths(
     folder = segmenter.model_dir or Path(".")
     out = Path(out_dir).expanduser() if out_dir else folder / "predictions"
     screen = None
+    if false_alarms is None and pipes is None and getattr(
+            segmenter.config, "train_args", {}).get("false_alarm_stage") == "on":
+        false_alarms = True  # the folder's own stage, switched on by taseg adapt
     if false_alarms:
         if pipes is not None:
             raise InvalidInputError("the false-alarm stage does not apply to --pipes yet")

@@ -35,6 +35,8 @@ class Review:
     source: str
     frames: dict[str, dict[str, Any]]
     decisions: dict[str, list[dict[str, Any]]]
+    #: The report the review was made on (``report_id`` of its page), when it says.
+    report_id: str | None = None
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> Review:
@@ -59,7 +61,7 @@ class Review:
             if d["decision"] == "false_alarm" and d.get("cause") not in CAUSES:
                 raise InvalidInputError(f"review {path}: unknown cause {d.get('cause')!r}")
             by_frame.setdefault(d["frame"], []).append(d)
-        return cls(str(path), frames, by_frame)
+        return cls(str(path), frames, by_frame, data.get("report_id"))
 
     def complete(self, frame: str) -> bool:
         """Every anomaly the report listed for ``frame`` is decided leak or false alarm."""
@@ -77,6 +79,34 @@ class Review:
         for d in self.decisions[frame]:
             if d["decision"] == "leak":
                 label |= rasterize_footprint(d, shape)
+        return label
+
+    def firm(self, frame: str) -> list[dict[str, Any]]:
+        """The frame's decisions that say leak or false alarm (not unsure)."""
+        return [d for d in self.decisions.get(frame, [])
+                if d["decision"] in ("leak", "false_alarm")]
+
+    def counts(self) -> dict[str, int]:
+        """Decisions made, by kind."""
+        out = dict.fromkeys(DECISIONS, 0)
+        for decided in self.decisions.values():
+            for d in decided:
+                out[d["decision"]] += 1
+        return out
+
+    def partial_label(self, frame: str, shape: tuple[int, int]) -> np.ndarray | None:
+        """The frame's label from every click (uint8 PNG values): 1 on confirmed leaks, 0 on
+        false alarms, and elsewhere 0 where the frame is :meth:`complete`, else
+        ``UNDECIDED_PNG`` (left out of the loss). None when nothing firm was decided."""
+        from thermal_anomaly_segmenter.io.datasets import UNDECIDED_PNG
+
+        firm = self.firm(frame)
+        if not firm:
+            return None
+        self._check_shape(frame, shape)
+        label = np.full(shape, 0 if self.complete(frame) else UNDECIDED_PNG, np.uint8)
+        for d in sorted(firm, key=lambda d: d["decision"] == "leak"):  # leaks drawn last win
+            label[rasterize_footprint(d, shape) > 0] = 1 if d["decision"] == "leak" else 0
         return label
 
     def _check_shape(self, frame: str, shape: tuple[int, int]) -> None:

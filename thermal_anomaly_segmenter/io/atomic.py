@@ -100,3 +100,13 @@ def atomic_write(path: str | os.PathLike[str], payload: bytes | str) -> None:
     data = payload.encode("utf-8") if isinstance(payload, str) else payload
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def publish_dir(finished: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
+    """Rename a finished folder (written beside ``dest``) to ``dest`` in one step; an
+    existing ``dest`` is never replaced (FileExistsError)."""
+    dest = Path(dest)
+    if dest.exists() or dest.is_symlink():
+        raise FileExistsError(f"{dest} exists")
+    os.rename(finished, dest)  # same file system: one step, no half folder under dest
+    return dest

@@ -346,6 +346,21 @@ def read_label_mask(path: Path) -> np.ndarray:
     return label[..., 0] if label.ndim == 3 else label
 
 
+#: Value of a label PNG pixel nobody decided (partial labels from a review, ``taseg adapt``):
+#: neither leak nor background. Hand labels hold 0/1 or 0/255 and never this value.
+UNDECIDED_PNG = 2
+#: The same pixels in a label as read for training and scoring (:func:`decode_label`):
+#: left out of the loss and the metrics.
+IGNORE = 255
+
+
+def decode_label(raw: np.ndarray) -> np.ndarray:
+    """A label PNG's values as 0 (background), 1 (anomaly) or :data:`IGNORE` (undecided)."""
+    label = (raw > 0).astype(np.uint8)
+    label[raw == UNDECIDED_PNG] = IGNORE
+    return label
+
+
 def check_label(path: Path) -> tuple[int, bool]:
     """Anomaly pixel count of a label and whether it was 0/255.
 
@@ -359,11 +374,14 @@ def check_label(path: Path) -> tuple[int, bool]:
         values = {int(v) for v in np.unique(label)}
     if values <= {0, 1}:
         return int(np.count_nonzero(label)), False
+    if values <= {0, 1, UNDECIDED_PNG}:  # a partial label: its anomaly pixels are the 1s
+        return int(np.count_nonzero(label == 1)), False
     if values <= {0, 255}:
         return int(np.count_nonzero(label)), True
     shown = ", ".join(str(v) for v in sorted(values)[:6])
     raise DatasetError(
-        f"label {path} holds values {shown}; expected 0 (background) and 1 (anomaly), or 0/255"
+        f"label {path} holds values {shown}; expected 0 (background) and 1 (anomaly), or "
+        f"0/255 (or 0/1/{UNDECIDED_PNG} for a partial label)"
     )
 
 
@@ -430,7 +448,7 @@ def read_sample(sample: Sample, size: tuple[int, int] | None = None):
         frame = read_frame(sample.image, name="sample")
     except InvalidInputError as exc:
         raise DatasetError(f"frame {sample.image}: {exc}") from None
-    label = (read_label_mask(sample.label) > 0).astype(np.uint8)
+    label = decode_label(read_label_mask(sample.label))
     data, corridor = frame.data, frame.corridor
     if label.shape != data.shape[:2]:
         raise DatasetError(
@@ -442,9 +460,12 @@ def read_sample(sample: Sample, size: tuple[int, int] | None = None):
 
         small = shrink(frame, sample.scale)
         data, corridor = small.data, small.corridor
-        share = cv2.resize(label.astype(np.float32), corridor.shape[::-1],
+        share = cv2.resize((label == 1).astype(np.float32), corridor.shape[::-1],
                            interpolation=cv2.INTER_AREA)
+        ignored = cv2.resize((label == IGNORE).astype(np.float32), corridor.shape[::-1],
+                             interpolation=cv2.INTER_AREA)
         label = (share >= 0.5).astype(np.uint8)
+        label[(ignored >= 0.5) & (label == 0)] = IGNORE
     if size is not None and tuple(size) != data.shape[:2]:
         dsize = (int(size[1]), int(size[0]))
         data = cv2.resize(data, dsize, interpolation=cv2.INTER_LINEAR)

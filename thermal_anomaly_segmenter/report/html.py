@@ -4,7 +4,8 @@ Opened from disk it asks the network for nothing. The table lists the anomalies 
 severity then dT with the values of the prediction reports written exactly as they are there
 (JSON number text). Review buttons keep the inspector's decisions in the page's
 localStorage and export them as ``review.json`` (schema :data:`REVIEW_SCHEMA`), which
-``taseg build-dataset --review`` turns into labels.
+``taseg build-dataset --review`` turns into labels and ``taseg adapt`` into a model folder; a
+"review next" queue lists the undecided anomalies in :mod:`.review_order`.
 """
 
 from __future__ import annotations
@@ -65,7 +66,24 @@ function show(){
     tr.querySelector('.decision').textContent=d?(d.decision+(d.cause?' ('+d.cause+')':'')):'';
   });
   const n=Object.keys(state).length;
-  document.getElementById('review-count').textContent=n+' of '+data.anomalies.length+' decided';
+  const kinds={leak:0,false_alarm:0,unsure:0};
+  Object.keys(state).forEach(function(k){kinds[state[k].decision]=(kinds[state[k].decision]||0)+1;});
+  document.getElementById('review-count').textContent=n+' of '+data.anomalies.length+
+    ' decided ('+kinds.leak+' leak, '+kinds.false_alarm+' false alarm, '+kinds.unsure+' unsure)';
+  showNext();
+}
+function showNext(){
+  const list=document.querySelector('#review-next ol');if(!list)return;
+  list.textContent='';
+  (data.review_order||[]).filter(function(k){return !state[k];}).slice(0,10).forEach(function(k){
+    const li=document.createElement('li');const b=document.createElement('button');
+    b.textContent=k;b.dataset.key=k;
+    b.addEventListener('click',function(){
+      const tr=document.querySelector('#anomalies tr[data-key="'+CSS.escape(k)+'"]');
+      if(tr){tr.scrollIntoView({block:'center'});}
+    });
+    li.appendChild(b);list.appendChild(li);
+  });
 }
 document.querySelectorAll('#anomalies tr[data-key] button[data-decision]').forEach(function(b){
   b.addEventListener('click',function(){
@@ -306,10 +324,18 @@ def page_data(survey: Survey) -> dict[str, Any]:
                        "width": f.doc.get("frame", {}).get("width"),
                        "anomalies": len(f.doc.get("anomalies", [])),
                        "report": f.json_path.name} for f in survey.frames}
+    for f in survey.frames:  # what taseg adapt checks a frame against, and its GSD
+        frames[f.name].update(
+            corridor_median_degc=f.doc.get("frame", {}).get("corridor_median_degc"),
+            gsd_m=f.doc.get("frame", {}).get("gsd_m"))
     digest = hashlib.sha256(json.dumps([frames, [(a["frame"], a["id"]) for a in anomalies]],
                                        sort_keys=True).encode()).hexdigest()[:16]
+    from thermal_anomaly_segmenter.report.review_order import review_order
+
+    thresholds = {f.name: f.doc.get("threshold") for f in survey.frames}
+    order = review_order([{**a, "threshold": thresholds.get(a["frame"])} for a in anomalies])
     return {"report_id": digest, "review_schema": REVIEW_SCHEMA, "frames": frames,
-            "anomalies": anomalies,
+            "anomalies": anomalies, "review_order": order,
             "rejected": [{**it.row(), "status": "rejected"} for it in survey.rejected]}
 
 
@@ -348,6 +374,9 @@ as false alarms.</p>
 <p><button id="export">export review.json</button> <button id="clear">clear decisions</button>
 <button id="sort-loss">sort by heat loss</button> <button id="sort-rank">sort by rank</button>
 <span id="review-count"></span> (decisions are kept in this browser)</p>
+<div id="review-next"><b>Review next</b> <span class="muted">(what a decision would teach the
+model most: the least certain first, spread across frames and causes; then run
+<code>taseg adapt review.json FRAMES --out NEW_MODEL</code>)</span><ol></ol></div>
 <table id="anomalies"><thead><tr>{head}<th>crop</th><th>location</th><th>review</th></tr></thead>
 <tbody>{rows}</tbody></table>
 <h2>Map</h2>{_map(survey) or '<p class="muted">No georeferenced anomaly.</p>'}

@@ -39,6 +39,23 @@ def make_loss(name: str) -> torch.nn.Module:
     raise InvalidInputError(f"unknown loss {name!r}; choose Tversky, Dice, BCE, Jaccard or Focal")
 
 
+#: Label value of pixels left out of the loss and the metrics (partial labels from a review;
+#: :data:`..io.datasets.IGNORE`).
+IGNORE = 255
+
+
+def masked_loss(loss: torch.nn.Module, logits: torch.Tensor, target: torch.Tensor
+                ) -> torch.Tensor:
+    """``loss`` over the decided pixels only: an undecided pixel (``IGNORE``) gets a certain
+    background prediction and a background target, so it adds nothing to the overlap terms
+    (Tversky, Dice, Jaccard) or the per-pixel ones (BCE, focal), and no gradient."""
+    ignored = target == IGNORE
+    if not bool(ignored.any()):
+        return loss(logits, target)
+    logits = torch.where(ignored, torch.full_like(logits, -30.0), logits)
+    return loss(logits, torch.where(ignored, torch.zeros_like(target), target))
+
+
 class SegmentationTask(L.LightningModule):
     """A zoo network trained with one loss; val/test compute pixel and object metrics.
 
@@ -130,7 +147,7 @@ class SegmentationTask(L.LightningModule):
         if self.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
         logits = self.model(image).float()
-        loss = self.loss(logits, target)
+        loss = masked_loss(self.loss, logits, target)
         size = image.shape[0]
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=size, sync_dist=stage != "train")
@@ -139,11 +156,12 @@ class SegmentationTask(L.LightningModule):
             self._train_loss[1] += size
         else:
             # Predictions count inside the corridor only, as inference reports them.
-            pred = (logits.detach() > 0) & batch["corridor"][:, None].bool()
+            decided = target != IGNORE
+            pred = (logits.detach() > 0) & batch["corridor"][:, None].bool() & decided
             from ..metrics import batch_stats
 
             self._stats[stage].append(
-                batch_stats(pred, target.long(), self.hparams.min_area_px)
+                batch_stats(pred, (target == 1).long(), self.hparams.min_area_px)
             )
         return loss
 

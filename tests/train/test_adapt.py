@@ -1,0 +1,409 @@
+"""``taseg adapt``: partial labels from a review, the masked loss, the survey's own stage and its
+rule, the review order, bad input (one line, exit 2, nothing written) and, end to end, a
+review clicked in headless Chromium -> ``taseg adapt`` -> a model folder that predicts and
+reports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "models" / "unet_mobilenetv2_synthetic"
+
+
+def _taseg(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "thermal_anomaly_segmenter", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _page_data(report_html: Path) -> dict:
+    html = report_html.read_text()
+    text = re.search(r'id="taseg-data">(.*?)</script>', html, re.S).group(1)
+    return json.loads(text.replace("<\\/", "</"))
+
+
+def _review(data: dict, decide) -> dict:
+    """review.json as the page's export writes it, with ``decide(anomaly)`` per anomaly."""
+    decisions = []
+    for a in data["anomalies"]:
+        decision = decide(a)
+        if decision:
+            decisions.append({"frame": a["frame"], "id": a["id"], "decision": decision,
+                              "cause": {"leak": "leak", "false_alarm": "lamp"}.get(decision),
+                              "bbox": a["bbox"], "polygon": a["polygon"],
+                              "severity": a["severity"]})
+    return {"schema": data["review_schema"], "report_id": data["report_id"],
+            "frames": data["frames"], "decisions": decisions}
+
+
+@pytest.fixture(scope="module")
+def survey(tmp_path_factory) -> dict:
+    """Three small synthetic frames (composed .npy.lz4) reported with the shipped model."""
+    from thermal_anomaly_segmenter.io.formats import write_frame
+    from thermal_anomaly_segmenter.report.inspector import make_report
+    from thermal_anomaly_segmenter.synthetic import make_scene
+
+    root = tmp_path_factory.mktemp("adapt")
+    frames = root / "frames"
+    frames.mkdir()
+    for i, family in enumerate(("karlsruhe_winter", "campus_mixed", "karlsruhe_winter")):
+        write_frame(frames / f"g{i}.npy.lz4", make_scene(20 + i, 192, 256, family=family).data)
+    make_report([frames], root / "report", model_dir=MODEL)
+    data = _page_data(root / "report" / "report.html")
+    assert len(data["anomalies"]) >= 3
+    return {"root": root, "frames": frames, "data": data}
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def test_partial_label_counts_every_click(survey, tmp_path):
+    from thermal_anomaly_segmenter.io.datasets import UNDECIDED_PNG
+    from thermal_anomaly_segmenter.review import Review, rasterize_footprint
+
+    data = survey["data"]
+    # one decision on a frame that lists more than one anomaly: the rest stays undecided
+    frame = max(data["frames"], key=lambda f: data["frames"][f]["anomalies"])
+    listed = [a for a in data["anomalies"] if a["frame"] == frame]
+    assert len(listed) >= 2
+    leak = listed[0]
+    path = tmp_path / "review.json"
+    path.write_text(json.dumps(_review(data, lambda a: "leak" if a is leak else None)))
+    review = Review.read(path)
+    shape = (data["frames"][frame]["height"], data["frames"][frame]["width"])
+    label = review.partial_label(frame, shape)
+    footprint = rasterize_footprint({**leak, "polygon": leak["polygon"]}, shape) > 0
+    assert (label[footprint] == 1).all() and footprint.sum() == leak["area_px"]
+    assert set(np.unique(label[~footprint])) == {UNDECIDED_PNG}
+    assert review.partial_label(next(f for f in data["frames"] if f != frame), shape) is None
+    # every anomaly of the frame decided: the rest of it is background
+    path.write_text(json.dumps(_review(data, lambda a: "leak" if a is leak else (
+        "false_alarm" if a["frame"] == frame else None))))
+    label = Review.read(path).partial_label(frame, shape)
+    assert set(np.unique(label)) == {0, 1} and label.sum() == leak["area_px"]
+
+
+def test_partial_label_is_read_with_undecided_pixels_ignored(tmp_path):
+    """A 0/1/2 label PNG: 1s count as anomaly pixels, 2s read as IGNORE (also at the model's
+    GSD), and evaluation scores nothing there."""
+    import cv2
+
+    from thermal_anomaly_segmenter.evaluation import EvaluateOptions, evaluate
+    from thermal_anomaly_segmenter.io.datasets import (
+        IGNORE,
+        UNDECIDED_PNG,
+        load_split,
+        read_sample,
+    )
+    from thermal_anomaly_segmenter.synthetic import write_dataset
+
+    root = write_dataset(tmp_path / "ds", 1, seed=3, height=192, width=256,
+                         splits=(0.0, 0.0, 1.0), sets=("manual_set",))
+    [label_path] = (root / "manual_set" / "label").rglob("*.png")
+    truth = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
+    full = evaluate(MODEL, root, "test", EvaluateOptions(device="cpu", threshold=0.05,
+                                                                out_dir=tmp_path / "ev"))
+    partial = np.where(truth > 0, 1, UNDECIDED_PNG).astype(np.uint8)  # only leaks decided
+    cv2.imwrite(str(label_path), partial)
+    [sample] = load_split(root / "manual_set", "test").samples
+    assert sample.anomaly_px == int((truth > 0).sum())
+    _, _, label = read_sample(sample)
+    assert set(np.unique(label)) <= {1, IGNORE} and (label == 1).sum() == sample.anomaly_px
+    from dataclasses import replace
+
+    _, _, small = read_sample(replace(sample, scale=0.5))
+    assert IGNORE in small and set(np.unique(small)) <= {0, 1, IGNORE}
+    only_leaks = evaluate(MODEL, root, "test", EvaluateOptions(device="cpu", threshold=0.05,
+                                                                out_dir=tmp_path / "ev"))
+    # at a low threshold the model marks more than the leaks: false positives in the
+    # undecided area are not counted, what it finds of the leaks is
+    assert only_leaks["test_dataset_precision"] > full["test_dataset_precision"]
+    assert only_leaks["test_dataset_recall"] == full["test_dataset_recall"]
+
+
+def test_masked_loss_ignores_undecided_pixels():
+    import torch
+
+    from thermal_anomaly_segmenter.train.task import IGNORE, make_loss, masked_loss
+
+    torch.manual_seed(0)
+    target = (torch.rand(2, 1, 16, 16) > 0.7).float()
+    target[:, :, :8] = IGNORE
+    for name in ("Dice", "Tversky", "BCE"):
+        logits = torch.randn(2, 1, 16, 16, requires_grad=True)
+        loss = masked_loss(make_loss(name), logits, target)
+        loss.backward()
+        assert torch.isfinite(loss)
+        assert float(logits.grad[:, :, :8].abs().max()) == 0.0  # nothing learnt there
+        assert float(logits.grad[:, :, 8:].abs().max()) > 0.0
+        other = logits.detach().clone()
+        other[:, :, :8] = torch.randn(2, 1, 8, 16) * 10  # whatever it says there
+        assert torch.allclose(masked_loss(make_loss(name), other, target), loss.detach())
+
+
+def test_stage_rule_needs_enough_decisions_and_keeps_leaks():
+    from thermal_anomaly_segmenter.false_alarms import FEATURES
+    from thermal_anomaly_segmenter.train.adapt_stage import stage_decision
+
+    rng = np.random.default_rng(0)
+    few = stage_decision(rng.normal(size=(4, len(FEATURES))), ["leak", "leak", "lamp", "lamp"])
+    assert not few.on and "too few" in few.reason
+    # leaks and lamps far apart in feature space: the stage keeps every held-out leak
+    x = np.concatenate([rng.normal(0, 0.3, (12, len(FEATURES))),
+                        rng.normal(5, 0.3, (12, len(FEATURES)))])
+    good = stage_decision(x, ["leak"] * 12 + ["lamp"] * 12)
+    assert good.on, good.reason
+    assert good.cv["leak_recall"] >= 0.95 and good.cv["false_alarms_rejected"] > 0.5
+    # indistinguishable: it cannot promise to keep the leaks
+    noise = stage_decision(rng.normal(size=(24, len(FEATURES))), ["leak", "lamp"] * 12)
+    assert not noise.on
+
+
+def test_review_order_puts_uncertain_first_and_spreads_frames():
+    from thermal_anomaly_segmenter.report.review_order import review_order, uncertainty
+
+    assert uncertainty(0.5, 0.5) == 1.0 and uncertainty(1.0, 0.5) == 0.0
+    assert uncertainty(0.99, 0.5, leak_score=0.5) == 1.0
+    entries = [{"frame": "a", "id": i, "probability": 0.51 + 0.01 * i, "threshold": 0.5}
+               for i in range(1, 4)]
+    entries += [{"frame": "b", "id": 1, "probability": 0.6, "threshold": 0.5},
+                {"frame": "c", "id": 1, "probability": 0.98, "threshold": 0.5}]
+    order = review_order(entries)
+    assert order[0] == "a/1"
+    assert order[1] == "b/1"  # a second pick of frame a waits for another frame
+    assert order[-1] == "c/1"  # the surest last
+    assert sorted(order) == sorted(f"{e['frame']}/{e['id']}" for e in entries)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.slow
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(survey, tmp_path):
+    data, frames = survey["data"], survey["frames"]
+    good = _review(data, lambda a: "leak")
+    cases = {}
+    cases["no decision"] = ({**good, "decisions": []}, [frames], "no leak or false-alarm")
+    unsure = _review(data, lambda a: "unsure")
+    cases["only unsure"] = (unsure, [frames], "no leak or false-alarm")
+    other = json.loads(json.dumps(good))
+    for d in other["decisions"]:
+        d["frame"] = "x" + d["frame"]
+    other["frames"] = {"x" + k: v for k, v in other["frames"].items()}
+    cases["other frames"] = (other, [frames], "other frames")
+    moved = json.loads(json.dumps(good))
+    for info in moved["frames"].values():
+        info["corridor_median_degc"] = (info["corridor_median_degc"] or 0) + 3.0
+    cases["other report"] = (moved, [frames], "corridor median")
+    decided = sorted({d["frame"] for d in good["decisions"]})
+    cases["missing frame"] = (good, [frames / f"{decided[0]}.npy.lz4"], "missing")
+    for i, (name, (review, inputs, problem)) in enumerate(cases.items()):
+        path = tmp_path / f"review{i}.json"
+        path.write_text(json.dumps(review))
+        out = tmp_path / f"new{i}"
+        proc = _taseg("adapt", str(path), *map(str, inputs), "--out", str(out), "--no-gpu",
+                      "--model-dir", str(MODEL), cwd=tmp_path)
+        assert proc.returncode == 2, (name, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and problem in lines[0], (name, lines)
+        assert not out.exists() and not list(tmp_path.glob(f".new{i}*")), name
+    path = tmp_path / "good.json"
+    path.write_text(json.dumps(good))
+    proc = _taseg("adapt", str(path), str(frames), "--out", str(tmp_path / "n"), "--max-time",
+                  "0.01", cwd=tmp_path)
+    assert proc.returncode == 2 and "too small to train" in proc.stderr
+    assert not (tmp_path / "n").exists()
+    (tmp_path / "taken").mkdir()
+    proc = _taseg("adapt", str(path), str(frames), "--out", str(tmp_path / "taken"),
+                  cwd=tmp_path)
+    assert proc.returncode == 2 and "already exists" in proc.stderr
+    assert not any((tmp_path / "taken").iterdir())
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture()
+def browser(tmp_path):
+    from headless_browser import start_browser
+
+    yield from start_browser(tmp_path / "profile")
+
+
+async def _click_and_export(ws_url: str, url: str, decisions: dict[str, str],
+                            downloads: Path) -> dict:
+    import aiohttp
+    from headless_browser import Page
+
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            ws_url, max_msg_size=0) as ws:
+        page = Page(ws)
+        await page.call("Page.enable")
+        await page.call("Page.setDownloadBehavior", behavior="allow",
+                        downloadPath=str(downloads))
+        await page.call("Page.navigate", url=url)
+        await page.wait_for("document.readyState === 'complete' && "
+                            "document.querySelectorAll('#review-next li').length > 0")
+        queue = await page.js("Array.from(document.querySelectorAll('#review-next li button'))"
+                              ".map(b => b.dataset.key)")
+        for key, decision in decisions.items():
+            row = f"document.querySelector('tr[data-key=\"{key}\"]')"
+            if decision == "false_alarm":
+                await page.js(f"{row}.querySelector('select.cause').value = 'lamp'")
+            await page.js(f"{row}.querySelector('button[data-decision={decision}]').click()")
+        shown = await page.js("document.getElementById('review-count').textContent")
+        after = await page.js("Array.from(document.querySelectorAll('#review-next li button'))"
+                              ".map(b => b.dataset.key)")
+        await page.js("document.getElementById('export').click()")
+        deadline = time.monotonic() + 20
+        while not (downloads / "review.json").is_file() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        return {"queue": queue, "after": after, "shown": shown}
+
+
+@pytest.mark.slow
+def test_review_clicked_in_chromium_adapts_a_model_that_reports(survey, browser, tmp_path):
+    data = survey["data"]
+    keys = data["review_order"]
+    # the inspector follows the queue: every anomaly decided, alternating leak / false alarm
+    decisions = {k: ("leak" if i % 2 == 0 else "false_alarm") for i, k in enumerate(keys)}
+    decisions[keys[-1]] = "unsure"  # its frame is not fully decided: a partial label
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    page = asyncio.run(_click_and_export(
+        browser, (survey["root"] / "report" / "report.html").as_uri(), decisions, downloads))
+    assert page["queue"] == keys[:10]
+    assert page["after"] == []  # everything decided: the queue is empty
+    n_leak = sum(v == "leak" for v in decisions.values())
+    assert page["shown"].startswith(f"{len(keys)} of {len(keys)} decided ({n_leak} leak, "
+                                    f"{len(keys) - n_leak - 1} false alarm, 1 unsure)")
+    review = downloads / "review.json"
+    exported = json.loads(review.read_text())
+    assert {f"{d['frame']}/{d['id']}": d["decision"] for d in exported["decisions"]} == decisions
+
+    new = tmp_path / "new_model"
+    proc = _taseg("adapt", str(review), str(survey["frames"]), "--out", str(new),
+                  "--max-time", "0.4", "--no-gpu", "--model-dir", str(MODEL), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "adapted model" in proc.stdout and "more decisions would likely help" in proc.stdout
+    for name in ("model.safetensors", "train_config.json", "model.onnx", "adapt.json"):
+        assert (new / name).is_file(), name
+    record = json.loads((new / "adapt.json").read_text())
+    import hashlib
+
+    assert record["review_sha256"] == hashlib.sha256(review.read_bytes()).hexdigest()
+    assert record["report_id"] == data["report_id"]
+    assert all(len(f["data_sha256"]) == 64 for f in record["frames"])
+    assert record["decisions"]["leak"] == n_leak
+    assert record["complete_frames"] == len({k.split("/")[0] for k in keys}) - 1
+    config = json.loads((new / "train_config.json").read_text())
+    assert config["calibration"]["fitted_on"]["split"] == "val"
+    assert config["train_args"]["start_weights"]["source"] == str(MODEL)
+    assert config["train_args"]["false_alarm_stage"] in ("on", "off")
+    assert config["train_args"]["adapt"] == "adapt.json"
+    assert config["train_args"]["review_sha256"] == record["review_sha256"]
+
+    # the new folder predicts, and taseg report uses it
+    proc = _taseg("report", str(survey["frames"]), "--out", str(tmp_path / "report2"),
+                  "--model-dir", str(new), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    docs = [json.loads(p.read_text()) for p in (tmp_path / "report2" / "predictions").glob(
+        "*.json")]
+    assert len(docs) == 3 and all(d["model"]["dir"] == str(new) for d in docs)
+    assert all(d["threshold"] == config["threshold"] for d in docs)
+
+
+def test_a_folder_whose_stage_adapt_switched_on_screens_by_itself(tmp_path):
+    """``train_args.false_alarm_stage == "on"`` (written by adapt after cross-validation)
+    turns the folder's own stage on for predict and report without --false-alarms."""
+    import shutil
+
+    from thermal_anomaly_segmenter.false_alarms import FEATURES
+    from thermal_anomaly_segmenter.io.formats import write_frame
+    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.train.adapt_stage import train_survey_stage
+
+    folder = tmp_path / "model"
+    shutil.copytree(MODEL, folder)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 0.3, (8, len(FEATURES))),
+                        rng.normal(5, 0.3, (8, len(FEATURES)))])
+    train_survey_stage(x, ["leak"] * 8 + ["lamp"] * 8).save(folder / "false_alarms.json")
+    frame = write_frame(tmp_path / "f.npy.lz4", make_scene(5, 192, 256).data)
+    off = _taseg("predict", str(frame), "--model-dir", str(folder), "--out",
+                 str(tmp_path / "off"), cwd=tmp_path)
+    assert off.returncode == 0, off.stderr
+    assert "false_alarm_stage" not in json.loads((tmp_path / "off" / "f.json").read_text())
+    config = json.loads((folder / "train_config.json").read_text())
+    config["train_args"]["false_alarm_stage"] = "on"
+    (folder / "train_config.json").write_text(json.dumps(config))
+    on = _taseg("predict", str(frame), "--model-dir", str(folder), "--out",
+                str(tmp_path / "on"), cwd=tmp_path)
+    assert on.returncode == 0, on.stderr
+    doc = json.loads((tmp_path / "on" / "f.json").read_text())
+    assert doc["false_alarm_stage"]["classifier"].endswith("false_alarms.json")
+
+
+def test_tiff_frames_with_a_corridor_folder_are_the_reviewed_frames(survey, tmp_path):
+    import cv2
+    import tifffile
+
+    from thermal_anomaly_segmenter.io.read import read_frame
+    from thermal_anomaly_segmenter.review import Review
+    from thermal_anomaly_segmenter.train.adapt import AdaptOptions, resolve_frames
+
+    tiffs, corridors = tmp_path / "tiff", tmp_path / "corridor"
+    tiffs.mkdir()
+    corridors.mkdir()
+    for path in survey["frames"].glob("*.npy.lz4"):
+        frame = read_frame(path)
+        tifffile.imwrite(tiffs / f"{frame.name}.tif", frame.t_u)
+        cv2.imwrite(str(corridors / f"{frame.name}.png"), frame.corridor.astype(np.uint8) * 255)
+    path = tmp_path / "review.json"
+    path.write_text(json.dumps(_review(survey["data"], lambda a: "leak")))
+    review = Review.read(path)
+    frames = resolve_frames(review, AdaptOptions(str(path), [str(tiffs)], str(tmp_path / "o"),
+                                                 corridor=str(corridors)))
+    assert set(frames) == {n for n in review.frames if review.firm(n)}
+    for name, frame in frames.items():
+        same = read_frame(survey["frames"] / f"{name}.npy.lz4")
+        assert np.array_equal(frame.corridor, same.corridor)
+        assert np.array_equal(frame.t_u, same.t_u)
+
+
+def test_augmentation_keeps_undecided_pixels_undecided():
+    """Both augmentation sites move a partial label's IGNORE pixels with the frame (nearest
+    sampling) instead of blending them into leak or background."""
+    import torch
+
+    from thermal_anomaly_segmenter.augmentation import ThermalAugment
+    from thermal_anomaly_segmenter.normalization import Normalization
+    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.train.device_augment import DeviceAugment
+    from thermal_anomaly_segmenter.train.task import IGNORE
+
+    scene = make_scene(4, 128, 160)
+    label = np.where(scene.leak_mask > 0, 1, IGNORE).astype(np.uint8)
+    label[:, :40] = 0
+    cpu = ThermalAugment(elastic_p=1.0, affine_p=1.0, zoom=(0.7, 1.3), zoom_p=1.0)
+    for seed in range(4):
+        _, out, _ = cpu(scene.data, scene.corridor, label, seed)
+        assert set(np.unique(out)) <= {0, 1, IGNORE} and IGNORE in out
+    dev = DeviceAugment(Normalization())
+    params = np.stack([dev.draw(seed) for seed in range(4)])
+    data = torch.from_numpy(np.ascontiguousarray(scene.data.transpose(2, 0, 1)))[None]
+    _, out, _ = dev.augment(data.repeat(4, 1, 1, 1),
+                            torch.from_numpy(label[None, None].astype(np.float32)).repeat(
+                                4, 1, 1, 1),
+                            torch.zeros(4, 3), params)
+    assert set(torch.unique(out).tolist()) <= {0.0, 1.0, float(IGNORE)}
+    assert float(IGNORE) in torch.unique(out).tolist()
