@@ -132,7 +132,8 @@ def dataset_roots(settings: Settings) -> tuple[Path, ...]:
 def confine(value: str | os.PathLike[str], roots: tuple[Path, ...], what: str) -> Path:
     """Resolve a client-given path and make sure it lies under one of ``roots``.
 
-    A relative path is looked up under each root in turn. Symbolic links are resolved
+    A relative path is looked up under each root in turn, then from the folder the process
+    started in (where a relative ``MODELS_PATH`` points). Symbolic links are resolved
     before the check, so a link inside a root that points elsewhere is refused too.
 
     Raises:
@@ -146,7 +147,10 @@ def confine(value: str | os.PathLike[str], roots: tuple[Path, ...], what: str) -
     try:
         path = Path(text).expanduser()
         real_roots = [root.resolve() for root in roots]
-        candidates = [path] if path.is_absolute() else [root / path for root in real_roots]
+        # A relative path is under a root, or spelled from the start folder as the published
+        # tests do (f"{MODELS_PATH}/name" with a relative MODELS_PATH, after a chdir).
+        candidates = ([path] if path.is_absolute()
+                      else [*(root / path for root in real_roots), _core.START_DIR / path])
         inside = [
             resolved
             for resolved in (candidate.resolve() for candidate in candidates)
