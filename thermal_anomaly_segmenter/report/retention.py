@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def output_suffixes() -> tuple[str, ...]:
     """The file-name suffixes of every output kind the API writes: a frame's and an
     orthomosaic's (GeoTIFFs, GeoPackage), longest first so ``_mask.tif`` beats nothing."""
-    from ..geo.ortho import ORTHO_NAMES
+    from thermal_anomaly_segmenter.geo.ortho import ORTHO_NAMES
 
     return tuple(sorted({*OUTPUT_NAMES.values(), *ORTHO_NAMES.values()}, key=len, reverse=True))
 
