@@ -8,7 +8,6 @@ names no earlier file has (:func:`.predict.reserve_stem`).
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import os
@@ -17,6 +16,8 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from thermal_anomaly_segmenter.io.csv_safe import SafeDictWriter
 
 from ..errors import InvalidInputError, OutputError
 from ..io.atomic import atomic_write
@@ -117,7 +118,8 @@ def _claim(out: Path) -> dict[str, Path]:
 
 def csv_text(survey: Survey) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    # Frame names, pipe ids and causes come from users' files: no cell may run as a formula.
+    writer = SafeDictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for item in survey.items:
         row = item.row()
