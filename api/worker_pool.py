@@ -66,7 +66,13 @@ class SupervisedPool:
         self._change = asyncio.Event()
 
     def _new_slot(self) -> ProcessPoolExecutor:
-        slot = ProcessPoolExecutor(max_workers=1, mp_context=self._context)
+        from thermal_anomaly_segmenter.processes import die_with_parent
+
+        # Unlike Pool's, an executor's worker keeps its queue's write end and so never sees
+        # its server go away: it asks the kernel to end it with the server (spawned from the
+        # event loop's thread, which lives as long as the server).
+        slot = ProcessPoolExecutor(max_workers=1, mp_context=self._context,
+                                   initializer=die_with_parent)
         slot.submit(os.getpid)  # start the worker now, not on the next request
         return slot
 
