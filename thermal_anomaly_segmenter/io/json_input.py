@@ -81,8 +81,9 @@ def number(value: Any, what: str, *, low: float = -math.inf, high: float = math.
     if isinstance(value, bool) or not ok_type or not math.isfinite(value) or \
             not low <= value <= high:
         kind = "an integer" if integer else "a finite number"
-        raise InvalidInputError(f"{what} must be {kind} in [{low:g}, {high:g}], got "
-                                f"{str(value)[:40]!r}")
+        if math.isfinite(low) or math.isfinite(high):
+            kind += f" in [{low:g}, {high:g}]"
+        raise InvalidInputError(f"{what} must be {kind}, got {str(value)[:40]!r}")
     return value
 
 
