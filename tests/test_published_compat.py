@@ -103,7 +103,7 @@ def test_paths_follow_the_published_semantics(tmp_path):
 def test_relative_paths_as_the_published_tests_use_them(tmp_path):
     """Relative DATA_PATH/MODELS_PATH, then a chdir into a folder holding copies of both and
     arguments spelled from the constants (f"{MODELS_PATH}/name", Path(DATA_PATH, file)), as
-    the published test fixtures do: the predict finds the frame and the model."""
+    the published test fixtures do: the predict finds the frame and the model there."""
     start, moved = tmp_path / "start", tmp_path / "moved"
     for base in (start, moved):
         shutil.copytree(ROOT / "models" / "unet_mobilenetv2_synthetic",
@@ -129,9 +129,11 @@ def test_relative_paths_as_the_published_tests_use_them(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     data, models, result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (data, models) == ("tm/data", "tm/models")
-    # The outputs go to the model folder the process started with (chdir-proof).
-    assert Path(result).is_relative_to(start / "tm" / "models"), result
+    # A relative model_dir is read from the current folder, as published: the outputs go
+    # to <model_dir>/predictions there (the published test looks for that folder).
+    assert Path(result).is_relative_to(moved / "tm" / "models"), result
     assert Path(result).is_file()
+    assert not (start / "tm" / "models" / "unet_mobilenetv2_synthetic" / "predictions").exists()
 
 
 def test_constants_stay_current_after_reload(tmp_path, monkeypatch):
