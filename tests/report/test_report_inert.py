@@ -16,6 +16,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from conftest import SHIPPED_ONLY
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"
@@ -27,8 +28,8 @@ HOSTILE_PIPE = "<!--<script>window.pwned=3</script>"
 HOSTILE_CAUSE = "<img src=x onerror=\"window.pwned=4\">"
 
 
-def taseg(*args: object) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
+def taseg(*args: object, **extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1", **extra}
     return subprocess.run([sys.executable, "-m", "thermal_anomaly_segmenter", *map(str, args)],
                           capture_output=True, text=True, timeout=300, env=env)
 
@@ -37,8 +38,12 @@ def taseg(*args: object) -> subprocess.CompletedProcess:
 def predicted(tmp_path_factory) -> Path:
     """The sample predicted with the false-alarm stage (anomalies and rejected ones)."""
     out = tmp_path_factory.mktemp("pred")
+    # A private copy of the shipped models: the stage's classifier is trained on demand and
+    # stored in the model folder.
+    models = tmp_path_factory.mktemp("models") / "models"
+    shutil.copytree(ROOT / "models", models, ignore=SHIPPED_ONLY)
     proc = taseg("predict", SAMPLE, "--out", out, "--false-alarms", "--outputs",
-                 "mask,overlay,json")
+                 "mask,overlay,json", MODELS_PATH=str(models))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((out / f"{STEM}.json").read_text())
     assert doc["anomalies"] and doc["rejected"], doc
