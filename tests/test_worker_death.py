@@ -44,6 +44,13 @@ def _holder_of(tmp: Path, server_pid: int) -> int | None:
     return None
 
 
+def _state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 @pytest.mark.parametrize("sig", [signal.SIGSEGV, signal.SIGKILL])
 def test_worker_killed_mid_predict(tmp_path, sig):
     folders = make_folders(tmp_path, synth=False)
@@ -71,3 +78,21 @@ def test_worker_killed_mid_predict(tmp_path, sig):
         wait_for_outputs(again.json()["predictions"])
         assert server.alive
         assert eventually(lambda: not leftover_uploads(folders), 10), leftover_uploads(folders)
+
+
+def test_workers_end_with_a_killed_server(tmp_path):
+    """SIGKILL of the server alone (not its group): its model workers must not live on as
+    orphans holding a model in memory."""
+    from thermal_anomaly_segmenter.processes import process_trees
+
+    folders = make_folders(tmp_path, synth=False)
+    with running_server(folders, "--model-name", "thermal_anomaly_segmenter") as server:
+        workers = [pid for pid in process_trees(server.proc.pid) if pid != server.proc.pid]
+        assert workers, "no worker process found"
+        os.kill(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(10)
+
+        def gone() -> bool:  # ended (a zombie nobody reaps counts as ended)
+            return all(_state(pid) in (None, "Z", "X") for pid in workers)
+
+        assert eventually(gone, 15), workers
