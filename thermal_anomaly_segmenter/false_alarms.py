@@ -214,9 +214,10 @@ class FalseAlarmClassifier:
         path = Path(path)
         if path.is_dir():
             path = path / FILE_NAME
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict()) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        from thermal_anomaly_segmenter.io.atomic import atomic_write
+
+        # allow_nan=False: a file this writes is always one load() accepts.
+        atomic_write(path, json.dumps(self.to_dict(), allow_nan=False) + "\n")
         return path
 
     @classmethod
