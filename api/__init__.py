@@ -26,7 +26,16 @@ from marshmallow import fields as ma_fields
 from thermal_anomaly_segmenter.config import PredictOptions, TrainOptions, get_settings
 from thermal_anomaly_segmenter.errors import InvalidInputError, TasegError
 
-from . import config, lifecycle, report_response, request_limits, responses, schemas, uploads
+from . import (
+    config,
+    lifecycle,
+    report_response,
+    request_limits,
+    responses,
+    schemas,
+    uploads,
+    worker_pool,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +95,8 @@ def warm() -> None:
 
 
 def _guard_server_app() -> None:
-    """Add :func:`~api.responses.malformed_request_as_json`, then (inside it)
+    """Supervise DEEPaaS's model workers (:mod:`api.worker_pool`), add
+    :func:`~api.responses.malformed_request_as_json`, then (inside it)
     :func:`~api.request_limits.bounded_body` and :func:`~api.lifecycle.request_lifecycle` to
     DEEPaaS's aiohttp app, and answer what its HTTP parser refuses in JSON
     (:func:`~api.responses.answer_protocol_errors_as_json`).
@@ -99,6 +109,7 @@ def _guard_server_app() -> None:
     if not isinstance(app, web.Application) or app.frozen:
         return
     responses.answer_protocol_errors_as_json()
+    worker_pool.supervise_deepaas_workers()
     for guard in (responses.malformed_request_as_json, request_limits.bounded_body,
                   lifecycle.request_lifecycle):
         if guard not in app.middlewares:

@@ -104,9 +104,22 @@ def project_metadata() -> dict[str, object]:
     }
 
 
+def _from_cwd(given: Path | None) -> tuple[Path, ...]:
+    """A relative published path as code written against the published module resolves it
+    now (from the current folder, after its ``chdir``); nothing for an absolute one."""
+    if given is None or given.is_absolute():
+        return ()
+    try:
+        return (Path.cwd() / given,)
+    except OSError:  # the current folder was deleted
+        return ()
+
+
 def model_roots(settings: Settings) -> tuple[Path, ...]:
-    """Folders a model_dir may lie in (published: MODELS_PATH, then REMOTE_PATH)."""
-    return settings.models_path, settings.remote_path
+    """Folders a model_dir may lie in (published: MODELS_PATH, then REMOTE_PATH); a relative
+    MODELS_PATH also as seen from the current folder."""
+    return (settings.models_path, *_from_cwd(settings.models_path_given),
+            settings.remote_path)
 
 
 #: Published names re-exported from ``thermal_anomaly_segmenter.config``, read on access.
@@ -125,15 +138,18 @@ def __getattr__(name: str) -> object:
 
 
 def dataset_roots(settings: Settings) -> tuple[Path, ...]:
-    """Folders a dataset_path may lie in (published order: REMOTE_PATH, then DATA_PATH)."""
-    return settings.remote_path, settings.data_path
+    """Folders a dataset_path may lie in (published order: REMOTE_PATH, then DATA_PATH); a
+    relative DATA_PATH also as seen from the current folder."""
+    return settings.remote_path, settings.data_path, *_from_cwd(settings.data_path_given)
 
 
 def confine(value: str | os.PathLike[str], roots: tuple[Path, ...], what: str) -> Path:
     """Resolve a client-given path and make sure it lies under one of ``roots``.
 
-    A relative path is looked up under each root in turn. Symbolic links are resolved
-    before the check, so a link inside a root that points elsewhere is refused too.
+    A relative path is looked up under each root in turn, then from the current folder and
+    the folder the process started in (where a relative ``MODELS_PATH`` points). Symbolic
+    links are resolved before the check, so a link inside a root that points elsewhere is
+    refused too.
 
     Raises:
         PathNotAllowedError: The path leaves every root.
@@ -146,7 +162,12 @@ def confine(value: str | os.PathLike[str], roots: tuple[Path, ...], what: str) -
     try:
         path = Path(text).expanduser()
         real_roots = [root.resolve() for root in roots]
-        candidates = [path] if path.is_absolute() else [root / path for root in real_roots]
+        # A relative path is under a root, or spelled from the current folder as the
+        # published tests do (f"{MODELS_PATH}/name" with a relative MODELS_PATH, after a
+        # chdir into a copy), or from the folder the process started in.
+        candidates = ([path] if path.is_absolute()
+                      else [*(root / path for root in real_roots), *_from_cwd(path),
+                            _core.START_DIR / path])
         inside = [
             resolved
             for resolved in (candidate.resolve() for candidate in candidates)

@@ -26,6 +26,7 @@ from thermal_anomaly_segmenter.errors import TasegError
 
 from . import uploads
 from .responses import ApiError, error_for
+from .worker_pool import WorkerDiedError
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,14 @@ async def request_lifecycle(request: web.Request, handler: Callable[..., Any]) -
                 log.info("killed %d processes left by the cancelled training", killed)
     if request.method != "POST" or not request.path.rstrip("/").endswith("/predict"):
         return await handler(request)
+    try:
+        return await _predict_within_budget(request, handler)
+    except WorkerDiedError as exc:  # a segfault or an OOM kill: named, the server goes on
+        raise ApiError(exc.status, str(exc)) from None
+
+
+async def _predict_within_budget(request: web.Request, handler: Callable[..., Any]) -> Any:
+    """Run a predict; cancel it when its client goes away or its time budget runs out."""
     try:
         budget = get_settings().predict_timeout_s
     except TasegError as exc:  # a malformed TASEG_PREDICT_TIMEOUT_S, named

@@ -119,3 +119,15 @@ def remove_temp_copies_of_ended(held: dict[int, set[Path]]) -> int:
     for path in ended:
         _remove(path)
     return len(ended)
+
+
+def remove_temp_copy_of_call(call: Any) -> int:
+    """Remove DEEPaaS's temp copies among the arguments of ``call`` (a ``functools.partial``
+    DEEPaaS sends to a worker) once that worker is gone. Returns how many were removed."""
+    values = [*getattr(call, "args", ()), *(getattr(call, "keywords", None) or {}).values()]
+    removed = 0
+    for value in values:
+        if is_deepaas_temp_copy(value) and Path(value.filename).exists():
+            remove_temp_copy(value)
+            removed += 1
+    return removed

@@ -65,9 +65,12 @@ def _paths_in_fresh_process(cwd: Path, env: dict[str, str]) -> dict[str, str]:
         "import json, os, api.config as c\n"
         "from thermal_anomaly_segmenter import config as k\n"
         "os.chdir('/')\n"  # a later chdir must not move the folders
+        "s = k.get_settings()\n"
         "print(json.dumps({n: str(getattr(c, n)) for n in ('DATA_PATH', 'MODELS_PATH', "
         "'REMOTE_PATH')} | {n: str(getattr(k, n)) for n in ('REMOTE_DATA_PATH', "
-        "'REMOTE_MODELS_PATH')}))\n"
+        "'REMOTE_MODELS_PATH')} | {'used_data': str(s.data_path), "
+        "'used_models': str(s.models_path), 'types': [type(c.DATA_PATH).__name__, "
+        "type(c.MODELS_PATH).__name__]}))\n"
     )
     base = {k: v for k, v in os.environ.items()
             if k not in ("DATA_PATH", "MODELS_PATH", "REMOTE_PATH", "REMOTE_DATA_PATH",
@@ -86,11 +89,51 @@ def test_paths_follow_the_published_semantics(tmp_path):
     relative = _paths_in_fresh_process(tmp_path, {
         "PYTHONPATH": str(ROOT), "DATA_PATH": "mydata", "MODELS_PATH": "sub/models",
         "REMOTE_PATH": str(tmp_path / "remote"), "REMOTE_MODELS_PATH": "rm"})
-    # Relative values: the working directory at start, also after the chdir('/').
-    assert relative["DATA_PATH"] == str(tmp_path / "mydata")
-    assert relative["MODELS_PATH"] == str(tmp_path / "sub" / "models")
+    # Relative values stay relative in the published constants (code written against the
+    # published module chdirs and resolves them anew); the package itself uses them resolved
+    # against the working directory at start, also after the chdir('/').
+    assert relative["DATA_PATH"] == "mydata" and relative["MODELS_PATH"] == "sub/models"
+    assert relative["types"] == ["PosixPath", "PosixPath"]
+    assert relative["used_data"] == str(tmp_path / "mydata")
+    assert relative["used_models"] == str(tmp_path / "sub" / "models")
     assert relative["REMOTE_MODELS_PATH"] == str(tmp_path / "rm")
     assert relative["REMOTE_DATA_PATH"] == str(tmp_path / "remote" / "data")
+
+
+def test_relative_paths_as_the_published_tests_use_them(tmp_path):
+    """Relative DATA_PATH/MODELS_PATH, then a chdir into a folder holding copies of both and
+    arguments spelled from the constants (f"{MODELS_PATH}/name", Path(DATA_PATH, file)), as
+    the published test fixtures do: the predict finds the frame and the model there."""
+    start, moved = tmp_path / "start", tmp_path / "moved"
+    for base in (start, moved):
+        shutil.copytree(ROOT / "models" / "unet_mobilenetv2_synthetic",
+                        base / "tm" / "models" / "unet_mobilenetv2_synthetic")
+        (base / "tm" / "data").mkdir()
+        shutil.copyfile(ROOT / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4",
+                        base / "tm" / "data" / "frame.npy.lz4")
+    code = (
+        "import os, json\nfrom pathlib import Path\nimport api\n"
+        "from deepaas.model.v2.wrapper import UploadedFile\n"
+        f"os.chdir({str(moved)!r})\n"
+        "f = Path(api.config.DATA_PATH, 'frame.npy.lz4')\n"
+        "a = api.predict(input_file=UploadedFile('input_file', f, 'x', 'frame.npy.lz4'), "
+        "model_dir=f'{api.config.MODELS_PATH}/unet_mobilenetv2_synthetic', threshold=0.5, "
+        "accept='application/json')\n"
+        "print(json.dumps([str(api.config.DATA_PATH), str(api.config.MODELS_PATH), "
+        "a['result']]))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASEG_", "MLFLOW_"))}
+    env.update(PYTHONPATH=str(ROOT), DATA_PATH="tm/data", MODELS_PATH="tm/models",
+               REMOTE_PATH=str(tmp_path / "remote"), HF_HUB_OFFLINE="1")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=start, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data, models, result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (data, models) == ("tm/data", "tm/models")
+    # A relative model_dir is read from the current folder, as published: the outputs go
+    # to <model_dir>/predictions there (the published test looks for that folder).
+    assert Path(result).is_relative_to(moved / "tm" / "models"), result
+    assert Path(result).is_file()
+    assert not (start / "tm" / "models" / "unet_mobilenetv2_synthetic" / "predictions").exists()
 
 
 def test_constants_stay_current_after_reload(tmp_path, monkeypatch):
@@ -99,7 +142,7 @@ def test_constants_stay_current_after_reload(tmp_path, monkeypatch):
     monkeypatch.setenv("DATA_PATH", str(tmp_path))
     reload_settings()
     try:
-        assert tmp_path.resolve() == api.config.DATA_PATH
+        assert tmp_path == api.config.DATA_PATH  # as given
     finally:
         monkeypatch.undo()
         reload_settings()

@@ -56,6 +56,12 @@ def _env_path(name: str, default: Path) -> Path:
     return START_DIR / Path(value).expanduser() if value else default
 
 
+def _given_path(name: str, default: Path) -> Path:
+    """The path as the environment gave it (published: relative stays relative)."""
+    value = os.environ.get(name, "").strip()
+    return Path(value) if value else default
+
+
 def _env_int(name: str, default: int, minimum: int = 1) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -105,6 +111,11 @@ class Settings:
     #: Published ``REMOTE_DATA_PATH`` / ``REMOTE_MODELS_PATH`` (default: under REMOTE_PATH).
     remote_data_path: Path | None = None
     remote_models_path: Path | None = None
+    #: Published ``DATA_PATH`` / ``MODELS_PATH`` exactly as the environment gave them (a
+    #: relative one stays relative, for code that resolves it anew after a ``chdir``); the
+    #: package itself only uses ``data_path`` / ``models_path``, resolved at start.
+    data_path_given: Path | None = None
+    models_path_given: Path | None = None
     #: MLflow experiment of training runs (``MLFLOW_EXPERIMENT_NAME``); default the repo folder.
     mlflow_experiment_name: str | None = None
     #: ``HF_HUB_OFFLINE``: True (the default) refuses anything that would need a download.
@@ -140,6 +151,8 @@ class Settings:
             backend=backend,
             remote_data_path=_env_path("REMOTE_DATA_PATH", remote / "data"),
             remote_models_path=_env_path("REMOTE_MODELS_PATH", remote / "models"),
+            data_path_given=_given_path("DATA_PATH", BASE_DIR / "data"),
+            models_path_given=_given_path("MODELS_PATH", BASE_DIR / "models"),
             mlflow_experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME", "").strip() or None,
             hub_offline=os.environ.get("HF_HUB_OFFLINE", "1") not in ("0", "false", "False", ""),
         )
@@ -478,8 +491,8 @@ def _mlflow_uri(settings: Settings) -> str:
 # Published module constants that depend on the environment, computed on access from
 # get_settings() (so they stay current after reload_settings() and nothing is read at import).
 _SETTING_CONSTANTS: dict[str, Any] = {
-    "DATA_PATH": lambda s: s.data_path,
-    "MODELS_PATH": lambda s: s.models_path,
+    "DATA_PATH": lambda s: s.data_path_given or s.data_path,
+    "MODELS_PATH": lambda s: s.models_path_given or s.models_path,
     "REMOTE_PATH": lambda s: s.remote_path,
     "REMOTE_DATA_PATH": lambda s: s.remote_data_path,
     "REMOTE_MODELS_PATH": lambda s: s.remote_models_path,

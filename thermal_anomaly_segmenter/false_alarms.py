@@ -187,22 +187,37 @@ class FalseAlarmClassifier:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FalseAlarmClassifier:
-        if data.get("format") != FORMAT:
+        """A classifier from its JSON document, every field checked (a file with a NaN, a
+        huge learning rate or a node index out of its tree is refused, never applied)."""
+        from thermal_anomaly_segmenter.io.json_input import number, of_type
+
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise InvalidInputError(f"not a TASeg false-alarm classifier ({FORMAT})")
-        if tuple(data["features"]) != FEATURES:
+        if not isinstance(data.get("features"), list) or tuple(data["features"]) != FEATURES:
             raise InvalidInputError("false-alarm classifier uses other features than this TASeg")
-        return cls(classes=tuple(data["classes"]), learning_rate=float(data["learning_rate"]),
-                   trees=data["trees"], features=tuple(data["features"]),
-                   keep_threshold=float(data["keep_threshold"]), info=data.get("info", {}))
+        classes = of_type(data.get("classes"), list, "false-alarm classifier: classes")
+        if not 2 <= len(classes) <= len(CAUSES) or len(set(map(str, classes))) != len(
+                classes) or not all(c in CAUSES for c in classes) or "leak" not in classes:
+            raise InvalidInputError("false-alarm classifier: classes must be distinct causes "
+                                    f"among {', '.join(CAUSES)}, leak included")
+        rate = number(data.get("learning_rate"), "false-alarm classifier: learning_rate",
+                      low=1e-6, high=10.0)
+        keep = number(data.get("keep_threshold"), "false-alarm classifier: keep_threshold",
+                      low=0.0, high=1.0)
+        info = of_type(data.get("info", {}), dict, "false-alarm classifier: info")
+        trees = _checked_trees(data.get("trees"), 1 if len(classes) == 2 else len(classes))
+        return cls(classes=tuple(classes), learning_rate=float(rate), trees=trees,
+                   features=FEATURES, keep_threshold=float(keep), info=info)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write as JSON (into ``path/false_alarms.json`` when ``path`` is a folder)."""
         path = Path(path)
         if path.is_dir():
             path = path / FILE_NAME
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict()) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        from thermal_anomaly_segmenter.io.atomic import atomic_write
+
+        # allow_nan=False: a file this writes is always one load() accepts.
+        atomic_write(path, json.dumps(self.to_dict(), allow_nan=False) + "\n")
         return path
 
     @classmethod
@@ -210,11 +225,42 @@ class FalseAlarmClassifier:
         path = Path(path)
         if path.is_dir():
             path = path / FILE_NAME
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InvalidInputError(f"cannot read false-alarm classifier {path}: {exc}") from None
-        return cls.from_dict(data)
+        from thermal_anomaly_segmenter.io.json_input import load_json
+
+        return cls.from_dict(load_json(path, "false-alarm classifier"))
+
+
+#: Bounds of a stored classifier: stages, nodes per tree, magnitude of a leaf value.
+MAX_STAGES, MAX_NODES, MAX_LEAF = 5000, 4096, 1e6
+
+
+def _checked_trees(trees: Any, n_out: int) -> list[list[dict[str, list]]]:
+    """``trees`` if every stage holds ``n_out`` well-formed trees (see the class doc)."""
+    from thermal_anomaly_segmenter.io.json_input import number
+
+    what = "false-alarm classifier: trees"
+    if not isinstance(trees, list) or not 1 <= len(trees) <= MAX_STAGES:
+        raise InvalidInputError(f"{what} must be a list of 1 to {MAX_STAGES} stages")
+    for m, stage in enumerate(trees):
+        if not isinstance(stage, list) or len(stage) != n_out:
+            raise InvalidInputError(f"{what}[{m}] must hold {n_out} trees")
+        for c, tree in enumerate(stage):
+            name = f"{what}[{m}][{c}]"
+            keys = ("feature", "threshold", "left", "right", "value")
+            if not isinstance(tree, dict) or not all(isinstance(tree.get(k), list) for k in keys):
+                raise InvalidInputError(f"{name} must hold the lists {', '.join(keys)}")
+            n = len(tree["value"])
+            if not 1 <= n <= MAX_NODES or any(len(tree[k]) != n for k in keys):
+                raise InvalidInputError(f"{name}: node lists of 1 to {MAX_NODES} equal lengths")
+            for k, low, high in (("feature", 0, len(FEATURES) - 1), ("left", -1, n - 1),
+                                 ("right", -1, n - 1)):
+                for v in tree[k]:
+                    number(v, f"{name}.{k}", low=low, high=high, integer=True)
+            for v in tree["threshold"]:
+                number(v, f"{name}.threshold")
+            for v in tree["value"]:
+                number(v, f"{name}.value", low=-MAX_LEAF, high=MAX_LEAF)
+    return trees
 
 
 def _walk(tree: dict[str, list], x: np.ndarray) -> np.ndarray:

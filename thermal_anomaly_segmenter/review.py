@@ -11,7 +11,6 @@ into a label (the confirmed leaks' footprints): a ``manual_set`` label for
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,26 +39,30 @@ class Review:
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> Review:
+        from thermal_anomaly_segmenter.io.json_input import load_json
+
         from .false_alarms import CAUSES
 
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise InvalidInputError(f"cannot read review {path}: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise InvalidInputError(f"review {path} is not JSON: {exc}") from None
+        data = load_json(path, "review")
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-            raise InvalidInputError(f"{path} is not a TASeg review ({SCHEMA}; export it from "
-                                    "report.html)")
-        frames = data.get("frames") or {}
+            raise InvalidInputError(f"{path.name} is not a TASeg review ({SCHEMA}; export it "
+                                    "from report.html)")
+        frames = _checked_frames(data.get("frames") or {}, path.name)
+        decisions = data.get("decisions") or []
+        if not isinstance(decisions, list):
+            raise InvalidInputError(f"review {path.name}: decisions must be a list")
         by_frame: dict[str, list[dict[str, Any]]] = {}
-        for d in data.get("decisions") or []:
+        for d in decisions:
             if not isinstance(d, dict) or d.get("decision") not in DECISIONS or \
-                    d.get("frame") not in frames:
-                raise InvalidInputError(f"review {path}: bad decision {str(d)[:120]}")
+                    not isinstance(d.get("frame"), str) or d["frame"] not in frames or \
+                    isinstance(d.get("id"), bool) or not isinstance(d.get("id"), (int, str)):
+                raise InvalidInputError(f"review {path.name}: bad decision {str(d)[:120]}")
             if d["decision"] == "false_alarm" and d.get("cause") not in CAUSES:
-                raise InvalidInputError(f"review {path}: unknown cause {d.get('cause')!r}")
+                raise InvalidInputError(f"review {path.name}: unknown cause "
+                                        f"{str(d.get('cause'))[:40]!r}")
+            if d.get("polygon") is not None:
+                _check_polygon(d["polygon"], f"review {path.name}: {d['frame']}/{d['id']}")
             by_frame.setdefault(d["frame"], []).append(d)
         return cls(str(path), frames, by_frame, data.get("report_id"))
 
@@ -117,6 +120,52 @@ class Review:
                                     f"{want[1]} px in the report but is {shape[0]} x {shape[1]}")
 
 
+#: Bounds of a review's footprints: pixel coordinates, points per review.
+MAX_COORD_PX, MAX_POINTS = 1e6, 1_000_000
+
+
+def _checked_frames(frames: Any, name: str) -> dict[str, dict[str, Any]]:
+    """The review's ``frames``: names -> ``anomalies`` count and optional height/width."""
+    from thermal_anomaly_segmenter.io.json_input import number
+
+    if not isinstance(frames, dict):
+        raise InvalidInputError(f"review {name}: frames must be an object")
+    for frame, info in frames.items():
+        if not isinstance(info, dict):
+            raise InvalidInputError(f"review {name}: frames.{frame[:60]} must be an object")
+        number(info.get("anomalies") or 0, f"review {name}: frames.{frame[:60]}.anomalies",
+               low=0, high=MAX_POINTS, integer=True)
+        for key in ("height", "width"):
+            if info.get(key) is not None:
+                number(info[key], f"review {name}: frames.{frame[:60]}.{key}", low=1,
+                       high=MAX_COORD_PX, integer=True)
+    return frames
+
+
+def _check_polygon(polygons: Any, what: str) -> None:
+    """A footprint: a list of polygons, each a list of rings of finite ``[x, y]`` pixels."""
+    from thermal_anomaly_segmenter.io.json_input import number
+
+    points = 0
+    if not isinstance(polygons, list):
+        raise InvalidInputError(f"{what}: polygon must be a list of polygons")
+    for rings in polygons:
+        if not isinstance(rings, list) or not rings:
+            raise InvalidInputError(f"{what}: a polygon must be a list of rings")
+        for ring in rings:
+            if not isinstance(ring, list) or len(ring) < 3:
+                raise InvalidInputError(f"{what}: a ring must list at least 3 [x, y] points")
+            points += len(ring)
+            if points > MAX_POINTS:
+                raise InvalidInputError(f"{what}: more than {MAX_POINTS} footprint points")
+            for point in ring:
+                if not isinstance(point, list) or len(point) != 2:
+                    raise InvalidInputError(f"{what}: a point must be [x, y]")
+                for v in point:
+                    number(v, f"{what}: footprint coordinate", low=-MAX_COORD_PX,
+                           high=MAX_COORD_PX)
+
+
 def rasterize_footprint(decision: dict[str, Any], shape: tuple[int, int]) -> np.ndarray:
     """A decision's footprint (pixel-corner rings, holes after the exterior) as a 0/1 mask."""
     from rasterio.features import rasterize
@@ -165,12 +214,21 @@ def read_examples(dataset: str | os.PathLike[str]) -> tuple[np.ndarray, list[str
         path = path / EXAMPLES_NAME
     if not path.is_file():
         return np.zeros((0, len(FEATURES)), np.float32), []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc}") from None
-    if data.get("schema") != EXAMPLES_SCHEMA or tuple(data.get("features", ())) != FEATURES:
+    from thermal_anomaly_segmenter.io.json_input import load_json, number
+
+    from .false_alarms import CAUSES
+
+    data = load_json(path, "review examples")
+    if not isinstance(data, dict) or data.get("schema") != EXAMPLES_SCHEMA or \
+            data.get("features") != list(FEATURES) or \
+            not isinstance(data.get("components", []), list):
         raise InvalidInputError(f"{path} is not a TASeg review examples file of these features")
     comps = data.get("components", [])
+    for c in comps:
+        if not isinstance(c, dict) or c.get("cause") not in CAUSES or \
+                not isinstance(c.get("features"), list) or len(c["features"]) != len(FEATURES):
+            raise InvalidInputError(f"{path.name}: bad component {str(c)[:120]}")
+        for v in c["features"]:
+            number(v, f"{path.name}: a component feature")
     x = np.asarray([c["features"] for c in comps], np.float32).reshape(-1, len(FEATURES))
     return x, [c["cause"] for c in comps]

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from deepaas_server import MODEL, leftover_uploads, make_folders, requests, running_server
+from deepaas_server import (
+    MODEL,
+    eventually,
+    leftover_uploads,
+    make_folders,
+    requests,
+    running_server,
+)
 from test_geo import write_ortho, write_pipes
 from test_geo_guard import http_server  # noqa: F401 - the fixture
 
@@ -91,3 +99,26 @@ def test_hostile_gis_uploads_over_http(tmp_path, http_server) -> None:  # noqa: 
         assert server.alive
     assert seen == []  # the HTTP server received no request
     assert leftover_uploads(folders) == []
+
+
+def test_retention_covers_orthomosaic_outputs(tmp_path) -> None:
+    """TASEG_KEEP_PREDICTIONS=2: after four orthomosaic predicts only the newest two
+    orthomosaics' files remain, every kind (GeoTIFFs, GeoPackage, GeoJSON, JSON, overlay)."""
+    folders = make_folders(tmp_path / "srv", synth=False)
+    ortho = write_ortho(tmp_path / "ortho.tif", 25832)
+    pipes = write_pipes(tmp_path / "pipes.gpkg", 25832)
+    with running_server(folders, TASEG_KEEP_PREDICTIONS="2") as server:
+        url = f"{server.url}/v2/models/{MODEL}/predict/"
+        files = {"input_file": ("ortho.tif", ortho.read_bytes()),
+                 "pipes_file": ("network.gpkg", pipes.read_bytes())}
+        answers = []
+        for _ in range(4):
+            r = requests.post(url, files=files, timeout=180,
+                              headers={"Accept": "application/json"})
+            assert r.status_code == 200, r.text
+            answers.append(r.json()["predictions"]["outputs"])
+        out_dir = Path(next(iter(answers[0].values()))).parent
+        newest = {Path(p).name for a in answers[2:] for p in a.values()}
+        assert {"gpkg", "probability", "mask", "geojson", "json", "overlay"} <= set(answers[-1])
+        assert eventually(lambda: {p.name for p in out_dir.iterdir()} == newest, 30), \
+            (sorted(p.name for p in out_dir.iterdir()), sorted(newest))

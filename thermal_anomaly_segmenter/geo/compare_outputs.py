@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, OutputError
 from ..io.atomic import atomic_path, atomic_write
+from ..io.csv_safe import neutralise
 from .compare import Comparison
 
 LAYER = "changes"
@@ -37,7 +38,6 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "grown": (215, 25, 28), "new": (253, 174, 97), "stable": (255, 255, 191),
     "shrunk": (171, 217, 233), "gone": (44, 123, 182),
 }
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _columns(records: list[dict]) -> list[np.ndarray]:
@@ -130,11 +130,7 @@ def _write_style(path: Path, geometry_type: str) -> None:
 
 
 def _cell(value) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(_FORMULA):
-        return "'" + value  # a spreadsheet would run it as a formula
-    return value
+    return "" if value is None else neutralise(value)  # no cell runs as a formula
 
 
 def changes_csv(comparison: Comparison, records: list[dict] | None = None) -> str:

@@ -127,12 +127,19 @@ show();
 
 
 def _num(value: Any) -> str:
-    """A value as the prediction report writes it (JSON number text); empty for null."""
+    """A value as the prediction report writes it (JSON number text), HTML-escaped; empty
+    for null."""
     if value is None:
         return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
+    return escape(value if isinstance(value, str) else json.dumps(value))
+
+
+def script_json(value: Any) -> str:
+    """``value`` as JSON that is inert inside ``<script>``: ``<``, ``>`` and ``&`` as
+    ``\\u003c`` ..., so neither ``</script>`` nor ``<!--`` in a value ends or bends the
+    script element (JSON.parse reads them back unchanged)."""
+    text = json.dumps(value, allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _img(png: bytes | None, alt: str) -> str:
@@ -162,7 +169,7 @@ def _row(item: Item, since: bool = False) -> str:
     row["heat_loss_range_w"] = None if low is None else f"{_num(low)} .. {_num(high)}"
     for key, _ in TABLE_COLUMNS:
         value = row[key]
-        text = escape(_num(value)) if key not in ("cause",) else escape(value or "not screened")
+        text = _num(value) if key not in ("cause",) else escape(value or "not screened")
         cls = ' class="num"' if key not in ("severity", "frame", "cause") else ""
         cells.append(f'<td data-col="{key}"{cls}>{text}</td>')
     options = "".join(f'<option value="{c}">{c}</option>' for c in CAUSES if c != "leak")
@@ -249,19 +256,18 @@ def _map(survey: Survey) -> str:
     for frame in survey.frames:
         if not frame.ortho or frame.overlay is None:
             continue
-        image = cv2.imread(str(frame.overlay), cv2.IMREAD_COLOR)
-        if image is None:
-            continue
         from .survey import _OverlayView
 
-        view = _OverlayView.open(frame)
+        view = _OverlayView.open(frame)  # decoded only if its header fits the orthomosaic
+        if view is None:
+            continue
+        image = view.image
         zoom = min(1.0, _MAP_SIDE / max(image.shape[:2]))
         small = cv2.resize(image, (round(image.shape[1] * zoom), round(image.shape[0] * zoom)),
                            interpolation=cv2.INTER_AREA)
-        small = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
         marks = []
         for it in by_frame.get(frame.name, []):
-            if view is None or it.x is None:
+            if it.x is None:
                 continue
             px, py = it.x * view.sx * zoom, (view.top + it.y * view.sy) * zoom
             marks.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="7" fill="none" '
@@ -284,7 +290,7 @@ def _map(survey: Survey) -> str:
             px, py = pad + (x - min(xs)) * k, size - pad - (y - min(ys)) * k
             dots.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="5" '
                         f'fill="{colours[it.severity or "C"]}"><title>{escape(it.frame)} '
-                        f'#{it.id}</title></circle><text x="{px + 7:.1f}" y="{py + 4:.1f}" '
+                        f'#{_num(it.id)}</title></circle><text x="{px + 7:.1f}" y="{py + 4:.1f}" '
                         f'font-size="11">{it.rank}</text>')
         parts.append(f'<h3>Frame index (map coordinates, {span:.4g} across)</h3>'
                      f'<svg width="{size}" height="{size}" style="background:#fff;'
@@ -300,7 +306,7 @@ def _rejected(survey: Survey) -> str:
         return "<p>The false-alarm stage rejected no component.</p>"
     rows = "".join(
         f'<tr data-key="{escape(f"{it.frame}/{it.id}")}"><td>{escape(it.frame)}</td>'
-        f'<td class="num">{it.id}</td><td>{escape(it.cause or "")}</td>'
+        f'<td class="num">{_num(it.id)}</td><td>{escape(it.cause or "")}</td>'
         f'<td class="num">{_num(it.leak_score)}</td>'
         f'<td class="num">{_num(it.record.get("mean_dt_degc"))}</td>'
         f'<td class="num">{_num(it.record.get("area_px"))}</td>'
@@ -342,7 +348,7 @@ def page_data(survey: Survey) -> dict[str, Any]:
 def render_html(survey: Survey, title: str = "TASeg inspection report") -> str:
     """The whole page as one string."""
     rules = survey.rules
-    data = json.dumps(page_data(survey), allow_nan=False).replace("</", "<\\/")
+    data = script_json(page_data(survey))
     since = survey.since is not None
     head = "".join(f"<th>{escape(h)}</th>" for _, h in TABLE_COLUMNS)
     since_html = ""

@@ -8,7 +8,6 @@ names no earlier file has (:func:`.predict.reserve_stem`).
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -18,6 +17,8 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from thermal_anomaly_segmenter.io.csv_safe import SafeDictWriter
 
 from ..errors import InvalidInputError, OutputError
 from ..io.atomic import atomic_write
@@ -140,7 +141,8 @@ def csv_text(survey: Survey) -> str:
     buffer = io.StringIO()
     # with --previous: the status since then and the anomaly's id in that survey
     columns = CSV_COLUMNS + (SINCE_COLUMNS if survey.since is not None else ())
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    # Frame names, pipe ids and causes come from users' files: no cell may run as a formula.
+    writer = SafeDictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for item in survey.items:
         row = {**item.row(), "since_last_survey": item.since, "old_id": item.old_id}

@@ -3,7 +3,8 @@
 Every API request writes its outputs under ``<model_dir>/predictions/``; without a bound
 they accumulate forever on a server. After each request (after its own files, which for a
 JSON answer are written in the background: :mod:`.deferred`) the newest
-``TASEG_KEEP_PREDICTIONS`` frames' outputs are kept there and older ones removed. Only files
+``TASEG_KEEP_PREDICTIONS`` frames' or orthomosaics' outputs are kept there (every kind the
+API writes: PNGs, JSON, GeoJSON, GeoTIFFs, GeoPackages) and older ones removed. Only files
 named like TASeg outputs are ever removed, and only in that folder. The command lines
 (``taseg predict`` and the published ``python -m cli predict``) write for their user and
 never prune.
@@ -20,8 +21,16 @@ from .outputs import OUTPUT_NAMES
 log = logging.getLogger(__name__)
 
 
-def _stem(name: str) -> str | None:
-    for suffix in OUTPUT_NAMES.values():
+def output_suffixes() -> tuple[str, ...]:
+    """The file-name suffixes of every output kind the API writes: a frame's and an
+    orthomosaic's (GeoTIFFs, GeoPackage), longest first so ``_mask.tif`` beats nothing."""
+    from thermal_anomaly_segmenter.geo.ortho import ORTHO_NAMES
+
+    return tuple(sorted({*OUTPUT_NAMES.values(), *ORTHO_NAMES.values()}, key=len, reverse=True))
+
+
+def _stem(name: str, suffixes: tuple[str, ...]) -> str | None:
+    for suffix in suffixes:
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return None
@@ -36,10 +45,11 @@ def prune_outputs(out_dir: Path, keep: int) -> int:
     if keep <= 0:
         return 0
     stems: dict[str, list[tuple[float, Path]]] = {}
+    suffixes = output_suffixes()
     try:
         with os.scandir(out_dir) as entries:
             for entry in entries:
-                stem = _stem(entry.name)
+                stem = _stem(entry.name, suffixes)
                 if stem is not None and entry.is_file(follow_symlinks=False):
                     stems.setdefault(stem, []).append(
                         (entry.stat(follow_symlinks=False).st_mtime, Path(entry.path)))

@@ -15,14 +15,13 @@ Thresholds come from :data:`DEFAULTS` or a TOML/JSON file with a table per class
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInputError
+from thermal_anomaly_segmenter.errors import InvalidInputError
 
 #: Classes from the most to the least urgent, with what the operator should do.
 CLASSES: dict[str, str] = {"A": "dig now", "B": "inspect", "C": "watch"}
@@ -127,23 +126,22 @@ def load_rules(path: str | os.PathLike[str] | None) -> SeverityRules:
     """:data:`DEFAULTS`, with the values of a TOML (``.toml``) or JSON file over them."""
     if path is None:
         return DEFAULTS
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read severity config {path}: "
-                                f"{exc.strerror or exc}") from None
-    try:
-        if path.suffix.lower() == ".toml":
-            import tomllib
+    from thermal_anomaly_segmenter.io.json_input import check_depth, parse_json, read_text
 
-            data = tomllib.loads(text)
-        else:
-            data = json.loads(text)
-    except ValueError as exc:
-        raise InvalidInputError(f"severity config {path} is not valid "
-                                f"{'TOML' if path.suffix.lower() == '.toml' else 'JSON'}: "
-                                f"{' '.join(str(exc).split())}") from None
+    path = Path(path)
+    text = read_text(path, "severity config")
+    if path.suffix.lower() == ".toml":
+        import tomllib
+
+        try:
+            data = check_depth(tomllib.loads(text), f"severity config {path.name}")
+        except RecursionError:
+            raise InvalidInputError(f"severity config {path.name} nests too deep") from None
+        except ValueError as exc:
+            raise InvalidInputError(f"severity config {path.name} is not valid TOML: "
+                                    f"{' '.join(str(exc).split())}") from None
+    else:
+        data = parse_json(text, f"severity config {path.name}")
     if not isinstance(data, dict) or set(data) - {"A", "B"}:
         raise InvalidInputError(f"severity config {path} must hold tables A and/or B only")
     rules = {}

@@ -9,7 +9,6 @@ the overlay PNG (thermal colour map with outlines), review footprints from the m
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -224,13 +223,14 @@ def predict_inputs(inputs: Sequence[str], out_dir: Path, *, model_dir=None, opti
 
 def load_frames(paths: Iterable[Path]) -> list[SurveyFrame]:
     frames = []
+    from thermal_anomaly_segmenter.io.json_input import load_json
+    from thermal_anomaly_segmenter.report.prediction_doc import check_prediction
+
     for path in paths:
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InvalidInputError(f"cannot read prediction report {path}: {exc}") from None
+        doc = load_json(path, "prediction report")
         if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-            raise InvalidInputError(f"{path} is not a TASeg prediction report ({SCHEMA})")
+            raise InvalidInputError(f"{path.name} is not a TASeg prediction report ({SCHEMA})")
+        check_prediction(doc, path.name)  # typed on the way in: nothing else reaches a page
         stem = path.name[: -len(".json")]
         overlay = path.with_name(f"{stem}_overlay.png")
         mask = path.with_name(f"{stem}_mask.png")
@@ -311,7 +311,9 @@ def _footprints(frame: SurveyFrame) -> dict[int, list]:
 
     from .geo import _component_polygons
 
-    mask = cv2.imread(str(frame.mask), cv2.IMREAD_UNCHANGED)
+    info = frame.doc.get("frame", {})
+    mask = _read_png(frame.mask, (info.get("height"), info.get("width")),
+                     cv2.IMREAD_UNCHANGED)
     records = frame.doc.get("anomalies", [])
     if mask is None or mask.ndim != 2:
         return {}
@@ -333,6 +335,20 @@ def _footprints(frame: SurveyFrame) -> dict[int, list]:
     return out
 
 
+def _read_png(path: Path, shape: tuple[Any, Any], flags: int) -> np.ndarray | None:
+    """The PNG at ``path`` decoded, only if its header declares ``shape`` (height, width)."""
+    import cv2
+
+    from thermal_anomaly_segmenter.limits import png_size
+
+    try:
+        if png_size(path) != tuple(shape):
+            return None
+    except OSError:
+        return None
+    return cv2.imread(str(path), flags)
+
+
 class _OverlayView:
     """Crops of a frame's overlay PNG around its anomalies."""
 
@@ -347,10 +363,6 @@ class _OverlayView:
 
         if frame.overlay is None:
             return None
-        image = cv2.imread(str(frame.overlay), cv2.IMREAD_COLOR)
-        if image is None:
-            return None
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         info = frame.doc.get("frame", {})
         height, width = int(info.get("height", 0)), int(info.get("width", 0))
         if not height or not width:
@@ -371,11 +383,13 @@ class _OverlayView:
                 a0 = frame.doc["anomalies"][0]
                 if a0.get("area_m2"):
                     gsd = math.sqrt(a0["area_m2"] / a0["area_px"])
-        if tuple(image.shape[:2]) != tuple(canvas):
-            log.warning("%s is not the overlay of a %d x %d frame; no crops", frame.overlay,
-                        height, width)
+        # The header first: a small PNG declaring a huge canvas is never decoded.
+        image = _read_png(frame.overlay, tuple(canvas), cv2.IMREAD_COLOR)
+        if image is None:
+            log.warning("%s is not the overlay of a %d x %d frame; no crops",
+                        frame.overlay.name, height, width)
             return None
-        return cls(image, sx, sy, top, gsd)
+        return cls(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), sx, sy, top, gsd)
 
     def crop(self, rec: dict[str, Any], x: float | None, y: float | None
              ) -> tuple[bytes | None, str | None]:

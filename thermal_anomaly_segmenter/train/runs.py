@@ -19,6 +19,8 @@ ensure_torchvision()
 import torch  # noqa: E402
 from lightning.pytorch.plugins.io import TorchCheckpointIO  # noqa: E402
 
+from thermal_anomaly_segmenter.io.csv_safe import SafeDictWriter  # noqa: E402
+
 from ..config import PHASES, TrainOptions  # noqa: E402
 from ..errors import InvalidInputError  # noqa: E402
 from ..io.atomic import atomic_path, atomic_write  # noqa: E402
@@ -56,7 +58,7 @@ def write_csv_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         columns.extend(k for k in row if k not in columns)
     with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer = SafeDictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
 
