@@ -59,8 +59,8 @@ def get_metadata() -> dict[str, Any]:
     (what ``train`` can build) and ``default_model`` (what ``predict`` uses by default).
     """
     from thermal_anomaly_segmenter.io.datasets import list_dataset_folders
-    from thermal_anomaly_segmenter.model_folder import list_model_folders
-    from thermal_anomaly_segmenter.zoo import TRAINABLE_TYPES
+    from thermal_anomaly_segmenter.models.folder import list_model_folders
+    from thermal_anomaly_segmenter.models.registry import TRAINABLE_TYPES
 
     settings = get_settings()
     config.configure_logging(settings)
@@ -80,8 +80,8 @@ def warm() -> None:
 
     Without a model the server still starts: predict then answers 404 with the reason.
     """
-    from thermal_anomaly_segmenter.inference import get_segmenter
-    from thermal_anomaly_segmenter.model_folder import resolve_model_dir
+    from thermal_anomaly_segmenter.inference.segmenter import get_segmenter
+    from thermal_anomaly_segmenter.models.folder import resolve_model_dir
 
     settings = get_settings()
     config.configure_logging(settings)
@@ -149,16 +149,16 @@ def run_predict(
     ``defaulted`` names the arguments the caller did not give: a threshold left out is the
     model folder's stored one (0.5 for a folder without one). With ``answer_first`` only the
     mask PNG is written before returning; the other files follow in the background
-    (:mod:`thermal_anomaly_segmenter.report.deferred`).
+    (:mod:`thermal_anomaly_segmenter.outputs.deferred`).
 
     Returns:
-        The :class:`~thermal_anomaly_segmenter.predict.FrameResult` of the frame.
+        The :class:`~thermal_anomaly_segmenter.predict.files.FrameResult` of the frame.
 
     Raises:
         ApiError: The frame or an argument is unusable, or the outputs cannot be written.
     """
     from thermal_anomaly_segmenter.io.frames import frame_stem
-    from thermal_anomaly_segmenter.predict import OUTPUT_KINDS, predict_paths
+    from thermal_anomaly_segmenter.predict.files import OUTPUT_KINDS, predict_paths
 
     settings = get_settings()
     size = args.get("tile_size")
@@ -171,7 +171,7 @@ def run_predict(
         conditions=schemas.conditions_from_args(args),
     )
     if not args.get("model_dir"):
-        from thermal_anomaly_segmenter.model_folder import resolve_model_dir
+        from thermal_anomaly_segmenter.models.folder import resolve_model_dir
 
         resolve_model_dir(None, settings)  # raises ModelNotFoundError with the reason
     # The client's file name only names the outputs, sanitised; it never becomes a path.
@@ -255,7 +255,7 @@ def predict(**kwargs: Any) -> Any:
         # the files as soon as predict returns.
         answer_first = (formatter is responses.json_response and previous_path is None
                         and multiprocessing.parent_process() is not None)
-        from thermal_anomaly_segmenter.report import deferred
+        from thermal_anomaly_segmenter.outputs import deferred
 
         # The files wait until the answer is built, and then while requests keep coming.
         with deferred.busy(), deferred.held():
@@ -270,7 +270,7 @@ def predict(**kwargs: Any) -> Any:
 
                 compare_prediction(result, previous_path)
             if result.outputs:  # the server's outputs are bounded; python -m cli's are the user's
-                from thermal_anomaly_segmenter.report.retention import prune_outputs
+                from thermal_anomaly_segmenter.outputs.retention import prune_outputs
 
                 prune = partial(prune_outputs, next(iter(result.outputs.values())).parent,
                                 settings.keep_predictions)

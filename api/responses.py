@@ -1,6 +1,6 @@
 """Responses of the DEEPaaS adapter: one formatter per accept type, and HTTP errors.
 
-Formatters take the :class:`~thermal_anomaly_segmenter.predict.FrameResult` of this request:
+Formatters take the :class:`~thermal_anomaly_segmenter.predict.files.FrameResult` of this request:
 its in-memory report and the files it lists only, so a response never mixes in earlier
 predictions.
 JSON answers are dicts (DEEPaaS wraps them as ``{"status": "OK", "predictions": ...}``);
@@ -37,7 +37,7 @@ from .config import PathNotAllowedError
 from .schemas import validation_message
 
 if TYPE_CHECKING:
-    from thermal_anomaly_segmenter.predict import FrameResult
+    from thermal_anomaly_segmenter.predict.files import FrameResult
 
 log = logging.getLogger(__name__)
 

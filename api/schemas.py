@@ -29,8 +29,8 @@ from thermal_anomaly_segmenter.config import (
     get_settings,
 )
 from thermal_anomaly_segmenter.errors import TasegError
-from thermal_anomaly_segmenter.model_folder import CONFIG_NAME, is_model_folder
-from thermal_anomaly_segmenter.zoo import TRAINABLE_TYPES
+from thermal_anomaly_segmenter.models.folder import CONFIG_NAME, is_model_folder
+from thermal_anomaly_segmenter.models.registry import TRAINABLE_TYPES
 
 from . import config
 
@@ -64,7 +64,7 @@ class RuntimeDefault:
 
 def default_model_dir() -> str | None:
     """The default model folder now (``None`` when there is none: predict then answers 404)."""
-    from thermal_anomaly_segmenter.model_folder import resolve_model_dir
+    from thermal_anomaly_segmenter.models.folder import resolve_model_dir
 
     try:
         return str(resolve_model_dir(None, get_settings()))

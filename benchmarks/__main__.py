@@ -37,8 +37,8 @@ SAMPLE = ROOT / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"
 def _model(folder: Path, model_type: str = "segformer_b0", input_size=(512, 640)) -> Path:
     import torch
 
-    from thermal_anomaly_segmenter.model_folder import ModelConfig, save_model_folder
-    from thermal_anomaly_segmenter.zoo import build_model
+    from thermal_anomaly_segmenter.models.folder import ModelConfig, save_model_folder
+    from thermal_anomaly_segmenter.models.registry import build_model
 
     arch = {"encoder_name": "resnet34"} if model_type.startswith("smp_") else {}
     torch.manual_seed(0)
@@ -60,8 +60,8 @@ def machine() -> str:
 
 def bench_onnx(tmp: Path, repeats: int) -> None:
     """Bare forward: eager PyTorch against ONNX Runtime on the CPU, 512 x 640."""
-    from thermal_anomaly_segmenter.export import export_onnx
-    from thermal_anomaly_segmenter.inference import Segmenter
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
+    from thermal_anomaly_segmenter.models.onnx_export import export_onnx
 
     for model_type in ("segformer_b0", "smp_deeplabV3plus"):
         folder = _model(tmp / f"onnx_{model_type}", model_type)
@@ -91,8 +91,8 @@ def bench_folder(tmp: Path, frames: int, backend: str) -> None:
     """
     from benchmarks.serving import bare_session, default_model_copy, normalised_input
     from thermal_anomaly_segmenter.config import PredictOptions
-    from thermal_anomaly_segmenter.inference import Segmenter
-    from thermal_anomaly_segmenter.predict import predict_paths
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
+    from thermal_anomaly_segmenter.predict.files import predict_paths
 
     if backend == "onnx":
         folder = default_model_copy(tmp / "folder_onnx")
@@ -161,7 +161,7 @@ _TILED_CHILD = """
 import json, resource, sys, time
 from thermal_anomaly_segmenter.config import PredictOptions
 from thermal_anomaly_segmenter.frame_io import read_frame
-from thermal_anomaly_segmenter.inference import Segmenter
+from thermal_anomaly_segmenter.inference.segmenter import Segmenter
 folder, big_path, small_path, overlap = sys.argv[1:5]
 def peak_kib():  # VmHWM starts afresh at exec; ru_maxrss would keep the parent's peak
     try:
@@ -195,9 +195,9 @@ print(json.dumps({"rss0": rss0, "rss1": rss1, "big": big, "read": read,
 def bench_tiled(tmp: Path, size: int, overlap: float = 0.25) -> None:
     """A size x size frame in tiles: peak RSS beyond the warm model, and seconds per pixel
     against 512 x 640 frames measured in the same process right before and after it."""
-    from thermal_anomaly_segmenter.inference import TileGrid
+    from thermal_anomaly_segmenter.inference.segmenter import TileGrid
     from thermal_anomaly_segmenter.io.formats import write_frame
-    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
 
     folder = _model(tmp / "tiled")
     path = tmp / f"big{size}.npy.lz4"
@@ -255,7 +255,7 @@ def bench_train_step(repeats: int) -> None:
     import torch
 
     from thermal_anomaly_segmenter.config import RECIPES
-    from thermal_anomaly_segmenter.zoo import build_model
+    from thermal_anomaly_segmenter.models.registry import build_model
 
     cpu = RECIPES["cpu"]
     x = torch.randn(8, 3, 256, 320)

@@ -263,7 +263,7 @@ def make_pair(folder: Path, family: str, seed: int, *, shift_m: float = 1.5,
 
 def predict_night(ortho: Path, pipes: Path, out: Path, model_dir: Path | None) -> Path:
     """``taseg predict ORTHO --pipes`` (GeoPackage only) into ``out``."""
-    from thermal_anomaly_segmenter.cli import main
+    from thermal_anomaly_segmenter.cli.parser import main
 
     args = ["predict", str(ortho), "--pipes", str(pipes), "--out", str(out), "--outputs",
             "gpkg,json", "-q"]
@@ -297,7 +297,7 @@ def statuses_of(pair: FlightPair, changes_gpkg: Path, reach_m: float = 1.0) -> d
 
 
 def run_pair(pair: FlightPair, model_dir: Path | None) -> dict:
-    from thermal_anomaly_segmenter.cli import main
+    from thermal_anomaly_segmenter.cli.parser import main
 
     old = predict_night(pair.old, pair.pipes, pair.folder / "old", model_dir)
     new = predict_night(pair.new, pair.pipes, pair.folder / "new", model_dir)

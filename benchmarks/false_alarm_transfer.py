@@ -1,6 +1,6 @@
 """Does a false-alarm stage trained on one generator's scenes carry over to another's?
 
-The false-alarm stage (``thermal_anomaly_segmenter.false_alarms``) is trained on labelled
+The false-alarm stage (``thermal_anomaly_segmenter.false_alarms.classifier``) is trained on labelled
 components; ``heldout_families --false-alarms`` trains it on the training generator's
 families only. Here it is trained, for one model, on the model's own predicted components
 (at its stored threshold, scale matched, as predict sees them) from each of these sources:
@@ -61,9 +61,9 @@ def frame_components(segmenter, data: np.ndarray, corridor: np.ndarray, label: n
     import cv2
 
     from thermal_anomaly_segmenter.config import PredictOptions
-    from thermal_anomaly_segmenter.false_alarms import cause_of, component_features
+    from thermal_anomaly_segmenter.false_alarms.classifier import cause_of, component_features
+    from thermal_anomaly_segmenter.inference.postprocess import anomaly_mask
     from thermal_anomaly_segmenter.io.frames import Frame
-    from thermal_anomaly_segmenter.postprocess import anomaly_mask
 
     frame = Frame(data=data, corridor=corridor, name="frame")
     prob = segmenter.probabilities([frame], PredictOptions(device=segmenter.device,
@@ -112,9 +112,9 @@ def training_scenes(segmenter, frames: int, seed: int, size: tuple[int, int]
                     ) -> tuple[list[FrameComponents], list[FrameComponents]]:
     """Components of the training generator's scenes, and of the same scenes with surface
     patches drawn on every frame (each scene rendered once)."""
-    from thermal_anomaly_segmenter.augmentation import surface_patches
     from thermal_anomaly_segmenter.scenes import FAMILIES
-    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
+    from thermal_anomaly_segmenter.train.augmentation import surface_patches
 
     rng = np.random.default_rng(seed)
     plain, patched = [], []
@@ -155,7 +155,7 @@ def held_out_frames(segmenter, root: Path) -> list[FrameComponents]:
 
 def train_stage(sources: list[list[FrameComponents]], keep_recall: float):
     """A stage trained on the sources' components; None where they hold no leak."""
-    from thermal_anomaly_segmenter.false_alarms import train_classifier
+    from thermal_anomaly_segmenter.false_alarms.classifier import train_classifier
 
     frames = [f for source in sources for f in source if f.causes]
     causes = [c for f in frames for c in f.causes]
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     import importlib
 
     from benchmarks.heldout_families import INDEPENDENT_GENERATORS, test_set
-    from thermal_anomaly_segmenter.inference import Segmenter
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.false_alarm_transfer",
                                      description=__doc__,

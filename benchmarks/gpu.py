@@ -8,7 +8,8 @@ What it measures, side by side in one process, and prints one line each:
    autocast (the figure RESULTS.md has today), bf16 weights, bf16 weights + CUDA graph,
    ``torch.compile(dynamic=False)``, compile + CUDA graph; img/s and utilisation against
    the bf16 peak, FLOPs from ``torch.utils.flop_counter.FlopCounterMode``.
-2. ``engine``: :class:`~thermal_anomaly_segmenter.inference.Segmenter` from numpy frames in
+2. ``engine``: :class:`~thermal_anomaly_segmenter.inference.segmenter.Segmenter` from numpy frames
+in
    memory to masks and anomaly records (``predict_batch``), and to probabilities only, as a
    ratio of the best bare path of the same model.
 3. ``profile``: torch.profiler over the engine path of SegFormer-B0: where the time goes.
@@ -105,8 +106,8 @@ def model_folder(tmp: Path, name: str, hw: tuple[int, int]) -> Path:
     zoo type randomly initialised."""
     import torch
 
-    from thermal_anomaly_segmenter.model_folder import ModelConfig, save_model_folder
-    from thermal_anomaly_segmenter.zoo import build_model
+    from thermal_anomaly_segmenter.models.folder import ModelConfig, save_model_folder
+    from thermal_anomaly_segmenter.models.registry import build_model
 
     if name in TRAINED and TRAINED[name].is_dir():
         return TRAINED[name]
@@ -133,8 +134,8 @@ def bench_bare(name: str, folder: Path, s: Setup, peak: float) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from thermal_anomaly_segmenter.accel import DeviceEngine, EngineOptions
-    from thermal_anomaly_segmenter.model_folder import load_model_folder
+    from thermal_anomaly_segmenter.inference.gpu_engine import DeviceEngine, EngineOptions
+    from thermal_anomaly_segmenter.models.folder import load_model_folder
 
     model, config = load_model_folder(folder, device=s.device)
     model = model.eval()
@@ -191,8 +192,8 @@ def bench_engine(name: str, folder: Path, s: Setup, best_bare: float,
                  compile_model: bool = False) -> None:
     """Segmenter: numpy frames in memory -> probabilities, and -> masks and records."""
     from thermal_anomaly_segmenter.config import PredictOptions
-    from thermal_anomaly_segmenter.inference import Segmenter
-    from thermal_anomaly_segmenter.normalization import corridor_median
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
+    from thermal_anomaly_segmenter.models.normalization import corridor_median
 
     seg = Segmenter.from_folder(folder, s.device, "torch", compile_model=compile_model)
     frames = frames_in_memory(s.batch * 2, s.hw)
@@ -215,8 +216,8 @@ def bench_profile(folder: Path, s: Setup, rows: int = 15) -> None:
     from torch.profiler import ProfilerActivity, profile, record_function
 
     from thermal_anomaly_segmenter.config import PredictOptions
-    from thermal_anomaly_segmenter.inference import Segmenter
-    from thermal_anomaly_segmenter.normalization import corridor_median
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
+    from thermal_anomaly_segmenter.models.normalization import corridor_median
 
     seg = Segmenter.from_folder(folder, s.device, "torch")
     frames = frames_in_memory(s.batch * 2, s.hw)
@@ -252,11 +253,11 @@ def bench_training(tmp: Path, s: Setup) -> None:
     from torch.profiler import ProfilerActivity, profile, record_function
 
     from thermal_anomaly_segmenter.io.datasets import load_split
-    from thermal_anomaly_segmenter.normalization import Normalization
-    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.models.normalization import Normalization
+    from thermal_anomaly_segmenter.models.registry import build_model
+    from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
     from thermal_anomaly_segmenter.train.datamodule import ThermalDataModule, default_worker_count
     from thermal_anomaly_segmenter.train.task import make_loss
-    from thermal_anomaly_segmenter.zoo import build_model
 
     root = tmp / "gpu_data"
     if not root.exists():
@@ -368,10 +369,10 @@ def bench_loader(tmp: Path, hw: tuple[int, int] = (512, 640), frames: int = 20,
     batch augmentation on this machine's device (the CPU here), interleaved round by round."""
     import torch
 
-    from thermal_anomaly_segmenter.augmentation import ThermalAugment
     from thermal_anomaly_segmenter.io.datasets import load_split
-    from thermal_anomaly_segmenter.normalization import Normalization
-    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.models.normalization import Normalization
+    from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
+    from thermal_anomaly_segmenter.train.augmentation import ThermalAugment
     from thermal_anomaly_segmenter.train.dataset import ThermalDataset
     from thermal_anomaly_segmenter.train.device_augment import DeviceAugment
     from thermal_anomaly_segmenter.train.frame_cache import FrameCache

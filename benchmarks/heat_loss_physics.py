@@ -9,7 +9,8 @@ absolute sky and air temperatures. It is solved by Newton's method with scipy's 
 From the solution the camera's view is made: the surface temperature resampled on a pixel
 grid of a corridor strip, the anomaly the pixels whose excess over the background is at least
 10 % of the peak, the background the corridor median. TASeg's estimate
-(:func:`thermal_anomaly_segmenter.postprocess.extract_anomalies` with the conditions, which
+(:func:`thermal_anomaly_segmenter.inference.postprocess.extract_anomalies` with the conditions,
+which
 know neither sky nor air temperature) is compared with the surface flux of the model over the
 same pixels: the heat conducted to the surface (second-order one-sided gradient), minus the
 same without the leak.
@@ -139,8 +140,8 @@ def case(depth_m: float, wind_m_s: float, peak_dt_k: float, soil: Soil = Soil(),
          gsd_m: float = 0.1) -> dict[str, float]:
     """One leak: TASeg's estimate against the model's surface flux over the anomaly."""
     from thermal_anomaly_segmenter.heat_loss import Conditions, convective_coefficient
+    from thermal_anomaly_segmenter.inference.postprocess import extract_anomalies
     from thermal_anomaly_segmenter.io.frames import Frame
-    from thermal_anomaly_segmenter.postprocess import extract_anomalies
 
     h_c = convective_coefficient(wind_m_s)
     background = solve(soil, h_c, 0.0, depth_m)

@@ -14,7 +14,8 @@ recipe, ``--train-phases fine_tune`` and ``--max-time``, on every family except 
 ``--start-weights`` (which must not have seen ``F`` either), with ``--train-zoom`` as its
 ``--zoom``; its calibration and threshold come from the validation split of the training
 families. With ``--false-alarms``, each network model is also scored with a false-alarm stage
-(``thermal_anomaly_segmenter.false_alarms``) trained on components of the *other* families
+(``thermal_anomaly_segmenter.false_alarms.classifier``) trained on components of the *other*
+families
 only (classical candidates, exact leaks, distractors and the model's own predicted
 components), so the family scored stays unseen by the stage. With ``--independent``, the
 families of the independent generators are scored too, like every other family:
@@ -68,7 +69,7 @@ def independent_families() -> dict[str, ModuleType]:
 
 def test_set(work: Path, family: str, frames: int, seed: int, size: tuple[int, int]) -> Path:
     """The family's held-out test set (written once, reused)."""
-    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
 
     root = work / "test_sets" / family
     independent = independent_families()
@@ -84,7 +85,7 @@ def test_set(work: Path, family: str, frames: int, seed: int, size: tuple[int, i
 
 def score(model: Path, dataset: Path, out: Path, false_alarms: Path | None = None,
           reuse: bool = False, match_gsd: bool = True) -> dict:
-    from thermal_anomaly_segmenter.evaluation import EvaluateOptions, evaluate
+    from thermal_anomaly_segmenter.evaluation.evaluate import EvaluateOptions, evaluate
 
     cached = out / "evaluation_manual_set_test.json"
     newest = max(p.stat().st_mtime for p in model.iterdir() if p.is_file())
@@ -103,7 +104,7 @@ def train_without(work: Path, held_out: str, families: list[str], frames: int,
                   minutes: float, seed: int, start: str | None = None,
                   zoom: str | None = None) -> Path:
     """Train with the CPU recipe on every family but ``held_out``; return the model folder."""
-    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
 
     others = [f for f in families if f != held_out]
     data = work / f"train_without_{held_out}"
@@ -125,8 +126,11 @@ def false_alarm_stage(work: Path, model: Path, held_out: str, families: list[str
                       frames: int, seed: int, min_leak_recall: float = 0.95) -> Path:
     """A false-alarm classifier trained on every family but ``held_out`` (cached), its keep
     threshold set to keep ``min_leak_recall`` of the training families' held-back leaks."""
-    from thermal_anomaly_segmenter.false_alarms import synthetic_training_set, train_classifier
-    from thermal_anomaly_segmenter.inference import Segmenter
+    from thermal_anomaly_segmenter.false_alarms.classifier import (
+        synthetic_training_set,
+        train_classifier,
+    )
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
 
     suffix = "" if min_leak_recall == 0.95 else f"_r{min_leak_recall:g}"
     path = work / "false_alarms" / model.name / f"without_{held_out}{suffix}.json"

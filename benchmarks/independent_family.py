@@ -3,7 +3,7 @@
 What it is for. The held-out quality figure (``benchmarks/heldout_families.py
 --independent``) should not be measured only on scenes that share the training generator's
 quirks. This module is a second generator, written from physical first principles without
-the code or the modelling choices of ``thermal_anomaly_segmenter.synthetic`` / ``.scenes``.
+the code or the modelling choices of ``thermal_anomaly_segmenter.scenes.synthetic`` / ``.scenes``.
 It is for **evaluation only**: never train, calibrate or pick thresholds on it.
 
 Sub-families (``FAMILIES``):

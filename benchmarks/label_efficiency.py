@@ -62,8 +62,8 @@ def _set_files(root: Path) -> dict[str, tuple[Path, Path]]:
 def simulated_review(report_html: Path, pool: Path) -> tuple[dict, list[dict]]:
     """The report's page data and every anomaly decided from the ground truth, in the
     report's review order."""
+    from thermal_anomaly_segmenter.false_alarms.review import rasterize_footprint
     from thermal_anomaly_segmenter.io.datasets import read_label_mask
-    from thermal_anomaly_segmenter.review import rasterize_footprint
 
     html = report_html.read_text()
     start = html.index('id="taseg-data">') + len('id="taseg-data">')
@@ -101,7 +101,7 @@ def full_mask_set(work: Path, pool: Path, frames: list[str]) -> Path:
 
 
 def _score(model: Path, test: Path, out: Path, stage: Path | None = None) -> dict:
-    from thermal_anomaly_segmenter.evaluation import EvaluateOptions, evaluate
+    from thermal_anomaly_segmenter.evaluation.evaluate import EvaluateOptions, evaluate
 
     result = evaluate(model, test, "test",
                       EvaluateOptions(out_dir=out, device="cpu", false_alarms=stage))
@@ -110,7 +110,7 @@ def _score(model: Path, test: Path, out: Path, stage: Path | None = None) -> dic
 
 def train_stage(rnd: Path, pool: Path) -> Path | None:
     """The survey's own false-alarm stage from the round's review (None: one class only)."""
-    from thermal_anomaly_segmenter.review import Review
+    from thermal_anomaly_segmenter.false_alarms.review import Review
     from thermal_anomaly_segmenter.train.adapt import (
         AdaptOptions,
         _stage_examples,
@@ -134,7 +134,7 @@ def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[di
     """Adapt on the first ``n`` decisions; paint the same frames; score both."""
     import subprocess  # nosec B404 - this project's own CLI
 
-    from thermal_anomaly_segmenter.false_alarms import FILE_NAME
+    from thermal_anomaly_segmenter.false_alarms.classifier import FILE_NAME
 
     rnd = work / f"n{n}"
     shutil.rmtree(rnd, ignore_errors=True)

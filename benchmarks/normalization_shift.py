@@ -34,7 +34,7 @@ from thermal_anomaly_segmenter.config import (  # noqa: E402
     get_settings,
 )
 from thermal_anomaly_segmenter.io.frames import Frame  # noqa: E402  # noqa: E402
-from thermal_anomaly_segmenter.synthetic import (  # noqa: E402
+from thermal_anomaly_segmenter.scenes.synthetic import (  # noqa: E402
     DEFAULT_AMBIENT_DEGC,
     make_scene,
     write_dataset,
@@ -46,7 +46,7 @@ SHIFTS_DEGC = (-10.0, 0.0, 10.0)
 def _scores(segmenter, scenes, min_area_px: int = 4) -> dict[str, float]:
     import torch
 
-    from thermal_anomaly_segmenter.metrics import batch_stats, summarize
+    from thermal_anomaly_segmenter.evaluation.metrics import batch_stats, summarize
 
     frames = [Frame(data=s.data, corridor=s.corridor, name=f"s{i}") for i, s in enumerate(scenes)]
     options = PredictOptions(device="cpu", min_area_px=min_area_px)
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss-fn", default="Dice")
     args = parser.parse_args(argv)
 
-    from thermal_anomaly_segmenter.inference import Segmenter
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
     from thermal_anomaly_segmenter.train.loop import train
 
     h, w = args.size

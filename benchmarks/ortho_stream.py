@@ -126,7 +126,7 @@ def separate_frames(ortho: Path, corridor, segmenter, options, out_dir: Path | N
     from rasterio.windows import transform as window_transform
 
     from thermal_anomaly_segmenter.io.frames import Frame, compose_frame
-    from thermal_anomaly_segmenter.report.outputs import write_outputs
+    from thermal_anomaly_segmenter.outputs.write import write_outputs
 
     seconds, io_seconds, corridor_px, batch = 0.0, 0.0, 0, []
 
@@ -180,7 +180,7 @@ def main() -> None:
     from thermal_anomaly_segmenter.config import PredictOptions
     from thermal_anomaly_segmenter.geo.network import PipeNetwork
     from thermal_anomaly_segmenter.geo.ortho import predict_ortho, stream_overlap
-    from thermal_anomaly_segmenter.inference import get_segmenter
+    from thermal_anomaly_segmenter.inference.segmenter import get_segmenter
     from thermal_anomaly_segmenter.io.frames import Frame, compose_frame
 
     with tempfile.TemporaryDirectory(dir=args.keep) as tmp:

@@ -40,10 +40,10 @@ def _components(scene, segmenter, options, classifier):
     of the leak objects each list finds."""
     import cv2
 
+    from thermal_anomaly_segmenter.false_alarms.apply import screen
     from thermal_anomaly_segmenter.io.frames import Frame
-    from thermal_anomaly_segmenter.normalization import corridor_median
+    from thermal_anomaly_segmenter.models.normalization import corridor_median
     from thermal_anomaly_segmenter.report.severity import DEFAULTS
-    from thermal_anomaly_segmenter.screening import screen
 
     frame = Frame(data=scene.data, corridor=scene.corridor, name="s")
     median = corridor_median(frame.t_u, frame.corridor)
@@ -84,9 +84,9 @@ def run_family(family: str, families: list[str], model: Path, work: Path, frames
                fa_frames: int, seed: int, size: tuple[int, int]) -> dict:
     from benchmarks.heldout_families import false_alarm_stage
     from thermal_anomaly_segmenter.config import PredictOptions
-    from thermal_anomaly_segmenter.false_alarms import FalseAlarmClassifier
-    from thermal_anomaly_segmenter.inference import Segmenter
-    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.false_alarms.classifier import FalseAlarmClassifier
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
+    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
 
     segmenter = Segmenter.from_folder(model, device="cpu")
     options = PredictOptions(device="cpu")

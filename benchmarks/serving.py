@@ -41,7 +41,7 @@ _FOLDER_FILES = ("train_config.json", "model.safetensors", "model.onnx", "model.
 def default_model_copy(dest: Path) -> Path:
     """A copy of the shipped default model folder (exported to ONNX if it has no fresh one)."""
     from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME
-    from thermal_anomaly_segmenter.export import export_onnx, fresh_onnx
+    from thermal_anomaly_segmenter.models.onnx_export import export_onnx, fresh_onnx
 
     source = ROOT / "models" / DEFAULT_MODEL_NAME
     dest.mkdir(parents=True, exist_ok=True)
@@ -74,7 +74,7 @@ def bare_session(path: Path, *, spinning: bool = True, level: str = "all", arena
 def normalised_input(seg, batch: int = 1) -> np.ndarray:
     """The sample frame as the network sees it: normalised, ``B x 3 x H x W`` float32."""
     from thermal_anomaly_segmenter.io.read import read_frame
-    from thermal_anomaly_segmenter.normalization import corridor_median
+    from thermal_anomaly_segmenter.models.normalization import corridor_median
 
     frame = read_frame(SAMPLE)
     x = seg.norm.apply(frame.data, corridor_median(frame.t_u, frame.corridor))
@@ -175,18 +175,18 @@ def profile_stages(seg, folder: Path, out_dir: Path, repeats: int) -> dict[str, 
     from thermal_anomaly_segmenter.config import PredictOptions
     from thermal_anomaly_segmenter.io.atomic import atomic_write
     from thermal_anomaly_segmenter.io.read import read_frame
-    from thermal_anomaly_segmenter.normalization import corridor_median
-    from thermal_anomaly_segmenter.predict import FrameResult
-    from thermal_anomaly_segmenter.report.document import anomalies_document
-    from thermal_anomaly_segmenter.report.geo import anomalies_geojson
-    from thermal_anomaly_segmenter.report.outputs import (
+    from thermal_anomaly_segmenter.models.normalization import corridor_median
+    from thermal_anomaly_segmenter.outputs.document import anomalies_document
+    from thermal_anomaly_segmenter.outputs.geojson import anomalies_geojson
+    from thermal_anomaly_segmenter.outputs.overlay import render_overlay
+    from thermal_anomaly_segmenter.outputs.retention import prune_outputs
+    from thermal_anomaly_segmenter.outputs.write import (
         _json_bytes,
         encode_png,
         mask_png,
         probability_png,
     )
-    from thermal_anomaly_segmenter.report.overlay import render_overlay
-    from thermal_anomaly_segmenter.report.retention import prune_outputs
+    from thermal_anomaly_segmenter.predict.files import FrameResult
 
     options = PredictOptions(device="cpu")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -240,7 +240,7 @@ def bench_api(tmp: Path, repeats: int) -> None:
     import torch
 
     from thermal_anomaly_segmenter.config import PredictOptions, reload_settings
-    from thermal_anomaly_segmenter.inference import Segmenter
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
     from thermal_anomaly_segmenter.io.read import read_frame
 
     models = tmp / "api_models"
@@ -351,7 +351,7 @@ def bench_api(tmp: Path, repeats: int) -> None:
 
 def _settled(folder: Path) -> str:
     """How many complete output sets the server left (every file present, none empty)."""
-    from thermal_anomaly_segmenter.report.outputs import OUTPUT_NAMES
+    from thermal_anomaly_segmenter.outputs.write import OUTPUT_NAMES
 
     out = folder / "predictions"
     stems = {p.name[: -len(".json")] for p in out.glob("*.json")}
@@ -370,8 +370,8 @@ def session_settings(folder: Path, repeats: int) -> None:
     """The bare forward under ONNX Runtime session settings, interleaved."""
     import onnxruntime as ort
 
-    from thermal_anomaly_segmenter.export import open_session
-    from thermal_anomaly_segmenter.inference import Segmenter
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
+    from thermal_anomaly_segmenter.models.onnx_export import open_session
 
     seg = Segmenter.from_folder(folder, "cpu", backend="onnx")
     x = normalised_input(seg)

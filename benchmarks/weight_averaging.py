@@ -47,7 +47,7 @@ def average(out: str | os.PathLike[str], sources: list[tuple[Path, float]],
             calibrate_on: str | os.PathLike[str] | None = None) -> Path:
     """Write the weighted mean of ``sources`` (folder, weight) as model folder ``out``."""
     from thermal_anomaly_segmenter.errors import InvalidInputError
-    from thermal_anomaly_segmenter.model_folder import load_model_folder, save_model_folder
+    from thermal_anomaly_segmenter.models.folder import load_model_folder, save_model_folder
 
     out = Path(out)
     if out.exists():
@@ -79,7 +79,7 @@ def average(out: str | os.PathLike[str], sources: list[tuple[Path, float]],
         {"model": str(folder), "weight": weight / total} for folder, weight in sources]}
     save_model_folder(out, first, first_model)
     if calibrate_on is not None:
-        from thermal_anomaly_segmenter.calibration import calibrate_model_folder
+        from thermal_anomaly_segmenter.evaluation.calibration import calibrate_model_folder
 
         calibrate_model_folder(out, calibrate_on)
     return out

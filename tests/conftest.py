@@ -55,8 +55,8 @@ def save_tiny_model(
     """Save a randomly initialised model folder (real weights, real format)."""
     import torch
 
-    from thermal_anomaly_segmenter.model_folder import ModelConfig, save_model_folder
-    from thermal_anomaly_segmenter.zoo import build_model
+    from thermal_anomaly_segmenter.models.folder import ModelConfig, save_model_folder
+    from thermal_anomaly_segmenter.models.registry import build_model
 
     arch = {"encoder_name": "resnet18"} if model_type.startswith("smp_") else None
     torch.manual_seed(seed)

@@ -153,7 +153,7 @@ def eventually(check, timeout: float = 30) -> bool:
 
 def wait_for_outputs(doc: dict, timeout: float = 30) -> None:
     """Wait for the files of a JSON predict answer: all but the mask PNG are written after
-    the answer, the JSON report last (thermal_anomaly_segmenter.report.deferred)."""
+    the answer, the JSON report last (thermal_anomaly_segmenter.outputs.deferred)."""
     assert eventually(Path(doc["outputs"]["json"]).is_file, timeout), doc["outputs"]
 
 

@@ -12,14 +12,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from thermal_anomaly_segmenter.accel import (  # noqa: E402
+from thermal_anomaly_segmenter.config import PredictOptions  # noqa: E402
+from thermal_anomaly_segmenter.inference.gpu_engine import (  # noqa: E402
     DeviceEngine,
     EngineOptions,
     blend_tiles,
 )
-from thermal_anomaly_segmenter.config import PredictOptions  # noqa: E402
-from thermal_anomaly_segmenter.inference import Segmenter  # noqa: E402
-from thermal_anomaly_segmenter.normalization import corridor_median  # noqa: E402
+from thermal_anomaly_segmenter.inference.segmenter import Segmenter  # noqa: E402
+from thermal_anomaly_segmenter.models.normalization import corridor_median  # noqa: E402
 
 FP32 = EngineOptions(bf16_weights=False)
 
@@ -121,7 +121,7 @@ def test_engine_options_are_checked():
 def test_compiled_engine_matches_eager_on_tiny_shapes():
     """torch.compile (inductor, dynamic=False) on the CPU with a tiny network: the same
     probabilities as eager. (A zoo network compiles for minutes on 2 cores.)"""
-    from thermal_anomaly_segmenter.normalization import Normalization
+    from thermal_anomaly_segmenter.models.normalization import Normalization
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),

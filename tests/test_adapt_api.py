@@ -22,7 +22,7 @@ def reviewed(tmp_path_factory) -> dict:
     """Frames under a DATA_PATH, their report and a review deciding every anomaly."""
     from thermal_anomaly_segmenter.io.formats import write_frame
     from thermal_anomaly_segmenter.report.inspector import make_report
-    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
 
     base = tmp_path_factory.mktemp("adapt_api")
     frames = base / "data" / "survey"

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from thermal_anomaly_segmenter.calibration import Calibration, fit_platt, logits_of
 from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME, PredictOptions
 from thermal_anomaly_segmenter.errors import InvalidInputError
-from thermal_anomaly_segmenter.model_folder import CONFIG_NAME
+from thermal_anomaly_segmenter.evaluation.calibration import Calibration, fit_platt, logits_of
+from thermal_anomaly_segmenter.models.folder import CONFIG_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,9 +48,9 @@ def test_stored_calibration_is_checked():
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_the_engine_applies_the_stored_calibration(backend, tmp_path):
-    from thermal_anomaly_segmenter.inference import Segmenter
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
     from thermal_anomaly_segmenter.io.frames import Frame
-    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
 
     folder = tmp_path / "m"
     shutil.copytree(ROOT / "models" / DEFAULT_MODEL_NAME, folder,

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from thermal_anomaly_segmenter.classical import (
+from thermal_anomaly_segmenter.errors import InvalidInputError
+from thermal_anomaly_segmenter.io.frames import compose_frame
+from thermal_anomaly_segmenter.models.triangle import (
     ClassicalParams,
     classical_label,
     classical_probability,
     triangle_threshold,
 )
-from thermal_anomaly_segmenter.errors import InvalidInputError
-from thermal_anomaly_segmenter.io.frames import compose_frame
-from thermal_anomaly_segmenter.synthetic import make_scene
+from thermal_anomaly_segmenter.scenes.synthetic import make_scene
 
 
 def _bimodal(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -119,7 +119,7 @@ def test_errors_are_one_line_and_exit_2(models_root, capsys, argv, needle):
 def test_tiny_training(models_root, tmp_path, monkeypatch, capsys):
     pytest.importorskip("thermal_anomaly_segmenter.training")
     from thermal_anomaly_segmenter.config import reload_settings
-    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
 
     write_dataset(tmp_path / "data" / "ds", 4, seed=2, height=64, width=80)
     monkeypatch.setenv("DATA_PATH", str(tmp_path / "data"))

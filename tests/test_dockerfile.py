@@ -193,7 +193,7 @@ def test_commands_exist(steps) -> None:
 
 def test_taseg_calls_parse(steps) -> None:
     """Every ``taseg`` command line in the Dockerfile is accepted by the real parser."""
-    from thermal_anomaly_segmenter.cli import build_parser
+    from thermal_anomaly_segmenter.cli.parser import build_parser
 
     calls = [cmd for args in _of(steps, "RUN") for cmd in _commands(args) if cmd[0] == "taseg"]
     assert calls

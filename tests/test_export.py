@@ -14,8 +14,8 @@ from test_inference import make_frame
 
 from thermal_anomaly_segmenter.config import BASE_DIR, PredictOptions
 from thermal_anomaly_segmenter.errors import InvalidInputError
-from thermal_anomaly_segmenter.export import ONNX_NAME, export_onnx, fresh_onnx
-from thermal_anomaly_segmenter.inference import Segmenter
+from thermal_anomaly_segmenter.inference.segmenter import Segmenter
+from thermal_anomaly_segmenter.models.onnx_export import ONNX_NAME, export_onnx, fresh_onnx
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_onnx_probabilities_are_exactly_the_sigmoid_of_the_session(exported, sha
     """The in-place sigmoid gives bit for bit 0.5 * (1 + tanh(z / 2)) of the bare session's
     logits z, padded or not, and with a stored calibration z = scale * logits + bias
     (computed first, in float32)."""
-    from thermal_anomaly_segmenter.calibration import Calibration
+    from thermal_anomaly_segmenter.evaluation.calibration import Calibration
 
     seg = Segmenter.from_folder(exported, "cpu", backend="onnx")
     if calibration:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import false_alarm_transfer as fat
-from thermal_anomaly_segmenter.false_alarms import FEATURES, train_classifier
+from thermal_anomaly_segmenter.false_alarms.classifier import FEATURES, train_classifier
 
 
 def frame(features, causes, area, leak_px, hits, n_leaks, label_px):
@@ -39,8 +39,8 @@ def test_score_counts_as_evaluate_does_and_a_stage_removes_whole_components():
 
 
 def test_frame_components_of_a_real_model_on_a_labelled_scene():
-    from thermal_anomaly_segmenter.inference import Segmenter
-    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
+    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
 
     segmenter = Segmenter.from_folder(fat.ROOT / "models" / "unet_mobilenetv2_synthetic")
     scene = make_scene(3, 256, 320, n_leaks=3, family="karlsruhe_winter")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from thermal_anomaly_segmenter.errors import InvalidInputError
-from thermal_anomaly_segmenter.false_alarms import (
+from thermal_anomaly_segmenter.false_alarms.classifier import (
     FEATURES,
     FalseAlarmClassifier,
     component_features,
@@ -17,7 +17,7 @@ from thermal_anomaly_segmenter.false_alarms import (
     synthetic_training_set,
     train_classifier,
 )
-from thermal_anomaly_segmenter.synthetic import make_scene
+from thermal_anomaly_segmenter.scenes.synthetic import make_scene
 
 SIZE = (128, 160)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from deepaas_server import free_port
 
-from thermal_anomaly_segmenter.synthetic import write_dataset
+from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
 
 requests = pytest.importorskip("requests")
 

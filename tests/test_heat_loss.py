@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from benchmarks import heat_loss_physics
-from thermal_anomaly_segmenter.cli import main
+from thermal_anomaly_segmenter.cli.parser import main
 from thermal_anomaly_segmenter.errors import InvalidInputError
 from thermal_anomaly_segmenter.heat_loss import Conditions, resolve_conditions
+from thermal_anomaly_segmenter.inference.postprocess import extract_anomalies
 from thermal_anomaly_segmenter.io.frames import Frame
-from thermal_anomaly_segmenter.postprocess import extract_anomalies
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "unet_mobilenetv2_synthetic"

@@ -37,7 +37,7 @@ from deepaas_server import (
 )
 
 from thermal_anomaly_segmenter.io.frames import compose_frame
-from thermal_anomaly_segmenter.report.outputs import OUTPUT_NAMES
+from thermal_anomaly_segmenter.outputs.write import OUTPUT_NAMES
 
 requests = pytest.importorskip("requests")
 tifffile = pytest.importorskip("tifffile")

@@ -11,10 +11,15 @@ from conftest import save_tiny_model
 
 from thermal_anomaly_segmenter.config import PredictOptions
 from thermal_anomaly_segmenter.errors import InvalidInputError
-from thermal_anomaly_segmenter.inference import Segmenter, TileGrid, get_segmenter, select_device
+from thermal_anomaly_segmenter.inference.postprocess import extract_anomalies
+from thermal_anomaly_segmenter.inference.segmenter import (
+    Segmenter,
+    TileGrid,
+    get_segmenter,
+    select_device,
+)
 from thermal_anomaly_segmenter.io.frames import Frame, compose_frame
-from thermal_anomaly_segmenter.model_folder import ModelConfig
-from thermal_anomaly_segmenter.postprocess import extract_anomalies
+from thermal_anomaly_segmenter.models.folder import ModelConfig
 
 
 def make_frame(h: int, w: int, seed: int = 0) -> Frame:
@@ -190,7 +195,7 @@ def test_classical_default_model_finds_a_planted_leak_and_ignores_a_far_lamp():
 
     from thermal_anomaly_segmenter.config import BASE_DIR
     from thermal_anomaly_segmenter.io.frames import compose_frame
-    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
 
     scene = make_scene(seed=7, n_leaks=1)
     t_u = scene.t_u.copy()

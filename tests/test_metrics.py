@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from thermal_anomaly_segmenter.metrics import (
+from thermal_anomaly_segmenter.evaluation.metrics import (
     SCORES,
     batch_stats,
     object_counts,
@@ -76,7 +76,7 @@ def test_batch_stats_and_summary():
 
 
 def test_reliability_of_calibrated_and_overconfident_probabilities():
-    from thermal_anomaly_segmenter.metrics import reliability, reliability_counts
+    from thermal_anomaly_segmenter.evaluation.metrics import reliability, reliability_counts
 
     rng = np.random.default_rng(0)
     prob = rng.uniform(0, 1, 200_000)

@@ -10,7 +10,7 @@ from conftest import save_tiny_model
 
 from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME
 from thermal_anomaly_segmenter.errors import InvalidInputError, ModelNotFoundError
-from thermal_anomaly_segmenter.model_folder import (
+from thermal_anomaly_segmenter.models.folder import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     ModelConfig,
@@ -20,7 +20,7 @@ from thermal_anomaly_segmenter.model_folder import (
     resolve_model_dir,
     save_model_folder,
 )
-from thermal_anomaly_segmenter.zoo import build_model
+from thermal_anomaly_segmenter.models.registry import build_model
 
 
 @pytest.mark.parametrize("model_type", ["segformer_b0", "smp_deeplabV3plus"])

@@ -203,7 +203,7 @@ def test_only_deepaas_temp_copies_are_removed(tmp_path, sample_path):
 def test_train_args_take_one_phase_as_a_string_and_paths(models_root, tmp_path, monkeypatch):
     from api import schemas
     from thermal_anomaly_segmenter.config import reload_settings
-    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
 
     data = tmp_path / "data"
     write_dataset(data / "synth", 4, seed=1, height=64, width=80)
@@ -221,7 +221,7 @@ def test_train_args_take_one_phase_as_a_string_and_paths(models_root, tmp_path, 
 @pytest.mark.slow
 def test_in_process_train_in_the_published_form(models_root, tmp_path, monkeypatch):
     from thermal_anomaly_segmenter.config import reload_settings
-    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
 
     data = tmp_path / "data"
     write_dataset(data / "synth", 6, seed=1, height=64, width=80)
@@ -242,7 +242,7 @@ def test_in_process_train_in_the_published_form(models_root, tmp_path, monkeypat
 
 @pytest.mark.parametrize("model_type", [*PUBLISHED_TYPES, "segformer_b5"])
 def test_per_type_configuration_files_hold_the_published_recipe(model_type):
-    from thermal_anomaly_segmenter.train.recipe_files import config_path, recipe_for
+    from thermal_anomaly_segmenter.models.recipe_files import config_path, recipe_for
 
     data = json.loads(config_path(model_type).read_text())
     family = "segformer" if model_type.startswith("segformer") else "smp"
@@ -266,7 +266,7 @@ def test_per_type_configuration_files_hold_the_published_recipe(model_type):
 
 
 def _edited_configs(tmp_path: Path) -> Path:
-    from thermal_anomaly_segmenter.train.recipe_files import CONFIG_DIR
+    from thermal_anomaly_segmenter.models.recipe_files import CONFIG_DIR
 
     folder = tmp_path / "configurations"
     shutil.copytree(CONFIG_DIR, folder)
@@ -282,7 +282,7 @@ def _edited_configs(tmp_path: Path) -> Path:
 
 def test_an_edited_configuration_file_takes_effect_and_explicit_values_win(tmp_path,
                                                                            monkeypatch):
-    from thermal_anomaly_segmenter.train import recipe_files
+    from thermal_anomaly_segmenter.models import recipe_files
     from thermal_anomaly_segmenter.train.recipe import phase_recipes
 
     monkeypatch.setattr(recipe_files, "CONFIG_DIR", _edited_configs(tmp_path))
@@ -307,7 +307,7 @@ def test_an_edited_configuration_file_takes_effect_and_explicit_values_win(tmp_p
 
 
 def test_published_config_file_as_taseg_train_config(tmp_path):
-    from thermal_anomaly_segmenter.train.recipe_files import options_from_file, read_recipe_file
+    from thermal_anomaly_segmenter.models.recipe_files import options_from_file, read_recipe_file
 
     path = _edited_configs(tmp_path) / "train_smp_unet.json"
     values = options_from_file(path)
@@ -357,7 +357,7 @@ def make_published_folder(root: Path, kind: str) -> tuple[Path, object]:
     weights the deliberate choice must pick (the best of the last phase)."""
     import torch
 
-    from thermal_anomaly_segmenter.zoo import build_model
+    from thermal_anomaly_segmenter.models.registry import build_model
 
     folder = root / f"published_{kind}"
     config = json.loads((ROOT / "thermal_anomaly_segmenter" / "configurations" /
@@ -414,9 +414,9 @@ def published(tmp_path_factory):
 def test_published_folder_loads_imports_and_predicts_identically(published, kind, tmp_path,
                                                                  sample_frame):
     from thermal_anomaly_segmenter.config import PredictOptions
-    from thermal_anomaly_segmenter.inference import Segmenter
-    from thermal_anomaly_segmenter.model_folder import WEIGHTS_NAME, read_model_config
-    from thermal_anomaly_segmenter.published_folder import choose_checkpoint, import_published
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
+    from thermal_anomaly_segmenter.models.folder import WEIGHTS_NAME, read_model_config
+    from thermal_anomaly_segmenter.models.published import choose_checkpoint, import_published
 
     folder, best_net = published[kind]
     choice = choose_checkpoint(folder)
@@ -441,7 +441,7 @@ def test_published_folder_loads_imports_and_predicts_identically(published, kind
 
 def test_checkpoint_outside_phase_folders_and_last_ckpt(published, tmp_path):
     from thermal_anomaly_segmenter.errors import ModelNotFoundError
-    from thermal_anomaly_segmenter.published_folder import choose_checkpoint
+    from thermal_anomaly_segmenter.models.published import choose_checkpoint
 
     folder = tmp_path / "flat"
     folder.mkdir()
@@ -486,7 +486,7 @@ class _Payload:
 def test_a_checkpoint_carrying_code_is_refused_and_never_runs(published, tmp_path):
     import torch
 
-    from thermal_anomaly_segmenter.model_folder import load_model_folder
+    from thermal_anomaly_segmenter.models.folder import load_model_folder
 
     folder = tmp_path / "hostile"
     shutil.copytree(published["smp"][0], folder)
@@ -504,8 +504,8 @@ def test_a_checkpoint_carrying_code_is_refused_and_never_runs(published, tmp_pat
 
 def test_published_folder_evaluates_and_starts_a_fine_tune(published, tmp_path):
     from thermal_anomaly_segmenter.config import TrainOptions, get_settings
-    from thermal_anomaly_segmenter.evaluation import EvaluateOptions, evaluate
-    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.evaluation.evaluate import EvaluateOptions, evaluate
+    from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
     from thermal_anomaly_segmenter.train.loop import _starting_point
 
     folder, _ = published["smp"]
@@ -523,7 +523,7 @@ def test_published_folder_evaluates_and_starts_a_fine_tune(published, tmp_path):
 
 
 def folder_norm(folder: Path):
-    from thermal_anomaly_segmenter.model_folder import read_model_config
+    from thermal_anomaly_segmenter.models.folder import read_model_config
 
     return read_model_config(folder).norm
 
@@ -543,10 +543,10 @@ def test_a_spawned_process_unpickles_the_dataset_with_lightnings_worker_init(tmp
     ensure_torchvision()  # this process imports lightning itself, below
     from lightning.fabric.utilities.seed import pl_worker_init_function
 
-    from thermal_anomaly_segmenter.augmentation import ThermalAugment
     from thermal_anomaly_segmenter.io.datasets import load_split
-    from thermal_anomaly_segmenter.normalization import Normalization
-    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.models.normalization import Normalization
+    from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
+    from thermal_anomaly_segmenter.train.augmentation import ThermalAugment
     from thermal_anomaly_segmenter.train.dataset import ThermalDataset
 
     root = write_dataset(tmp_path / "synth", 4, seed=1, height=64, width=80)

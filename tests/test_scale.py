@@ -1,4 +1,4 @@
-"""Scale matching (:mod:`thermal_anomaly_segmenter.scale`): frames finer than the model's
+"""Scale matching (:mod:`thermal_anomaly_segmenter.io.gsd`): frames finer than the model's
 training GSD are seen at that GSD, with the shipped default on generated fine-GSD scenes."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from thermal_anomaly_segmenter.config import PredictOptions
 from thermal_anomaly_segmenter.errors import InvalidInputError
 from thermal_anomaly_segmenter.io.frames import Frame, GeoInfo, compose_frame
-from thermal_anomaly_segmenter.scale import (
+from thermal_anomaly_segmenter.io.gsd import (
     MIN_SIDE_PX,
     enlarge,
     frame_gsd,
@@ -78,7 +78,7 @@ def test_shrink_averages_temperatures_and_keeps_the_corridor():
 
 
 def test_model_folders_state_a_valid_gsd(tmp_path):
-    from thermal_anomaly_segmenter.model_folder import CONFIG_NAME, read_model_config
+    from thermal_anomaly_segmenter.models.folder import CONFIG_NAME, read_model_config
 
     assert read_model_config(DEFAULT).gsd_m == pytest.approx(0.1)
     folder = tmp_path / "m"
@@ -95,14 +95,14 @@ def test_model_folders_state_a_valid_gsd(tmp_path):
 
 
 def _scenes(family: str, n: int):
-    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
 
     return [make_scene(700 + i, 512, 640, family=family, n_leaks=2) for i in range(n)]
 
 
 def test_the_default_sees_a_fine_frame_at_its_own_gsd():
-    from thermal_anomaly_segmenter.inference import Segmenter
-    from thermal_anomaly_segmenter.normalization import corridor_median
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
+    from thermal_anomaly_segmenter.models.normalization import corridor_median
 
     seg = Segmenter.from_folder(DEFAULT, device="cpu")
     scene = _scenes("city_wet", 1)[0]
@@ -126,8 +126,8 @@ def test_the_default_sees_a_fine_frame_at_its_own_gsd():
 def test_matching_the_gsd_improves_the_default_on_fine_scenes():
     """City scenes at 3-5 cm/px, never trained on: with the frames seen at the model's 10 cm
     the default marks fewer false alarms and more of each leak (RESULTS.md D11 measures 40)."""
-    from thermal_anomaly_segmenter.inference import Segmenter
-    from thermal_anomaly_segmenter.metrics import object_counts
+    from thermal_anomaly_segmenter.evaluation.metrics import object_counts
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
 
     seg = Segmenter.from_folder(DEFAULT, device="cpu")
     totals = {True: np.zeros(7), False: np.zeros(7)}
@@ -146,9 +146,9 @@ def test_matching_the_gsd_improves_the_default_on_fine_scenes():
 
 
 def test_datasets_state_gsds_and_evaluate_uses_them(tmp_path):
-    from thermal_anomaly_segmenter.evaluation import EvaluateOptions, evaluate
+    from thermal_anomaly_segmenter.evaluation.evaluate import EvaluateOptions, evaluate
     from thermal_anomaly_segmenter.io.datasets import frame_gsds, load_split
-    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
     from thermal_anomaly_segmenter.train.opening import training_gsd
 
     assert frame_gsds({"gsd_m": 0.05}) == (0.05, {})
@@ -189,7 +189,7 @@ def test_datasets_state_gsds_and_evaluate_uses_them(tmp_path):
 
 def test_training_reads_finer_frames_at_the_model_gsd(tmp_path):
     from thermal_anomaly_segmenter.io.datasets import load_split, read_sample
-    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
     from thermal_anomaly_segmenter.train.dataset import _window
     from thermal_anomaly_segmenter.train.frame_cache import FrameCache
     from thermal_anomaly_segmenter.train.opening import at_gsd

@@ -11,10 +11,10 @@ import lz4.frame
 import numpy as np
 import pytest
 
-from thermal_anomaly_segmenter.classical import classical_label
 from thermal_anomaly_segmenter.errors import InvalidInputError, TasegError
 from thermal_anomaly_segmenter.io.frames import FILL_OFFSET_DEGC
-from thermal_anomaly_segmenter.synthetic import Scene, make_scene, write_dataset
+from thermal_anomaly_segmenter.models.triangle import classical_label
+from thermal_anomaly_segmenter.scenes.synthetic import Scene, make_scene, write_dataset
 
 SMALL = (128, 160)
 

@@ -11,8 +11,8 @@ import pytest
 from deepaas_server import MODEL, ROOT, make_folders, post_predict, running_server
 
 from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME, PredictOptions
-from thermal_anomaly_segmenter.evaluation import select_threshold
-from thermal_anomaly_segmenter.model_folder import CONFIG_NAME
+from thermal_anomaly_segmenter.evaluation.evaluate import select_threshold
+from thermal_anomaly_segmenter.models.folder import CONFIG_NAME
 
 
 def _set_threshold(model_dir: Path, value: float) -> None:
@@ -45,9 +45,9 @@ def test_select_threshold_does_not_buy_recall_with_a_flood_of_false_alarms():
 
 
 def test_predict_uses_the_stored_threshold(tmp_path):
-    from thermal_anomaly_segmenter.inference import Segmenter
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
     from thermal_anomaly_segmenter.io.frames import Frame
-    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
 
     folder = tmp_path / "m"
     shutil.copytree(ROOT / "models" / DEFAULT_MODEL_NAME, folder,
@@ -82,8 +82,8 @@ def test_training_stores_a_threshold_chosen_on_validation(tmp_path):
     import dataclasses
 
     from thermal_anomaly_segmenter.config import TrainOptions, get_settings
-    from thermal_anomaly_segmenter.evaluation import SWEEP
-    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.evaluation.evaluate import SWEEP
+    from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
     from thermal_anomaly_segmenter.train.loop import train
 
     data = write_dataset(tmp_path / "ds", 8, seed=5, height=64, width=80, sets=("manual_set",),

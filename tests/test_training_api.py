@@ -24,7 +24,7 @@ TINY = {"model_type": "segformer_b0", "epochs": 1, "batch_size": 2, "worker_coun
 def env(models_root, tmp_path, monkeypatch):
     """MODELS_PATH (shipped models), DATA_PATH with a tiny synthetic dataset, REMOTE_PATH."""
     from thermal_anomaly_segmenter.config import reload_settings
-    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
 
     data = tmp_path / "data"
     write_dataset(data / "synthetic", 6, seed=1, height=64, width=80)

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from thermal_anomaly_segmenter.errors import InvalidInputError
-from thermal_anomaly_segmenter.false_alarms import (
+from thermal_anomaly_segmenter.false_alarms.classifier import (
     FalseAlarmClassifier,
     synthetic_training_set,
     train_classifier,
 )
+from thermal_anomaly_segmenter.false_alarms.review import SCHEMA, Review
 from thermal_anomaly_segmenter.report.severity import load_rules
-from thermal_anomaly_segmenter.review import SCHEMA, Review
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"

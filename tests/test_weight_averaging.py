@@ -8,7 +8,7 @@ import torch
 from benchmarks import weight_averaging
 from tests.conftest import save_tiny_model
 from thermal_anomaly_segmenter.errors import InvalidInputError
-from thermal_anomaly_segmenter.model_folder import load_model_folder, read_model_config
+from thermal_anomaly_segmenter.models.folder import load_model_folder, read_model_config
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_weighted_mean_of_every_float_tensor(two_folders, tmp_path, sample_frame
         {"model": str(a), "weight": 0.25}, {"model": str(b), "weight": 0.75}]
     # the averaged folder is a working model
     from thermal_anomaly_segmenter.config import PredictOptions
-    from thermal_anomaly_segmenter.inference import Segmenter
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
 
     prob = Segmenter.from_folder(out).probabilities([sample_frame], PredictOptions())[0]
     assert prob.shape == sample_frame.t_u.shape and 0 <= prob.min() <= prob.max() <= 1

@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from thermal_anomaly_segmenter.errors import InvalidInputError
-from thermal_anomaly_segmenter.zoo import MODEL_TYPES, TRAINABLE_TYPES, build_model, get_spec
+from thermal_anomaly_segmenter.models.registry import (
+    MODEL_TYPES,
+    TRAINABLE_TYPES,
+    build_model,
+    get_spec,
+)
 
 SMALL_ENCODER = {"encoder_name": "resnet18"}
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from thermal_anomaly_segmenter.cli.parser import main
 
 sys.exit(main())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._compat import ensure_torchvision
+from thermal_anomaly_segmenter._compat import ensure_torchvision
 
 ensure_torchvision()
 

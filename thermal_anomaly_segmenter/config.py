@@ -23,10 +23,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from thermal_anomaly_segmenter import limits
+from thermal_anomaly_segmenter.errors import InvalidInputError
 from thermal_anomaly_segmenter.heat_loss import Conditions
-
-from . import limits
-from .errors import InvalidInputError
 
 #: Root of the source tree (the folder holding ``models/`` and ``data/`` when run from a checkout
 #: or the Docker image), as in the AI4OS module template.
@@ -219,7 +218,9 @@ class PredictOptions:
             raise InvalidInputError(f"min_area_px must be >= 1, got {self.min_area_px}")
         if self.gsd_m is not None and not self.gsd_m > 0:
             raise InvalidInputError(f"ground sampling distance must be > 0 m, got {self.gsd_m}")
-        from .io.frames import GSD_MAX_M  # lazily: io reads the settings of this module
+        from thermal_anomaly_segmenter.io.frames import (
+            GSD_MAX_M,  # lazily: io reads the settings of this module
+        )
 
         if self.gsd_m is not None and self.gsd_m > GSD_MAX_M:
             raise InvalidInputError(
@@ -361,7 +362,7 @@ class TrainOptions:
                 f"augment_on must be one of {', '.join(AUGMENT_ON)}, got {self.augment_on!r}"
             )
         if self.zoom is not None and self.zoom != "none":
-            from .augmentation import check_zoom
+            from thermal_anomaly_segmenter.train.augmentation import check_zoom
 
             check_zoom(self.zoom)  # type: ignore[arg-type]
         if not isinstance(self.photometric, bool):
@@ -483,7 +484,7 @@ BASE_PATH = BASE_DIR  # published name
 
 
 def _mlflow_uri(settings: Settings) -> str:
-    from .tracking import local_tracking_uri
+    from thermal_anomaly_segmenter.train.tracking import local_tracking_uri
 
     return settings.mlflow_tracking_uri or local_tracking_uri(settings.models_path)
 

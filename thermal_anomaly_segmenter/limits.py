@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import InvalidInputError
+from thermal_anomaly_segmenter.errors import InvalidInputError
 
 #: Most bytes one streaming pre-check inflates per call (memory of a bomb check).
 CHUNK = 4 * 2**20
@@ -38,7 +38,7 @@ def _fail(source: str, text: str) -> LimitError:
 
 
 def _settings() -> Any:
-    from .config import get_settings
+    from thermal_anomaly_segmenter.config import get_settings
 
     return get_settings()
 

@@ -28,7 +28,7 @@ HELP_COLUMNS = "90"
 
 def _parser(program: str) -> argparse.ArgumentParser:
     if program == "taseg":
-        from thermal_anomaly_segmenter.cli import build_parser
+        from thermal_anomaly_segmenter.cli.parser import build_parser
     elif program == "python -m cli":
         from cli import build_parser
     else:

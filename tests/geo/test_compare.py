@@ -19,7 +19,7 @@ pyogrio = pytest.importorskip("pyogrio")
 import shapely  # noqa: E402
 from pyproj import Transformer  # noqa: E402
 
-from thermal_anomaly_segmenter.cli import main  # noqa: E402
+from thermal_anomaly_segmenter.cli.parser import main  # noqa: E402
 from thermal_anomaly_segmenter.config import CompareOptions  # noqa: E402
 from thermal_anomaly_segmenter.geo.compare import compare_surveys, pair_status  # noqa: E402
 from thermal_anomaly_segmenter.geo.survey_layer import read_survey  # noqa: E402

@@ -17,7 +17,7 @@ import pyogrio  # noqa: E402
 import shapely  # noqa: E402
 
 from benchmarks.compare_pairs import make_pair, predict_night, statuses_of  # noqa: E402
-from thermal_anomaly_segmenter.cli import main  # noqa: E402
+from thermal_anomaly_segmenter.cli.parser import main  # noqa: E402
 from thermal_anomaly_segmenter.geo.network import reproject  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -25,7 +25,7 @@ from affine import Affine  # noqa: E402
 from pyproj import Transformer  # noqa: E402
 from rasterio.transform import from_origin  # noqa: E402
 
-from thermal_anomaly_segmenter.cli import main  # noqa: E402
+from thermal_anomaly_segmenter.cli.parser import main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "unet_mobilenetv2_synthetic"
@@ -244,7 +244,7 @@ def test_pipe_on_a_tile_seam_runs_in_one_row_of_tiles(tmp_path) -> None:
     from thermal_anomaly_segmenter.config import PredictOptions
     from thermal_anomaly_segmenter.geo.network import PipeNetwork
     from thermal_anomaly_segmenter.geo.ortho import predict_ortho
-    from thermal_anomaly_segmenter.inference import get_segmenter
+    from thermal_anomaly_segmenter.inference.segmenter import get_segmenter
 
     h, w, row = 1000, 1600, 480
     transform = grid(25832)
@@ -299,7 +299,7 @@ def test_overlay_canvas_samples_every_kth_pixel_across_blocks() -> None:
 
 def test_cli_and_api_import_no_gis_library() -> None:
     code = (
-        "import sys, api, thermal_anomaly_segmenter.cli\n"
+        "import sys, api, thermal_anomaly_segmenter.cli.parser\n"
         "bad = [m for m in ('rasterio', 'pyogrio', 'shapely', 'pyproj') if m in sys.modules]\n"
         "sys.exit(str(bad) if bad else 0)\n"
     )
@@ -331,7 +331,7 @@ def test_leak_across_tile_seams_is_one_anomaly_of_the_right_area(tmp_path, block
     from thermal_anomaly_segmenter.config import PredictOptions
     from thermal_anomaly_segmenter.geo.network import PipeNetwork
     from thermal_anomaly_segmenter.geo.ortho import block_geometry, predict_ortho, stream_overlap
-    from thermal_anomaly_segmenter.inference import get_segmenter
+    from thermal_anomaly_segmenter.inference.segmenter import get_segmenter
 
     ortho = write_ortho(tmp_path / "ortho.tif", 25832)
     network = PipeNetwork.read(write_pipes(tmp_path / "pipes.gpkg", 25832))

@@ -26,8 +26,8 @@ from affine import Affine  # noqa: E402
 from rasterio.transform import from_origin  # noqa: E402
 from test_geo import GSD, ORIGIN, ROOT, W, predict, write_ortho, write_pipes  # noqa: E402
 
-from thermal_anomaly_segmenter.geo import guard  # noqa: E402
 from thermal_anomaly_segmenter.geo.network import PipeNetwork, chunk_lines  # noqa: E402
+from thermal_anomaly_segmenter.io import gis_guard as guard  # noqa: E402
 
 MODEL = ROOT / "models" / "unet_mobilenetv2_synthetic"
 ROW_Y = ORIGIN[1] - 300 * GSD
@@ -58,7 +58,7 @@ def raster(path: Path, crs, transform, size=(64, 80), **profile) -> Path:
 
 
 def cli(*args) -> subprocess.CompletedProcess:
-    code = "import sys; from thermal_anomaly_segmenter.cli import main; sys.exit(main())"
+    code = "import sys; from thermal_anomaly_segmenter.cli.parser import main; sys.exit(main())"
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
                           text=True, timeout=120, cwd=ROOT)
 
@@ -265,7 +265,7 @@ def test_interrupted_or_killed_ortho_predict_leaves_nothing(tmp_path) -> None:
     rows = [ORIGIN[1] - r * GSD for r in range(100, 2400, 200)]
     pipes = write_pipes(tmp_path / "pipes.gpkg", 25832, lines=[
         shapely.LineString([(ORIGIN[0], y), (ORIGIN[0] + 2400 * GSD, y)]) for y in rows])
-    code = "import sys; from thermal_anomaly_segmenter.cli import main; sys.exit(main())"
+    code = "import sys; from thermal_anomaly_segmenter.cli.parser import main; sys.exit(main())"
     for sig in (signal.SIGINT, signal.SIGKILL):
         out = tmp_path / f"out_{sig.name}"
         proc = subprocess.Popen([sys.executable, "-c", code, "predict", str(ortho), "--pipes",
@@ -315,7 +315,7 @@ def test_gsd_overflow_and_plain_frames_in_the_report(tmp_path, capsys) -> None:
     prints no library warning (rasterio's NotGeoreferencedWarning)."""
     import tifffile
 
-    from thermal_anomaly_segmenter.cli import main
+    from thermal_anomaly_segmenter.cli.parser import main
     from thermal_anomaly_segmenter.io.read import read_frame
 
     sample = ROOT / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"
@@ -358,7 +358,7 @@ def test_frame_geotiff_that_proj_cannot_place_keeps_its_pixels(tmp_path, capsys,
                                                                transform) -> None:
     """A frame (no --pipes) whose georeference PROJ cannot place is predicted without it
     (its anomalies in pixel coordinates), as a degenerate one was, never a 500 / exit 1."""
-    from thermal_anomaly_segmenter.cli import main
+    from thermal_anomaly_segmenter.cli.parser import main
     from thermal_anomaly_segmenter.io.read import read_frame
 
     data = read_frame(ROOT / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4").data

@@ -20,9 +20,9 @@ def _files(folder: Path) -> dict[str, Path]:
 
 @pytest.mark.timeout(300)
 def test_two_dask_workers_match_one_process(tmp_path, capsys) -> None:
-    from thermal_anomaly_segmenter.cli import main
+    from thermal_anomaly_segmenter.cli.parser import main
     from thermal_anomaly_segmenter.config import PredictOptions
-    from thermal_anomaly_segmenter.predict import predict_paths
+    from thermal_anomaly_segmenter.predict.files import predict_paths
 
     inputs = [write_ortho(tmp_path / f"ortho{i}.tif", 25832, seed=i) for i in range(2)]
     # a second file of the same name: its stem is fixed up front, not by task timing

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from thermal_anomaly_segmenter import dataset_staging
-from thermal_anomaly_segmenter.classical import classical_label
-from thermal_anomaly_segmenter.dataset_builder import (
+from thermal_anomaly_segmenter.datasets import staging as dataset_staging
+from thermal_anomaly_segmenter.datasets.builder import (
     BuildOptions,
     BuildReport,
     assign_splits,
@@ -28,7 +27,8 @@ from thermal_anomaly_segmenter.errors import (
 from thermal_anomaly_segmenter.io.datasets import load_split
 from thermal_anomaly_segmenter.io.frames import compose_frame
 from thermal_anomaly_segmenter.io.read import read_frame
-from thermal_anomaly_segmenter.synthetic import Scene, make_scene, write_dataset
+from thermal_anomaly_segmenter.models.triangle import classical_label
+from thermal_anomaly_segmenter.scenes.synthetic import Scene, make_scene, write_dataset
 
 SIZE = (96, 128)
 N_FRAMES = 10
@@ -439,8 +439,8 @@ def test_bad_arguments(tmp_path, kwargs, message) -> None:
 
 
 def test_preview_marks_corridor_and_label() -> None:
-    from thermal_anomaly_segmenter.report.overlay import ANOMALY_RGB, CORRIDOR_RGB
-    from thermal_anomaly_segmenter.report.preview import render_preview
+    from thermal_anomaly_segmenter.outputs.overlay import ANOMALY_RGB, CORRIDOR_RGB
+    from thermal_anomaly_segmenter.outputs.preview import render_preview
 
     scene = make_scene(7, 2048, 1024)
     label = classical_label(scene.data, scene.corridor)

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from thermal_anomaly_segmenter.augmentation import ThermalAugment
 from thermal_anomaly_segmenter.config import get_settings
 from thermal_anomaly_segmenter.errors import DatasetError, DatasetNotFoundError
 from thermal_anomaly_segmenter.io.datasets import (
@@ -24,8 +23,9 @@ from thermal_anomaly_segmenter.io.datasets import (
     resolve_dataset_path,
 )
 from thermal_anomaly_segmenter.io.formats import write_label
-from thermal_anomaly_segmenter.normalization import Normalization
-from thermal_anomaly_segmenter.synthetic import write_dataset
+from thermal_anomaly_segmenter.models.normalization import Normalization
+from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
+from thermal_anomaly_segmenter.train.augmentation import ThermalAugment
 from thermal_anomaly_segmenter.train.dataset import ThermalDataset, corridor_after
 
 

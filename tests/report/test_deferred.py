@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME
-from thermal_anomaly_segmenter.predict import OUTPUT_KINDS, predict_paths
-from thermal_anomaly_segmenter.report import deferred
-from thermal_anomaly_segmenter.report.outputs import OUTPUT_NAMES
+from thermal_anomaly_segmenter.outputs import deferred
+from thermal_anomaly_segmenter.outputs.write import OUTPUT_NAMES
+from thermal_anomaly_segmenter.predict.files import OUTPUT_KINDS, predict_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / DEFAULT_MODEL_NAME
@@ -70,7 +70,7 @@ def test_the_claiming_file_is_never_deferred(sample_path, tmp_path):
 
 _CHILD = textwrap.dedent("""
     import os, signal, sys
-    from thermal_anomaly_segmenter.predict import OUTPUT_KINDS, predict_paths
+    from thermal_anomaly_segmenter.predict.files import OUTPUT_KINDS, predict_paths
     [r] = predict_paths([sys.argv[1]], model_dir=sys.argv[2], out_dir=sys.argv[3],
                         deferred_outputs=OUTPUT_KINDS)
     print(r.name, flush=True)

@@ -66,7 +66,7 @@ def test_bad_severity_config_is_named(tmp_path, text, problem):
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory) -> Path:
-    from thermal_anomaly_segmenter.screening import train_on_demand
+    from thermal_anomaly_segmenter.false_alarms.apply import train_on_demand
 
     path = tmp_path_factory.mktemp("stage") / "false_alarms.json"
     return train_on_demand().save(path)
@@ -76,7 +76,7 @@ def classifier(tmp_path_factory) -> Path:
 def survey(tmp_path_factory, classifier) -> dict:
     """Two synthetic TIFF frames with corridor masks, reported with the false-alarm stage."""
     from thermal_anomaly_segmenter.report.inspector import make_report
-    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
 
     root = tmp_path_factory.mktemp("survey")
     tiffs, corridors = root / "tiff", root / "corridor"
@@ -226,9 +226,9 @@ def test_table_in_chromium_matches_the_json_offline(survey, browser):
 
 @pytest.mark.slow
 def test_review_in_chromium_becomes_dataset_labels(survey, browser, tmp_path):
-    from thermal_anomaly_segmenter.dataset_builder import BuildOptions, build_dataset
+    from thermal_anomaly_segmenter.datasets.builder import BuildOptions, build_dataset
+    from thermal_anomaly_segmenter.false_alarms.review import read_examples
     from thermal_anomaly_segmenter.io.datasets import read_label_mask
-    from thermal_anomaly_segmenter.review import read_examples
 
     url = (survey["out"] / "report.html").as_uri()
     downloads = tmp_path / "downloads"
@@ -287,7 +287,7 @@ def test_review_in_chromium_becomes_dataset_labels(survey, browser, tmp_path):
     label = read_label_mask(tmp_path / "ds" / "manual_set" / "label" / "survey_train" / "f0.png")
     leaks = [r for r in f0 if decisions[f"f0/{r['id']}"] == "leak"]
     assert int(label.sum()) == sum(r["area_px"] for r in leaks)
-    from thermal_anomaly_segmenter.review import rasterize_footprint
+    from thermal_anomaly_segmenter.false_alarms.review import rasterize_footprint
 
     [false_alarm] = [d for d in review["decisions"] if d["decision"] == "false_alarm"]
     footprint = rasterize_footprint(false_alarm, label.shape)
@@ -297,8 +297,8 @@ def test_review_in_chromium_becomes_dataset_labels(survey, browser, tmp_path):
     assert np.isfinite(x).all()
 
     # train --review: the stage learns from the synthetic families plus these components.
-    from thermal_anomaly_segmenter.false_alarms import FalseAlarmClassifier
-    from thermal_anomaly_segmenter.screening import train_for_model
+    from thermal_anomaly_segmenter.false_alarms.apply import train_for_model
+    from thermal_anomaly_segmenter.false_alarms.classifier import FalseAlarmClassifier
 
     model = tmp_path / "model"
     model.mkdir()
@@ -420,7 +420,7 @@ def test_report_of_geotiff_frames_has_a_frame_index_and_geopackage(tmp_path):
     import pyogrio
 
     from thermal_anomaly_segmenter.report.inspector import make_report
-    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
 
     scene = make_scene(7, 192, 256)
     corridor = tmp_path / "corridor.png"
@@ -484,8 +484,8 @@ def test_severity_rule_can_use_the_heat_loss(tmp_path):
 
 
 def test_the_stage_is_stored_in_the_model_folder_once_never_replaced(tmp_path, monkeypatch):
-    from thermal_anomaly_segmenter import screening
-    from thermal_anomaly_segmenter.false_alarms import FalseAlarmClassifier
+    from thermal_anomaly_segmenter.false_alarms import apply as screening
+    from thermal_anomaly_segmenter.false_alarms.classifier import FalseAlarmClassifier
 
     trained = []
     clf = FalseAlarmClassifier.load(_stage_file_for_store_test(tmp_path))
@@ -503,7 +503,10 @@ def test_the_stage_is_stored_in_the_model_folder_once_never_replaced(tmp_path, m
 
 
 def _stage_file_for_store_test(tmp_path):
-    from thermal_anomaly_segmenter.false_alarms import synthetic_training_set, train_classifier
+    from thermal_anomaly_segmenter.false_alarms.classifier import (
+        synthetic_training_set,
+        train_classifier,
+    )
 
     x, y = synthetic_training_set(["karlsruhe_winter", "city_wet"], 2, seed=0, height=128,
                                   width=160)

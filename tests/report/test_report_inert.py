@@ -166,7 +166,7 @@ def test_overlay_declaring_a_huge_canvas_is_not_decoded(predicted, tmp_path):
     folder = _copy(predicted, tmp_path / "earlier", lambda d: None)
     (folder / f"{STEM}_overlay.png").write_bytes(_png_header(20000, 20000))
     code = ("import resource, sys\n"
-            "from thermal_anomaly_segmenter.cli import main\n"
+            "from thermal_anomaly_segmenter.cli.parser import main\n"
             f"rc = main(['report', {str(folder)!r}, '--out', {str(tmp_path / 'rep')!r}])\n"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}

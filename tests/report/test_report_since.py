@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("rasterio")
 
 from benchmarks.compare_pairs import make_pair  # noqa: E402
-from thermal_anomaly_segmenter.cli import main  # noqa: E402
+from thermal_anomaly_segmenter.cli.parser import main  # noqa: E402
 from thermal_anomaly_segmenter.report.severity import SINCE_ORDER, SINCE_RULE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 
 from thermal_anomaly_segmenter.errors import OutputError
+from thermal_anomaly_segmenter.inference.postprocess import Anomaly, Prediction
 from thermal_anomaly_segmenter.io.frames import Frame, GeoInfo, compose_frame
-from thermal_anomaly_segmenter.postprocess import Anomaly, Prediction
-from thermal_anomaly_segmenter.report.document import SCHEMA, anomalies_document
-from thermal_anomaly_segmenter.report.geo import anomalies_geojson
-from thermal_anomaly_segmenter.report.outputs import (
+from thermal_anomaly_segmenter.outputs.document import SCHEMA, anomalies_document
+from thermal_anomaly_segmenter.outputs.geojson import anomalies_geojson
+from thermal_anomaly_segmenter.outputs.overlay import ANOMALY_RGB, CORRIDOR_RGB, render_overlay
+from thermal_anomaly_segmenter.outputs.write import (
     encode_png,
     mask_png,
     probability_png,
     write_outputs,
 )
-from thermal_anomaly_segmenter.report.overlay import ANOMALY_RGB, CORRIDOR_RGB, render_overlay
 
 H, W = 96, 128
 CORRIDOR_ROWS = (30, 70)  # rows of the corridor band, end exclusive

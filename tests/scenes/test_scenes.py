@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from thermal_anomaly_segmenter.cli import main
+from thermal_anomaly_segmenter.cli.parser import main
 from thermal_anomaly_segmenter.errors import InvalidInputError
 from thermal_anomaly_segmenter.scenes import (
     DISTRACTOR_CLASSES,
@@ -17,7 +17,7 @@ from thermal_anomaly_segmenter.scenes import (
     parse_families,
     render_scene,
 )
-from thermal_anomaly_segmenter.synthetic import make_scene, write_dataset
+from thermal_anomaly_segmenter.scenes.synthetic import make_scene, write_dataset
 
 SMALL = (96, 120)
 

@@ -50,7 +50,7 @@ def survey(tmp_path_factory) -> dict:
     """Three small synthetic frames (composed .npy.lz4) reported with the shipped model."""
     from thermal_anomaly_segmenter.io.formats import write_frame
     from thermal_anomaly_segmenter.report.inspector import make_report
-    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
 
     root = tmp_path_factory.mktemp("adapt")
     frames = root / "frames"
@@ -67,8 +67,8 @@ def survey(tmp_path_factory) -> dict:
 
 
 def test_partial_label_counts_every_click(survey, tmp_path):
+    from thermal_anomaly_segmenter.false_alarms.review import Review, rasterize_footprint
     from thermal_anomaly_segmenter.io.datasets import UNDECIDED_PNG
-    from thermal_anomaly_segmenter.review import Review, rasterize_footprint
 
     data = survey["data"]
     # one decision on a frame that lists more than one anomaly: the rest stays undecided
@@ -97,14 +97,14 @@ def test_partial_label_is_read_with_undecided_pixels_ignored(tmp_path):
     GSD), and evaluation scores nothing there."""
     import cv2
 
-    from thermal_anomaly_segmenter.evaluation import EvaluateOptions, evaluate
+    from thermal_anomaly_segmenter.evaluation.evaluate import EvaluateOptions, evaluate
     from thermal_anomaly_segmenter.io.datasets import (
         IGNORE,
         UNDECIDED_PNG,
         load_split,
         read_sample,
     )
-    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
 
     root = write_dataset(tmp_path / "ds", 1, seed=3, height=192, width=256,
                          splits=(0.0, 0.0, 1.0), sets=("manual_set",))
@@ -151,7 +151,7 @@ def test_masked_loss_ignores_undecided_pixels():
 
 
 def test_stage_rule_needs_enough_decisions_and_keeps_leaks():
-    from thermal_anomaly_segmenter.false_alarms import FEATURES
+    from thermal_anomaly_segmenter.false_alarms.classifier import FEATURES
     from thermal_anomaly_segmenter.train.adapt_stage import stage_decision
 
     rng = np.random.default_rng(0)
@@ -327,9 +327,9 @@ def test_a_folder_whose_stage_adapt_switched_on_screens_by_itself(tmp_path):
     turns the folder's own stage on for predict and report without --false-alarms."""
     import shutil
 
-    from thermal_anomaly_segmenter.false_alarms import FEATURES
+    from thermal_anomaly_segmenter.false_alarms.classifier import FEATURES
     from thermal_anomaly_segmenter.io.formats import write_frame
-    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
     from thermal_anomaly_segmenter.train.adapt_stage import train_survey_stage
 
     folder = tmp_path / "model"
@@ -357,8 +357,8 @@ def test_tiff_frames_with_a_corridor_folder_are_the_reviewed_frames(survey, tmp_
     import cv2
     import tifffile
 
+    from thermal_anomaly_segmenter.false_alarms.review import Review
     from thermal_anomaly_segmenter.io.read import read_frame
-    from thermal_anomaly_segmenter.review import Review
     from thermal_anomaly_segmenter.train.adapt import AdaptOptions, resolve_frames
 
     tiffs, corridors = tmp_path / "tiff", tmp_path / "corridor"
@@ -385,9 +385,9 @@ def test_augmentation_keeps_undecided_pixels_undecided():
     sampling) instead of blending them into leak or background."""
     import torch
 
-    from thermal_anomaly_segmenter.augmentation import ThermalAugment
-    from thermal_anomaly_segmenter.normalization import Normalization
-    from thermal_anomaly_segmenter.synthetic import make_scene
+    from thermal_anomaly_segmenter.models.normalization import Normalization
+    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
+    from thermal_anomaly_segmenter.train.augmentation import ThermalAugment
     from thermal_anomaly_segmenter.train.device_augment import DeviceAugment
     from thermal_anomaly_segmenter.train.task import IGNORE
 

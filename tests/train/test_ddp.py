@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent("""
     from pathlib import Path
 
     from thermal_anomaly_segmenter.config import TrainOptions, get_settings
-    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
     from thermal_anomaly_segmenter.train.loop import train
     from thermal_anomaly_segmenter.train.task import SegmentationTask
 

@@ -16,13 +16,13 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 torch = pytest.importorskip("torch")
 
-from thermal_anomaly_segmenter.augmentation import (  # noqa: E402
+from thermal_anomaly_segmenter.models.normalization import Normalization  # noqa: E402
+from thermal_anomaly_segmenter.train.augmentation import (  # noqa: E402
     ThermalAugment,
     draw_zoom,
     fill_values,
     zoom_frame,
 )
-from thermal_anomaly_segmenter.normalization import Normalization  # noqa: E402
 from thermal_anomaly_segmenter.train.device_augment import (  # noqa: E402
     PARAMS,
     DeviceAugment,
@@ -183,7 +183,7 @@ def test_a_batch_is_seeded_and_normalised_like_the_cpu_dataset(tmp_path):
     """Raw loader batches augmented on the device: seeded, and with draws that change
     nothing, identical (to fp16 transport) to the CPU dataset's normalised frames."""
     from thermal_anomaly_segmenter.io.datasets import load_split
-    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
     from thermal_anomaly_segmenter.train.dataset import ThermalDataset
 
     root = write_dataset(tmp_path / "ds", 6, seed=3, height=48, width=64)
@@ -232,14 +232,14 @@ def test_device_normalisation_is_normalization_apply(norm):
 
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
-    from thermal_anomaly_segmenter.synthetic import write_dataset
+    from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("aug") / "ds", 6, seed=5, height=64, width=80)
 
 
 def test_frame_cache_serves_the_decoded_frames(tiny_set, tmp_path, monkeypatch):
     from thermal_anomaly_segmenter.io.datasets import load_split, read_sample
-    from thermal_anomaly_segmenter.normalization import corridor_median
+    from thermal_anomaly_segmenter.models.normalization import corridor_median
     from thermal_anomaly_segmenter.train import frame_cache
     from thermal_anomaly_segmenter.train.frame_cache import FrameCache
 

@@ -9,7 +9,10 @@ import pytest
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from thermal_anomaly_segmenter.augmentation import (  # noqa: E402
+from thermal_anomaly_segmenter.config import TrainOptions  # noqa: E402
+from thermal_anomaly_segmenter.errors import InvalidInputError  # noqa: E402
+from thermal_anomaly_segmenter.io.frames import compose_frame  # noqa: E402
+from thermal_anomaly_segmenter.train.augmentation import (  # noqa: E402
     GAIN_RANGE,
     GRADIENT_DEGC,
     NOISE_DEGC,
@@ -17,9 +20,6 @@ from thermal_anomaly_segmenter.augmentation import (  # noqa: E402
     ThermalAugment,
     photometric,
 )
-from thermal_anomaly_segmenter.config import TrainOptions  # noqa: E402
-from thermal_anomaly_segmenter.errors import InvalidInputError  # noqa: E402
-from thermal_anomaly_segmenter.io.frames import compose_frame  # noqa: E402
 
 
 def _window(leak_degc: float = 2.0):

@@ -9,14 +9,14 @@ import pytest
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from thermal_anomaly_segmenter.augmentation import (  # noqa: E402
+from thermal_anomaly_segmenter.config import TrainOptions  # noqa: E402
+from thermal_anomaly_segmenter.errors import InvalidInputError  # noqa: E402
+from thermal_anomaly_segmenter.io.frames import compose_frame  # noqa: E402
+from thermal_anomaly_segmenter.train.augmentation import (  # noqa: E402
     SURFACE_STEP_DEGC,
     ThermalAugment,
     surface_patches,
 )
-from thermal_anomaly_segmenter.config import TrainOptions  # noqa: E402
-from thermal_anomaly_segmenter.errors import InvalidInputError  # noqa: E402
-from thermal_anomaly_segmenter.io.frames import compose_frame  # noqa: E402
 
 
 def _window():

@@ -17,7 +17,7 @@ import pytest
 
 from thermal_anomaly_segmenter.config import PHASES, TrainOptions, get_settings
 from thermal_anomaly_segmenter.errors import DatasetError, InvalidInputError
-from thermal_anomaly_segmenter.synthetic import write_dataset
+from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 METRIC_NAMES = {
@@ -55,7 +55,7 @@ def tiny(**kwargs) -> TrainOptions:
 
 
 def _predicts(model_dir: Path, dataset: Path) -> None:
-    from thermal_anomaly_segmenter.inference import Segmenter
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
     from thermal_anomaly_segmenter.io.read import read_frame
 
     frame = read_frame(next((dataset / "manual_set" / "image" / "synthetic_test").iterdir()))
@@ -235,7 +235,7 @@ def test_recipe_fills_only_what_the_caller_left_unset():
 
 
 def test_cpu_training_takes_the_cpu_recipe(manual_only, settings):
-    from thermal_anomaly_segmenter.model_folder import read_model_config
+    from thermal_anomaly_segmenter.models.folder import read_model_config
     from thermal_anomaly_segmenter.train.loop import train
 
     result = train(TrainOptions(dataset_path=str(manual_only), gpu=False, epochs=1,
@@ -276,7 +276,7 @@ def test_cpu_recipe_starts_from_the_shipped_default_and_fills_its_budget(dataset
 
 
 def test_a_run_starts_from_random_weights_when_asked_or_when_the_default_does_not_fit():
-    from thermal_anomaly_segmenter.normalization import Normalization
+    from thermal_anomaly_segmenter.models.normalization import Normalization
     from thermal_anomaly_segmenter.train.loop import _starting_point
 
     cpu = TrainOptions(from_scratch=True).resolved("cpu")
@@ -338,7 +338,7 @@ def test_time_budget_stops_cleanly(dataset, settings):
 
 
 def test_cli_train_and_evaluate(manual_only, tmp_path, monkeypatch, capsys):
-    from thermal_anomaly_segmenter import cli
+    from thermal_anomaly_segmenter.cli import parser as cli
     from thermal_anomaly_segmenter.config import reload_settings
 
     monkeypatch.setenv("MODELS_PATH", str(tmp_path / "models"))

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from ..config import CompareOptions
-from ..errors import InvalidInputError
-from .survey_layer import SurveyLayer, finite
+from thermal_anomaly_segmenter.config import CompareOptions
+from thermal_anomaly_segmenter.errors import InvalidInputError
+from thermal_anomaly_segmenter.geo.survey_layer import SurveyLayer, finite
 
 #: Statuses, in the order reports list them.
 STATUSES: tuple[str, ...] = ("grown", "stable", "shrunk", "new", "gone")
@@ -110,13 +110,13 @@ def pair_status(area_old: float, area_new: float, dt_old: float, dt_new: float,
 
 
 def _metric_of(layer: SurveyLayer, other: SurveyLayer):
-    from .raster import is_metric, metric_crs
+    from thermal_anomaly_segmenter.io.georef import is_metric, metric_crs
 
     if is_metric(layer.crs):
         return layer.crs
     import shapely
 
-    from .network import reproject
+    from thermal_anomaly_segmenter.geo.network import reproject
 
     pool = layer.geoms if len(layer) else other.geoms
     crs = layer.crs if len(layer) else other.crs
@@ -192,7 +192,7 @@ def match(old_m: np.ndarray, new_m: np.ndarray, old: SurveyLayer, new: SurveyLay
 def compare_surveys(old: SurveyLayer, new: SurveyLayer,
                     options: CompareOptions | None = None) -> Comparison:
     """Match OLD's anomalies to NEW's and name each one's status."""
-    from .network import reproject
+    from thermal_anomaly_segmenter.geo.network import reproject
 
     options = options or CompareOptions()
     old_in_new = reproject(old.geoms, old.crs, new.crs) if len(old) else old.geoms

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError, OutputError
-from ..io.atomic import atomic_path, atomic_write
-from ..io.csv_safe import neutralise
-from .compare import Comparison
+from thermal_anomaly_segmenter.errors import InvalidInputError, OutputError
+from thermal_anomaly_segmenter.geo.compare import Comparison
+from thermal_anomaly_segmenter.io.atomic import atomic_path, atomic_write
+from thermal_anomaly_segmenter.io.csv_safe import neutralise
 
 LAYER = "changes"
 NAMES: dict[str, str] = {"gpkg": "changes.gpkg", "csv": "changes.csv",
@@ -171,7 +171,7 @@ def write_changes(comparison: Comparison, out_dir: str | os.PathLike[str],
     import pyogrio.raw
     import shapely
 
-    from .network import reproject
+    from thermal_anomaly_segmenter.geo.network import reproject
 
     paths = _claim(Path(out_dir).expanduser(), overwrite, prefix)
     records = [comparison.record(c) for c in comparison.changes]
@@ -226,8 +226,8 @@ def compare_prediction(result, previous: str | os.PathLike[str], label: str = "p
     ``status``; the report's ``since_previous`` holds the totals and what is gone."""
     import json
 
-    from .compare import compare_surveys
-    from .survey_layer import read_survey
+    from thermal_anomaly_segmenter.geo.compare import compare_surveys
+    from thermal_anomaly_segmenter.geo.survey_layer import read_survey
 
     gpkg = result.outputs.get("gpkg")
     if gpkg is None or not Path(gpkg).is_file():

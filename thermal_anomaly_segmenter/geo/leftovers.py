@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..io.atomic import owned_name, sweep_stale
+from thermal_anomaly_segmenter.io.atomic import owned_name, sweep_stale
 
 
 def claim_name(stem: str) -> str:

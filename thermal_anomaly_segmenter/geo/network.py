@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from thermal_anomaly_segmenter.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class PipeNetwork:
         import pyogrio
         import shapely
 
-        from .guard import (
+        from thermal_anomaly_segmenter.io.gis_guard import (
             MAX_FEATURES,
             check_lines,
             horizontal_crs,
@@ -115,8 +115,8 @@ class PipeNetwork:
 
         from rasterio.errors import NotGeoreferencedWarning
 
-        from .guard import check_raster, open_raster, raster_env
-        from .raster import georef, pixel_bounds
+        from thermal_anomaly_segmenter.io.georef import georef, pixel_bounds
+        from thermal_anomaly_segmenter.io.gis_guard import check_raster, open_raster, raster_env
 
         path = Path(path)
         with warnings.catch_warnings(), raster_env():
@@ -124,7 +124,7 @@ class PipeNetwork:
             with open_raster(path, path.name) as ds:
                 geo = georef(ds) if ds.crs is not None else None
                 if geo is not None:
-                    from ..config import get_settings
+                    from thermal_anomaly_segmenter.config import get_settings
 
                     check_raster(ds, path.name, get_settings().max_ortho_pixels)
                 shape, transform, crs = (ds.height, ds.width), ds.transform, ds.crs
@@ -145,7 +145,7 @@ class PipeNetwork:
         Raises:
             InvalidInputError: no pipe comes within the corridor of the raster.
         """
-        from .guard import library_errors
+        from thermal_anomaly_segmenter.io.gis_guard import library_errors
 
         if not 0 < width_m <= MAX_CORRIDOR_WIDTH_M:
             raise InvalidInputError(
@@ -159,8 +159,8 @@ class PipeNetwork:
         import shapely
         from pyproj import Transformer
 
-        from .guard import horizontal_crs
-        from .raster import metric_crs
+        from thermal_anomaly_segmenter.io.georef import metric_crs
+        from thermal_anomaly_segmenter.io.gis_guard import horizontal_crs
 
         target = horizontal_crs(crs, source)
         to_geo = Transformer.from_crs(target, target.geodetic_crs, always_xy=True)
@@ -285,7 +285,7 @@ class Corridor:
         import shapely
         from rasterio.features import rasterize
 
-        from .raster import pixel_bounds
+        from thermal_anomaly_segmenter.io.georef import pixel_bounds
 
         box = shapely.box(*pixel_bounds(transform, 0, 0, *shape))
         hits = self.tree.query(box, predicate="intersects")

@@ -29,16 +29,33 @@ from typing import Any
 
 import numpy as np
 
-from ..config import PredictOptions, get_settings
-from ..errors import InvalidInputError, OutputError
-from ..inference import Segmenter, blend_window
-from ..io.atomic import owned_name
-from ..io.frames import FILL_OFFSET_DEGC, MIN_SIDE_PX, T_MAX_DEGC, T_MIN_DEGC, Frame, GeoInfo
-from ..postprocess import Anomaly, Prediction, anomaly_mask, extract_anomalies
-from .guard import check_corridor_share, check_raster, open_raster, raster_env
-from .network import Corridor, PipeNetwork, reproject
-from .raster import georef, pixel_bounds
-from .vectors import write_anomaly_layers
+from thermal_anomaly_segmenter.config import PredictOptions, get_settings
+from thermal_anomaly_segmenter.errors import InvalidInputError, OutputError
+from thermal_anomaly_segmenter.geo.network import Corridor, PipeNetwork, reproject
+from thermal_anomaly_segmenter.geo.vectors import write_anomaly_layers
+from thermal_anomaly_segmenter.inference.postprocess import (
+    Anomaly,
+    Prediction,
+    anomaly_mask,
+    extract_anomalies,
+)
+from thermal_anomaly_segmenter.inference.segmenter import Segmenter, blend_window
+from thermal_anomaly_segmenter.io.atomic import owned_name
+from thermal_anomaly_segmenter.io.frames import (
+    FILL_OFFSET_DEGC,
+    MIN_SIDE_PX,
+    T_MAX_DEGC,
+    T_MIN_DEGC,
+    Frame,
+    GeoInfo,
+)
+from thermal_anomaly_segmenter.io.georef import georef, pixel_bounds
+from thermal_anomaly_segmenter.io.gis_guard import (
+    check_corridor_share,
+    check_raster,
+    open_raster,
+    raster_env,
+)
 
 log = logging.getLogger(__name__)
 
@@ -458,7 +475,7 @@ def _to_cog(tmp: Path, final: Path, resampling: str) -> None:
     """Convert a tiled GeoTIFF into a COG (GDAL streams it and adds overviews)."""
     from rasterio.shutil import copy
 
-    from ..io.atomic import atomic_path
+    from thermal_anomaly_segmenter.io.atomic import atomic_path
 
     staged = None
     try:
@@ -639,7 +656,7 @@ def _run(src: _Source, geo: GeoInfo, segmenter: Segmenter, options: PredictOptio
         for part in tmp.values():
             part.unlink(missing_ok=True)
     if "json" in final:
-        from ..io.atomic import atomic_write
+        from thermal_anomaly_segmenter.io.atomic import atomic_write
 
         doc = _report(src, records, median, corridor_px, len(active), segmenter, options, geo,
                       model_dir, stem)
@@ -698,9 +715,8 @@ def _report(src: _Source, records, median: float, corridor_px: int, blocks: int,
             segmenter: Segmenter, options: PredictOptions, geo: GeoInfo,
             model_dir: str | None, stem: str) -> dict[str, Any]:
     from thermal_anomaly_segmenter.heat_loss import heat_loss_summary
-
-    from ..report.document import SCHEMA
-    from ..scale import scale_factor
+    from thermal_anomaly_segmenter.io.gsd import scale_factor
+    from thermal_anomaly_segmenter.outputs.document import SCHEMA
 
     ds = src.ds
     dts = [r["mean_dt_degc"] for r in records]
@@ -773,9 +789,9 @@ def _write_overlay(src: _Source, canvas: _Canvas, merged: list[_Fragment], media
     from rasterio.enums import Resampling
     from rasterio.features import rasterize
 
-    from ..io.atomic import atomic_write
-    from ..report.outputs import encode_png
-    from ..report.overlay import render_overlay
+    from thermal_anomaly_segmenter.io.atomic import atomic_write
+    from thermal_anomaly_segmenter.outputs.overlay import render_overlay
+    from thermal_anomaly_segmenter.outputs.write import encode_png
 
     ds = src.ds
     h, w = canvas.shape

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from .vectors import LAYER
+from thermal_anomaly_segmenter.errors import InvalidInputError
+from thermal_anomaly_segmenter.geo.vectors import LAYER
 
 #: Most GeoPackages read from one survey folder (a survey is a few orthomosaics).
 MAX_LAYERS = 1000
@@ -133,7 +133,7 @@ def _folder_files(folder: Path, label: str) -> tuple[list[Path], Path | None]:
 
 def read_survey(source: str | Path, label: str = "survey") -> SurveyLayer:
     """A survey's anomalies from a GeoPackage or an output folder (see the module doc)."""
-    from .network import reproject
+    from thermal_anomaly_segmenter.geo.network import reproject
 
     path = Path(source).expanduser()
     if path.is_dir():

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import OutputError
+from thermal_anomaly_segmenter.errors import OutputError
 
 #: Name of the GeoPackage layer holding one polygon per anomaly.
 LAYER = "anomalies"
@@ -60,7 +60,7 @@ def _write(path: Path, geoms: np.ndarray, records, crs: str, driver: str,
     if multi:
         geoms = np.array([g if g.geom_type == "MultiPolygon" else shapely.multipolygons([g])
                           for g in geoms], dtype=object)
-    from ..io.atomic import atomic_path
+    from thermal_anomaly_segmenter.io.atomic import atomic_path
 
     try:
         with atomic_path(path, swept=True) as tmp:
@@ -96,7 +96,7 @@ def write_anomaly_layers(
     (:class:`~thermal_anomaly_segmenter.heat_loss.Conditions`) the GeoPackage layer's metadata
     item :data:`HEAT_LOSS_METADATA` states the method and the conditions.
     """
-    from .network import reproject
+    from thermal_anomaly_segmenter.geo.network import reproject
 
     geoms = np.asarray(list(polygons), dtype=object)
     metadata = None

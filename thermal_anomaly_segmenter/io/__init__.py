@@ -10,12 +10,18 @@
 Only numpy is imported here; decoders load their libraries when a file needs them.
 """
 
-from .atomic import atomic_write
-from .formats import write_frame, write_label
-from .frames import Frame, GeoInfo, compose_frame, corridor_from_frame, frame_stem
-from .masks import read_corridor, read_label
-from .read import read_frame
-from .validate import validate_frame
+from thermal_anomaly_segmenter.io.atomic import atomic_write
+from thermal_anomaly_segmenter.io.formats import write_frame, write_label
+from thermal_anomaly_segmenter.io.frames import (
+    Frame,
+    GeoInfo,
+    compose_frame,
+    corridor_from_frame,
+    frame_stem,
+)
+from thermal_anomaly_segmenter.io.masks import read_corridor, read_label
+from thermal_anomaly_segmenter.io.read import read_frame
+from thermal_anomaly_segmenter.io.validate import validate_frame
 
 __all__ = [
     "Frame",

@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import limits
-from ..errors import DatasetError, DatasetNotFoundError, InvalidInputError
-from ..normalization import Normalization
-from .frames import FRAME_SUFFIXES, GSD_MAX_M
-from .read import read_frame
+from thermal_anomaly_segmenter import limits
+from thermal_anomaly_segmenter.errors import DatasetError, DatasetNotFoundError, InvalidInputError
+from thermal_anomaly_segmenter.io.frames import FRAME_SUFFIXES, GSD_MAX_M
+from thermal_anomaly_segmenter.io.read import read_frame
+from thermal_anomaly_segmenter.models.normalization import Normalization
 
 if TYPE_CHECKING:
-    from ..config import Settings
+    from thermal_anomaly_segmenter.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def resolve_dataset_path(
     Raises:
         DatasetNotFoundError: Nothing usable at ``path``, or no dataset folder found.
     """
-    from ..config import get_settings
+    from thermal_anomaly_segmenter.config import get_settings
 
     settings = settings or get_settings()
     if path not in (None, ""):
@@ -333,7 +333,7 @@ def read_label_mask(path: Path) -> np.ndarray:
     """A label PNG's raw values (``H x W``), without checks; first channel of colour PNGs."""
     import cv2
 
-    from ..config import get_settings
+    from thermal_anomaly_segmenter.config import get_settings
 
     try:
         limits.check_png(path, str(path), "label", get_settings().max_pixels)
@@ -456,7 +456,7 @@ def read_sample(sample: Sample, size: tuple[int, int] | None = None):
             f"is {data.shape[0]} x {data.shape[1]} px"
         )
     if sample.scale is not None:  # at the model's GSD, as predict sees the frame
-        from ..scale import shrink
+        from thermal_anomaly_segmenter.io.gsd import shrink
 
         small = shrink(frame, sample.scale)
         data, corridor = small.data, small.corridor

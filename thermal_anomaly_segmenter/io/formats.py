@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from .. import limits
-from ..errors import InvalidInputError
-from .atomic import atomic_write
-from .frames import _fail, _fmt_shape, _reason
+from thermal_anomaly_segmenter import limits
+from thermal_anomaly_segmenter.errors import InvalidInputError
+from thermal_anomaly_segmenter.io.atomic import atomic_write
+from thermal_anomaly_segmenter.io.frames import _fail, _fmt_shape, _reason
 
 if TYPE_CHECKING:
-    from .frames import GeoInfo
-    from .validate import MetaCheck
+    from thermal_anomaly_segmenter.io.frames import GeoInfo
+    from thermal_anomaly_segmenter.io.validate import MetaCheck
 
 logger = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ def _read_lz4_file(path: Path, source: str, check: MetaCheck) -> np.ndarray:
 
 def _georef(path: Path, source: str) -> GeoInfo | None:
     """The GeoTIFF georeference read by rasterio (GDAL); None when there is none."""
-    from ..geo.raster import read_georef
+    from thermal_anomaly_segmenter.io.georef import read_georef
 
     try:
         return read_georef(path)

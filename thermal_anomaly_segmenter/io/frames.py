@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from thermal_anomaly_segmenter.errors import InvalidInputError
 
 #: Degrees below min(T_u) that fill T_m outside the corridor (as in the published data).
 FILL_OFFSET_DEGC = 10.0

@@ -10,13 +10,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import limits
-from ..config import get_settings
-from .formats import _describe, _read_lz4_file, _read_npy_file, _read_png, _read_tiff, _sniff
-from .frames import _fail, _fmt_shape
+from thermal_anomaly_segmenter import limits
+from thermal_anomaly_segmenter.config import get_settings
+from thermal_anomaly_segmenter.io.formats import (
+    _describe,
+    _read_lz4_file,
+    _read_npy_file,
+    _read_png,
+    _read_tiff,
+    _sniff,
+)
+from thermal_anomaly_segmenter.io.frames import _fail, _fmt_shape
 
 if TYPE_CHECKING:
-    from .validate import MetaCheck
+    from thermal_anomaly_segmenter.io.validate import MetaCheck
 
 logger = logging.getLogger(__name__)
 

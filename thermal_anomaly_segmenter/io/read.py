@@ -8,11 +8,25 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import get_settings
-from .formats import _FRAME_HINT, _describe, _read_lz4_file, _read_npy_file, _read_tiff, _sniff
-from .frames import Frame, _fail, _reason, _safe_stem, _strip_frame_suffix, frame_stem
-from .masks import _as_corridor
-from .validate import _finish, _frame_meta_check
+from thermal_anomaly_segmenter.config import get_settings
+from thermal_anomaly_segmenter.io.formats import (
+    _FRAME_HINT,
+    _describe,
+    _read_lz4_file,
+    _read_npy_file,
+    _read_tiff,
+    _sniff,
+)
+from thermal_anomaly_segmenter.io.frames import (
+    Frame,
+    _fail,
+    _reason,
+    _safe_stem,
+    _strip_frame_suffix,
+    frame_stem,
+)
+from thermal_anomaly_segmenter.io.masks import _as_corridor
+from thermal_anomaly_segmenter.io.validate import _finish, _frame_meta_check
 
 
 def read_frame(

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .. import limits
-from ..config import get_settings
-from .frames import (
+from thermal_anomaly_segmenter import limits
+from thermal_anomaly_segmenter.config import get_settings
+from thermal_anomaly_segmenter.io.frames import (
     FILL_OFFSET_DEGC,
     KELVIN_HINT_DEGC,
     MAX_ASPECT,

@@ -10,7 +10,7 @@ Importing the package is cheap; OpenCV and matplotlib load with the module that 
 
 from __future__ import annotations
 
-from .._lazy import lazy_getattr
+from thermal_anomaly_segmenter._lazy import lazy_getattr
 
 _LAZY = {
     "OUTPUT_NAMES": "outputs",

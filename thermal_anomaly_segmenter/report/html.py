@@ -17,8 +17,8 @@ from collections import Counter
 from html import escape
 from typing import Any
 
-from ..false_alarms import CAUSES
-from .survey import Item, Survey
+from thermal_anomaly_segmenter.false_alarms.classifier import CAUSES
+from thermal_anomaly_segmenter.report.survey import Item, Survey
 
 REVIEW_SCHEMA = "taseg.review/1"
 #: Columns of the ranked table: (row key, heading).
@@ -182,7 +182,7 @@ def _row(item: Item, since: bool = False) -> str:
     loss = _num(row["heat_loss_w"])
     extra = attr = ""
     if since:  # taseg report --previous
-        from .since import row_cells
+        from thermal_anomaly_segmenter.report.since import row_cells
 
         extra, attr = row_cells(item, _img), f' data-since="{escape(item.since or "new")}"'
     return (f'<tr class="sev-{item.severity}" data-key="{key}" data-rank="{item.rank}" '
@@ -247,7 +247,7 @@ def _map(survey: Survey) -> str:
     georeferenced anomalies in map coordinates; empty without a georeference."""
     import cv2
 
-    from .outputs import encode_png
+    from thermal_anomaly_segmenter.outputs.write import encode_png
 
     parts = []
     by_frame: dict[str, list[Item]] = {}
@@ -256,7 +256,7 @@ def _map(survey: Survey) -> str:
     for frame in survey.frames:
         if not frame.ortho or frame.overlay is None:
             continue
-        from .survey import _OverlayView
+        from thermal_anomaly_segmenter.report.survey import _OverlayView
 
         view = _OverlayView.open(frame)  # decoded only if its header fits the orthomosaic
         if view is None:
@@ -353,7 +353,7 @@ def render_html(survey: Survey, title: str = "TASeg inspection report") -> str:
     head = "".join(f"<th>{escape(h)}</th>" for _, h in TABLE_COLUMNS)
     since_html = ""
     if since:  # taseg report --previous
-        from .since import head_cells, section
+        from thermal_anomaly_segmenter.report.since import head_cells, section
 
         head, since_html = head + head_cells(), section(survey)
     rows = "".join(_row(it, since) for it in survey.items)

@@ -18,12 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from thermal_anomaly_segmenter.errors import InvalidInputError, OutputError
+from thermal_anomaly_segmenter.io.atomic import atomic_write
 from thermal_anomaly_segmenter.io.csv_safe import SafeDictWriter
-
-from ..errors import InvalidInputError, OutputError
-from ..io.atomic import atomic_write
-from .severity import SeverityRules, load_rules
-from .survey import (
+from thermal_anomaly_segmenter.report.severity import SeverityRules, load_rules
+from thermal_anomaly_segmenter.report.survey import (
     HEAT_LOSS_FIELDS,
     Survey,
     build_survey,
@@ -81,7 +80,7 @@ def make_report(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.Path
     if not inputs:
         raise InvalidInputError("no input given")
     if previous is not None:  # a bad earlier survey is refused before any prediction
-        from ..geo.survey_layer import read_survey
+        from thermal_anomaly_segmenter.geo.survey_layer import read_survey
 
         read_survey(previous, "previous survey")
     rules = rules or load_rules(severity_config)
@@ -105,7 +104,7 @@ def make_report(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.Path
             raise InvalidInputError("no input could be predicted: " + "; ".join(failures[:3]))
         survey = build_survey(load_frames(done), rules, failures, rank_by)
         if previous is not None:
-            from .since import apply_previous
+            from thermal_anomaly_segmenter.report.since import apply_previous
 
             apply_previous(survey, previous, compare_options)
         return ReportResult(survey, write_report(survey, out, claimed))
@@ -151,7 +150,7 @@ def csv_text(survey: Survey) -> str:
 
 
 def write_report(survey: Survey, out: Path, claimed: dict[str, Path]) -> dict[str, Path]:
-    from .html import render_html
+    from thermal_anomaly_segmenter.report.html import render_html
 
     written = {}
     atomic_write(claimed["csv"], csv_text(survey))

@@ -16,10 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from ..config import CompareOptions
-from ..errors import InvalidInputError
-from .severity import SINCE_ORDER, number, severity_order
-from .survey import Survey, SurveyFrame, _OverlayView, is_prediction_json, load_frames
+from thermal_anomaly_segmenter.config import CompareOptions
+from thermal_anomaly_segmenter.errors import InvalidInputError
+from thermal_anomaly_segmenter.report.severity import SINCE_ORDER, number, severity_order
+from thermal_anomaly_segmenter.report.survey import (
+    Survey,
+    SurveyFrame,
+    _OverlayView,
+    is_prediction_json,
+    load_frames,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +50,8 @@ def _polygons(frame: SurveyFrame, crs) -> dict[int, Any]:
     gpkg = frame.json_path.with_suffix(".gpkg")
     if not gpkg.is_file():
         return {}
-    from ..geo.network import reproject
-    from ..geo.survey_layer import read_layer
+    from thermal_anomaly_segmenter.geo.network import reproject
+    from thermal_anomaly_segmenter.geo.survey_layer import read_layer
 
     try:
         layer = read_layer(gpkg, "NEW")
@@ -60,8 +66,8 @@ def survey_layer(survey: Survey):
     import shapely
     from pyproj import CRS
 
-    from ..geo.network import reproject
-    from ..geo.survey_layer import SurveyLayer
+    from thermal_anomaly_segmenter.geo.network import reproject
+    from thermal_anomaly_segmenter.geo.survey_layer import SurveyLayer
 
     crs_of = {f.name: f.doc.get("frame", {}).get("crs") for f in survey.frames}
     first = next((c for c in crs_of.values() if c), None)
@@ -122,8 +128,8 @@ def apply_previous(survey: Survey, previous: str | Path,
                    options: CompareOptions | None = None) -> SinceLastSurvey:
     """Give each listed item its status since ``previous``, its old crop where OLD has
     overlays, re-rank (:data:`.severity.SINCE_ORDER`) and return the totals."""
-    from ..geo.compare import compare_surveys
-    from ..geo.survey_layer import read_survey
+    from thermal_anomaly_segmenter.geo.compare import compare_surveys
+    from thermal_anomaly_segmenter.geo.survey_layer import read_survey
 
     old = read_survey(previous, "previous survey")
     comparison = compare_surveys(old, survey_layer(survey), options)
@@ -143,7 +149,7 @@ def apply_previous(survey: Survey, previous: str | Path,
                 rec = next((r for r in frame.doc.get("anomalies", [])
                             if int(r["id"]) == int(raw)), None)
                 if rec is not None:
-                    from .survey import _pixel_centroid
+                    from thermal_anomaly_segmenter.report.survey import _pixel_centroid
 
                     x, y = _pixel_centroid(rec, frame.doc)
                     item.old_crop_png = view.crop(rec, x, y)[0]
@@ -161,7 +167,7 @@ def apply_previous(survey: Survey, previous: str | Path,
 
 
 def _dt(item) -> float:
-    from .severity import number
+    from thermal_anomaly_segmenter.report.severity import number
 
     return number(item.record.get("mean_dt_degc"))
 
@@ -205,7 +211,7 @@ def section(survey: Survey) -> str:
     """Totals per status, the status filter, what is gone, and the filter's script."""
     from html import escape
 
-    from ..geo.compare import STATUSES
+    from thermal_anomaly_segmenter.geo.compare import STATUSES
 
     since: SinceLastSurvey = survey.since
     head = "".join(f"<th>{s}</th>" for s in STATUSES)

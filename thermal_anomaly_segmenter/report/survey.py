@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from .document import SCHEMA
-from .severity import SeverityRules, number
+from thermal_anomaly_segmenter.errors import InvalidInputError
+from thermal_anomaly_segmenter.outputs.document import SCHEMA
+from thermal_anomaly_segmenter.report.severity import SeverityRules, number
 
 #: The heat loss fields of a prediction's anomaly records (:mod:`..heat_loss`), in order.
 HEAT_LOSS_FIELDS: tuple[str, ...] = ("heat_loss_w", "heat_loss_w_low", "heat_loss_w_high",
@@ -165,8 +165,8 @@ def unpack_frames(archive: Path, dest: Path, max_frames: int = MAX_ZIP_FRAMES) -
     """
     import zipfile
 
-    from .. import limits
-    from ..io.frames import FRAME_SUFFIXES, frame_stem
+    from thermal_anomaly_segmenter import limits
+    from thermal_anomaly_segmenter.io.frames import FRAME_SUFFIXES, frame_stem
 
     try:
         with zipfile.ZipFile(archive) as zf:
@@ -205,7 +205,7 @@ def predict_inputs(inputs: Sequence[str], out_dir: Path, *, model_dir=None, opti
                    false_alarms=None, settings=None, segmenter=None, names=None,
                    ) -> tuple[list[Path], list[str]]:
     """Run predict on ``inputs`` into ``out_dir``; ``(JSON reports, failure lines)``."""
-    from ..predict import predict_paths
+    from thermal_anomaly_segmenter.predict.files import predict_paths
 
     jsons, failures = [], []
     for result in predict_paths(
@@ -309,7 +309,7 @@ def _footprints(frame: SurveyFrame) -> dict[int, list]:
         return {}
     import cv2
 
-    from .geo import _component_polygons
+    from thermal_anomaly_segmenter.outputs.geojson import _component_polygons
 
     info = frame.doc.get("frame", {})
     mask = _read_png(frame.mask, (info.get("height"), info.get("width")),
@@ -359,7 +359,7 @@ class _OverlayView:
     def open(cls, frame: SurveyFrame) -> _OverlayView | None:
         import cv2
 
-        from .overlay import overlay_geometry
+        from thermal_anomaly_segmenter.outputs.overlay import overlay_geometry
 
         if frame.overlay is None:
             return None
@@ -369,7 +369,7 @@ class _OverlayView:
             return None
         gsd = info.get("gsd_m")
         if frame.ortho:
-            from ..geo.ortho import OVERLAY_MAX_SIDE
+            from thermal_anomaly_segmenter.geo.ortho import OVERLAY_MAX_SIDE
 
             a, b, _, d, e, _ = info["transform"]
             gsd = math.sqrt(abs(a * e - b * d))
@@ -395,7 +395,7 @@ class _OverlayView:
              ) -> tuple[bytes | None, str | None]:
         import cv2
 
-        from .outputs import encode_png
+        from thermal_anomaly_segmenter.outputs.write import encode_png
 
         if x is None or y is None:
             return None, None

@@ -16,10 +16,17 @@ instance map with one class per instance (:data:`DISTRACTOR_CLASSES`).
 
 from __future__ import annotations
 
-from .canvas import DISTRACTOR_CLASSES
-from .families import DEFAULT_FAMILY, FAMILIES, REF_GSD_M, Family, get_family, parse_families
-from .leaks import LEAK_MASK_FRACTION
-from .render import Scene, render_scene
+from thermal_anomaly_segmenter.scenes.canvas import DISTRACTOR_CLASSES
+from thermal_anomaly_segmenter.scenes.families import (
+    DEFAULT_FAMILY,
+    FAMILIES,
+    REF_GSD_M,
+    Family,
+    get_family,
+    parse_families,
+)
+from thermal_anomaly_segmenter.scenes.leaks import LEAK_MASK_FRACTION
+from thermal_anomaly_segmenter.scenes.render import Scene, render_scene
 
 __all__ = [
     "DEFAULT_FAMILY",

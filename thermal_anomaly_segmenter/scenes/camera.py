@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .canvas import Canvas
+from thermal_anomaly_segmenter.scenes.canvas import Canvas
 
 
 def sensor(c: Canvas) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .families import REF_GSD_M, Family
+from thermal_anomaly_segmenter.scenes.families import REF_GSD_M, Family
 
 #: Classes of the distractor instance map (objects that look warm but are never a leak).
 DISTRACTOR_CLASSES: tuple[str, ...] = (

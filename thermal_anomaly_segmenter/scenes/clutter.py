@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from .canvas import Canvas
-from .geometry import box, inside, int_pts, pt, stamp_free
+from thermal_anomaly_segmenter.scenes.canvas import Canvas
+from thermal_anomaly_segmenter.scenes.geometry import box, inside, int_pts, pt, stamp_free
 
 
 def buildings(c: Canvas) -> None:
@@ -175,7 +175,7 @@ def lamps(c: Canvas) -> None:
     """Tiny very hot lamp heads with a halo, along the street and anywhere."""
     import cv2
 
-    from .geometry import add_gaussian
+    from thermal_anomaly_segmenter.scenes.geometry import add_gaussian
 
     f, rng = c.family, c.rng
     spots: list[np.ndarray] = []

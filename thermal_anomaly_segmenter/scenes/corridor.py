@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from .canvas import Canvas
-from .geometry import inside, int_pts, pt, resample, route, tangents
+from thermal_anomaly_segmenter.scenes.canvas import Canvas
+from thermal_anomaly_segmenter.scenes.geometry import inside, int_pts, pt, resample, route, tangents
 
 
 def streets(c: Canvas) -> None:

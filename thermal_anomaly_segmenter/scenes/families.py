@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ..errors import InvalidInputError
+from thermal_anomaly_segmenter.errors import InvalidInputError
 
 #: Ground sampling distance (m/px) that the pixel sizes of a family are given at.
 REF_GSD_M = 0.10

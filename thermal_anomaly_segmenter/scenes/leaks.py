@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from .canvas import Canvas
-from .geometry import inside
+from thermal_anomaly_segmenter.scenes.canvas import Canvas
+from thermal_anomaly_segmenter.scenes.geometry import inside
 
 #: A leak pixel is labelled where the leak adds at least this share of its peak heat.
 LEAK_MASK_FRACTION = 0.3

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from ..io.frames import compose_frame
-from . import camera, clutter, corridor, leaks, terrain
-from .canvas import Canvas
-from .families import DEFAULT_FAMILY, Family, get_family
+from thermal_anomaly_segmenter.errors import InvalidInputError
+from thermal_anomaly_segmenter.io.frames import compose_frame
+from thermal_anomaly_segmenter.scenes import camera, clutter, corridor, leaks, terrain
+from thermal_anomaly_segmenter.scenes.canvas import Canvas
+from thermal_anomaly_segmenter.scenes.families import DEFAULT_FAMILY, Family, get_family
 
 MIN_SIDE = 32
 MAX_SIDE = 8192

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from .canvas import Canvas
-from .geometry import box, int_pts, pt, smooth_noise
+from thermal_anomaly_segmenter.scenes.canvas import Canvas
+from thermal_anomaly_segmenter.scenes.geometry import box, int_pts, pt, smooth_noise
 
 
 def parcels(c: Canvas) -> None:

@@ -15,7 +15,7 @@ Importing the package is cheap; ``train`` and the Lightning pieces load on first
 
 from __future__ import annotations
 
-from .._lazy import lazy_getattr
+from thermal_anomaly_segmenter._lazy import lazy_getattr
 
 _LAZY = {
     "train": "loop",

@@ -1,6 +1,7 @@
 """``taseg adapt``: from an inspector's review of a report to a model folder for the survey.
 
-The review (``review.json`` exported by ``report.html``, :mod:`thermal_anomaly_segmenter.review`)
+The review (``review.json`` exported by ``report.html``,
+:mod:`thermal_anomaly_segmenter.false_alarms.review`)
 and the frames it was made on become a partial-label ``manual_set`` (every click counts: a
 confirmed leak's footprint is a positive, a false alarm's a negative, the rest of a frame is
 background only where every listed anomaly of it was decided, else left out of the loss).
@@ -165,7 +166,7 @@ def resolve_frames(review, options: AdaptOptions) -> dict[str, Any]:
 
 def _check_same_frame(review, name: str, frame) -> None:
     """Refuse a frame that is not the one the report showed (size, corridor median)."""
-    from thermal_anomaly_segmenter.normalization import corridor_median
+    from thermal_anomaly_segmenter.models.normalization import corridor_median
 
     info = review.frames.get(name, {})
     want = (info.get("height"), info.get("width"))
@@ -226,8 +227,8 @@ def write_partial_dataset(root: Path, review, frames: dict[str, Any]) -> dict[st
 
 
 def _stage_examples(review, frames: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
-    from thermal_anomaly_segmenter.false_alarms import FEATURES
-    from thermal_anomaly_segmenter.review import component_examples
+    from thermal_anomaly_segmenter.false_alarms.classifier import FEATURES
+    from thermal_anomaly_segmenter.false_alarms.review import component_examples
 
     rows = [e for name, f in frames.items()
             for e in component_examples(review, name, f.t_u, f.corridor)]
@@ -257,7 +258,7 @@ def start_model(model_dir: str | None, settings) -> Path:
     """The folder to fine-tune: the one given, else the default model (TASEG_DEFAULT_MODEL or
     the shipped one); it must hold a network."""
     from thermal_anomaly_segmenter.config import BASE_DIR, DEFAULT_MODEL_NAME
-    from thermal_anomaly_segmenter.model_folder import (
+    from thermal_anomaly_segmenter.models.folder import (
         default_model_dir,
         read_model_config,
         resolve_model_dir,
@@ -277,7 +278,7 @@ def start_model(model_dir: str | None, settings) -> Path:
 def adapt(options: AdaptOptions, *, settings=None) -> AdaptResult:
     """Fine-tune, screen, calibrate and export a model folder for the reviewed survey."""
     from thermal_anomaly_segmenter.config import get_settings
-    from thermal_anomaly_segmenter.review import Review
+    from thermal_anomaly_segmenter.false_alarms.review import Review
 
     started = time.monotonic()
     settings = settings or get_settings()
@@ -302,7 +303,7 @@ def adapt(options: AdaptOptions, *, settings=None) -> AdaptResult:
         model_dir = _fine_tune(options, start, staging, settings, started, after_s)
         x, causes = _stage_examples(review, frames)
         stage = _store_stage(model_dir, x, causes, options.seed)
-        from thermal_anomaly_segmenter.export import export_onnx
+        from thermal_anomaly_segmenter.models.onnx_export import export_onnx
 
         export_onnx(model_dir)
         digests = {n: hashlib.sha256(f.data.tobytes()).hexdigest() for n, f in frames.items()}
@@ -320,7 +321,7 @@ def _seconds_after_training(start: Path, frames: dict[str, Any], gpu: bool | Non
     """Estimated seconds of the work after fine-tuning, from one timed inference (so a busy
     machine reserves more)."""
     from thermal_anomaly_segmenter.config import PredictOptions
-    from thermal_anomaly_segmenter.inference import Segmenter
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
 
     segmenter = Segmenter.from_folder(start, device="cpu" if gpu is False else "auto")
     frame = next(iter(frames.values()))
@@ -350,9 +351,9 @@ def _fine_tune(options: AdaptOptions, start: Path, staging: Path, settings, star
 
 
 def _store_stage(model_dir: Path, x: np.ndarray, causes: list[str], seed: int):
-    from thermal_anomaly_segmenter.false_alarms import FILE_NAME
+    from thermal_anomaly_segmenter.false_alarms.classifier import FILE_NAME
     from thermal_anomaly_segmenter.io.atomic import atomic_write
-    from thermal_anomaly_segmenter.model_folder import CONFIG_NAME, read_model_config
+    from thermal_anomaly_segmenter.models.folder import CONFIG_NAME, read_model_config
     from thermal_anomaly_segmenter.train.adapt_stage import stage_decision, train_survey_stage
 
     stage = stage_decision(x, causes, seed)
@@ -371,7 +372,7 @@ def _record(review, review_path: Path, counts: dict[str, int], complete: dict[st
             seconds: float, model_dir: Path) -> dict[str, Any]:
     """``adapt.json``: what the folder learned from, and whether more decisions would help."""
     from thermal_anomaly_segmenter.io.atomic import atomic_write
-    from thermal_anomaly_segmenter.model_folder import CONFIG_NAME, read_model_config
+    from thermal_anomaly_segmenter.models.folder import CONFIG_NAME, read_model_config
 
     config = read_model_config(model_dir)
     n_complete = sum(complete.values())

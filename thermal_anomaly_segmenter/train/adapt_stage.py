@@ -1,7 +1,8 @@
 """The false-alarm stage of one survey, trained on that survey's reviewed components alone.
 
 Cheap (seconds): the components the inspector decided become feature rows
-(:func:`thermal_anomaly_segmenter.review.component_examples`) and a classifier is fitted on
+(:func:`thermal_anomaly_segmenter.false_alarms.review.component_examples`) and a classifier is
+fitted on
 them. Whether the adapted model folder turns it on is decided by cross-validation on the
 reviewed components (:func:`stage_decision`): the stage is switched on only when, with at
 least :data:`MIN_LEAKS` decided leaks and :data:`MIN_FALSE_ALARMS` decided false alarms,
@@ -61,7 +62,7 @@ def _folds(y: np.ndarray, seed: int) -> np.ndarray:
 
 def cross_validate(x: np.ndarray, causes: list[str], seed: int = 0) -> dict[str, Any]:
     """Held-out leaks kept and false alarms rejected over stratified folds."""
-    from thermal_anomaly_segmenter.false_alarms import train_classifier
+    from thermal_anomaly_segmenter.false_alarms.classifier import train_classifier
 
     y = np.asarray(causes)
     fold = _folds(y, seed)
@@ -106,7 +107,7 @@ def stage_decision(x: np.ndarray, causes: list[str], seed: int = 0) -> StageDeci
 
 def train_survey_stage(x: np.ndarray, causes: list[str], seed: int = 0):
     """The stage fitted on every reviewed component of the survey."""
-    from thermal_anomaly_segmenter.false_alarms import train_classifier
+    from thermal_anomaly_segmenter.false_alarms.classifier import train_classifier
 
     clf = train_classifier(x, causes, n_estimators=N_ESTIMATORS, seed=seed)
     clf.info["trained_by"] = "taseg adapt (this survey's reviewed components only)"

@@ -6,20 +6,20 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .._compat import ensure_torchvision
+from thermal_anomaly_segmenter._compat import ensure_torchvision
 
 ensure_torchvision()
 
 import lightning as L  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from ..errors import DatasetError  # noqa: E402
-from ..io.datasets import (  # noqa: E402
+from thermal_anomaly_segmenter.errors import DatasetError  # noqa: E402
+from thermal_anomaly_segmenter.io.datasets import (  # noqa: E402
     SplitIndex,
 )
-from ..normalization import Normalization  # noqa: E402
-from ..processes import die_with_parent  # noqa: E402
-from .dataset import ThermalDataset  # noqa: E402
+from thermal_anomaly_segmenter.models.normalization import Normalization  # noqa: E402
+from thermal_anomaly_segmenter.processes import die_with_parent  # noqa: E402
+from thermal_anomaly_segmenter.train.dataset import ThermalDataset  # noqa: E402
 
 #: Where training frames are augmented (``TrainOptions.augment_on`` adds ``auto``).
 AUGMENT_SITES: tuple[str, ...] = ("cpu", "device")
@@ -122,19 +122,19 @@ class ThermalDataModule(L.LightningDataModule):
             raise DatasetError(f"split {split!r} is empty")
         augment = draw = None
         if split == "train" and self.augment and self.augment_on == "device":
-            from .device_augment import DeviceAugment
+            from thermal_anomaly_segmenter.train.device_augment import DeviceAugment
 
             self._device_augment = DeviceAugment(self.normalization, self.augmentation_range,
                                                 zoom=self.zoom)
             draw = self._device_augment.draw
         elif split == "train" and self.augment:
-            from ..augmentation import ThermalAugment
+            from thermal_anomaly_segmenter.train.augmentation import ThermalAugment
 
             augment = ThermalAugment(offset_range=self.augmentation_range, zoom=self.zoom,
                                      photometric=self.photometric,
                                      surfaces=self.surface_patches)
         if self.frame_cache and self._cache is None:
-            from .frame_cache import FrameCache
+            from thermal_anomaly_segmenter.train.frame_cache import FrameCache
 
             self._cache = FrameCache()
         training = split == "train"

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..io.datasets import read_sample
-from ..io.frames import FILL_OFFSET_DEGC
-from ..normalization import Normalization, corridor_median
+from thermal_anomaly_segmenter.io.datasets import read_sample
+from thermal_anomaly_segmenter.io.frames import FILL_OFFSET_DEGC
+from thermal_anomaly_segmenter.models.normalization import Normalization, corridor_median
 
 if TYPE_CHECKING:
-    from ..io.datasets import Sample
-    from .frame_cache import FrameCache
+    from thermal_anomaly_segmenter.io.datasets import Sample
+    from thermal_anomaly_segmenter.train.frame_cache import FrameCache
 
 
 Augment = Callable[[np.ndarray, np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray, float]]
@@ -64,7 +64,7 @@ class ThermalDataset:
     def __reduce__(self) -> tuple[Any, ...]:
         # Unpickled in spawned loader workers: importing _spawn_safe first repairs torchvision
         # before the pickle stream brings lightning (see _spawn_safe).
-        from .._spawn_safe import rebuild
+        from thermal_anomaly_segmenter._spawn_safe import rebuild
 
         return rebuild, (type(self), dict(self.__dict__))
 
@@ -159,7 +159,7 @@ def _raw(data: np.ndarray, corridor: np.ndarray, label: np.ndarray, median: floa
     (half the bytes to pin and copy) and what the augmentation needs on the device."""
     import torch
 
-    from ..augmentation import fill_values
+    from thermal_anomaly_segmenter.train.augmentation import fill_values
 
     rel = np.subtract(data, np.float32(median), dtype=np.float32).astype(np.float16)
     return {

@@ -1,6 +1,7 @@
 """Training augmentation in batches on the training device (the GPU fast path).
 
-The CPU pipeline (:class:`~thermal_anomaly_segmenter.augmentation.ThermalAugment`, albumentations
+The CPU pipeline (:class:`~thermal_anomaly_segmenter.train.augmentation.ThermalAugment`,
+albumentations
 in loader workers) bound GPU training at 23-36 img/s on an H200. This module applies the same
 augmentation, torch-native, to a whole batch where the batch already is:
 
@@ -11,7 +12,7 @@ augmentation, torch-native, to a whole batch where the batch already is:
   a 49-tap Gaussian, as ``albumentations.ElasticTransform``), global offset in the recipe's
   range; bilinear for temperatures, nearest for labels;
 * the same consistent fill: every frame is shifted by its own fill values
-  (:func:`~thermal_anomaly_segmenter.augmentation.fill_values`) before the warp, which brings
+  (:func:`~thermal_anomaly_segmenter.train.augmentation.fill_values`) before the warp, which brings
   in zeros, and back after it; the offset is added last; the corridor is recovered afterwards
   where ``T_m`` equals ``T_u``, and the corridor median moves with the offset;
 * seeded per sample: the loader worker draws a sample's parameters (:meth:`DeviceAugment.draw`)
@@ -19,7 +20,8 @@ augmentation, torch-native, to a whole batch where the batch already is:
   from a seed among those parameters.
 
 With ``zoom`` (``--zoom``), an isotropic zoom about the centre comes first (drawn as
-:func:`~thermal_anomaly_segmenter.augmentation.draw_zoom`; part of the same resampling), and an
+:func:`~thermal_anomaly_segmenter.train.augmentation.draw_zoom`; part of the same resampling), and
+an
 enlarged frame gets its white camera noise back after the affine map.
 
 Flips and the affine map are one resampling (a flip is an exact permutation of pixel
@@ -41,9 +43,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..accel import normalize
-from ..augmentation import MAX_OFFSET_DEGC, ZOOM_P, check_zoom, draw_zoom
-from ..normalization import Normalization
+from thermal_anomaly_segmenter.inference.gpu_engine import normalize
+from thermal_anomaly_segmenter.models.normalization import Normalization
+from thermal_anomaly_segmenter.train.augmentation import (
+    MAX_OFFSET_DEGC,
+    ZOOM_P,
+    check_zoom,
+    draw_zoom,
+)
 
 #: Columns of a parameter row (:meth:`DeviceAugment.draw`).
 PARAMS: tuple[str, ...] = ("hflip", "vflip", "affine", "shift_x", "shift_y", "scale_x",

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..io.atomic import atomic_path
-from ..io.datasets import read_sample
+from thermal_anomaly_segmenter.io.atomic import atomic_path
+from thermal_anomaly_segmenter.io.datasets import read_sample
 
 if TYPE_CHECKING:
-    from ..io.datasets import Sample
+    from thermal_anomaly_segmenter.io.datasets import Sample
 
 #: Share of the cache's disk that must stay free: frames past it are not cached.
 RESERVE_FRACTION = 0.05

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .._compat import ensure_torchvision
+from thermal_anomaly_segmenter._compat import ensure_torchvision
 
 ensure_torchvision()  # lightning imports torchmetrics, which imports torchvision
 
 import torch  # noqa: E402
 
-from ..config import TrainOptions  # noqa: E402
-from ..errors import InvalidInputError  # noqa: E402
+from thermal_anomaly_segmenter.config import TrainOptions  # noqa: E402
+from thermal_anomaly_segmenter.errors import InvalidInputError  # noqa: E402
 
 
 def progress_bar():

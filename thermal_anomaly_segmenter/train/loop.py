@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._compat import ensure_torchvision
+from thermal_anomaly_segmenter._compat import ensure_torchvision
 
 ensure_torchvision()
 
@@ -33,27 +33,30 @@ import lightning as L  # noqa: E402
 import torch  # noqa: E402
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint  # noqa: E402
 
+from thermal_anomaly_segmenter.config import Settings, TrainOptions, get_settings  # noqa: E402
+from thermal_anomaly_segmenter.errors import InvalidInputError  # noqa: E402
+from thermal_anomaly_segmenter.models.folder import ModelConfig, save_model_folder  # noqa: E402
+from thermal_anomaly_segmenter.models.normalization import Normalization  # noqa: E402
+from thermal_anomaly_segmenter.models.registry import build_model, resolve_architecture  # noqa: E402
+from thermal_anomaly_segmenter.outputs.plots import plot_curves  # noqa: E402
+from thermal_anomaly_segmenter.train.datamodule import (  # noqa: E402
+    ThermalDataModule,
+    augment_site,
+    default_worker_count,
+)
+from thermal_anomaly_segmenter.train.hardware import (  # noqa: E402
+    accelerator_for,
+    ddp_strategy,
+    precision_for,
+    progress_bar,
+)
 from thermal_anomaly_segmenter.train.opening import (  # noqa: E402
     Run,
     at_gsd,
     open_run,
     training_gsd,
 )
-
-from ..config import Settings, TrainOptions, get_settings  # noqa: E402
-from ..errors import InvalidInputError  # noqa: E402
-from ..model_folder import ModelConfig, save_model_folder  # noqa: E402
-from ..normalization import Normalization  # noqa: E402
-from ..report.plots import plot_curves  # noqa: E402
-from ..zoo import build_model, resolve_architecture  # noqa: E402
-from .datamodule import ThermalDataModule, augment_site, default_worker_count  # noqa: E402
-from .hardware import (  # noqa: E402
-    accelerator_for,
-    ddp_strategy,
-    precision_for,
-    progress_bar,
-)
-from .runs import (  # noqa: E402
+from thermal_anomaly_segmenter.train.runs import (  # noqa: E402
     AtomicCheckpointIO,
     TrainResult,
     _options_dict,
@@ -62,10 +65,10 @@ from .runs import (  # noqa: E402
     epoch_rows,
     write_csv_rows,
 )
-from .task import MONITOR, SegmentationTask  # noqa: E402
+from thermal_anomaly_segmenter.train.task import MONITOR, SegmentationTask  # noqa: E402
 
 if TYPE_CHECKING:
-    from .recipe import PhaseRecipe
+    from thermal_anomaly_segmenter.train.recipe import PhaseRecipe
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +150,7 @@ def train(options: TrainOptions, *, settings: Settings | None = None) -> TrainRe
 
 def _start_tracking(run: Run):
     """Start (or continue) the run's MLflow run with its parameters."""
-    from ..tracking import Tracker
+    from thermal_anomaly_segmenter.train.tracking import Tracker
 
     tracker = Tracker(run.settings, enabled=run.options.mlflow and run.rank_zero)
     params = {k: v for k, v in _options_dict(run.options).items() if k != "resume"}
@@ -357,8 +360,8 @@ def _store_threshold(model_dir: Path, dataset_path: Path, set_name: str,
     """Fit the probability calibration on validation data, then store the threshold chosen
     on the calibrated probabilities; a failure keeps the network's own probabilities and
     the published 0.5 (the trained model matters more than either)."""
-    from ..calibration import calibrate_model_folder
-    from ..evaluation import store_validation_threshold
+    from thermal_anomaly_segmenter.evaluation.calibration import calibrate_model_folder
+    from thermal_anomaly_segmenter.evaluation.evaluate import store_validation_threshold
 
     try:
         chosen = calibrate_model_folder(model_dir, dataset_path, set_name,
@@ -390,7 +393,7 @@ def _starting_point(
     normalisation match the run's (as the published recipe starts from ImageNet/ADE weights;
     an offline run downloads nothing), unless ``options.from_scratch``.
     """
-    from ..model_folder import is_model_folder, read_model_config
+    from thermal_anomaly_segmenter.models.folder import is_model_folder, read_model_config
 
     folder = Path(options.weights).expanduser() if options.weights else None
     if folder is not None and is_model_folder(folder):
@@ -420,8 +423,8 @@ def _starting_point(
 def _shipped_default(settings: Settings) -> Path | None:
     """The default model folder: ``TASEG_DEFAULT_MODEL`` (a folder, or a name under
     MODELS_PATH), else the one shipped in this package's ``models/``."""
-    from ..config import BASE_DIR, DEFAULT_MODEL_NAME
-    from ..model_folder import default_model_dir, is_model_folder
+    from thermal_anomaly_segmenter.config import BASE_DIR, DEFAULT_MODEL_NAME
+    from thermal_anomaly_segmenter.models.folder import default_model_dir, is_model_folder
 
     shipped = BASE_DIR / "models" / DEFAULT_MODEL_NAME
     return default_model_dir(settings) or (shipped.resolve() if is_model_folder(shipped)
@@ -431,7 +434,7 @@ def _shipped_default(settings: Settings) -> Path | None:
 def _from_folder(
     folder: Path, options: TrainOptions, norm: Normalization, kind: str
 ) -> tuple[dict[str, Any] | None, dict[str, torch.Tensor], dict[str, Any]]:
-    from ..model_folder import load_model_folder
+    from thermal_anomaly_segmenter.models.folder import load_model_folder
 
     model, config = load_model_folder(folder)
     if model is None:

@@ -28,7 +28,7 @@ from thermal_anomaly_segmenter.io.datasets import (
     read_label_mask,
     resolve_dataset_path,
 )
-from thermal_anomaly_segmenter.normalization import Normalization
+from thermal_anomaly_segmenter.models.normalization import Normalization
 from thermal_anomaly_segmenter.train.hardware import accelerator_for, is_rank_zero
 from thermal_anomaly_segmenter.train.recipe import phase_recipes
 from thermal_anomaly_segmenter.train.runs import (
@@ -159,13 +159,13 @@ def _run_normalization(state: dict[str, Any], options: TrainOptions,
 def _resolve_options(options: TrainOptions, dataset_path: Path) -> TrainOptions:
     """Fill in what the recipe supplies, for the hardware the run trains on."""
     from thermal_anomaly_segmenter.io.datasets import has_set
-    from thermal_anomaly_segmenter.model_folder import is_model_folder, read_model_config
+    from thermal_anomaly_segmenter.models.folder import is_model_folder, read_model_config
 
     folder = Path(options.weights).expanduser() if options.weights else None
     if options.model_type is None and folder is not None and is_model_folder(folder):
         # Fine-tuning a model folder: its own model type and architecture.
         options = dataclasses.replace(options, model_type=read_model_config(folder).model_type)
-    from thermal_anomaly_segmenter.train.recipe_files import published_defaults
+    from thermal_anomaly_segmenter.models.recipe_files import published_defaults
 
     resolved = options.resolved(accelerator_for(options), has_set(dataset_path, "manual_set"),
                                 has_set(dataset_path, "generated_set"))
@@ -234,7 +234,7 @@ def at_gsd(splits: dict[str, dict[str, SplitIndex]], gsd: float | None
     sees such frames); coarser frames are used as they are."""
     if gsd is None:
         return splits
-    from thermal_anomaly_segmenter.scale import TOLERANCE, scale_factor
+    from thermal_anomaly_segmenter.io.gsd import TOLERANCE, scale_factor
 
     def factor(s: Sample) -> float | None:
         if s.gsd_m is None or s.gsd_m >= (1.0 - TOLERANCE) * gsd:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import PHASES, TrainOptions
-from ..errors import InvalidInputError
-from ..zoo import TRAINABLE_TYPES, get_spec
+from thermal_anomaly_segmenter.config import PHASES, TrainOptions
+from thermal_anomaly_segmenter.errors import InvalidInputError
+from thermal_anomaly_segmenter.models.registry import TRAINABLE_TYPES, get_spec
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def phase_recipes(options: TrainOptions) -> list[PhaseRecipe]:
     ``configurations/train_<model_type>.json``, see :mod:`.recipe_files`), read now.
     Options not yet :meth:`~.config.TrainOptions.resolved` get the published recipe.
     """
-    from .recipe_files import read_recipe_file, recipe_for
+    from thermal_anomaly_segmenter.models.recipe_files import read_recipe_file, recipe_for
 
     if options.model_type is None or options.train_phases is None:
         options = options.resolved("gpu")

@@ -12,18 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._compat import ensure_torchvision
+from thermal_anomaly_segmenter._compat import ensure_torchvision
 
 ensure_torchvision()
 
 import torch  # noqa: E402
 from lightning.pytorch.plugins.io import TorchCheckpointIO  # noqa: E402
 
+from thermal_anomaly_segmenter.config import PHASES, TrainOptions  # noqa: E402
+from thermal_anomaly_segmenter.errors import InvalidInputError  # noqa: E402
+from thermal_anomaly_segmenter.io.atomic import atomic_path, atomic_write  # noqa: E402
 from thermal_anomaly_segmenter.io.csv_safe import SafeDictWriter  # noqa: E402
-
-from ..config import PHASES, TrainOptions  # noqa: E402
-from ..errors import InvalidInputError  # noqa: E402
-from ..io.atomic import atomic_path, atomic_write  # noqa: E402
 
 RUN_STATE = "run.json"
 

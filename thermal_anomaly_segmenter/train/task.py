@@ -7,17 +7,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._compat import ensure_torchvision
+from thermal_anomaly_segmenter._compat import ensure_torchvision
 
 ensure_torchvision()
 
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 
-from ..errors import InvalidInputError  # noqa: E402
-from ..metrics import STAT_COLUMNS, summarize  # noqa: E402
-from ..zoo import build_model, get_spec  # noqa: E402
-from .runs import append_csv_row  # noqa: E402
+from thermal_anomaly_segmenter.errors import InvalidInputError  # noqa: E402
+from thermal_anomaly_segmenter.evaluation.metrics import STAT_COLUMNS, summarize  # noqa: E402
+from thermal_anomaly_segmenter.models.registry import build_model, get_spec  # noqa: E402
+from thermal_anomaly_segmenter.train.runs import append_csv_row  # noqa: E402
 
 MONITOR = "val_dataset_iou"
 
@@ -158,7 +158,7 @@ class SegmentationTask(L.LightningModule):
             # Predictions count inside the corridor only, as inference reports them.
             decided = target != IGNORE
             pred = (logits.detach() > 0) & batch["corridor"][:, None].bool() & decided
-            from ..metrics import batch_stats
+            from thermal_anomaly_segmenter.evaluation.metrics import batch_stats
 
             self._stats[stage].append(
                 batch_stats(pred, (target == 1).long(), self.hparams.min_area_px)

@@ -1,0 +1,1 @@
+"""The ``taseg`` command line: the parser and one function per command."""

@@ -1,0 +1,3 @@
+"""What one prediction becomes on disk: mask, probability, overlay, JSON and GeoJSON files,
+previews, plots, retention.
+"""
