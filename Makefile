@@ -28,7 +28,7 @@ serve: $(BIN)/.installed
 	$(BIN)/deepaas-run --listen-ip 0.0.0.0 --listen-port 5000 --workers 2
 
 test: $(BIN)/.installed
-	$(BIN)/ruff check thermal_anomaly_segmenter api tests cli.py benchmarks
+	$(BIN)/ruff check thermal_anomaly_segmenter api tests cli.py benchmarks heldout
 	$(BIN)/bandit -q -r thermal_anomaly_segmenter api -x tests
 	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
 

@@ -160,7 +160,7 @@ def bench_api(tmp: Path, repeats: int) -> None:
 _TILED_CHILD = """
 import json, resource, sys, time
 from thermal_anomaly_segmenter.config import PredictOptions
-from thermal_anomaly_segmenter.frame_io import read_frame
+from thermal_anomaly_segmenter.io.read import read_frame
 from thermal_anomaly_segmenter.inference.segmenter import Segmenter
 folder, big_path, small_path, overlap = sys.argv[1:5]
 def peak_kib():  # VmHWM starts afresh at exec; ru_maxrss would keep the parent's peak

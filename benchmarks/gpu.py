@@ -135,7 +135,7 @@ def bench_bare(name: str, folder: Path, s: Setup, peak: float) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     from thermal_anomaly_segmenter.inference.gpu_engine import DeviceEngine, EngineOptions
-    from thermal_anomaly_segmenter.models.folder import load_model_folder
+    from thermal_anomaly_segmenter.models.load import load_model_folder
 
     model, config = load_model_folder(folder, device=s.device)
     model = model.eval()

@@ -19,8 +19,8 @@ families
 only (classical candidates, exact leaks, distractors and the model's own predicted
 components), so the family scored stays unseen by the stage. With ``--independent``, the
 families of the independent generators are scored too, like every other family:
-:mod:`benchmarks.independent_family` (``indep_oldtown``, ``indep_parkland``) and
-:mod:`benchmarks.independent_family2` (``indep2_snowmelt``, ``indep2_railyard``), each written
+:mod:`heldout.second_generator` (``indep_oldtown``, ``indep_parkland``) and
+:mod:`heldout.third_generator` (``indep2_snowmelt``, ``indep2_railyard``), each written
 without the code of the training generator or of the other. ``--train`` refuses them (the
 leave-one-family-out runs use the training generator's families); their rows are held out
 unless ``--seen`` names them for a model.
@@ -55,7 +55,7 @@ COLUMNS = ("test_dataset_iou", "test_object_recall", "test_object_precision",
            "test_expected_calibration_error")
 
 
-INDEPENDENT_GENERATORS = ("benchmarks.independent_family", "benchmarks.independent_family2")
+INDEPENDENT_GENERATORS = ("heldout.second_generator", "heldout.third_generator")
 
 
 def independent_families() -> dict[str, ModuleType]:

@@ -1,7 +1,7 @@
 """Label efficiency of ``taseg adapt``: decisions made against quality on a held-out family.
 
-Protocol, per held-out family (training generator, ``benchmarks.independent_family`` and
-``benchmarks.independent_family2``; see :mod:`benchmarks.heldout_families`):
+Protocol, per held-out family (training generator, ``heldout.second_generator`` and
+``heldout.third_generator``; see :mod:`benchmarks.heldout_families`):
 
 1. a *pool* of frames the inspector reviews (seeded, disjoint from the test seeds) and the
    family's test set (:func:`benchmarks.heldout_families.test_set`);

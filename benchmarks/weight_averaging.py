@@ -47,7 +47,8 @@ def average(out: str | os.PathLike[str], sources: list[tuple[Path, float]],
             calibrate_on: str | os.PathLike[str] | None = None) -> Path:
     """Write the weighted mean of ``sources`` (folder, weight) as model folder ``out``."""
     from thermal_anomaly_segmenter.errors import InvalidInputError
-    from thermal_anomaly_segmenter.models.folder import load_model_folder, save_model_folder
+    from thermal_anomaly_segmenter.models.folder import save_model_folder
+    from thermal_anomaly_segmenter.models.load import load_model_folder
 
     out = Path(out)
     if out.exists():

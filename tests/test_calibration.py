@@ -11,7 +11,7 @@ import pytest
 
 from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME, PredictOptions
 from thermal_anomaly_segmenter.errors import InvalidInputError
-from thermal_anomaly_segmenter.evaluation.calibration import Calibration, fit_platt, logits_of
+from thermal_anomaly_segmenter.inference.calibration import Calibration, fit_platt, logits_of
 from thermal_anomaly_segmenter.models.folder import CONFIG_NAME
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -117,7 +117,7 @@ def test_errors_are_one_line_and_exit_2(models_root, capsys, argv, needle):
 
 @pytest.mark.slow
 def test_tiny_training(models_root, tmp_path, monkeypatch, capsys):
-    pytest.importorskip("thermal_anomaly_segmenter.training")
+    pytest.importorskip("lightning")
     from thermal_anomaly_segmenter.config import reload_settings
     from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
 

@@ -50,7 +50,7 @@ def test_onnx_probabilities_are_exactly_the_sigmoid_of_the_session(exported, sha
     """The in-place sigmoid gives bit for bit 0.5 * (1 + tanh(z / 2)) of the bare session's
     logits z, padded or not, and with a stored calibration z = scale * logits + bias
     (computed first, in float32)."""
-    from thermal_anomaly_segmenter.evaluation.calibration import Calibration
+    from thermal_anomaly_segmenter.inference.calibration import Calibration
 
     seg = Segmenter.from_folder(exported, "cpu", backend="onnx")
     if calibration:

@@ -61,6 +61,6 @@ def test_benchmark_runs_end_to_end_on_tiny_sets(tmp_path, capsys):
     assert {r["family"] for r in rows} == {"indep_oldtown", "indep_parkland",
                                            "indep2_snowmelt", "indep2_railyard"}
     assert {r["stage"] for r in rows if r["family"] == "indep2_railyard"} == {
-        "no stage", "scenes", "scenes+patches", "scenes + independent_family",
-        "scenes+patches + independent_family"}
+        "no stage", "scenes", "scenes+patches", "scenes + second_generator",
+        "scenes+patches + second_generator"}
     assert "| indep_oldtown | no stage |" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""The independent evaluation family (benchmarks/independent_family.py): determinism, the
+"""The independent evaluation family (heldout/second_generator.py): determinism, the
 label convention, GSD, the written set read by the project's own loader, and refusals."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks import independent_family as indep
+from heldout import second_generator as indep
 from thermal_anomaly_segmenter.errors import DatasetError
 from thermal_anomaly_segmenter.io.datasets import frame_gsds, load_split, read_info, read_sample
 
@@ -126,7 +126,7 @@ def test_written_set_is_read_by_the_project_loader(tmp_path):
     assert len(split) == 4
     info = read_info(set_dir)
     gen = info["generator"]
-    assert gen["name"] == "taseg.benchmarks.independent_family"
+    assert gen["name"] == "taseg.heldout.second_generator"
     assert gen["families"] == ["indep_oldtown"] and gen["seed"] == 3
     assert gen["split_ids"]["test"] == [s.id for s in split.samples]
     _, per_frame = frame_gsds(info)
@@ -229,7 +229,7 @@ def test_heldout_benchmark_writes_independent_test_sets_with_write_set(tmp_path)
     root = heldout_families.test_set(tmp_path, "indep_parkland", 2, 4242, (H, W))
     assert root == tmp_path / "test_sets" / "indep_parkland"
     info = read_info(root / "manual_set")
-    assert info["generator"]["name"] == "taseg.benchmarks.independent_family"
+    assert info["generator"]["name"] == "taseg.heldout.second_generator"
     assert info["generator"]["families"] == ["indep_parkland"]
     stamp = (root / "manual_set" / "dataset_info.json").stat().st_mtime_ns
     assert heldout_families.test_set(tmp_path, "indep_parkland", 2, 4242, (H, W)) == root

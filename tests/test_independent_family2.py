@@ -1,4 +1,4 @@
-"""The third, independent evaluation generator (benchmarks/independent_family2.py)."""
+"""The third, independent evaluation generator (heldout/third_generator.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from benchmarks import independent_family2 as fam2
+from heldout import third_generator as fam2
 from thermal_anomaly_segmenter.io.datasets import frame_gsds, load_split, read_info, read_sample
 from thermal_anomaly_segmenter.io.frames import FILL_OFFSET_DEGC
 
@@ -201,7 +201,7 @@ def test_heldout_benchmark_scores_and_refuses_the_third_generator(tmp_path, caps
 
     gens = heldout_families.independent_families()
     assert gens["indep2_railyard"] is fam2 and gens["indep2_snowmelt"] is fam2
-    assert gens["indep_oldtown"].__name__ == "benchmarks.independent_family"
+    assert gens["indep_oldtown"].__name__ == "heldout.second_generator"
     root = heldout_families.test_set(tmp_path, "indep2_railyard", 2, 4242, (96, 128))
     assert read_info(root / "manual_set")["generator"]["name"] == fam2.GENERATOR_NAME
     with pytest.raises(SystemExit):

@@ -15,11 +15,10 @@ from thermal_anomaly_segmenter.models.folder import (
     WEIGHTS_NAME,
     ModelConfig,
     list_model_folders,
-    load_model_folder,
-    read_model_config,
     resolve_model_dir,
     save_model_folder,
 )
+from thermal_anomaly_segmenter.models.load import load_model_folder, read_model_config
 from thermal_anomaly_segmenter.models.registry import build_model
 
 

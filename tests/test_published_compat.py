@@ -415,7 +415,8 @@ def test_published_folder_loads_imports_and_predicts_identically(published, kind
                                                                  sample_frame):
     from thermal_anomaly_segmenter.config import PredictOptions
     from thermal_anomaly_segmenter.inference.segmenter import Segmenter
-    from thermal_anomaly_segmenter.models.folder import WEIGHTS_NAME, read_model_config
+    from thermal_anomaly_segmenter.models.folder import WEIGHTS_NAME
+    from thermal_anomaly_segmenter.models.load import read_model_config
     from thermal_anomaly_segmenter.models.published import choose_checkpoint, import_published
 
     folder, best_net = published[kind]
@@ -486,7 +487,7 @@ class _Payload:
 def test_a_checkpoint_carrying_code_is_refused_and_never_runs(published, tmp_path):
     import torch
 
-    from thermal_anomaly_segmenter.models.folder import load_model_folder
+    from thermal_anomaly_segmenter.models.load import load_model_folder
 
     folder = tmp_path / "hostile"
     shutil.copytree(published["smp"][0], folder)
@@ -523,7 +524,7 @@ def test_published_folder_evaluates_and_starts_a_fine_tune(published, tmp_path):
 
 
 def folder_norm(folder: Path):
-    from thermal_anomaly_segmenter.models.folder import read_model_config
+    from thermal_anomaly_segmenter.models.load import read_model_config
 
     return read_model_config(folder).norm
 

@@ -78,7 +78,8 @@ def test_shrink_averages_temperatures_and_keeps_the_corridor():
 
 
 def test_model_folders_state_a_valid_gsd(tmp_path):
-    from thermal_anomaly_segmenter.models.folder import CONFIG_NAME, read_model_config
+    from thermal_anomaly_segmenter.models.folder import CONFIG_NAME
+    from thermal_anomaly_segmenter.models.load import read_model_config
 
     assert read_model_config(DEFAULT).gsd_m == pytest.approx(0.1)
     folder = tmp_path / "m"

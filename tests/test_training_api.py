@@ -57,7 +57,7 @@ def test_dataset_path_default_is_found_at_call_time(env):
 
 @pytest.mark.slow
 def test_tiny_training_returns_the_published_metrics_and_a_usable_model(env):
-    pytest.importorskip("thermal_anomaly_segmenter.training")
+    pytest.importorskip("lightning")
     result = api.train(**TINY, train_phases=["pre_train_frozen", "fine_tune"])
     for key in METRICS:
         assert isinstance(result[key], float) and 0.0 <= result[key] <= 1.0, key
@@ -78,7 +78,7 @@ def test_tiny_training_returns_the_published_metrics_and_a_usable_model(env):
 
 @pytest.mark.slow
 def test_fine_tune_alone_needs_only_the_manual_set(env):
-    pytest.importorskip("thermal_anomaly_segmenter.training")
+    pytest.importorskip("lightning")
     shutil.rmtree(env["dataset"] / "generated_set")
     result = api.train(**TINY, train_phases=["fine_tune"], dataset_path=str(env["dataset"]))
     assert set(METRICS) <= set(result)

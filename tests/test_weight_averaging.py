@@ -8,7 +8,7 @@ import torch
 from benchmarks import weight_averaging
 from tests.conftest import save_tiny_model
 from thermal_anomaly_segmenter.errors import InvalidInputError
-from thermal_anomaly_segmenter.models.folder import load_model_folder, read_model_config
+from thermal_anomaly_segmenter.models.load import load_model_folder, read_model_config
 
 
 @pytest.fixture(scope="module")

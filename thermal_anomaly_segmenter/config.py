@@ -16,7 +16,6 @@ server when ``MLFLOW_TRACKING_URI`` is set, else the local store under MODELS_PA
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -72,6 +71,28 @@ def _env_int(name: str, default: int, minimum: int = 1) -> int:
     if value < minimum:
         raise InvalidInputError(f"environment variable {name}={value} must be >= {minimum}")
     return value
+
+
+ZOOM_BOUNDS = (0.25, 4.0)
+
+
+def check_zoom(zoom: tuple[float, float] | None) -> tuple[float, float] | None:
+    """A zoom range ``(low, high)`` within :data:`ZOOM_BOUNDS`, ``low <= high``; or ``None``."""
+    if zoom is None:
+        return None
+    try:
+        low, high = (float(v) for v in zoom)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"zoom must be two numbers (low, high), got {zoom!r}") from None
+    if not (ZOOM_BOUNDS[0] <= low <= high <= ZOOM_BOUNDS[1]):
+        raise InvalidInputError(f"zoom must satisfy {ZOOM_BOUNDS[0]} <= low <= high <= "
+                                f"{ZOOM_BOUNDS[1]}, got ({low}, {high})")
+    return low, high
+
+
+def local_tracking_uri(models_path: Path) -> str:
+    """The embedded sqlite store under MODELS_PATH."""
+    return f"sqlite:///{Path(models_path).resolve() / 'mlflow.db'}"
 
 
 @dataclass(frozen=True)
@@ -218,9 +239,6 @@ class PredictOptions:
             raise InvalidInputError(f"min_area_px must be >= 1, got {self.min_area_px}")
         if self.gsd_m is not None and not self.gsd_m > 0:
             raise InvalidInputError(f"ground sampling distance must be > 0 m, got {self.gsd_m}")
-        from thermal_anomaly_segmenter.io.frames import (
-            GSD_MAX_M,  # lazily: io reads the settings of this module
-        )
 
         if self.gsd_m is not None and self.gsd_m > GSD_MAX_M:
             raise InvalidInputError(
@@ -362,8 +380,6 @@ class TrainOptions:
                 f"augment_on must be one of {', '.join(AUGMENT_ON)}, got {self.augment_on!r}"
             )
         if self.zoom is not None and self.zoom != "none":
-            from thermal_anomaly_segmenter.train.augmentation import check_zoom
-
             check_zoom(self.zoom)  # type: ignore[arg-type]
         if not isinstance(self.photometric, bool):
             raise InvalidInputError(f"photometric must be true or false, got {self.photometric!r}")
@@ -484,8 +500,6 @@ BASE_PATH = BASE_DIR  # published name
 
 
 def _mlflow_uri(settings: Settings) -> str:
-    from thermal_anomaly_segmenter.train.tracking import local_tracking_uri
-
     return settings.mlflow_tracking_uri or local_tracking_uri(settings.models_path)
 
 
@@ -516,34 +530,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@dataclass(frozen=True)
-class CompareOptions:
-    """How two surveys' anomalies are matched and how a matched pair's change is named.
-
-    Temperatures are compared as mean dT (anomaly minus its own flight's corridor median),
-    never as absolute temperatures, since nights differ by several degrees. A matched pair
-    is ``grown`` when its area grew by ``grown_area_ratio`` or its mean dT rose by
-    ``grown_dt_degc``, ``shrunk`` when its area fell to ``shrunk_area_ratio`` or its mean dT
-    fell by ``shrunk_dt_degc``, else ``stable``; where one measure grew and the other shrank,
-    the change of ``area_m2 * mean_dt`` (a proxy of the heat lost) decides.
-    """
-
-    #: Largest gap between two anomalies' footprints, metres, for them to be one anomaly.
-    tolerance_m: float = 2.0
-    grown_area_ratio: float = 1.5
-    shrunk_area_ratio: float = 0.67
-    grown_dt_degc: float = 1.0
-    shrunk_dt_degc: float = 1.0
-
-    def __post_init__(self) -> None:
-        checks = (
-            ("tolerance", self.tolerance_m, 0.0 <= self.tolerance_m <= 100.0, "within 0..100 m"),
-            ("grown area ratio", self.grown_area_ratio, self.grown_area_ratio > 1.0, "> 1"),
-            ("shrunk area ratio", self.shrunk_area_ratio, 0.0 < self.shrunk_area_ratio < 1.0,
-             "within 0..1"),
-            ("grown dT", self.grown_dt_degc, self.grown_dt_degc > 0.0, "> 0 K"),
-            ("shrunk dT", self.shrunk_dt_degc, self.shrunk_dt_degc > 0.0, "> 0 K"),
-        )
-        for name, value, ok, rule in checks:
-            if not (ok and math.isfinite(value)):
-                raise InvalidInputError(f"{name} must be {rule}, got {value}")
+#: Largest ground sampling distance (m/px) a model folder or dataset may state: beyond it is
+#: a typo (or degrees taken for metres).
+GSD_MAX_M = 100.0

@@ -37,15 +37,9 @@ def _fail(source: str, text: str) -> LimitError:
     return LimitError(text if source == "frame" else f"{source}: {text}")
 
 
-def _settings() -> Any:
-    from thermal_anomaly_segmenter.config import get_settings
-
-    return get_settings()
-
-
-def check_decoded_bytes(nbytes: int, source: str, what: str = "image") -> None:
-    """Refuse decoding ``nbytes`` (from a header) above ``TASEG_MAX_DECODED_MB``."""
-    limit = _settings().max_decoded_bytes
+def check_decoded_bytes(nbytes: int, source: str, what: str = "image", *, limit: int) -> None:
+    """Refuse decoding ``nbytes`` (from a header) above ``limit`` bytes
+    (``Settings.max_decoded_bytes``, from ``TASEG_MAX_DECODED_MB``)."""
     if nbytes > limit:
         raise _fail(
             source, f"{what} decodes to {nbytes / 2**20:,.0f} MiB, above the limit of "
@@ -62,7 +56,8 @@ def png_size(path: Path) -> tuple[int, int] | None:
     return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
 
 
-def check_png(path: Path, source: str, what: str, max_pixels: int) -> tuple[int, int]:
+def check_png(path: Path, source: str, what: str, max_pixels: int, max_bytes: int
+              ) -> tuple[int, int]:
     """The declared (height, width) of a PNG, refused above ``max_pixels`` or the decode limit.
 
     PNG pixels take at most 8 bytes (16-bit RGBA), which bounds what decoding allocates.
@@ -76,7 +71,7 @@ def check_png(path: Path, source: str, what: str, max_pixels: int) -> tuple[int,
             source, f"{what} is {h} x {w} px, above the limit of {max_pixels:,} pixels "
             "(TASEG_MAX_PIXELS)"
         )
-    check_decoded_bytes(h * w * 8, source, what)
+    check_decoded_bytes(h * w * 8, source, what, limit=max_bytes)
     return size
 
 
@@ -148,8 +143,10 @@ def check_tiff_segments(
 MAX_ARCHIVE_RATIO = 100
 
 
-def check_archive_bytes(total: int, source: str, compressed: int | None = None) -> None:
-    """Refuse extracting an archive whose members declare more than ``TASEG_MAX_EXTRACT_MB``,
+def check_archive_bytes(total: int, source: str, compressed: int | None = None, *,
+                        limit: int) -> None:
+    """Refuse extracting an archive whose members declare more than ``limit`` bytes
+    (``TASEG_MAX_EXTRACT_MB``),
     or more than :data:`MAX_ARCHIVE_RATIO` times their compressed size (a zip bomb)."""
     if compressed is not None and total > MAX_ARCHIVE_RATIO * max(compressed, 2**20):
         raise _fail(
@@ -157,7 +154,6 @@ def check_archive_bytes(total: int, source: str, compressed: int | None = None) 
             f"MiB compressed, more than {MAX_ARCHIVE_RATIO} times (a zip bomb?); extract it "
             "yourself if it is genuine"
         )
-    limit = _settings().max_extract_bytes
     if total > limit:
         raise _fail(
             source, f"members declare {total / 2**20:,.0f} MiB, above the extraction limit "

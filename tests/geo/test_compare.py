@@ -20,8 +20,11 @@ import shapely  # noqa: E402
 from pyproj import Transformer  # noqa: E402
 
 from thermal_anomaly_segmenter.cli.parser import main  # noqa: E402
-from thermal_anomaly_segmenter.config import CompareOptions  # noqa: E402
-from thermal_anomaly_segmenter.geo.compare import compare_surveys, pair_status  # noqa: E402
+from thermal_anomaly_segmenter.geo.compare import (  # noqa: E402
+    CompareOptions,  # noqa: E402
+    compare_surveys,
+    pair_status,
+)
 from thermal_anomaly_segmenter.geo.survey_layer import read_survey  # noqa: E402
 from thermal_anomaly_segmenter.geo.vectors import write_anomaly_layers  # noqa: E402
 

@@ -16,14 +16,13 @@ import pytest
 from thermal_anomaly_segmenter.config import get_settings
 from thermal_anomaly_segmenter.errors import DatasetError, DatasetNotFoundError
 from thermal_anomaly_segmenter.io.datasets import (
-    dataset_statistics,
     list_dataset_folders,
     load_split,
     open_set,
     resolve_dataset_path,
 )
 from thermal_anomaly_segmenter.io.formats import write_label
-from thermal_anomaly_segmenter.models.normalization import Normalization
+from thermal_anomaly_segmenter.models.normalization import Normalization, dataset_statistics
 from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
 from thermal_anomaly_segmenter.train.augmentation import ThermalAugment
 from thermal_anomaly_segmenter.train.dataset import ThermalDataset, corridor_after

@@ -1,4 +1,4 @@
-"""Tests of thermal_anomaly_segmenter.reporting on small synthetic predictions."""
+"""Tests of the per-frame output files (the outputs wing) on small synthetic predictions."""
 
 from __future__ import annotations
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from thermal_anomaly_segmenter.config import TrainOptions, get_settings
+from thermal_anomaly_segmenter.config import TrainOptions, get_settings, local_tracking_uri
 from thermal_anomaly_segmenter.scenes.synthetic import write_dataset
-from thermal_anomaly_segmenter.train.tracking import experiment_name, local_tracking_uri
+from thermal_anomaly_segmenter.train.tracking import experiment_name
 
 
 @pytest.fixture(scope="module")

@@ -235,7 +235,7 @@ def test_recipe_fills_only_what_the_caller_left_unset():
 
 
 def test_cpu_training_takes_the_cpu_recipe(manual_only, settings):
-    from thermal_anomaly_segmenter.models.folder import read_model_config
+    from thermal_anomaly_segmenter.models.load import read_model_config
     from thermal_anomaly_segmenter.train.loop import train
 
     result = train(TrainOptions(dataset_path=str(manual_only), gpu=False, epochs=1,

@@ -249,11 +249,8 @@ def _conditions(args: argparse.Namespace):
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from thermal_anomaly_segmenter.models.folder import (
-        list_model_folders,
-        read_model_config,
-        resolve_model_dir,
-    )
+    from thermal_anomaly_segmenter.models.folder import list_model_folders, resolve_model_dir
+    from thermal_anomaly_segmenter.models.load import read_model_config
     from thermal_anomaly_segmenter.models.registry import MODEL_TYPES
 
     settings = get_settings()
@@ -355,7 +352,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _previous_args(args: argparse.Namespace) -> dict:
     """``taseg report --previous OLD [--tolerance M]`` as make_report's arguments."""
-    from thermal_anomaly_segmenter.config import CompareOptions
+    from thermal_anomaly_segmenter.geo.compare import CompareOptions
 
     if args.previous is None:
         if args.tolerance is not None:
@@ -367,8 +364,7 @@ def _previous_args(args: argparse.Namespace) -> dict:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from thermal_anomaly_segmenter.config import CompareOptions
-    from thermal_anomaly_segmenter.geo.compare import compare_surveys
+    from thermal_anomaly_segmenter.geo.compare import CompareOptions, compare_surveys
     from thermal_anomaly_segmenter.geo.compare_outputs import write_changes
     from thermal_anomaly_segmenter.geo.survey_layer import read_survey
 

@@ -57,7 +57,7 @@ def _zoom(text: str) -> tuple[float, float] | str:
     """``LOW,HIGH`` within the zoom bounds, or ``none``."""
     if text.strip().lower() == "none":
         return "none"
-    from thermal_anomaly_segmenter.train.augmentation import check_zoom
+    from thermal_anomaly_segmenter.config import check_zoom
 
     try:
         zoom = check_zoom(tuple(float(v) for v in text.split(",")) if text.count(",") == 1
@@ -423,7 +423,7 @@ def _add_conditions_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _add_compare_parser(sub) -> None:
-    from thermal_anomaly_segmenter.config import CompareOptions
+    from thermal_anomaly_segmenter.geo.compare import CompareOptions
 
     d = CompareOptions()
     c = sub.add_parser(

@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from thermal_anomaly_segmenter.config import GSD_MAX_M
 from thermal_anomaly_segmenter.datasets.staging import (
     SET_GENERATED,
     SET_MANUAL,
@@ -73,9 +74,8 @@ from thermal_anomaly_segmenter.errors import (
     DatasetNotFoundError,
     InvalidInputError,
 )
-from thermal_anomaly_segmenter.io.atomic import atomic_write
+from thermal_anomaly_segmenter.io.atomic import atomic_write, move_into_place
 from thermal_anomaly_segmenter.io.dataset_writer import check_split_shares, split_counts, write_info
-from thermal_anomaly_segmenter.io.frames import GSD_MAX_M
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +336,7 @@ def _finish_set(
             (set_dir / kind / folder).mkdir(parents=True, exist_ok=True)
             for frame_id in ids:
                 name = f"{frame_id}{suffix}"
-                os.replace(set_dir / kind / name, set_dir / kind / folder / name)
+                move_into_place(set_dir / kind / name, set_dir / kind / folder / name)
     for split, ids in split_ids.items():
         if not ids:  # keep the synthetic layout: only used subsets have folders
             for kind, _ in kinds:
@@ -480,7 +480,7 @@ def build_dataset(
         _check_out_dir(out_dir)  # again: another process may have filled it meanwhile
         if out_dir.exists():
             out_dir.rmdir()  # empty (checked); rename cannot replace a folder everywhere
-        os.replace(tmp, out_dir)
+        move_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

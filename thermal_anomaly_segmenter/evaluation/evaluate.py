@@ -315,7 +315,8 @@ def store_validation_threshold(
     Returns:
         The stored threshold, or ``None`` (nothing changed) when the split is empty.
     """
-    from thermal_anomaly_segmenter.models.folder import CONFIG_NAME, read_model_config
+    from thermal_anomaly_segmenter.models.folder import CONFIG_NAME
+    from thermal_anomaly_segmenter.models.load import read_model_config
 
     result = evaluate(model_dir, dataset_path, "val", EvaluateOptions(
         set_name=set_name, threshold=0.5, out_dir=Path(model_dir) / "evaluation", device=device),

@@ -1,10 +1,10 @@
-"""GIS wing: pipe networks, georeferenced rasters, streamed orthomosaics, vector outputs.
+"""GIS wing: pipe networks, streamed orthomosaics, vector outputs (the georeference of a
+raster is :mod:`thermal_anomaly_segmenter.io.georef`).
 
 Built on rasterio (GDAL), pyogrio + shapely and pyproj. Nothing here is imported by the CLI
 or the API at import time: these modules load GDAL and PROJ, so callers import them lazily.
 
 - :mod:`.guard`: what GDAL, OGR, PROJ and GEOS may be given (drivers, headers, coordinates).
-- :mod:`.raster`: georeference of a raster (rasterio) and metric CRS helpers.
 - :mod:`.network`: a pipe network layer -> the corridor of a raster grid; pipe chainage.
 - :mod:`.ortho`: streamed inference of an orthomosaic of any size, window by window.
 - :mod:`.leftovers`: what a killed predict left beside its outputs, swept by the next.

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from thermal_anomaly_segmenter.config import CompareOptions
 from thermal_anomaly_segmenter.errors import InvalidInputError
 from thermal_anomaly_segmenter.geo.survey_layer import SurveyLayer, finite
 
@@ -214,3 +213,36 @@ def compare_surveys(old: SurveyLayer, new: SurveyLayer,
     matched_old = {a for a, _, _ in pairs}
     changes.extend(Change("gone", a, None) for a in range(len(old)) if a not in matched_old)
     return Comparison(old, new, old_in_new, changes, options, metric)
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """How two surveys' anomalies are matched and how a matched pair's change is named.
+
+    Temperatures are compared as mean dT (anomaly minus its own flight's corridor median),
+    never as absolute temperatures, since nights differ by several degrees. A matched pair
+    is ``grown`` when its area grew by ``grown_area_ratio`` or its mean dT rose by
+    ``grown_dt_degc``, ``shrunk`` when its area fell to ``shrunk_area_ratio`` or its mean dT
+    fell by ``shrunk_dt_degc``, else ``stable``; where one measure grew and the other shrank,
+    the change of ``area_m2 * mean_dt`` (a proxy of the heat lost) decides.
+    """
+
+    #: Largest gap between two anomalies' footprints, metres, for them to be one anomaly.
+    tolerance_m: float = 2.0
+    grown_area_ratio: float = 1.5
+    shrunk_area_ratio: float = 0.67
+    grown_dt_degc: float = 1.0
+    shrunk_dt_degc: float = 1.0
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("tolerance", self.tolerance_m, 0.0 <= self.tolerance_m <= 100.0, "within 0..100 m"),
+            ("grown area ratio", self.grown_area_ratio, self.grown_area_ratio > 1.0, "> 1"),
+            ("shrunk area ratio", self.shrunk_area_ratio, 0.0 < self.shrunk_area_ratio < 1.0,
+             "within 0..1"),
+            ("grown dT", self.grown_dt_degc, self.grown_dt_degc > 0.0, "> 0 K"),
+            ("shrunk dT", self.shrunk_dt_degc, self.shrunk_dt_degc > 0.0, "> 0 K"),
+        )
+        for name, value, ok, rule in checks:
+            if not (ok and math.isfinite(value)):
+                raise InvalidInputError(f"{name} must be {rule}, got {value}")

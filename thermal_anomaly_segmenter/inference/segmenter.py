@@ -22,10 +22,11 @@ import numpy as np
 
 from thermal_anomaly_segmenter.config import PredictOptions
 from thermal_anomaly_segmenter.errors import InvalidInputError
-from thermal_anomaly_segmenter.evaluation.calibration import Calibration
+from thermal_anomaly_segmenter.inference.calibration import Calibration
 from thermal_anomaly_segmenter.inference.postprocess import Prediction, extract_anomalies
 from thermal_anomaly_segmenter.io.frames import Frame
-from thermal_anomaly_segmenter.models.folder import ModelConfig, load_model_folder
+from thermal_anomaly_segmenter.models.folder import ModelConfig
+from thermal_anomaly_segmenter.models.load import load_model_folder
 from thermal_anomaly_segmenter.models.normalization import corridor_median
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,7 @@ class Segmenter:
         (``model`` stays ``None``): that build is most of a worker's cold start, and the
         export's hashes already tie the ONNX file to these weights. ``None`` where anything
         is missing; :meth:`from_folder` then loads the folder as before (and reports)."""
-        from thermal_anomaly_segmenter.models.folder import read_model_config
+        from thermal_anomaly_segmenter.models.load import read_model_config
         from thermal_anomaly_segmenter.models.onnx_export import (
             fresh_onnx,
             onnx_stride,

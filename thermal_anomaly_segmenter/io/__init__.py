@@ -4,6 +4,7 @@
 * :mod:`.formats`: recognising a file by content, the decoders and encoders;
 * :mod:`.validate`: what makes an array a frame; :mod:`.masks`: corridor masks and labels;
 * :mod:`.read`: :func:`read_frame`, a file to a validated frame;
+* :mod:`.georef`: a raster's georeference (rasterio); :mod:`.gsd`: a frame at another GSD;
 * :mod:`.datasets`: the TASeg dataset layout; :mod:`.dataset_writer`: writing a set's
   ``dataset_info.json``; :mod:`.atomic`: :func:`atomic_write`.
 

@@ -110,3 +110,10 @@ def publish_dir(finished: str | os.PathLike[str], dest: str | os.PathLike[str]) 
         raise FileExistsError(f"{dest} exists")
     os.rename(finished, dest)  # same file system: one step, no half folder under dest
     return dest
+
+
+def move_into_place(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Rename a finished file or folder (written beside ``target``) onto ``target`` in one
+    step: readers see the old content or the new, never a part. The caller removes
+    ``source`` if this fails."""
+    os.replace(source, target)

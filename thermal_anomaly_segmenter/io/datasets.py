@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from thermal_anomaly_segmenter import limits
+from thermal_anomaly_segmenter.config import GSD_MAX_M, get_settings
 from thermal_anomaly_segmenter.errors import DatasetError, DatasetNotFoundError, InvalidInputError
-from thermal_anomaly_segmenter.io.frames import FRAME_SUFFIXES, GSD_MAX_M
+from thermal_anomaly_segmenter.io.atomic import move_into_place
+from thermal_anomaly_segmenter.io.frames import FRAME_SUFFIXES
 from thermal_anomaly_segmenter.io.read import read_frame
-from thermal_anomaly_segmenter.models.normalization import Normalization
 
 if TYPE_CHECKING:
     from thermal_anomaly_segmenter.config import Settings
@@ -157,7 +158,8 @@ def _extract_zip(zip_path: Path, work_dir: Path) -> Path:
                     packed += info.compress_size
                 # zipfile never inflates a member past its declared size: bounding the
                 # declared total bounds the disk an extraction can fill.
-                limits.check_archive_bytes(total, zip_path.name, packed)
+                limits.check_archive_bytes(total, zip_path.name, packed,
+                    limit=get_settings().max_extract_bytes)
                 free = shutil.disk_usage(work_dir).free
                 if total > free:
                     raise DatasetError(
@@ -173,7 +175,7 @@ def _extract_zip(zip_path: Path, work_dir: Path) -> Path:
             )
         if target.exists():
             shutil.rmtree(target)  # an incomplete extraction of an older run
-        os.replace(tmp, target)
+        move_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -336,7 +338,8 @@ def read_label_mask(path: Path) -> np.ndarray:
     from thermal_anomaly_segmenter.config import get_settings
 
     try:
-        limits.check_png(path, str(path), "label", get_settings().max_pixels)
+        limits.check_png(path, str(path), "label", get_settings().max_pixels,
+            max_bytes=get_settings().max_decoded_bytes)
     except InvalidInputError as exc:
         raise DatasetError(str(exc)) from None
     raw = np.fromfile(path, dtype=np.uint8)
@@ -478,25 +481,3 @@ def frame_size(sample: Sample) -> tuple[int, int]:
     """(height, width) of a sample's frame."""
     data, _, _ = read_sample(sample)
     return int(data.shape[0]), int(data.shape[1])
-
-
-def dataset_statistics(split: SplitIndex, max_frames: int = 500) -> Normalization:
-    """Per-channel mean/std of every pixel of a split (the published ``dataset`` mode)."""
-    total = np.zeros(3)
-    squares = np.zeros(3)
-    count = 0
-    step = max(1, len(split) // max_frames)
-    for sample in split.samples[::step]:
-        data, _, _ = read_sample(sample)
-        pixels = data.reshape(-1, 3).astype(np.float64)
-        total += pixels.sum(axis=0)
-        squares += np.square(pixels).sum(axis=0)
-        count += pixels.shape[0]
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean**2, 1e-12))
-    return Normalization(
-        mode="dataset",
-        mean=tuple(float(v) for v in mean),  # type: ignore[arg-type]
-        std=tuple(float(max(v, 1e-3)) for v in std),  # type: ignore[arg-type]
-    )
-

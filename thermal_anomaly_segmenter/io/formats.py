@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 from thermal_anomaly_segmenter import limits
+from thermal_anomaly_segmenter.config import get_settings
 from thermal_anomaly_segmenter.errors import InvalidInputError
 from thermal_anomaly_segmenter.io.atomic import atomic_write
 from thermal_anomaly_segmenter.io.frames import _fail, _fmt_shape, _reason
@@ -336,7 +337,8 @@ def _read_png(path: Path, source: str, what: str, check: MetaCheck) -> np.ndarra
     if size is None:
         raise _fail(source, f"{what} PNG is corrupt (no IHDR header); save it again")
     check(size, np.dtype(np.uint8))
-    limits.check_decoded_bytes(size[0] * size[1] * 8, source, what)  # 16-bit RGBA at most
+    limits.check_decoded_bytes(size[0] * size[1] * 8, source, what,
+        limit=get_settings().max_decoded_bytes)  # 16-bit RGBA at most
     # imdecode instead of imread: works with any path encoding and never prints a path.
     image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:

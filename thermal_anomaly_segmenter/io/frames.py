@@ -39,11 +39,6 @@ _STEM_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _STEM_MAX = 100
 
 
-#: Largest ground sampling distance (m/px) a model folder or dataset may state: beyond it is
-#: a typo (or degrees taken for metres).
-GSD_MAX_M = 100.0
-
-
 @dataclass(frozen=True)
 class GeoInfo:
     """Georeference of a frame: a GDAL-style affine transform and the CRS it maps into.

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from thermal_anomaly_segmenter.io.frames import GeoInfo
+from thermal_anomaly_segmenter.io.gis_guard import GEO_MAX
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,6 @@ def is_metric(crs: RioCRS | CRS | str | None) -> bool:
     return all(
         (axis.unit_name or "").lower() in ("metre", "meter") for axis in proj.axis_info[:2]
     )
-
-
-#: Largest coordinate or pixel size (CRS units) a georeference may hold: 1e9 m is 25 times
-#: the Earth's circumference, and its square stays far inside float range.
-GEO_MAX = 1e9
 
 
 def georef(dataset) -> GeoInfo | None:

@@ -27,12 +27,14 @@ import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from thermal_anomaly_segmenter.errors import InvalidInputError
-from thermal_anomaly_segmenter.io.georef import GEO_MAX
+
+if TYPE_CHECKING:
+    pass
 
 #: GDAL configuration of every read of a user's file: no network, no sibling lookups
 #: (``.aux.xml``, ``.ovr`` beside an upload are not the user's), no external SQLite access.
@@ -316,3 +318,8 @@ def check_corridor_share(blocks: list[tuple[int, int, int, int]], source: str,
             f"limit of {max_pixels // CORRIDOR_SHARE:,} (a quarter of TASEG_MAX_ORTHO_PIXELS);"
             " check the pixel size or crop the raster"
         )
+
+
+#: Largest coordinate or pixel size (CRS units) a georeference may hold: 1e9 m is 25 times
+#: the Earth's circumference, and its square stays far inside float range.
+GEO_MAX = 1e9

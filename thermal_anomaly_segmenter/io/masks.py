@@ -45,7 +45,8 @@ def _mask_meta_check(
             )
         if h * w > max_pixels:
             raise _fail(source, f"{what} is {h} x {w} px, above the limit of {max_pixels:,} pixels")
-        limits.check_decoded_bytes(int(np.prod(got)) * dtype.itemsize, source, what)
+        limits.check_decoded_bytes(int(np.prod(got)) * dtype.itemsize, source, what,
+            limit=get_settings().max_decoded_bytes)
 
     return check
 

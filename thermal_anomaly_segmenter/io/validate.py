@@ -111,7 +111,8 @@ def _frame_meta_check(source: str, max_pixels: int, allow_2d: bool) -> MetaCheck
     def check(shape: tuple[int, ...], dtype: np.dtype) -> None:
         _check_frame_dtype(dtype, source)
         _check_frame_shape(shape, source, max_pixels, allow_2d=allow_2d)
-        limits.check_decoded_bytes(int(np.prod(shape)) * dtype.itemsize, source, "frame")
+        limits.check_decoded_bytes(int(np.prod(shape)) * dtype.itemsize, source, "frame",
+            limit=get_settings().max_decoded_bytes)
 
     return check
 

@@ -12,11 +12,15 @@ The choice and its statistics are stored in the model folder's ``train_config.js
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from thermal_anomaly_segmenter.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    pass
+from thermal_anomaly_segmenter.io.datasets import SplitIndex, read_sample
 
 Mode = Literal["relative", "dataset", "none"]
 MODES: tuple[str, ...] = ("relative", "dataset", "none")
@@ -79,3 +83,24 @@ def corridor_median(t_u: np.ndarray, corridor: np.ndarray) -> float:
     if values.size == 0:
         raise InvalidInputError("frame has an empty pipeline corridor")
     return float(np.median(values))
+
+
+def dataset_statistics(split: SplitIndex, max_frames: int = 500) -> Normalization:
+    """Per-channel mean/std of every pixel of a split (the published ``dataset`` mode)."""
+    total = np.zeros(3)
+    squares = np.zeros(3)
+    count = 0
+    step = max(1, len(split) // max_frames)
+    for sample in split.samples[::step]:
+        data, _, _ = read_sample(sample)
+        pixels = data.reshape(-1, 3).astype(np.float64)
+        total += pixels.sum(axis=0)
+        squares += np.square(pixels).sum(axis=0)
+        count += pixels.shape[0]
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean**2, 1e-12))
+    return Normalization(
+        mode="dataset",
+        mean=tuple(float(v) for v in mean),  # type: ignore[arg-type]
+        std=tuple(float(max(v, 1e-3)) for v in std),  # type: ignore[arg-type]
+    )

@@ -23,7 +23,8 @@ import numpy as np
 
 from thermal_anomaly_segmenter.errors import InvalidInputError
 from thermal_anomaly_segmenter.io.atomic import atomic_path, atomic_write
-from thermal_anomaly_segmenter.models.folder import WEIGHTS_NAME, load_model_folder
+from thermal_anomaly_segmenter.models.folder import WEIGHTS_NAME
+from thermal_anomaly_segmenter.models.load import load_model_folder
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from thermal_anomaly_segmenter.config import GSD_MAX_M
 from thermal_anomaly_segmenter.errors import InvalidInputError
-from thermal_anomaly_segmenter.io.frames import GSD_MAX_M
 
 #: Largest integer an architecture option may hold (channels, bins, sizes).
 ARCH_INT_MAX = 8192

@@ -3,17 +3,13 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from thermal_anomaly_segmenter.io.atomic import atomic_path
 
-if TYPE_CHECKING:
-    from thermal_anomaly_segmenter.train.recipe import PhaseRecipe
 
-
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")  # no display anywhere TASeg runs
@@ -22,47 +18,16 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, out: Path) -> None:
+def save_figure(fig: Any, out: Path) -> None:
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=100)
-    _pyplot().close(fig)
-
-
-def plot_curves(run_dir: Path, recipes: list[PhaseRecipe], out: Path) -> Path | None:
-    """Loss and validation IoU over every phase's epochs, phases separated by lines."""
-    from thermal_anomaly_segmenter.train.runs import (
-        epoch_rows,  # the run's CSV; training has Lightning loaded
-    )
-
-    fig, (ax_loss, ax_iou) = _pyplot().subplots(1, 2, figsize=(11, 4))
-    offset = 0
-    for recipe in recipes:
-        rows = epoch_rows(run_dir / recipe.name / "metrics.csv")
-        if not rows:
-            continue
-        x = [offset + int(r["epoch"]) + 1 for r in rows]
-        for ax, key in ((ax_loss, "train_loss"), (ax_loss, "val_loss"),
-                        (ax_iou, "val_dataset_iou"), (ax_iou, "val_object_recall"),
-                        (ax_iou, "val_object_precision")):
-            y = [r.get(key, math.nan) for r in rows]
-            ax.plot(x, y, marker=".", label=f"{recipe.name}: {key}")
-        offset += max(recipe.epochs, int(rows[-1]["epoch"]) + 1)
-        for ax in (ax_loss, ax_iou):
-            ax.axvline(offset + 0.5, color="grey", lw=0.5, ls="--")
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax_iou.set(xlabel="epoch", ylabel="score", title="validation", ylim=(0, 1))
-    for ax in (ax_loss, ax_iou):
-        ax.legend(fontsize=6)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    _save(fig, out)
-    return out
+    pyplot().close(fig)
 
 
 def plot_pr_curve(curve: list[dict[str, float]], best: dict[str, float], out: Path,
                   title: str) -> Path:
     """Pixel and object precision-recall over the sweep, the best-F1 threshold marked."""
-    fig, ax = _pyplot().subplots(figsize=(6, 5))
+    fig, ax = pyplot().subplots(figsize=(6, 5))
     ax.plot([r["recall"] for r in curve], [r["precision"] for r in curve], marker=".",
             label="pixels")
     ax.plot([r["object_recall"] for r in curve], [r["object_precision"] for r in curve],
@@ -75,14 +40,14 @@ def plot_pr_curve(curve: list[dict[str, float]], best: dict[str, float], out: Pa
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    _save(fig, out)
+    save_figure(fig, out)
     return out
 
 
 def plot_reliability(table: list[dict[str, float]], ece: float, out: Path, title: str) -> Path:
     """Reliability diagram: observed anomaly frequency against predicted probability per bin
     (the diagonal is perfect calibration), with each bin's share of pixels."""
-    fig, (ax, ax_n) = _pyplot().subplots(2, 1, figsize=(5, 6), sharex=True,
+    fig, (ax, ax_n) = pyplot().subplots(2, 1, figsize=(5, 6), sharex=True,
                                          gridspec_kw={"height_ratios": [3, 1]})
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="calibrated")
     ax.plot([r["predicted"] for r in table], [r["observed"] for r in table], marker="o",
@@ -95,5 +60,5 @@ def plot_reliability(table: list[dict[str, float]], ece: float, out: Path, title
              width=0.09)
     ax_n.set(xlabel="predicted probability", ylabel="share of pixels", yscale="log")
     fig.tight_layout()
-    _save(fig, out)
+    save_figure(fig, out)
     return out

@@ -1,11 +1,12 @@
-"""The reporting wing: what a prediction becomes on disk.
+"""The inspector's report of a survey: many frames' anomalies ranked for a person to decide.
 
-* :mod:`.outputs`: writing one prediction's files (mask and probability PNGs, overlay, JSON,
-  GeoJSON) atomically;
-* :mod:`.overlay`: the overlay image; :mod:`.document`: the anomalies JSON report;
-* :mod:`.geo`: GeoJSON polygons; :mod:`.plots`: training curves and the precision-recall curve.
+* :mod:`.severity`: classes A/B/C and the rule that gives them;
+* :mod:`.survey`: the anomalies collected from predict's files (or predicted first);
+* :mod:`.html`: the self-contained page with its review buttons;
+* :mod:`.inspector`: :func:`make_report`, which writes ``report.html``, ``anomalies.csv``
+  and ``anomalies.gpkg``.
 
-Importing the package is cheap; OpenCV and matplotlib load with the module that draws.
+Importing the package is cheap; the modules load on first use.
 """
 
 from __future__ import annotations
@@ -13,11 +14,8 @@ from __future__ import annotations
 from thermal_anomaly_segmenter._lazy import lazy_getattr
 
 _LAZY = {
-    "OUTPUT_NAMES": "outputs",
-    "write_outputs": "outputs",
-    "render_overlay": "overlay",
-    "anomalies_document": "document",
-    "anomalies_geojson": "geo",
+    "make_report": "inspector",
+    "SeverityRules": "severity",
 }
 
 __all__ = sorted(_LAZY)

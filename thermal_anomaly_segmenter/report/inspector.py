@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from thermal_anomaly_segmenter.errors import InvalidInputError, OutputError
-from thermal_anomaly_segmenter.io.atomic import atomic_write
+from thermal_anomaly_segmenter.io.atomic import atomic_write, move_into_place
 from thermal_anomaly_segmenter.io.csv_safe import SafeDictWriter
 from thermal_anomaly_segmenter.report.severity import SeverityRules, load_rules
 from thermal_anomaly_segmenter.report.survey import (
@@ -204,7 +204,7 @@ def _write_gpkg(survey: Survey, path: Path) -> bool:
         pyogrio.raw.write(tmp, shapely.to_wkb(points), field_data=columns, fields=names,
                           crs=crs, geometry_type="Point", driver="GPKG", layer="anomalies",
                           layer_metadata=metadata)
-        os.replace(tmp, path)
+        move_into_place(tmp, path)
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {path.name}: {' '.join(str(exc).split())}") from exc

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from thermal_anomaly_segmenter.config import CompareOptions
 from thermal_anomaly_segmenter.errors import InvalidInputError
+from thermal_anomaly_segmenter.geo.compare import CompareOptions
 from thermal_anomaly_segmenter.report.severity import SINCE_ORDER, number, severity_order
 from thermal_anomaly_segmenter.report.survey import (
     Survey,

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from thermal_anomaly_segmenter.config import get_settings
 from thermal_anomaly_segmenter.errors import InvalidInputError
 from thermal_anomaly_segmenter.outputs.document import SCHEMA
 from thermal_anomaly_segmenter.report.severity import SeverityRules, number
@@ -180,7 +181,8 @@ def unpack_frames(archive: Path, dest: Path, max_frames: int = MAX_ZIP_FRAMES) -
                 raise InvalidInputError(f"{archive.name} holds {len(members)} frames, more "
                                         f"than {max_frames}; use taseg report on a folder")
             limits.check_archive_bytes(sum(m.file_size for m in members), archive.name,
-                                       sum(m.compress_size for m in members))
+                                       sum(m.compress_size for m in members),
+                                           limit=get_settings().max_extract_bytes)
             dest.mkdir(parents=True, exist_ok=True)
             paths, seen = [], set()
             for m in members:

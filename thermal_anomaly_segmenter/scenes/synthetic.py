@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from thermal_anomaly_segmenter.errors import DatasetExistsError, InvalidInputError
+from thermal_anomaly_segmenter.io.atomic import move_into_place
 from thermal_anomaly_segmenter.io.dataset_writer import check_split_shares, split_counts, write_info
 from thermal_anomaly_segmenter.io.formats import write_frame, write_label
 from thermal_anomaly_segmenter.scenes import (
@@ -333,7 +334,7 @@ def _write_set(root: Path, name: str, recipe: _Recipe) -> None:
         target = root / name
         if target.exists():
             target.rmdir()  # empty (checked above); rename cannot replace it everywhere
-        os.replace(tmp, target)
+        move_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

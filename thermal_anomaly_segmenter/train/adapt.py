@@ -258,11 +258,8 @@ def start_model(model_dir: str | None, settings) -> Path:
     """The folder to fine-tune: the one given, else the default model (TASEG_DEFAULT_MODEL or
     the shipped one); it must hold a network."""
     from thermal_anomaly_segmenter.config import BASE_DIR, DEFAULT_MODEL_NAME
-    from thermal_anomaly_segmenter.models.folder import (
-        default_model_dir,
-        read_model_config,
-        resolve_model_dir,
-    )
+    from thermal_anomaly_segmenter.models.folder import default_model_dir, resolve_model_dir
+    from thermal_anomaly_segmenter.models.load import read_model_config
 
     if model_dir:
         folder = resolve_model_dir(model_dir, settings)
@@ -353,7 +350,8 @@ def _fine_tune(options: AdaptOptions, start: Path, staging: Path, settings, star
 def _store_stage(model_dir: Path, x: np.ndarray, causes: list[str], seed: int):
     from thermal_anomaly_segmenter.false_alarms.classifier import FILE_NAME
     from thermal_anomaly_segmenter.io.atomic import atomic_write
-    from thermal_anomaly_segmenter.models.folder import CONFIG_NAME, read_model_config
+    from thermal_anomaly_segmenter.models.folder import CONFIG_NAME
+    from thermal_anomaly_segmenter.models.load import read_model_config
     from thermal_anomaly_segmenter.train.adapt_stage import stage_decision, train_survey_stage
 
     stage = stage_decision(x, causes, seed)
@@ -372,7 +370,8 @@ def _record(review, review_path: Path, counts: dict[str, int], complete: dict[st
             seconds: float, model_dir: Path) -> dict[str, Any]:
     """``adapt.json``: what the folder learned from, and whether more decisions would help."""
     from thermal_anomaly_segmenter.io.atomic import atomic_write
-    from thermal_anomaly_segmenter.models.folder import CONFIG_NAME, read_model_config
+    from thermal_anomaly_segmenter.models.folder import CONFIG_NAME
+    from thermal_anomaly_segmenter.models.load import read_model_config
 
     config = read_model_config(model_dir)
     n_complete = sum(complete.values())

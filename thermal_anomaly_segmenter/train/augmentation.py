@@ -46,6 +46,7 @@ import os
 
 import numpy as np
 
+from thermal_anomaly_segmenter.config import check_zoom
 from thermal_anomaly_segmenter.io.frames import FILL_OFFSET_DEGC
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no PyPI check (offline machines)
@@ -55,7 +56,6 @@ MAX_OFFSET_DEGC = 2.0
 #: Probability of the zoom where training asks for one.
 ZOOM_P = 0.5
 #: Bounds of any zoom range (beyond them a training window is mostly border or one pixel).
-ZOOM_BOUNDS = (0.25, 4.0)
 #: Standard deviation of the white noise restored in an enlarged frame, degC (low, high).
 ZOOM_NOISE_DEGC = (0.01, 0.05)
 #: Probability of each photometric effect where training asks for them.
@@ -158,22 +158,6 @@ class ThermalAugment:
         if self.photometric:
             image = photometric(image, rng)
         return image.astype(np.float32, copy=False), out["mask"].astype(np.uint8), offset
-
-
-def check_zoom(zoom: tuple[float, float] | None) -> tuple[float, float] | None:
-    """A zoom range ``(low, high)`` within :data:`ZOOM_BOUNDS`, ``low <= high``; or ``None``."""
-    if zoom is None:
-        return None
-    from thermal_anomaly_segmenter.errors import InvalidInputError
-
-    try:
-        low, high = (float(v) for v in zoom)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"zoom must be two numbers (low, high), got {zoom!r}") from None
-    if not (ZOOM_BOUNDS[0] <= low <= high <= ZOOM_BOUNDS[1]):
-        raise InvalidInputError(f"zoom must satisfy {ZOOM_BOUNDS[0]} <= low <= high <= "
-                                f"{ZOOM_BOUNDS[1]}, got ({low}, {high})")
-    return low, high
 
 
 def draw_zoom(rng: np.random.Generator, zoom: tuple[float, float], p: float

@@ -43,12 +43,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from thermal_anomaly_segmenter.config import check_zoom
 from thermal_anomaly_segmenter.inference.gpu_engine import normalize
 from thermal_anomaly_segmenter.models.normalization import Normalization
 from thermal_anomaly_segmenter.train.augmentation import (
     MAX_OFFSET_DEGC,
     ZOOM_P,
-    check_zoom,
     draw_zoom,
 )
 

@@ -38,7 +38,6 @@ from thermal_anomaly_segmenter.errors import InvalidInputError  # noqa: E402
 from thermal_anomaly_segmenter.models.folder import ModelConfig, save_model_folder  # noqa: E402
 from thermal_anomaly_segmenter.models.normalization import Normalization  # noqa: E402
 from thermal_anomaly_segmenter.models.registry import build_model, resolve_architecture  # noqa: E402
-from thermal_anomaly_segmenter.outputs.plots import plot_curves  # noqa: E402
 from thermal_anomaly_segmenter.train.datamodule import (  # noqa: E402
     ThermalDataModule,
     augment_site,
@@ -56,6 +55,7 @@ from thermal_anomaly_segmenter.train.opening import (  # noqa: E402
     open_run,
     training_gsd,
 )
+from thermal_anomaly_segmenter.train.plots import plot_curves  # noqa: E402
 from thermal_anomaly_segmenter.train.runs import (  # noqa: E402
     AtomicCheckpointIO,
     TrainResult,
@@ -393,7 +393,8 @@ def _starting_point(
     normalisation match the run's (as the published recipe starts from ImageNet/ADE weights;
     an offline run downloads nothing), unless ``options.from_scratch``.
     """
-    from thermal_anomaly_segmenter.models.folder import is_model_folder, read_model_config
+    from thermal_anomaly_segmenter.models.folder import is_model_folder
+    from thermal_anomaly_segmenter.models.load import read_model_config
 
     folder = Path(options.weights).expanduser() if options.weights else None
     if folder is not None and is_model_folder(folder):
@@ -434,7 +435,7 @@ def _shipped_default(settings: Settings) -> Path | None:
 def _from_folder(
     folder: Path, options: TrainOptions, norm: Normalization, kind: str
 ) -> tuple[dict[str, Any] | None, dict[str, torch.Tensor], dict[str, Any]]:
-    from thermal_anomaly_segmenter.models.folder import load_model_folder
+    from thermal_anomaly_segmenter.models.load import load_model_folder
 
     model, config = load_model_folder(folder)
     if model is None:

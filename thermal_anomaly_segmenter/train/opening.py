@@ -21,14 +21,13 @@ from thermal_anomaly_segmenter.errors import DatasetError, InvalidInputError
 from thermal_anomaly_segmenter.io.datasets import (
     Sample,
     SplitIndex,
-    dataset_statistics,
     frame_size,
     load_split,
     open_set,
     read_label_mask,
     resolve_dataset_path,
 )
-from thermal_anomaly_segmenter.models.normalization import Normalization
+from thermal_anomaly_segmenter.models.normalization import Normalization, dataset_statistics
 from thermal_anomaly_segmenter.train.hardware import accelerator_for, is_rank_zero
 from thermal_anomaly_segmenter.train.recipe import phase_recipes
 from thermal_anomaly_segmenter.train.runs import (
@@ -159,7 +158,8 @@ def _run_normalization(state: dict[str, Any], options: TrainOptions,
 def _resolve_options(options: TrainOptions, dataset_path: Path) -> TrainOptions:
     """Fill in what the recipe supplies, for the hardware the run trains on."""
     from thermal_anomaly_segmenter.io.datasets import has_set
-    from thermal_anomaly_segmenter.models.folder import is_model_folder, read_model_config
+    from thermal_anomaly_segmenter.models.folder import is_model_folder
+    from thermal_anomaly_segmenter.models.load import read_model_config
 
     folder = Path(options.weights).expanduser() if options.weights else None
     if options.model_type is None and folder is not None and is_model_folder(folder):

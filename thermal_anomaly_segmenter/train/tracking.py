@@ -19,10 +19,9 @@ import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from thermal_anomaly_segmenter.config import Settings
+from thermal_anomaly_segmenter.config import BASE_DIR, Settings, get_settings, local_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +29,7 @@ log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 5.0
 
 
-def local_tracking_uri(models_path: Path) -> str:
-    """The embedded sqlite store under MODELS_PATH."""
-    return f"sqlite:///{Path(models_path).resolve() / 'mlflow.db'}"
-
-
 def experiment_name() -> str:
-    from thermal_anomaly_segmenter.config import BASE_DIR, get_settings
-
     return get_settings().mlflow_experiment_name or BASE_DIR.name
 
 

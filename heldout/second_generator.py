@@ -37,7 +37,7 @@ one holding its peak). The pipe trace, lamps, manholes, cars, buildings and peop
 never labelled; leak-free frames (35 % of a written set, the others 1-3 leaks) have an
 all-zero label.
 
-    python -m benchmarks.independent_family DIR --family indep_oldtown --frames 40 --seed 4242
+    python -m heldout.second_generator DIR --family indep_oldtown --frames 40 --seed 4242
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-GENERATOR_NAME = "taseg.benchmarks.independent_family"
+GENERATOR_NAME = "taseg.heldout.second_generator"
 VERSION = 1
 #: Subset prefix of the written set (``<SUBSET>_test``), as the project's own test sets.
 SUBSET = "synthetic"
@@ -1171,7 +1171,7 @@ def write_set(root: str | os.PathLike[str], family: str, n_frames: int, seed: in
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.independent_family",
+    parser = argparse.ArgumentParser(prog="python -m heldout.second_generator",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dir", help="dataset folder; manual_set is written inside it")

@@ -2,7 +2,7 @@
 a threshold on its frames.
 
 TASeg's models are trained on scenes of ``thermal_anomaly_segmenter.scenes`` and may also see
-the second generator, :mod:`benchmarks.independent_family`. This module shares no code and no
+the second generator, :mod:`heldout.second_generator`. This module shares no code and no
 modelling choices with either, so a model trained on both can still be judged on scenes whose
 every habit (how a leak's heat spreads, what a distractor looks like, what the camera adds) it
 has never seen. It writes TASeg frames ``(T_m, T_m, T_u)`` in degC and 0/1 labels.
@@ -54,7 +54,7 @@ corridor, one 8-connected piece per leak (the one holding its peak). The pipe's 
 lamps, manholes, vehicles, buildings, rails, the pipe bridge, people and animals are never
 labelled; leak-free frames (35 % of a written set) have an all-zero label.
 
-Usage: ``python -m benchmarks.independent_family2 DIR --family NAME --frames 40 --seed 4242``
+Usage: ``python -m heldout.third_generator DIR --family NAME --frames 40 --seed 4242``
 writes ``DIR/manual_set`` (test split only).
 """
 
@@ -79,7 +79,7 @@ from thermal_anomaly_segmenter.io.frames import compose_frame
 
 FAMILIES: tuple[str, ...] = ("indep2_snowmelt", "indep2_railyard")
 SUBSET = "synthetic"
-GENERATOR_NAME = "taseg.benchmarks.independent_family2"
+GENERATOR_NAME = "taseg.heldout.third_generator"
 VERSION = 1
 
 #: Share of leak-free frames in a written set.
@@ -1398,7 +1398,7 @@ def _seed(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.independent_family2",
+        prog="python -m heldout.third_generator",
         description="Write an evaluation-only test set of an independent scene family.")
     parser.add_argument("dir", help="folder to write manual_set into")
     parser.add_argument("--family", required=True, choices=FAMILIES)
