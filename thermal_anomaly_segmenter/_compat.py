@@ -5,7 +5,8 @@ On machines with a CPU-only torch, pip may install a CUDA torchvision whose impo
 import torchvision, so they would fail too. :func:`ensure_torchvision` registers the two missing
 operator schemas and imports torchvision again; the models then work (``torchvision.ops`` stays
 unusable, and TASeg does not use it). Where torchvision imports normally this does nothing.
-It runs in every process that builds models (DEEPaaS spawns workers), through :mod:`.zoo`.
+It runs in every process that builds models (DEEPaaS spawns workers), through
+:mod:`~thermal_anomaly_segmenter.models.registry`.
 """
 
 from __future__ import annotations

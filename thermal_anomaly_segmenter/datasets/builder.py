@@ -118,7 +118,8 @@ class BuildOptions:
     #: A ``review.json`` of ``report.html`` (see the module docstring).
     review: str | os.PathLike[str] | None = None
     #: Ground sampling distance (m/px) of the frames without a metric georeference,
-    #: recorded per frame (training and evaluation use it: scale matching, :mod:`.scale`).
+    #: recorded per frame (training and evaluation use it: scale matching,
+    #:mod:`~thermal_anomaly_segmenter.io.gsd`).
     gsd_m: float | None = None
 
     def __post_init__(self) -> None:

@@ -1,5 +1,6 @@
 """The false-alarm stage at predict time: each component of a prediction gets a cause and a
-leak score (:mod:`.false_alarms`); the components it rejects leave the mask but stay listed.
+leak score (:mod:`~thermal_anomaly_segmenter.false_alarms.classifier`); the components it rejects
+leave the mask but stay listed.
 
 Off by default (``benchmarks/RESULTS.md`` D12: it raises precision on five of six held-out
 families but rejected two real leaks on ``city_wet``). Turned on with ``taseg predict

@@ -5,7 +5,8 @@ Decisions per anomaly: ``leak`` (confirmed), ``false_alarm`` (with its cause) or
 into a label (the confirmed leaks' footprints): a ``manual_set`` label for
 ``taseg build-dataset --review``. :func:`component_examples` turns every decided component
 (any frame) into a feature row with its cause for the false-alarm stage
-(:mod:`.false_alarms`), kept in the dataset as :data:`EXAMPLES_NAME` and read back by
+(:mod:`~thermal_anomaly_segmenter.false_alarms.classifier`), kept in the dataset as
+:data:`EXAMPLES_NAME` and read back by
 :func:`read_examples` (``taseg train --review`` adds them to the stage's training set).
 """
 

@@ -59,9 +59,10 @@ class Prediction:
     model_name: str  # model type, e.g. "segformer_b0" or "classical"
     gsd_m: float | None = None  # metres per pixel used for area_m2, when known
     #: The GSD (m/px) the network saw the frame at when that was coarser than the frame's
-    #: own (:mod:`.scale`); None: at the frame's own pixels.
+    #: own (:mod:`~thermal_anomaly_segmenter.io.gsd`); None: at the frame's own pixels.
     network_gsd_m: float | None = None
-    #: With the false-alarm stage (:mod:`.screening`): the components it rejected (their
+    #: With the false-alarm stage (:mod:`~thermal_anomaly_segmenter.false_alarms.apply`): the
+    #components it rejected (their
     #: ids follow the accepted ones in ``labels``; ``mask`` holds the accepted only) ...
     rejected: list[Anomaly] = field(default_factory=list)
     #: ... and per id of both lists ``{"cause", "leak_score"}``; empty without the stage.

@@ -263,7 +263,7 @@ class Segmenter:
         """Sigmoid probability maps (H x W float32) for frames, batching same-size frames.
 
         A frame finer than the model's training GSD runs at that GSD and its map is
-        interpolated back (:mod:`.scale`)."""
+        interpolated back (:mod:`~thermal_anomaly_segmenter.io.gsd`)."""
         if medians is None:
             medians = [corridor_median(f.t_u, f.corridor) for f in frames]
         if self.config.family == "classical":

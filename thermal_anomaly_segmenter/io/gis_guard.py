@@ -276,11 +276,18 @@ def check_raster(dataset, source: str, max_pixels: int) -> None:
     det = a * e - b * d
     if det == 0 or not math.isfinite(det):
         raise InvalidInputError(f"{source}: its geotransform is degenerate (zero pixel area)")
-    # rotation is supported; shear (pixel axes not at right angles) is not
-    if abs(a * b + d * e) > 1e-9 * math.hypot(a, d) * math.hypot(b, e):
+    proj = horizontal_crs(dataset.crs, source)
+    # Rotation is supported; shear (pixel axes not at right angles on the ground) is not.
+    # In degrees a rotated grid is only at right angles once longitude is scaled by
+    # cos(latitude), and that scale varies across the raster: allow a small skew there.
+    tol = 1e-9
+    if proj.is_geographic:
+        lat = (t @ (w / 2, h / 2))[1]
+        k = math.cos(math.radians(min(max(lat, -89.0), 89.0)))
+        a, b, tol = a * k, b * k, 1e-3
+    if abs(a * b + d * e) > tol * math.hypot(a, d) * math.hypot(b, e):
         raise InvalidInputError(f"{source}: its geotransform is sheared (pixel axes not at "
                                 "right angles); resample it to a north-up grid")
-    proj = horizontal_crs(dataset.crs, source)
     corners = np.array([t @ (x, y) for x, y in ((0, 0), (w, 0), (0, h), (w, h))], float)
     check_coordinates(corners, proj, source, "the raster")
 

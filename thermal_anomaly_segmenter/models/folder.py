@@ -50,10 +50,12 @@ class ModelConfig:
     input_size: tuple[int, int] = (512, 640)
     #: Threshold recommended for this model (e.g. the best-F1 threshold of an evaluation).
     threshold: float = 0.5
-    #: Calibration of the probabilities (:mod:`.calibration`); ``{}`` = the network's own.
+    #: Calibration of the probabilities (:mod:`~thermal_anomaly_segmenter.inference.calibration`);
+    #``{}`` = the network's own.
     calibration: dict[str, Any] = field(default_factory=dict)
     #: Ground sampling distance (m/px) of the training frames; finer frames are seen at it
-    #: (:mod:`.scale`). ``None``: unknown, frames are used at their own pixels.
+    #: (:mod:`~thermal_anomaly_segmenter.io.gsd`). ``None``: unknown, frames are used at their own
+    #pixels.
     gsd_m: float | None = None
     train_args: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)

@@ -2,7 +2,8 @@
 
 ``export_onnx`` writes ``model.onnx`` and ``model.onnx.json`` into the model folder. The
 sidecar records the SHA-256 of the weights it was exported from, of the ONNX file itself and
-the largest difference to PyTorch measured on random frames; :mod:`.inference` uses the ONNX
+the largest difference to PyTorch measured on random frames;
+:mod:`~thermal_anomaly_segmenter.inference.segmenter` uses the ONNX
 model on the CPU only while both hashes still match, so a retrained folder never runs stale
 weights and a ``model.onnx`` copied in from another model is never run (PyTorch is used, with
 a warning).

@@ -3,7 +3,8 @@
 Every network is wrapped in :class:`.networks.SegmentationNet`, which takes normalised
 ``B x 3 x H x W`` frames of any size and returns ``B x 1 x H x W`` logits: it pads to the
 encoder's stride and crops back, so callers never think about sizes. ``classical`` is
-registered too (it needs no weights and no torch); :mod:`.inference` runs it directly.
+registered too (it needs no weights and no torch);
+:mod:`~thermal_anomaly_segmenter.inference.segmenter` runs it directly.
 
 Weights, by the ``weights`` argument of :func:`build_model`:
 

@@ -37,18 +37,18 @@ def _component_polygons(component: np.ndarray) -> list[tuple[np.ndarray, list[np
     pixel edges, so areas equal pixel counts and single pixels are their square; with
     8-connectivity pixels that meet only at a corner are one polygon, touching itself there.
     """
-    import warnings
-
-    from rasterio.errors import NotGeoreferencedWarning
+    from affine import Affine
     from rasterio.features import shapes
 
+    # Pixel coordinates are meant, but rasterio warns (NotGeoreferencedWarning) about an
+    # identity transform: trace with a one-pixel shift and take it back, exactly.
+    shift = Affine.translation(1, 1)
     polygons = []
-    with warnings.catch_warnings():  # pixel coordinates are meant: no georeference here
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        for geom, _ in shapes(component.view(np.uint8), mask=component, connectivity=8):
-            rings = [np.asarray(ring, np.float64).astype(np.int64)[:-1]
-                     for ring in geom["coordinates"]]
-            polygons.append((rings[0], rings[1:]))
+    for geom, _ in shapes(component.view(np.uint8), mask=component, connectivity=8,
+                          transform=shift):
+        rings = [np.asarray(ring, np.float64).astype(np.int64)[:-1] - 1
+                 for ring in geom["coordinates"]]
+        polygons.append((rings[0], rings[1:]))
     return polygons
 
 

@@ -260,7 +260,8 @@ def predict_paths(
             corridor buffered from the pipes; writes COGs, a GeoPackage and GeoJSON.
         corridor_width_m: full corridor width around the pipe axes (default 8 m).
         pipe_id_field: field of the pipe layer naming each pipe (default: the first id-like).
-        false_alarms: apply the false-alarm stage (:mod:`.screening`): ``True`` for the model
+        false_alarms: apply the false-alarm stage
+        (:mod:`~thermal_anomaly_segmenter.false_alarms.apply`): ``True`` for the model
             folder's classifier, or a classifier file. Rejected components leave the mask and
             are listed apart in the JSON report (``rejected``, with cause and score).
         deferred_outputs: kinds of ``outputs`` written after each result is yielded, in the

@@ -5,7 +5,8 @@ Layers (in painting order): :mod:`.terrain` (parcels, snow, wet patches, ground,
 :mod:`.clutter` (buildings with vents and windows, manholes, cars with engines, trees with
 shadows, lamps), :mod:`.camera` (NETD noise, blur, stripes, vignetting) and :mod:`.leaks`.
 Families (:data:`FAMILIES`) are typed parameter tables (:class:`Family`);
-:mod:`.synthetic` writes seeded datasets of them in the TASeg layout.
+:mod:`~thermal_anomaly_segmenter.scenes.synthetic` writes seeded datasets of them in the TASeg
+layout.
 
 Label convention, applied in every family: a leak label covers the area the leak makes
 clearly warmer than its local surroundings -- where the leak's own excess heat is at least
