@@ -179,7 +179,8 @@ def main() -> None:
 
     from thermal_anomaly_segmenter.config import PredictOptions
     from thermal_anomaly_segmenter.geo.network import PipeNetwork
-    from thermal_anomaly_segmenter.geo.ortho import predict_ortho, stream_overlap
+    from thermal_anomaly_segmenter.geo.ortho import OrthoOptions, predict_ortho
+    from thermal_anomaly_segmenter.geo.ortho_tiling import stream_overlap
     from thermal_anomaly_segmenter.inference.segmenter import get_segmenter
     from thermal_anomaly_segmenter.io.frames import Frame, compose_frame
 
@@ -204,8 +205,9 @@ def main() -> None:
         def stream(outputs=None) -> tuple[float, float, int, float, Any]:
             t0 = time.perf_counter()
             result = predict_ortho(ortho, network, segmenter, stream_options,
-                                   folder / "out", "ortho", corridor_width_m=8.0,
-                                   block=args.block, outputs=outputs)
+                                   folder / "out", "ortho",
+                                   OrthoOptions(corridor_width_m=8.0, block=args.block,
+                                                outputs=outputs))
             seconds = time.perf_counter() - t0
             n, fwd = counter.take()
             pixels["stream"] = counter.take_pixels()

@@ -243,7 +243,7 @@ def test_pipe_on_a_tile_seam_runs_in_one_row_of_tiles(tmp_path) -> None:
     once, and its leak is one anomaly."""
     from thermal_anomaly_segmenter.config import PredictOptions
     from thermal_anomaly_segmenter.geo.network import PipeNetwork
-    from thermal_anomaly_segmenter.geo.ortho import predict_ortho
+    from thermal_anomaly_segmenter.geo.ortho import OrthoOptions, predict_ortho
     from thermal_anomaly_segmenter.inference.segmenter import get_segmenter
 
     h, w, row = 1000, 1600, 480
@@ -272,7 +272,7 @@ def test_pipe_on_a_tile_seam_runs_in_one_row_of_tiles(tmp_path) -> None:
     try:
         result = predict_ortho(ortho, PipeNetwork.read(pipes), segmenter,
                                PredictOptions(device="cpu"), tmp_path / "out", "seam",
-                               corridor_width_m=8.0)
+                               OrthoOptions(corridor_width_m=8.0))
     finally:
         del segmenter._forward
     # one tile of 512 rows runs along the whole pipe (1600 columns, within the 4 x 640
@@ -283,12 +283,12 @@ def test_pipe_on_a_tile_seam_runs_in_one_row_of_tiles(tmp_path) -> None:
 
 
 def test_overlay_canvas_samples_every_kth_pixel_across_blocks() -> None:
-    from thermal_anomaly_segmenter.geo.ortho import _Canvas
+    from thermal_anomaly_segmenter.geo.ortho_overlay import OverlayCanvas
 
     rng = np.random.default_rng(5)
     t_u = rng.normal(-3.0, 1.0, (4500, 700)).astype(np.float32)
     valid = rng.random(t_u.shape) > 0.01
-    canvas = _Canvas(*t_u.shape)
+    canvas = OverlayCanvas(*t_u.shape)
     assert canvas.k == 3 and canvas.shape == (1500, 234)
     for r0, r1 in ((0, 1001), (1001, 2950), (2950, 4500)):  # blocks off the k-grid
         for c0, c1 in ((0, 350), (350, 700)):
@@ -330,7 +330,8 @@ def _leak_of(result) -> tuple[int, shapely.Point, int]:
 def test_leak_across_tile_seams_is_one_anomaly_of_the_right_area(tmp_path, block) -> None:
     from thermal_anomaly_segmenter.config import PredictOptions
     from thermal_anomaly_segmenter.geo.network import PipeNetwork
-    from thermal_anomaly_segmenter.geo.ortho import block_geometry, predict_ortho, stream_overlap
+    from thermal_anomaly_segmenter.geo.ortho import OrthoOptions, predict_ortho
+    from thermal_anomaly_segmenter.geo.ortho_tiling import block_geometry, stream_overlap
     from thermal_anomaly_segmenter.inference.segmenter import get_segmenter
 
     ortho = write_ortho(tmp_path / "ortho.tif", 25832)
@@ -338,7 +339,7 @@ def test_leak_across_tile_seams_is_one_anomaly_of_the_right_area(tmp_path, block
     segmenter = get_segmenter(MODEL, "cpu")
     run = lambda name, options, block: predict_ortho(  # noqa: E731
         ortho, network, segmenter, options, tmp_path / name, "ortho",
-        corridor_width_m=8.0, block=block)
+        OrthoOptions(corridor_width_m=8.0, block=block))
     # reference: the 600 x 800 raster runs whole through the default tile, no seam at all
     ref = run("ref", PredictOptions(device="cpu"), 2048)
     ref_px, ref_centroid, _ = _leak_of(ref)
@@ -369,7 +370,7 @@ def test_block_tiles_give_every_corridor_pixel_its_context(seed, long) -> None:
     the corridor) has the tile's side across it and at most ``max_len`` along it."""
     import cv2
 
-    from thermal_anomaly_segmenter.geo.ortho import _Block
+    from thermal_anomaly_segmenter.geo.ortho_tiling import Block
 
     rng = np.random.default_rng(seed)
     height, width = rng.integers(300, 1400, 2)
@@ -383,7 +384,7 @@ def test_block_tiles_give_every_corridor_pixel_its_context(seed, long) -> None:
     corr[:, :1] = rng.random() < 0.5  # sometimes a corridor on the array's edge
     if not corr[core[0]:core[1], core[2]:core[3]].any():
         corr[core[0] + 5, core[2]:core[3]] = True
-    block = _Block(np.zeros(corr.shape, np.float32), np.ones(corr.shape, bool), corr, core, 0.0)
+    block = Block(np.zeros(corr.shape, np.float32), np.ones(corr.shape, bool), corr, core, 0.0)
     max_len = (3 * tile[0], 3 * tile[1]) if long else None
     tiles = block.tiles(tile, margins, max_len)
     assert len(set(tiles)) == len(tiles)
@@ -471,14 +472,14 @@ def test_rotated_orthomosaic(tmp_path, capsys) -> None:
 def test_a_straight_pipe_runs_in_one_long_tile_per_block(vertical) -> None:
     """Across a block or down it, a straight corridor gets one tile as long as the block
     (512 rows or 640 columns across it), not a row of overlapping 512 x 640 tiles."""
-    from thermal_anomaly_segmenter.geo.ortho import _Block
+    from thermal_anomaly_segmenter.geo.ortho_tiling import Block
 
     corr = np.zeros((2304, 2320), bool)
     if vertical:
         corr[:, 1000:1032] = True
     else:
         corr[1000:1032, :] = True
-    block = _Block(np.zeros(corr.shape, np.float32), np.ones(corr.shape, bool), corr,
+    block = Block(np.zeros(corr.shape, np.float32), np.ones(corr.shape, bool), corr,
                    (32, 2272, 40, 2280), 0.0)
     tiles = block.tiles((512, 640), ((32, 32), (40, 40)), (2304, 2560))
     [(r, c, h, w)] = tiles

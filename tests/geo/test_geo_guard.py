@@ -285,7 +285,7 @@ def test_interrupted_or_killed_ortho_predict_leaves_nothing(tmp_path) -> None:
             left = _leftovers(out)
             assert any(n.endswith(".claim") for n in left) and "big_prob.tif" in left, left
     from thermal_anomaly_segmenter.geo.leftovers import sweep_outputs
-    from thermal_anomaly_segmenter.geo.ortho import ORTHO_NAMES
+    from thermal_anomaly_segmenter.outputs.names import ORTHO_NAMES
 
     out = tmp_path / "out_SIGKILL"
     assert sweep_outputs(out, ORTHO_NAMES.values()) and _leftovers(out) == []

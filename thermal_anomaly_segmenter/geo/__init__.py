@@ -6,7 +6,9 @@ or the API at import time: these modules load GDAL and PROJ, so callers import t
 
 - :mod:`.guard`: what GDAL, OGR, PROJ and GEOS may be given (drivers, headers, coordinates).
 - :mod:`.network`: a pipe network layer -> the corridor of a raster grid; pipe chainage.
-- :mod:`.ortho`: streamed inference of an orthomosaic of any size, window by window.
+- :mod:`.ortho`: streamed inference of an orthomosaic of any size, window by window
+  (:mod:`.ortho_tiling`, :mod:`.ortho_source`, :mod:`.ortho_anomalies`,
+  :mod:`.ortho_rasters`, :mod:`.ortho_overlay`: its parts).
 - :mod:`.leftovers`: what a killed predict left beside its outputs, swept by the next.
 - :mod:`.vectors`: anomaly polygons -> GeoPackage (raster CRS) and GeoJSON (EPSG:4326).
 - :mod:`.survey_layer`, :mod:`.compare`, :mod:`.compare_outputs`: two surveys of one network

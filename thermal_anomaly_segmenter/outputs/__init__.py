@@ -6,6 +6,7 @@
   :mod:`.geojson`: a frame's GeoJSON polygons;
 * :mod:`.preview`: dataset previews; :mod:`.plots`: training curves, precision-recall and
   reliability plots;
+* :mod:`.names`: the file names of an orthomosaic's outputs;
 * :mod:`.retention`: the API server's bound on old outputs; :mod:`.deferred`: the files a
   server's JSON answer does not need, written right after it.
 

@@ -16,6 +16,7 @@ import logging
 import os
 from pathlib import Path
 
+from thermal_anomaly_segmenter.outputs.names import ORTHO_NAMES
 from thermal_anomaly_segmenter.outputs.write import OUTPUT_NAMES
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,6 @@ log = logging.getLogger(__name__)
 def output_suffixes() -> tuple[str, ...]:
     """The file-name suffixes of every output kind the API writes: a frame's and an
     orthomosaic's (GeoTIFFs, GeoPackage), longest first so ``_mask.tif`` beats nothing."""
-    from thermal_anomaly_segmenter.geo.ortho import ORTHO_NAMES
-
     return tuple(sorted({*OUTPUT_NAMES.values(), *ORTHO_NAMES.values()}, key=len, reverse=True))
 
 

@@ -251,7 +251,7 @@ def predict_paths(
         corridor: corridor mask for inputs that need one (single-band TIFF), for all inputs.
         overwrite: reuse existing output names instead of choosing ``<stem>-N``.
         outputs: subset of :data:`OUTPUT_KINDS` to write (default all); with ``pipes``, of
-            :data:`.geo.ortho.ORTHO_NAMES` (which adds ``gpkg``).
+            :data:`.outputs.names.ORTHO_NAMES` (which adds ``gpkg``).
         segmenter: an already loaded model (the API keeps one warm).
         keep_predictions: attach the in-memory :class:`Prediction` to each result.
         names: output stems to use instead of the input file names (one per input).
@@ -338,8 +338,9 @@ def _predict_georeferenced(
     already runs block by block with bounded memory)."""
     from thermal_anomaly_segmenter.geo.leftovers import claim_name, sweep_outputs
     from thermal_anomaly_segmenter.geo.network import DEFAULT_CORRIDOR_WIDTH_M, PipeNetwork
-    from thermal_anomaly_segmenter.geo.ortho import ORTHO_NAMES, predict_ortho
+    from thermal_anomaly_segmenter.geo.ortho import OrthoOptions, predict_ortho
     from thermal_anomaly_segmenter.io.frames import frame_stem
+    from thermal_anomaly_segmenter.outputs.names import ORTHO_NAMES
 
     network = PipeNetwork.read(pipes, id_field)
     width = DEFAULT_CORRIDOR_WIDTH_M if width_m is None else width_m
@@ -357,8 +358,9 @@ def _predict_georeferenced(
             claim = out / claim_name(stem)  # a killed predict's name is given back later
             claim.touch()
             ortho = predict_ortho(path, network, segmenter, options, out, stem,
-                                  corridor_width_m=width, model_dir=str(segmenter.model_dir),
-                                  outputs=kinds)
+                                  OrthoOptions(corridor_width_m=width,
+                                               model_dir=str(segmenter.model_dir),
+                                               outputs=kinds))
         except BaseException as exc:  # an interrupt too gives the name back
             if stem is not None and not overwrite:  # give the claimed name back
                 (out / f"{stem}{ORTHO_NAMES[kinds[0]]}").unlink(missing_ok=True)

@@ -371,7 +371,7 @@ class _OverlayView:
             return None
         gsd = info.get("gsd_m")
         if frame.ortho:
-            from thermal_anomaly_segmenter.geo.ortho import OVERLAY_MAX_SIDE
+            from thermal_anomaly_segmenter.geo.ortho_overlay import OVERLAY_MAX_SIDE
 
             a, b, _, d, e, _ = info["transform"]
             gsd = math.sqrt(abs(a * e - b * d))
