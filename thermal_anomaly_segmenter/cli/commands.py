@@ -1,17 +1,21 @@
 """What each ``taseg`` command does: a few lines that call the core and print.
 
-Each ``cmd_*`` takes the parsed arguments of :func:`.cli.build_parser` and returns the exit code
+Each ``cmd_*`` takes the parsed arguments of :func:`.parser.build_parser` and returns the exit code
 (0 success; 2 bad input; 1 anything else). Libraries load inside the commands, so importing
-this module (and :mod:`.cli`) stays cheap.
+this module (and :mod:`.parser`) stays cheap.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from thermal_anomaly_segmenter.config import PredictOptions, get_settings
+from thermal_anomaly_segmenter.config import PredictOptions, TrainOptions, get_settings
 from thermal_anomaly_segmenter.errors import InvalidInputError, TasegError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -56,32 +60,71 @@ def _input_size(values: list[str]) -> tuple[int, int] | str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import json
+
+    options = _train_options(args)
+
+    from thermal_anomaly_segmenter.train.loop import train  # torch: only for valid options
+
+    review_data = _reviewed_dataset(options) if args.review else None
+    result = train(options, settings=get_settings())
+    if review_data is not None:
+        from thermal_anomaly_segmenter.false_alarms.apply import train_for_model
+
+        print(f"false-alarm stage: {train_for_model(result.model_dir, review_data)}")
+    print(json.dumps(result.metrics, indent=2, sort_keys=True))
+    print(f"run folder: {result.run_dir}")
+    print(result.model_dir)
+    return EXIT_OK
+
+
+def _train_options(args: argparse.Namespace) -> TrainOptions:
+    """``--config``'s options, overridden by the flags given."""
+    values = _config_options(args.config) if args.config else {}
+    values.update({k: v for k, v in _train_flags(args).items() if v is not None})
+    if args.lr:
+        from thermal_anomaly_segmenter.config import PHASES
+
+        lr = _phase_values(float)(args.lr)
+        values["lr"] = lr if isinstance(lr, dict) else dict.fromkeys(PHASES, lr)
+    if args.encoder:
+        values["architecture"] = {**(values.get("architecture") or {}),
+                                  "encoder_name": args.encoder}
+    for key in ("train_phases", "input_size"):
+        if isinstance(values.get(key), list):  # from --config JSON
+            values[key] = tuple(values[key])
+    return TrainOptions(**values)
+
+
+def _config_options(path: str) -> dict:
+    """The train options of a ``--config`` file: ours (API names) or a published recipe file."""
     import dataclasses
     import json
     from pathlib import Path
 
-    from thermal_anomaly_segmenter.config import TrainOptions
+    try:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"cannot read --config {path}: {exc}") from None
+    if not isinstance(values, dict):
+        raise InvalidInputError(f"--config {path} must hold a JSON object")
+    from thermal_anomaly_segmenter.models.recipe_files import (
+        is_recipe_file_data,
+        options_from_file,
+    )
 
-    values: dict = {}
-    if args.config:
-        try:
-            values = json.loads(Path(args.config).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InvalidInputError(f"cannot read --config {args.config}: {exc}") from None
-        if not isinstance(values, dict):
-            raise InvalidInputError(f"--config {args.config} must hold a JSON object")
-        from thermal_anomaly_segmenter.models.recipe_files import (
-            is_recipe_file_data,
-            options_from_file,
-        )
+    if is_recipe_file_data(values):  # a published train_<model_type>.json
+        values = options_from_file(path)
+    known = {f.name for f in dataclasses.fields(TrainOptions)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InvalidInputError(f"--config: unknown options {unknown}")
+    return values
 
-        if is_recipe_file_data(values):  # a published train_<model_type>.json
-            values = options_from_file(args.config)
-        known = {f.name for f in dataclasses.fields(TrainOptions)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InvalidInputError(f"--config: unknown options {unknown}")
-    flags = {
+
+def _train_flags(args: argparse.Namespace) -> dict:
+    """The train options as the flags give them (None: not given)."""
+    return {
         "model_type": args.model_type,
         "train_phases": tuple(args.train_phases) if args.train_phases else None,
         "dataset_path": args.dataset_path,
@@ -111,39 +154,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         "from_scratch": args.from_scratch,
         "output_dir": args.output_dir,
     }
-    values.update({k: v for k, v in flags.items() if v is not None})
-    if args.lr:
-        from thermal_anomaly_segmenter.config import PHASES
 
-        lr = _phase_values(float)(args.lr)
-        values["lr"] = lr if isinstance(lr, dict) else dict.fromkeys(PHASES, lr)
-    if args.encoder:
-        values["architecture"] = {**(values.get("architecture") or {}),
-                                  "encoder_name": args.encoder}
-    for key in ("train_phases", "input_size"):
-        if isinstance(values.get(key), list):  # from --config JSON
-            values[key] = tuple(values[key])
-    options = TrainOptions(**values)
 
-    from thermal_anomaly_segmenter.train.loop import train
+def _reviewed_dataset(options: TrainOptions) -> Path:
+    """The dataset of ``--review``, checked before training (not after it) to hold reviews."""
+    from thermal_anomaly_segmenter.false_alarms.review import read_examples
+    from thermal_anomaly_segmenter.io.datasets import resolve_dataset_path
 
-    if args.review:  # fail before training, not after it
-        from thermal_anomaly_segmenter.false_alarms.review import read_examples
-        from thermal_anomaly_segmenter.io.datasets import resolve_dataset_path
-
-        review_data = resolve_dataset_path(options.dataset_path, get_settings())
-        if not read_examples(review_data)[1]:
-            raise InvalidInputError(f"--review: {review_data} holds no reviewed components "
-                                    "(build it with taseg build-dataset --review)")
-    result = train(options, settings=get_settings())
-    if args.review:
-        from thermal_anomaly_segmenter.false_alarms.apply import train_for_model
-
-        print(f"false-alarm stage: {train_for_model(result.model_dir, review_data)}")
-    print(json.dumps(result.metrics, indent=2, sort_keys=True))
-    print(f"run folder: {result.run_dir}")
-    print(result.model_dir)
-    return EXIT_OK
+    review_data = resolve_dataset_path(options.dataset_path, get_settings())
+    if not read_examples(review_data)[1]:
+        raise InvalidInputError(f"--review: {review_data} holds no reviewed components "
+                                "(build it with taseg build-dataset --review)")
+    return review_data
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -165,10 +187,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from thermal_anomaly_segmenter.predict.files import collect_inputs, predict_paths
 
-    if args.pipes and args.corridor:
-        raise InvalidInputError("give either --corridor or --pipes, not both")
-    if not args.pipes and (args.corridor_width is not None or args.pipe_id_field):
-        raise InvalidInputError("--corridor-width and --pipe-id-field need --pipes")
+    _check_corridor_flags(args)
 
     settings = get_settings()
     options = PredictOptions(
@@ -239,6 +258,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"taseg: {len(failures)} input(s) failed", file=sys.stderr)
     return EXIT_USAGE if all(kind == "input" for kind in failures) else EXIT_FAILED
+
+
+def _check_corridor_flags(args: argparse.Namespace) -> None:
+    """``--corridor`` or ``--pipes``; the corridor's width and the pipe ids need ``--pipes``."""
+    if args.pipes and args.corridor:
+        raise InvalidInputError("give either --corridor or --pipes, not both")
+    if not args.pipes and (args.corridor_width is not None or args.pipe_id_field):
+        raise InvalidInputError("--corridor-width and --pipe-id-field need --pipes")
 
 
 def _conditions(args: argparse.Namespace):
@@ -330,10 +357,7 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from thermal_anomaly_segmenter.report.inspector import make_report
 
-    if args.pipes and args.corridor:
-        raise InvalidInputError("give either --corridor or --pipes, not both")
-    if not args.pipes and (args.corridor_width is not None or args.pipe_id_field):
-        raise InvalidInputError("--corridor-width and --pipe-id-field need --pipes")
+    _check_corridor_flags(args)
     settings = get_settings()
     options = PredictOptions(threshold=args.threshold, device=args.device or settings.device,
                              min_area_px=args.min_area, gsd_m=args.gsd,
