@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 from marshmallow import fields as ma_fields
 
-from thermal_anomaly_segmenter.config import PredictOptions, TrainOptions, get_settings
+from thermal_anomaly_segmenter.config import PredictOptions, Settings, TrainOptions, get_settings
 from thermal_anomaly_segmenter.errors import InvalidInputError, TasegError
 
 from . import (
@@ -158,7 +158,11 @@ def run_predict(
         ApiError: The frame or an argument is unusable, or the outputs cannot be written.
     """
     from thermal_anomaly_segmenter.io.frames import frame_stem
-    from thermal_anomaly_segmenter.predict.files import OUTPUT_KINDS, predict_paths
+    from thermal_anomaly_segmenter.predict.files import (
+        OUTPUT_KINDS,
+        PredictRequest,
+        predict_paths,
+    )
 
     settings = get_settings()
     size = args.get("tile_size")
@@ -178,11 +182,12 @@ def run_predict(
     stem = frame_stem(name or Path(input_path).name)
     # Exhaust the generator here: left suspended, it would shut its thread pools down
     # whenever the garbage collector finalises it, which can deadlock a later request.
-    [result] = predict_paths([input_path], model_dir=args["model_dir"], options=options,
-                             corridor=corridor_path, settings=settings, names=[stem],
-                             pipes=pipes_path, corridor_width_m=args.get("corridor_width"),
+    request = PredictRequest(model_dir=args["model_dir"], options=options,
+                             corridor=corridor_path, names=[stem], pipes=pipes_path,
+                             corridor_width_m=args.get("corridor_width"),
                              false_alarms=True if args.get("false_alarms") else None,
                              deferred_outputs=OUTPUT_KINDS if answer_first else ())
+    [result] = predict_paths([input_path], request, settings=settings)
     if not result.ok:
         raise responses.frame_error(result)
     return result
@@ -201,6 +206,27 @@ def _previous_path(upload: Any, pipes_path: Path | None) -> Path | None:
     path = uploads.upload_path(upload, "previous_file")
     read_survey(path, "previous_file")
     return path
+
+
+def _upload_paths(kwargs: Mapping[str, Any], args: Mapping[str, Any],
+                  settings: Settings) -> report_response.UploadPaths:
+    """The request's uploaded files, checked together and against the upload bound."""
+    input_path = uploads.upload_path(kwargs.get("input_file"), "input_file")
+    corridor = kwargs.get("corridor_file")
+    corridor_path = uploads.upload_path(corridor, "corridor_file") if corridor else None
+    pipes = kwargs.get("pipes_file")
+    pipes_path = uploads.upload_path(pipes, "pipes_file") if pipes else None
+    if pipes_path and corridor_path:
+        raise InvalidInputError("give either corridor_file or pipes_file, not both")
+    if args.get("corridor_width") is not None and not pipes_path:
+        raise InvalidInputError("corridor_width needs a pipes_file")
+    previous_path = _previous_path(kwargs.get("previous_file"), pipes_path)
+    for path in filter(None, (input_path, corridor_path, pipes_path, previous_path)):
+        if path.stat().st_size > settings.max_upload_bytes:
+            raise responses.UploadTooLargeError(
+                f"upload is larger than {settings.max_upload_bytes // 2**20} MiB "
+                "(TASEG_MAX_UPLOAD_MB)")
+    return report_response.UploadPaths(input_path, corridor_path, pipes_path, previous_path)
 
 
 def predict(**kwargs: Any) -> Any:
@@ -226,49 +252,33 @@ def predict(**kwargs: Any) -> Any:
         schema = schemas.PredArgsSchema()
         args = schemas.load_args(schema, {**kwargs, "accept": None})
         upload = kwargs.get("input_file")
-        input_path = uploads.upload_path(upload, "input_file")
-        corridor = kwargs.get("corridor_file")
-        corridor_path = uploads.upload_path(corridor, "corridor_file") if corridor else None
-        pipes = kwargs.get("pipes_file")
-        pipes_path = uploads.upload_path(pipes, "pipes_file") if pipes else None
-        if pipes_path and corridor_path:
-            raise InvalidInputError("give either corridor_file or pipes_file, not both")
-        if args.get("corridor_width") is not None and not pipes_path:
-            raise InvalidInputError("corridor_width needs a pipes_file")
-        previous_path = _previous_path(kwargs.get("previous_file"), pipes_path)
-        for path in filter(None, (input_path, corridor_path, pipes_path, previous_path)):
-            if path.stat().st_size > settings.max_upload_bytes:
-                raise responses.UploadTooLargeError(
-                    f"upload is larger than {settings.max_upload_bytes // 2**20} MiB "
-                    "(TASEG_MAX_UPLOAD_MB)")
-        if report_response.wanted(accept, input_path):  # the inspector's report
+        paths = _upload_paths(kwargs, args, settings)
+        if report_response.wanted(accept, paths.input):  # the inspector's report
             return report_response.answer(
-                args, accept, input_path, name=_client_name(upload),
-                corridor_path=corridor_path, pipes_path=pipes_path,
-                defaulted=schemas.defaulted_args(schema, kwargs), settings=settings,
-                previous_path=previous_path)
+                args, accept, paths, name=_client_name(upload),
+                defaulted=schemas.defaulted_args(schema, kwargs), settings=settings)
         log.info("predict %s with %s", _client_name(upload),
                  {k: v for k, v in args.items()
                   if k not in ("input_file", "corridor_file", "pipes_file", "previous_file")})
         # A server's worker (a spawned child of deepaas-run) answers JSON before writing
         # the files the answer does not need; in-process callers (deepaas-cli, tests) read
         # the files as soon as predict returns.
-        answer_first = (formatter is responses.json_response and previous_path is None
+        answer_first = (formatter is responses.json_response and paths.previous is None
                         and multiprocessing.parent_process() is not None)
         from thermal_anomaly_segmenter.outputs import deferred
 
         # The files wait until the answer is built, and then while requests keep coming.
         with deferred.busy(), deferred.held():
-            result = run_predict(args, input_path, corridor_path=corridor_path,
-                                 pipes_path=pipes_path,
+            result = run_predict(args, paths.input, corridor_path=paths.corridor,
+                                 pipes_path=paths.pipes,
                                  name=str(getattr(upload, "original_filename", None) or "frame"),
                                  defaulted=schemas.defaulted_args(schema, kwargs),
                                  answer_first=answer_first)
             log.info("predict: %s", result.summary())
-            if previous_path is not None:  # statuses since an earlier survey
+            if paths.previous is not None:  # statuses since an earlier survey
                 from thermal_anomaly_segmenter.geo.compare_outputs import compare_prediction
 
-                compare_prediction(result, previous_path)
+                compare_prediction(result, paths.previous)
             if result.outputs:  # the server's outputs are bounded; python -m cli's are the user's
                 from thermal_anomaly_segmenter.outputs.retention import prune_outputs
 

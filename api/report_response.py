@@ -16,6 +16,7 @@ import io
 import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,19 @@ def wanted(accept: str, input_path: Path) -> bool:
     return accept == HTML or is_zip
 
 
-def answer(args: Mapping[str, Any], accept: str, input_path: Path, *, name: str,
-           corridor_path: Path | None, pipes_path: Path | None, defaulted: Iterable[str],
-           settings: Settings, previous_path: Path | None = None) -> io.BytesIO:
+@dataclass(frozen=True)
+class UploadPaths:
+    """The files of one predict request, once checked: the frame (or orthomosaic, or zip of
+    frames) and the optional corridor mask, pipe network and earlier survey."""
+
+    input: Path
+    corridor: Path | None = None
+    pipes: Path | None = None
+    previous: Path | None = None
+
+
+def answer(args: Mapping[str, Any], accept: str, paths: UploadPaths, *, name: str,
+           defaulted: Iterable[str], settings: Settings) -> io.BytesIO:
     """Predict the upload (one frame, an orthomosaic with a pipe network, or a zip of
     frames) and answer ``report.html`` or a zip of the report files."""
     from thermal_anomaly_segmenter.io.frames import frame_stem
@@ -55,15 +66,15 @@ def answer(args: Mapping[str, Any], accept: str, input_path: Path, *, name: str,
         device=settings.device, tile_size=(size, size) if size else None,
         gsd_m=args.get("gsd"), match_gsd=not args.get("native_scale"),
         conditions=conditions_from_args(args))
-    is_zip = zipfile.is_zipfile(input_path)
+    is_zip = zipfile.is_zipfile(paths.input)
     with tempfile.TemporaryDirectory(prefix="taseg-report-") as tmp:
         # The client's file name names a single frame (sanitised); the temp copy has none.
-        result = make_report([input_path], Path(tmp) / "report", model_dir=args["model_dir"],
-                             options=options, corridor=corridor_path, pipes=pipes_path,
+        result = make_report([paths.input], Path(tmp) / "report", model_dir=args["model_dir"],
+                             options=options, corridor=paths.corridor, pipes=paths.pipes,
                              corridor_width_m=args.get("corridor_width"),
                              false_alarms=True if args.get("false_alarms") else None,
                              settings=settings, names=None if is_zip else [frame_stem(name)],
-                             previous=previous_path)
+                             previous=paths.previous)
         if accept == HTML:
             return io.BytesIO(result.outputs["html"].read_bytes())
         buffer = io.BytesIO()

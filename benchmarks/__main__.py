@@ -92,7 +92,7 @@ def bench_folder(tmp: Path, frames: int, backend: str) -> None:
     from benchmarks.serving import bare_session, default_model_copy, normalised_input
     from thermal_anomaly_segmenter.config import PredictOptions
     from thermal_anomaly_segmenter.inference.segmenter import Segmenter
-    from thermal_anomaly_segmenter.predict.files import predict_paths
+    from thermal_anomaly_segmenter.predict.files import PredictRequest, predict_paths
 
     if backend == "onnx":
         folder = default_model_copy(tmp / "folder_onnx")
@@ -117,7 +117,8 @@ def bench_folder(tmp: Path, frames: int, backend: str) -> None:
     for forward in forwards.values():
         forward()
     warm = sorted(inputs.iterdir())[:4]  # first use: thread pools, the overlay's imports
-    list(predict_paths(warm, out_dir=tmp / f"warm{backend}", options=options, segmenter=seg))
+    list(predict_paths(warm, PredictRequest(out_dir=tmp / f"warm{backend}", options=options),
+                       segmenter=seg))
     bare: dict[str, list[float]] = {k: [] for k in forwards}
     full, lean = [], []
     for rnd in range(3):  # interleave: bare, full, JSON only, bare, full, ...
@@ -129,14 +130,14 @@ def bench_folder(tmp: Path, frames: int, backend: str) -> None:
             bare[label].append(frames / (time.perf_counter() - t0))
         time.sleep(0.3)
         t0 = time.perf_counter()
-        done = sum(r.ok for r in predict_paths([inputs], out_dir=tmp / f"out{backend}{rnd}",
-                                               options=options, segmenter=seg))
+        request = PredictRequest(out_dir=tmp / f"out{backend}{rnd}", options=options)
+        done = sum(r.ok for r in predict_paths([inputs], request, segmenter=seg))
         full.append(done / (time.perf_counter() - t0))
         time.sleep(0.3)
         t0 = time.perf_counter()  # the pipeline's own cost: the JSON report, no images
-        done = sum(r.ok for r in predict_paths([inputs], out_dir=tmp / f"json{backend}{rnd}",
-                                               options=options, segmenter=seg,
-                                               outputs=("json",)))
+        request = PredictRequest(out_dir=tmp / f"json{backend}{rnd}", options=options,
+                                 outputs=("json",))
+        done = sum(r.ok for r in predict_paths([inputs], request, segmenter=seg))
         lean.append(done / (time.perf_counter() - t0))
     rates = {k: statistics.median(v) for k, v in bare.items()}
     fastest = max(rates, key=rates.__getitem__)

@@ -16,8 +16,9 @@ server when ``MLFLOW_TRACKING_URI`` is set, else the local store under MODELS_PA
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -71,6 +72,11 @@ def _env_int(name: str, default: int, minimum: int = 1) -> int:
     if value < minimum:
         raise InvalidInputError(f"environment variable {name}={value} must be >= {minimum}")
     return value
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InvalidInputError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 ZOOM_BOUNDS = (0.25, 4.0)
@@ -228,10 +234,7 @@ class PredictOptions:
             raise InvalidInputError(f"threshold must be within 0..1, got {self.threshold}")
         if self.batch_size < 1:
             raise InvalidInputError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.device not in DEVICES:
-            raise InvalidInputError(
-                f"device must be one of {', '.join(DEVICES)}, got {self.device!r}"
-            )
+        _check_choice("device", self.device, DEVICES)
         if not 0.0 <= self.tile_overlap < 0.9:
             raise InvalidInputError(f"tile_overlap must be within 0..0.9, got {self.tile_overlap}")
         if self.tile_size is not None and min(self.tile_size) < 32:
@@ -240,7 +243,6 @@ class PredictOptions:
             raise InvalidInputError(f"min_area_px must be >= 1, got {self.min_area_px}")
         if self.gsd_m is not None and not self.gsd_m > 0:
             raise InvalidInputError(f"ground sampling distance must be > 0 m, got {self.gsd_m}")
-
         if self.gsd_m is not None and self.gsd_m > GSD_MAX_M:
             raise InvalidInputError(
                 f"ground sampling distance must be at most {GSD_MAX_M:g} m per pixel, got "
@@ -372,52 +374,36 @@ class TrainOptions:
     surface_patches: bool = False
 
     def __post_init__(self) -> None:
-        if self.recipe not in RECIPE_CHOICES:
-            raise InvalidInputError(
-                f"recipe must be one of {', '.join(RECIPE_CHOICES)}, got {self.recipe!r}"
-            )
-        if self.augment_on not in AUGMENT_ON:
-            raise InvalidInputError(
-                f"augment_on must be one of {', '.join(AUGMENT_ON)}, got {self.augment_on!r}"
-            )
+        _check_choice("recipe", self.recipe, RECIPE_CHOICES)
+        _check_choice("augment_on", self.augment_on, AUGMENT_ON)
         if self.zoom is not None and self.zoom != "none":
             check_zoom(self.zoom)  # type: ignore[arg-type]
-        if not isinstance(self.photometric, bool):
-            raise InvalidInputError(f"photometric must be true or false, got {self.photometric!r}")
-        if not isinstance(self.surface_patches, bool):
-            raise InvalidInputError("surface_patches must be true or false, got "
-                                    f"{self.surface_patches!r}")
+        for name in ("photometric", "surface_patches"):
+            if not isinstance(value := getattr(self, name), bool):
+                raise InvalidInputError(f"{name} must be true or false, got {value!r}")
         for name in ("photometric", "surface_patches"):
             if getattr(self, name) and self.augment_on == "device":
                 raise InvalidInputError(f"{name.replace('_', '-')} augmentation runs in the "
                                         "loader workers only: use augment_on cpu or auto with it")
-        if self.precision not in PRECISIONS:
-            raise InvalidInputError(
-                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
-            )
+        _check_choice("precision", self.precision, PRECISIONS)
         if self.train_phases is not None:
             bad = [p for p in self.train_phases if p not in PHASES]
             if bad or not self.train_phases:
-                raise InvalidInputError(
-                    f"train_phases must be a non-empty subset of {PHASES}, got {bad}"
-                )
-        if self.loss_fn is not None and self.loss_fn not in LOSSES:
-            raise InvalidInputError(
-                f"loss_fn must be one of {', '.join(LOSSES)}, got {self.loss_fn!r}"
-            )
+                raise InvalidInputError(f"train_phases must be a non-empty subset of {PHASES}, "
+                                        f"got {bad}")
+        if self.loss_fn is not None:
+            _check_choice("loss_fn", self.loss_fn, LOSSES)
         for name in ("batch_size", "seed", "devices", "num_nodes"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise InvalidInputError(f"{name} must be >= 1, got {value}")
         if self.worker_count is not None and self.worker_count < 0:
             raise InvalidInputError(f"worker_count must be >= 0, got {self.worker_count}")
-        if self.input_size is not None and self.input_size != "whole" and (
-            isinstance(self.input_size, str)
-            or len(self.input_size) != 2 or min(int(v) for v in self.input_size) < 32
-        ):
+        size = self.input_size
+        if size is not None and size != "whole" and (
+                isinstance(size, str) or len(size) != 2 or min(int(v) for v in size) < 32):
             raise InvalidInputError(
-                f"input_size must be (height, width) >= 32 or 'whole', got {self.input_size}"
-            )
+                f"input_size must be (height, width) >= 32 or 'whole', got {size}")
         if self.max_time is not None and not self.max_time > 0:
             raise InvalidInputError(f"max_time must be > 0 minutes, got {self.max_time}")
         epochs = self.epochs.values() if isinstance(self.epochs, dict) else [self.epochs]
@@ -437,8 +423,6 @@ class TrainOptions:
             has_generated_set: Whether it also has automatic labels; with both, a recipe's
                 ``with_generated_set`` phases run (the CPU recipe pre-trains on them first).
         """
-        import dataclasses
-
         name = self.recipe
         if name == "auto":
             name = "cpu" if accelerator == "cpu" else "published"
@@ -453,7 +437,7 @@ class TrainOptions:
               and recipe.with_generated_set):
             phases = recipe.with_generated_set
         size = self.input_size if self.input_size is not None else recipe.input_size
-        return dataclasses.replace(
+        return replace(
             self,
             recipe=name,
             model_type=self.model_type or recipe.model_type,
@@ -479,29 +463,16 @@ class TrainOptions:
 
 #: Published model types and the config names their runs are named after.
 MODEL_VARIANTS: dict[str, str] = {
-    "segformer_b0": "segfB0Poly",
-    "segformer_b1": "segfB1Poly",
-    "segformer_b2": "segfB2Poly",
-    "segformer_b3": "segfB3Poly",
-    "segformer_b4": "segfB4Poly",
-    "smp_deeplabV3plus": "dv3+Poly",
-    "smp_unet": "unetPoly",
-    "smp_pspnet": "pspnetPoly",
+    **{f"segformer_b{i}": f"segfB{i}Poly" for i in range(5)},
+    "smp_deeplabV3plus": "dv3+Poly", "smp_unet": "unetPoly", "smp_pspnet": "pspnetPoly",
 }
 #: Published phase names, in training order.
 TRAIN_PHASES: list[str] = list(PHASES)
 #: Published loss names and their spelling in a published ``train_config.json``.
 LOSS_FUNCTIONS: dict[str, str] = {
-    "Tversky": "tversky_0.3_0.7",
-    "Dice": "dice",
-    "Jaccard": "jaccard",
-    "BCE": "bce",
+    "Tversky": "tversky_0.3_0.7", "Dice": "dice", "Jaccard": "jaccard", "BCE": "bce",
 }
 BASE_PATH = BASE_DIR  # published name
-
-
-def _mlflow_uri(settings: Settings) -> str:
-    return settings.mlflow_tracking_uri or local_tracking_uri(settings.models_path)
 
 
 # Published module constants that depend on the environment, computed on access from
@@ -512,17 +483,11 @@ _SETTING_CONSTANTS: dict[str, Any] = {
     "REMOTE_PATH": lambda s: s.remote_path,
     "REMOTE_DATA_PATH": lambda s: s.remote_data_path,
     "REMOTE_MODELS_PATH": lambda s: s.remote_models_path,
-    "MLFLOW_URI": _mlflow_uri,
+    "MLFLOW_URI": lambda s: s.mlflow_tracking_uri or local_tracking_uri(s.models_path),
     "MLFLOW_USERNAME": lambda s: s.mlflow_username or "",
     "MLFLOW_PASSWORD": lambda s: s.mlflow_password or "",
-    "LOG_LEVEL": lambda s: _level(s.log_level),
+    "LOG_LEVEL": lambda s: getattr(logging, s.log_level, logging.INFO),
 }
-
-
-def _level(name: str) -> int:
-    import logging
-
-    return getattr(logging, name, logging.INFO)
 
 
 def __getattr__(name: str) -> Any:

@@ -22,16 +22,16 @@ def _files(folder: Path) -> dict[str, Path]:
 def test_two_dask_workers_match_one_process(tmp_path, capsys) -> None:
     from thermal_anomaly_segmenter.cli.parser import main
     from thermal_anomaly_segmenter.config import PredictOptions
-    from thermal_anomaly_segmenter.predict.files import predict_paths
+    from thermal_anomaly_segmenter.predict.files import PredictRequest, predict_paths
 
     inputs = [write_ortho(tmp_path / f"ortho{i}.tif", 25832, seed=i) for i in range(2)]
     # a second file of the same name: its stem is fixed up front, not by task timing
     (tmp_path / "b").mkdir()
     inputs.append(write_ortho(tmp_path / "b" / "ortho0.tif", 25832, seed=7))
     pipes = write_pipes(tmp_path / "pipes.gpkg", 25832)
-    one = list(predict_paths(inputs, model_dir=MODEL, out_dir=tmp_path / "one",
-                                    options=PredictOptions(device="cpu"), pipes=pipes,
-                                    names=["ortho0", "ortho1", "ortho0-2"]))
+    one = list(predict_paths(inputs, PredictRequest(
+        model_dir=MODEL, out_dir=tmp_path / "one", options=PredictOptions(device="cpu"),
+        pipes=pipes, names=["ortho0", "ortho1", "ortho0-2"])))
     assert all(r.ok for r in one), [r.error for r in one]
     code = main(["predict", *map(str, inputs), "--model-dir", str(MODEL), "--device", "cpu",
                  "--pipes", str(pipes), "--out", str(tmp_path / "two"), "--workers", "2", "-q"])

@@ -19,7 +19,7 @@ import pytest
 from thermal_anomaly_segmenter.config import DEFAULT_MODEL_NAME
 from thermal_anomaly_segmenter.outputs import deferred
 from thermal_anomaly_segmenter.outputs.write import OUTPUT_NAMES
-from thermal_anomaly_segmenter.predict.files import OUTPUT_KINDS, predict_paths
+from thermal_anomaly_segmenter.predict.files import OUTPUT_KINDS, PredictRequest, predict_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / DEFAULT_MODEL_NAME
@@ -30,9 +30,9 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def test_deferred_outputs_are_the_same_files(sample_path, tmp_path):
-    [now] = predict_paths([sample_path], model_dir=MODEL, out_dir=tmp_path / "now")
-    [later] = predict_paths([sample_path], model_dir=MODEL, out_dir=tmp_path / "later",
-                            deferred_outputs=OUTPUT_KINDS)
+    [now] = predict_paths([sample_path], PredictRequest(model_dir=MODEL, out_dir=tmp_path / "now"))
+    [later] = predict_paths([sample_path], PredictRequest(
+        model_dir=MODEL, out_dir=tmp_path / "later", deferred_outputs=OUTPUT_KINDS))
     assert later.ok and later.outputs["mask"].stat().st_size > 0  # written before the answer
     assert set(later.outputs) == set(OUTPUT_KINDS)
     assert {p.name for p in later.outputs.values()} == {p.name for p in now.outputs.values()}
@@ -47,10 +47,10 @@ def test_one_frame_inline_gives_what_the_threaded_pipeline_gives(sample_path, tm
     pools: the same mask, probabilities and anomaly records either way."""
     copy = tmp_path / "copy.npy.lz4"
     copy.write_bytes(sample_path.read_bytes())
-    [alone] = predict_paths([sample_path], model_dir=MODEL, out_dir=tmp_path / "one",
-                            keep_predictions=True)
-    both = list(predict_paths([sample_path, copy], model_dir=MODEL, out_dir=tmp_path / "two",
-                              keep_predictions=True))
+    [alone] = predict_paths([sample_path], PredictRequest(
+        model_dir=MODEL, out_dir=tmp_path / "one", keep_predictions=True))
+    both = list(predict_paths([sample_path, copy], PredictRequest(
+        model_dir=MODEL, out_dir=tmp_path / "two", keep_predictions=True)))
     for other in both:
         assert (other.prediction.mask == alone.prediction.mask).all()
         assert (other.prediction.probability == alone.prediction.probability).all()
@@ -60,8 +60,8 @@ def test_one_frame_inline_gives_what_the_threaded_pipeline_gives(sample_path, tm
 
 def test_the_claiming_file_is_never_deferred(sample_path, tmp_path):
     kinds = ("overlay", "json")
-    [result] = predict_paths([sample_path], model_dir=MODEL, out_dir=tmp_path, outputs=kinds,
-                             deferred_outputs=kinds)
+    [result] = predict_paths([sample_path], PredictRequest(
+        model_dir=MODEL, out_dir=tmp_path, outputs=kinds, deferred_outputs=kinds))
     assert result.outputs["overlay"].stat().st_size > 0
     assert deferred.wait(timeout=60)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
@@ -70,9 +70,9 @@ def test_the_claiming_file_is_never_deferred(sample_path, tmp_path):
 
 _CHILD = textwrap.dedent("""
     import os, signal, sys
-    from thermal_anomaly_segmenter.predict.files import OUTPUT_KINDS, predict_paths
-    [r] = predict_paths([sys.argv[1]], model_dir=sys.argv[2], out_dir=sys.argv[3],
-                        deferred_outputs=OUTPUT_KINDS)
+    from thermal_anomaly_segmenter.predict.files import OUTPUT_KINDS, PredictRequest, predict_paths
+    [r] = predict_paths([sys.argv[1]], PredictRequest(
+        model_dir=sys.argv[2], out_dir=sys.argv[3], deferred_outputs=OUTPUT_KINDS))
     print(r.name, flush=True)
     if sys.argv[4] == "term":
         os.kill(os.getpid(), signal.SIGTERM)

@@ -185,7 +185,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from thermal_anomaly_segmenter.predict.files import collect_inputs, predict_paths
+    from thermal_anomaly_segmenter.predict.files import (
+        PredictRequest,
+        collect_inputs,
+        predict_paths,
+    )
 
     _check_corridor_flags(args)
 
@@ -205,6 +209,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.outputs is not None:
         outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
     paths = collect_inputs(args.inputs)
+    request = PredictRequest(
+        model_dir=args.model_dir, out_dir=args.out, options=options, corridor=args.corridor,
+        overwrite=args.overwrite, outputs=outputs, pipes=args.pipes,
+        corridor_width_m=args.corridor_width, pipe_id_field=args.pipe_id_field,
+        false_alarms=args.false_alarms,
+    )
     if args.workers or args.scheduler:
         from thermal_anomaly_segmenter.predict.scaleout import predict_distributed
 
@@ -212,27 +222,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise InvalidInputError(
                 "--false-alarms does not work with --workers/--scheduler yet")
 
-        results = predict_distributed(
-            paths, workers=args.workers, scheduler=args.scheduler, model_dir=args.model_dir,
-            out_dir=args.out, options=options, overwrite=args.overwrite, outputs=outputs,
-            corridor=args.corridor, pipes=args.pipes, corridor_width_m=args.corridor_width,
-            pipe_id_field=args.pipe_id_field,
-        )
+        results = predict_distributed(paths, request, workers=args.workers,
+                                      scheduler=args.scheduler)
     else:
-        results = predict_paths(
-            paths,
-            model_dir=args.model_dir,
-            out_dir=args.out,
-            options=options,
-            corridor=args.corridor,
-            overwrite=args.overwrite,
-            outputs=outputs,
-            settings=settings,
-            pipes=args.pipes,
-            corridor_width_m=args.corridor_width,
-            pipe_id_field=args.pipe_id_field,
-            false_alarms=args.false_alarms,
-        )
+        results = predict_paths(paths, request, settings=settings)
     failures: list[str] = []
     progress = None
     if not args.quiet and len(paths) > 1:

@@ -55,19 +55,14 @@ def calibrate_model_folder(
         The stored ``calibration`` entry and the new ``threshold``.
     """
     from thermal_anomaly_segmenter.config import PredictOptions
-    from thermal_anomaly_segmenter.evaluation.evaluate import store_validation_threshold
+    from thermal_anomaly_segmenter.evaluation.evaluate import (
+        labelled_frame,
+        store_validation_threshold,
+    )
     from thermal_anomaly_segmenter.evaluation.metrics import reliability, reliability_counts
     from thermal_anomaly_segmenter.inference.segmenter import Segmenter
     from thermal_anomaly_segmenter.io.atomic import atomic_write
-    from thermal_anomaly_segmenter.io.datasets import (
-        IGNORE,
-        decode_label,
-        load_split,
-        open_set,
-        read_label_mask,
-        resolve_dataset_path,
-    )
-    from thermal_anomaly_segmenter.io.read import read_frame
+    from thermal_anomaly_segmenter.io.datasets import load_split, open_set, resolve_dataset_path
     from thermal_anomaly_segmenter.models.folder import CONFIG_NAME
     from thermal_anomaly_segmenter.models.load import read_model_config
 
@@ -83,9 +78,7 @@ def calibrate_model_folder(
     options = PredictOptions(device=segmenter.device)
     probs, truths = [], []
     for sample in index.samples:
-        frame = read_frame(sample.image)
-        label = decode_label(read_label_mask(sample.label))
-        scored = frame.corridor & (label != IGNORE)  # a partial label's undecided pixels: out
+        frame, label, scored = labelled_frame(sample)  # a partial label's undecided pixels: out
         # at the GSD predict will see the frame at (.scale), as evaluate does
         prob = segmenter.probabilities([frame], replace(options, gsd_m=sample.gsd_m))[0]
         probs.append(prob[scored])

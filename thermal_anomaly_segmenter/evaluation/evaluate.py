@@ -44,6 +44,7 @@ from thermal_anomaly_segmenter.io.datasets import (
     read_label_mask,
     resolve_dataset_path,
 )
+from thermal_anomaly_segmenter.io.frames import Frame
 from thermal_anomaly_segmenter.io.read import read_frame
 from thermal_anomaly_segmenter.outputs.plots import plot_pr_curve, plot_reliability
 
@@ -146,6 +147,18 @@ class _Tally:
     rejected: int = 0
 
 
+def labelled_frame(sample: Any) -> tuple[Frame, np.ndarray, np.ndarray]:
+    """A dataset sample's frame, its label (0/1) and the pixels to score: the corridor but
+    the undecided pixels of a partial label (a review), which count as outside it."""
+    frame = read_frame(sample.image)
+    label = decode_label(read_label_mask(sample.label))
+    scored = frame.corridor & (label != IGNORE)
+    label[label == IGNORE] = 0
+    if label.shape != frame.shape:
+        raise DatasetError(f"label {sample.label} does not match the size of its frame")
+    return frame, label, scored
+
+
 def _score_frame(tally: _Tally, sample: Any, segmenter: Any, predict: PredictOptions,
                  options: EvaluateOptions, stage: Any) -> None:
     """Predict one sample's frame and add its scores to ``tally``."""
@@ -154,13 +167,7 @@ def _score_frame(tally: _Tally, sample: Any, segmenter: Any, predict: PredictOpt
     from thermal_anomaly_segmenter.evaluation.metrics import batch_stats
 
     min_area_px = options.min_area_px
-    frame = read_frame(sample.image)
-    label = decode_label(read_label_mask(sample.label))
-    # Undecided pixels of a partial label (a review) are scored as outside the corridor.
-    scored = frame.corridor & (label != IGNORE)
-    label[label == IGNORE] = 0
-    if label.shape != frame.shape:
-        raise DatasetError(f"label {sample.label} does not match the size of its frame")
+    frame, label, scored = labelled_frame(sample)
     gsd = options.gsd_m if options.gsd_m is not None else sample.gsd_m
     tally.gsds.add(gsd)
     frame_options = replace(predict, gsd_m=gsd)

@@ -87,11 +87,10 @@ def anomalies_document(
     ``summary.max_t_degc`` the hottest anomaly pixel; both are None without anomalies.
     ``summary.total_area_m2`` is None when any anomaly lacks ``area_m2`` (no ground sampling
     distance), and 0.0 for a frame without anomalies whose pixel size is known.
-    With the false-alarm stage (:mod:`~thermal_anomaly_segmenter.false_alarms.apply`) two members
-    are
-    added, the rest unchanged: ``false_alarm_stage`` (classifier, keep threshold, rejected
-    count, and ``verdicts``: id, cause, leak_score of each accepted anomaly) and ``rejected``
-    (the rejected components: the anomaly fields plus cause and leak_score).
+    With the false-alarm stage (:mod:`~thermal_anomaly_segmenter.false_alarms.apply`) two
+    members are added, the rest unchanged: ``false_alarm_stage`` (classifier, keep threshold,
+    rejected count, and ``verdicts``: id, cause, leak_score of each accepted anomaly) and
+    ``rejected`` (the rejected components: the anomaly fields plus cause and leak_score).
     With the night's conditions (every prediction of predict has them) a ``heat_loss`` member
     states the method, the conditions used (and which were defaults) and the totals of the
     anomalies' ``heat_loss_*`` fields; ``unavailable`` says why they are null.
@@ -107,47 +106,17 @@ def anomalies_document(
     Raises:
         ValueError: If ``extra`` names a key of the report.
     """
-    frame = pred.frame
-    height, width = frame.data.shape[:2]
-    corridor_px = int(np.count_nonzero(frame.corridor))
-    geo = frame.geo
     crs_decimals = _crs_decimals(pred)
     anomalies = [_anomaly_dict(a, crs_decimals) for a in pred.anomalies]
-
-    areas_m2 = [a["area_m2"] for a in anomalies]
-    if anomalies:
-        total_m2 = None if None in areas_m2 else round(sum(areas_m2), _AREA_M2_DECIMALS)
-    else:
-        known = pred.gsd_m is not None or (geo is not None and geo.metric)
-        total_m2 = 0.0 if known else None
-    dts = [a["mean_dt_degc"] for a in anomalies if a["mean_dt_degc"] is not None]
-    temps = [a["max_t_degc"] for a in anomalies if a["max_t_degc"] is not None]
-
     doc = {
         "schema": SCHEMA,
-        "frame": {
-            "name": str(frame.name),
-            "height": int(height),
-            "width": int(width),
-            "corridor_px": corridor_px,
-            "corridor_fraction": round(corridor_px / max(1, height * width), 6),
-            "corridor_median_degc": _plain(pred.corridor_median_degc, _TEMP_DECIMALS),
-            "gsd_m": _plain(pred.gsd_m, 6),
-            "network_gsd_m": _plain(pred.network_gsd_m, 6),
-            "crs": geo.crs if geo is not None else None,
-        },
+        "frame": _frame_member(pred),
         "model": {
             "type": str(pred.model_name),
             "dir": None if model_dir is None else str(model_dir),
         },
         "threshold": _plain(pred.threshold, _PROB_DECIMALS),
-        "summary": {
-            "count": len(anomalies),
-            "total_area_px": sum(int(a["area_px"]) for a in anomalies),
-            "total_area_m2": total_m2,
-            "max_dt_degc": max(dts) if dts else None,
-            "max_t_degc": max(temps) if temps else None,
-        },
+        "summary": _summary_member(pred, anomalies),
         "anomalies": anomalies,
     }
     if pred.screening is not None:
@@ -161,10 +130,51 @@ def anomalies_document(
     if pred.conditions is not None:
         from thermal_anomaly_segmenter.heat_loss import heat_loss_summary
 
-        known = pred.gsd_m is not None or (geo is not None and geo.metric)
-        doc["heat_loss"] = heat_loss_summary(anomalies, pred.conditions, known)
+        doc["heat_loss"] = heat_loss_summary(anomalies, pred.conditions, _area_known(pred))
     for key, value in (extra or {}).items():
         if key in doc:
             raise ValueError(f"extra key {key!r} would replace a field of the report")
         doc[str(key)] = _plain(value)
     return doc
+
+
+def _area_known(pred: Prediction) -> bool:
+    """Whether a pixel's ground size is known (a GSD, or a metric CRS)."""
+    geo = pred.frame.geo
+    return pred.gsd_m is not None or (geo is not None and geo.metric)
+
+
+def _frame_member(pred: Prediction) -> dict:
+    """The report's ``frame``: size, corridor, ground sampling and CRS."""
+    frame = pred.frame
+    height, width = frame.data.shape[:2]
+    corridor_px = int(np.count_nonzero(frame.corridor))
+    return {
+        "name": str(frame.name),
+        "height": int(height),
+        "width": int(width),
+        "corridor_px": corridor_px,
+        "corridor_fraction": round(corridor_px / max(1, height * width), 6),
+        "corridor_median_degc": _plain(pred.corridor_median_degc, _TEMP_DECIMALS),
+        "gsd_m": _plain(pred.gsd_m, 6),
+        "network_gsd_m": _plain(pred.network_gsd_m, 6),
+        "crs": frame.geo.crs if frame.geo is not None else None,
+    }
+
+
+def _summary_member(pred: Prediction, anomalies: list[dict]) -> dict:
+    """The report's ``summary`` of the anomaly records ``anomalies``."""
+    areas_m2 = [a["area_m2"] for a in anomalies]
+    if anomalies:
+        total_m2 = None if None in areas_m2 else round(sum(areas_m2), _AREA_M2_DECIMALS)
+    else:
+        total_m2 = 0.0 if _area_known(pred) else None
+    dts = [a["mean_dt_degc"] for a in anomalies if a["mean_dt_degc"] is not None]
+    temps = [a["max_t_degc"] for a in anomalies if a["max_t_degc"] is not None]
+    return {
+        "count": len(anomalies),
+        "total_area_px": sum(int(a["area_px"]) for a in anomalies),
+        "total_area_m2": total_m2,
+        "max_dt_degc": max(dts) if dts else None,
+        "max_t_degc": max(temps) if temps else None,
+    }

@@ -101,13 +101,8 @@ def _is_frame_name(path: Path) -> bool:
     return any(name.endswith(suffix) for suffix in FRAME_SUFFIXES)
 
 
-def reserve_stem(
-    out_dir: Path,
-    stem: str,
-    kinds: Sequence[str],
-    overwrite: bool = False,
-    suffixes: Mapping[str, str] = OUTPUT_NAMES,
-) -> str:
+def reserve_stem(out_dir: Path, stem: str, kinds: Sequence[str], overwrite: bool = False,
+                 suffixes: Mapping[str, str] = OUTPUT_NAMES) -> str:
     """Claim an output stem in ``out_dir``: ``stem``, else ``stem-2`` ... ``stem-99``, then
     ``stem-<random hex>`` (names never run out, and a claim costs at most ~100 lookups).
 
@@ -218,24 +213,54 @@ def _fail(result: FrameResult, exc: BaseException) -> FrameResult:
     return result
 
 
+@dataclass(frozen=True)
+class PredictRequest:
+    """What :func:`predict_paths` does with its inputs: model, options, outputs.
+
+    Attributes:
+        model_dir: model folder; default from :func:`.models.folder.resolve_model_dir`.
+        out_dir: output folder; default ``<model_dir>/predictions``.
+        options: threshold, batch size, device, tiling and area options.
+        corridor: corridor mask for inputs that need one (single-band TIFF), for all inputs.
+        overwrite: reuse existing output names instead of choosing ``<stem>-N``.
+        outputs: subset of :data:`OUTPUT_KINDS` to write (default all); with ``pipes``, of
+            :data:`.outputs.names.ORTHO_NAMES` (which adds ``gpkg``).
+        keep_predictions: attach the in-memory :class:`Prediction` to each result.
+        names: output stems to use instead of the input file names (one per input).
+        pipes: pipe network layer: every input must then be a georeferenced raster, streamed
+            window by window through :func:`.geo.ortho.predict_ortho` (any size), with the
+            corridor buffered from the pipes; writes COGs, a GeoPackage and GeoJSON.
+        corridor_width_m: full corridor width around the pipe axes (default 8 m).
+        pipe_id_field: field of the pipe layer naming each pipe (default: the first id-like).
+        false_alarms: apply the false-alarm stage (:mod:`.false_alarms`): ``True`` for the
+            model folder's classifier, or a classifier file. Rejected components leave the
+            mask and are listed apart in the JSON report (``rejected``, with cause and score).
+        deferred_outputs: kinds of ``outputs`` written after each result is yielded, in the
+            background (:mod:`.outputs.deferred`): its ``outputs`` then name files that
+            appear shortly after. The first kind of ``outputs`` is always written before.
+    """
+
+    model_dir: str | os.PathLike[str] | None = None
+    out_dir: str | os.PathLike[str] | None = None
+    options: PredictOptions | None = None
+    corridor: str | os.PathLike[str] | np.ndarray | None = None
+    overwrite: bool = False
+    outputs: Sequence[str] | None = None
+    keep_predictions: bool = False
+    names: Sequence[str] | None = None
+    pipes: str | os.PathLike[str] | None = None
+    corridor_width_m: float | None = None
+    pipe_id_field: str | None = None
+    false_alarms: str | os.PathLike[str] | bool | None = None
+    deferred_outputs: Sequence[str] = ()
+
+
 def predict_paths(
     inputs: Iterable[str | os.PathLike[str]],
+    request: PredictRequest | None = None,
     *,
-    model_dir: str | os.PathLike[str] | None = None,
-    out_dir: str | os.PathLike[str] | None = None,
-    options: PredictOptions | None = None,
-    corridor: str | os.PathLike[str] | np.ndarray | None = None,
-    overwrite: bool = False,
-    outputs: Sequence[str] | None = None,
     segmenter: Segmenter | None = None,
     settings: Settings | None = None,
-    keep_predictions: bool = False,
-    names: Sequence[str] | None = None,
-    pipes: str | os.PathLike[str] | None = None,
-    corridor_width_m: float | None = None,
-    pipe_id_field: str | None = None,
-    false_alarms: str | os.PathLike[str] | bool | None = None,
-    deferred_outputs: Sequence[str] = (),
 ) -> Iterator[FrameResult]:
     """Predict every input and write its outputs; yields one result per input, in order.
 
@@ -245,105 +270,93 @@ def predict_paths(
 
     Args:
         inputs: files, folders or glob patterns.
-        model_dir: model folder; default from :func:`.model_folder.resolve_model_dir`.
-        out_dir: output folder; default ``<model_dir>/predictions``.
-        options: threshold, batch size, device, tiling and area options.
-        corridor: corridor mask for inputs that need one (single-band TIFF), for all inputs.
-        overwrite: reuse existing output names instead of choosing ``<stem>-N``.
-        outputs: subset of :data:`OUTPUT_KINDS` to write (default all); with ``pipes``, of
-            :data:`.outputs.names.ORTHO_NAMES` (which adds ``gpkg``).
+        request: model, options and outputs (default: all defaults).
         segmenter: an already loaded model (the API keeps one warm).
-        keep_predictions: attach the in-memory :class:`Prediction` to each result.
-        names: output stems to use instead of the input file names (one per input).
-        pipes: pipe network layer: every input must then be a georeferenced raster, streamed
-            window by window through :func:`.geo.ortho.predict_ortho` (any size), with the
-            corridor buffered from the pipes; writes COGs, a GeoPackage and GeoJSON.
-        corridor_width_m: full corridor width around the pipe axes (default 8 m).
-        pipe_id_field: field of the pipe layer naming each pipe (default: the first id-like).
-        false_alarms: apply the false-alarm stage
-        (:mod:`~thermal_anomaly_segmenter.false_alarms.apply`): ``True`` for the model
-            folder's classifier, or a classifier file. Rejected components leave the mask and
-            are listed apart in the JSON report (``rejected``, with cause and score).
-        deferred_outputs: kinds of ``outputs`` written after each result is yielded, in the
-            background (:mod:`.report.deferred`): its ``outputs`` then name files that
-            appear shortly after. The first kind of ``outputs`` is always written before.
     """
     settings = settings or get_settings()
-    options = options or PredictOptions()
-    if pipes is not None:  # the streamed path has its own kinds (COGs, gpkg)
-        from thermal_anomaly_segmenter.geo.ortho import ortho_outputs
-
-        outputs = ortho_outputs(outputs)
-    elif outputs is None:
-        outputs = OUTPUT_KINDS
-    elif not outputs or set(outputs) - set(OUTPUT_KINDS):
-        raise InvalidInputError(f"outputs must be a non-empty subset of {', '.join(OUTPUT_KINDS)}")
+    request = request or PredictRequest()
+    options = request.options or PredictOptions()
+    kinds = _output_kinds(request)
     paths = collect_inputs(inputs)
-    if names is not None and len(names) != len(paths):
+    if request.names is not None and len(request.names) != len(paths):
         raise InvalidInputError("names must give one output name per input")
     if segmenter is None:
-        folder = resolve_model_dir(model_dir, settings)
+        folder = resolve_model_dir(request.model_dir, settings)
         segmenter = get_segmenter(folder, options.device, settings.backend)
     folder = segmenter.model_dir or Path(".")
-    out = Path(out_dir).expanduser() if out_dir else folder / "predictions"
-    screen = None
-    if false_alarms is None and pipes is None and getattr(
-            segmenter.config, "train_args", {}).get("false_alarm_stage") == "on":
-        false_alarms = True  # the folder's own stage, switched on by taseg adapt
-    if false_alarms:
-        if pipes is not None:
-            raise InvalidInputError("the false-alarm stage does not apply to --pipes yet")
-        from thermal_anomaly_segmenter.false_alarms.apply import classifier_for
-        from thermal_anomaly_segmenter.false_alarms.apply import screen as screen_prediction
-
-        classifier = classifier_for(false_alarms, segmenter.model_dir)
-        source = str(false_alarms if false_alarms is not True
-                     else Path(segmenter.model_dir or ".") / "false_alarms.json")
-        screen = partial(screen_prediction, classifier=classifier, source=source)
-    if pipes is not None:
-        yield from _predict_georeferenced(
-            paths, pipes, corridor_width_m, pipe_id_field, segmenter, options, out, overwrite,
-            names, outputs,
-        )
+    out = Path(request.out_dir).expanduser() if request.out_dir else folder / "predictions"
+    screen = _screen_for(request, segmenter)
+    if request.pipes is not None:
+        yield from _predict_georeferenced(paths, request, segmenter, options, out, kinds)
         return
-    writer = _Writer(out, outputs, overwrite, folder, keep_predictions, screen,
-                     deferred_outputs)
+    writer = _Writer(out, kinds, request.overwrite, folder, request.keep_predictions, screen,
+                     request.deferred_outputs)
     if writer.later:
         deferred.finish_on_sigterm()
 
     def read(i: int) -> Frame:
-        return read_frame(
-            paths[i],
-            corridor,
-            name=None if names is None else names[i],
-            max_pixels=settings.max_pixels,
-        )
+        name = None if request.names is None else request.names[i]
+        return read_frame(paths[i], request.corridor, name=name, max_pixels=settings.max_pixels)
 
     yield from _pipeline(paths, read, segmenter, options, writer)
 
 
+def _output_kinds(request: PredictRequest) -> Sequence[str]:
+    """The kinds of output to write: the request's, checked, or every kind of its path."""
+    outputs = request.outputs
+    if request.pipes is not None:  # the streamed path has its own kinds (COGs, gpkg)
+        from thermal_anomaly_segmenter.geo.ortho import ortho_outputs
+
+        return ortho_outputs(outputs)
+    if outputs is None:
+        return OUTPUT_KINDS
+    if not outputs or set(outputs) - set(OUTPUT_KINDS):
+        raise InvalidInputError(f"outputs must be a non-empty subset of {', '.join(OUTPUT_KINDS)}")
+    return outputs
+
+
+def _screen_for(
+    request: PredictRequest, segmenter: Segmenter
+) -> Callable[[Prediction], Prediction] | None:
+    """The false-alarm stage to apply to each prediction, if any: the request's, else the
+    model folder's own when ``taseg adapt`` switched it on (never on the ``pipes`` path)."""
+    false_alarms = request.false_alarms
+    if false_alarms is None and request.pipes is None and getattr(
+            segmenter.config, "train_args", {}).get("false_alarm_stage") == "on":
+        false_alarms = True  # the folder's own stage, switched on by taseg adapt
+    if not false_alarms:
+        return None
+    if request.pipes is not None:
+        raise InvalidInputError("the false-alarm stage does not apply to --pipes yet")
+    from thermal_anomaly_segmenter.false_alarms.apply import classifier_for
+    from thermal_anomaly_segmenter.false_alarms.apply import screen as screen_prediction
+
+    classifier = classifier_for(false_alarms, segmenter.model_dir)
+    source = str(false_alarms if false_alarms is not True
+                 else Path(segmenter.model_dir or ".") / "false_alarms.json")
+    return partial(screen_prediction, classifier=classifier, source=source)
+
+
 def _predict_georeferenced(
     paths: list[Path],
-    pipes: str | os.PathLike[str],
-    width_m: float | None,
-    id_field: str | None,
+    request: PredictRequest,
     segmenter: Segmenter,
     options: PredictOptions,
     out: Path,
-    overwrite: bool,
-    names: Sequence[str] | None,
     kinds: Sequence[str],
 ) -> Iterator[FrameResult]:
-    """Stream each georeferenced raster with the corridor of ``pipes`` (one at a time: each
-    already runs block by block with bounded memory)."""
+    """Stream each georeferenced raster with the corridor of ``request.pipes`` (one at a
+    time: each already runs block by block with bounded memory)."""
     from thermal_anomaly_segmenter.geo.leftovers import claim_name, sweep_outputs
     from thermal_anomaly_segmenter.geo.network import DEFAULT_CORRIDOR_WIDTH_M, PipeNetwork
     from thermal_anomaly_segmenter.geo.ortho import OrthoOptions, predict_ortho
     from thermal_anomaly_segmenter.io.frames import frame_stem
     from thermal_anomaly_segmenter.outputs.names import ORTHO_NAMES
 
-    network = PipeNetwork.read(pipes, id_field)
-    width = DEFAULT_CORRIDOR_WIDTH_M if width_m is None else width_m
+    names, overwrite = request.names, request.overwrite
+    network = PipeNetwork.read(request.pipes, request.pipe_id_field)  # type: ignore[arg-type]
+    width = (DEFAULT_CORRIDOR_WIDTH_M if request.corridor_width_m is None
+             else request.corridor_width_m)
     sweep_outputs(out, ORTHO_NAMES.values())  # what killed predicts left
     for i, path in enumerate(paths):
         result = FrameResult(source=str(path))
@@ -379,13 +392,8 @@ def _predict_georeferenced(
         yield result
 
 
-def _pipeline(
-    paths: list[Path],
-    read: Callable[[int], Frame],
-    segmenter: Segmenter,
-    options: PredictOptions,
-    writer: _Writer,
-) -> Iterator[FrameResult]:
+def _pipeline(paths: list[Path], read: Callable[[int], Frame], segmenter: Segmenter,
+              options: PredictOptions, writer: _Writer) -> Iterator[FrameResult]:
     prefetch = max(2, options.batch_size * 2)
     pending: deque[tuple[FrameResult, Future | None, float]] = deque()
     # One input (an API request) has nothing to overlap with: its read, forward and writes

@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from thermal_anomaly_segmenter.config import PredictOptions
 from thermal_anomaly_segmenter.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from thermal_anomaly_segmenter.predict.files import PredictRequest
 
 #: Frames per task: enough to batch forward passes, few enough to balance the workers.
 FRAMES_PER_TASK = 16
@@ -43,64 +47,76 @@ def _unique_stems(paths: Sequence[Path]) -> list[str]:
     return stems
 
 
-def _run_chunk(paths: list[str], names: list[str], kwargs: dict[str, Any]) -> list:
+def _run_chunk(paths: list[str], names: list[str], request: PredictRequest) -> list:
     """One task, run in a worker process: predict a chunk of inputs in order."""
     from thermal_anomaly_segmenter.predict.files import predict_paths
 
-    return list(predict_paths(paths, names=names, **kwargs))
+    return list(predict_paths(paths, replace(request, names=names)))
 
 
 def predict_distributed(
     inputs: Sequence[str | os.PathLike[str]],
+    request: PredictRequest | None = None,
     *,
     workers: int | None = None,
     scheduler: str | None = None,
-    model_dir: str | os.PathLike[str] | None = None,
-    out_dir: str | os.PathLike[str] | None = None,
-    options: PredictOptions | None = None,
-    overwrite: bool = False,
-    outputs: Sequence[str] | None = None,
-    corridor: str | os.PathLike[str] | None = None,
-    pipes: str | os.PathLike[str] | None = None,
-    corridor_width_m: float | None = None,
-    pipe_id_field: str | None = None,
 ) -> list:
-    """Predict ``inputs`` on a Dask cluster; one :class:`.predict.FrameResult` per input.
+    """Predict ``inputs`` on a Dask cluster; one :class:`.predict.files.FrameResult` per input.
 
     Args:
+        request: as for :func:`.predict.files.predict_paths` (its ``names``,
+            ``keep_predictions``, ``false_alarms`` and ``deferred_outputs`` are not used).
+            Paths are made absolute, so workers on other machines need the same paths (a
+            shared file system).
         workers: start a local cluster of this many worker processes.
         scheduler: address of a running Dask scheduler (``tcp://host:8786``) instead.
-        The others: as :func:`.predict.predict_paths`. Paths are made absolute, so workers
-        on other machines need the same paths (a shared file system).
     """
-    from distributed import Client, LocalCluster
-
-    from thermal_anomaly_segmenter.models.folder import resolve_model_dir
-    from thermal_anomaly_segmenter.predict.files import collect_inputs
-
     if (workers is None) == (scheduler is None):
         raise InvalidInputError("give either a number of local workers or a scheduler address")
     if workers is not None and not 1 <= workers <= (os.cpu_count() or 1) * 4:
         raise InvalidInputError(f"workers must be within 1..{(os.cpu_count() or 1) * 4}")
+    from thermal_anomaly_segmenter.predict.files import PredictRequest, collect_inputs
+
     paths = [p.resolve() for p in collect_inputs(inputs)]
-    folder = resolve_model_dir(model_dir)
+    task = _task_request(request or PredictRequest())
+    stems = _unique_stems(paths)
+    step = 1 if task.pipes is not None else FRAMES_PER_TASK
+    chunks = [(i, min(i + step, len(paths))) for i in range(0, len(paths), step)]
+    return _run_on_cluster(workers, scheduler, [
+        (_run_chunk, [str(p) for p in paths[a:b]], stems[a:b], task) for a, b in chunks])
+
+
+def _task_request(request: PredictRequest) -> PredictRequest:
+    """What every task predicts with: absolute paths, the model folder resolved, and a bad
+    pipe layer or output list refused once here rather than once per task."""
+    from thermal_anomaly_segmenter.models.folder import resolve_model_dir
+    from thermal_anomaly_segmenter.predict.files import PredictRequest
+
+    folder = resolve_model_dir(request.model_dir)
+    out_dir = request.out_dir
     out = Path(out_dir).expanduser().resolve() if out_dir else folder / "predictions"
-    kwargs = {
-        "model_dir": str(folder), "out_dir": str(out), "options": options or PredictOptions(),
-        "overwrite": overwrite, "outputs": None if outputs is None else tuple(outputs),
-        "corridor": None if corridor is None else str(Path(corridor).resolve()),
-        "pipes": None if pipes is None else str(Path(pipes).resolve()),
-        "corridor_width_m": corridor_width_m, "pipe_id_field": pipe_id_field,
-    }
-    if pipes is not None:  # a bad layer or output list fails once here, not once per task
+    outputs, corridor, pipes = request.outputs, request.corridor, request.pipes
+    task = PredictRequest(
+        model_dir=str(folder), out_dir=str(out), options=request.options or PredictOptions(),
+        overwrite=request.overwrite, outputs=None if outputs is None else tuple(outputs),
+        corridor=None if corridor is None else str(Path(corridor).resolve()),
+        pipes=None if pipes is None else str(Path(pipes).resolve()),
+        corridor_width_m=request.corridor_width_m, pipe_id_field=request.pipe_id_field,
+    )
+    if pipes is not None:
         from thermal_anomaly_segmenter.geo.network import PipeNetwork
         from thermal_anomaly_segmenter.geo.ortho import ortho_outputs
 
         ortho_outputs(outputs)
-        PipeNetwork.read(pipes, pipe_id_field)
-    stems = _unique_stems(paths)
-    step = 1 if pipes is not None else FRAMES_PER_TASK
-    chunks = [(i, min(i + step, len(paths))) for i in range(0, len(paths), step)]
+        PipeNetwork.read(pipes, request.pipe_id_field)
+    return task
+
+
+def _run_on_cluster(workers: int | None, scheduler: str | None, tasks: list[tuple]) -> list:
+    """Run ``tasks`` (function and arguments) on the scheduler's cluster, else on a local one
+    of ``workers`` processes; their results in order, concatenated."""
+    from distributed import Client, LocalCluster
+
     if scheduler is not None:
         cluster, client = None, Client(scheduler)
     else:
@@ -108,11 +124,7 @@ def predict_distributed(
                                dashboard_address=None)
         client = Client(cluster)
     try:
-        futures = [
-            client.submit(_run_chunk, [str(p) for p in paths[a:b]], stems[a:b], kwargs,
-                          pure=False)
-            for a, b in chunks
-        ]
+        futures = [client.submit(*task, pure=False) for task in tasks]
         return [result for future in futures for result in future.result()]
     finally:
         client.close()

@@ -63,6 +63,18 @@ class ReportResult:
                 + f" -> {self.outputs['html']}")
 
 
+def _predict_frames(frames: Sequence[str | Path], out_dir: Path,
+                    predict_kwargs: dict) -> tuple[list[Path], list[str]]:
+    """:func:`.survey.predict_inputs` with :func:`make_report`'s ``predict_kwargs``: the
+    fields of a :class:`.predict.files.PredictRequest`, ``settings`` and ``segmenter``."""
+    from thermal_anomaly_segmenter.predict.files import PredictRequest
+
+    fields = dict(predict_kwargs)
+    settings, segmenter = fields.pop("settings", None), fields.pop("segmenter", None)
+    return predict_inputs(frames, out_dir, PredictRequest(**fields),
+                          settings=settings, segmenter=segmenter)
+
+
 def make_report(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
                 severity_config: str | os.PathLike[str] | None = None,
                 rules: SeverityRules | None = None, rank_by: str = "severity",
@@ -98,7 +110,7 @@ def make_report(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.Path
                         frames.extend(unpack_frames(path, Path(unpacked) / str(len(frames))))
                     else:
                         frames.append(item)
-                jsons, failures = predict_inputs(frames, out / "predictions", **predict_kwargs)
+                jsons, failures = _predict_frames(frames, out / "predictions", predict_kwargs)
             done.extend(jsons)
         if not done:
             raise InvalidInputError("no input could be predicted: " + "; ".join(failures[:3]))

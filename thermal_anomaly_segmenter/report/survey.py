@@ -13,9 +13,9 @@ import logging
 import math
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from thermal_anomaly_segmenter.config import get_settings
 from thermal_anomaly_segmenter.errors import InvalidInputError
 from thermal_anomaly_segmenter.outputs.document import SCHEMA
 from thermal_anomaly_segmenter.report.severity import SeverityRules, number
+
+if TYPE_CHECKING:
+    from thermal_anomaly_segmenter.predict.files import PredictRequest
 
 #: The heat loss fields of a prediction's anomaly records (:mod:`..heat_loss`), in order.
 HEAT_LOSS_FIELDS: tuple[str, ...] = ("heat_loss_w", "heat_loss_w_low", "heat_loss_w_high",
@@ -202,20 +205,18 @@ def unpack_frames(archive: Path, dest: Path, max_frames: int = MAX_ZIP_FRAMES) -
     return paths
 
 
-def predict_inputs(inputs: Sequence[str], out_dir: Path, *, model_dir=None, options=None,
-                   corridor=None, pipes=None, corridor_width_m=None, pipe_id_field=None,
-                   false_alarms=None, settings=None, segmenter=None, names=None,
+def predict_inputs(inputs: Sequence[str | Path], out_dir: Path,
+                   request: PredictRequest | None = None, *, settings=None, segmenter=None,
                    ) -> tuple[list[Path], list[str]]:
-    """Run predict on ``inputs`` into ``out_dir``; ``(JSON reports, failure lines)``."""
-    from thermal_anomaly_segmenter.predict.files import predict_paths
+    """Run predict on ``inputs`` into ``out_dir`` with ``request`` (a
+    :class:`.predict.files.PredictRequest`; its ``out_dir`` and ``outputs`` are the report's);
+    ``(JSON reports, failure lines)``."""
+    from thermal_anomaly_segmenter.predict.files import PredictRequest, predict_paths
 
+    request = replace(request or PredictRequest(), out_dir=out_dir,
+                      outputs=("mask", "overlay", "json", "geojson"))
     jsons, failures = [], []
-    for result in predict_paths(
-            inputs, model_dir=model_dir, out_dir=out_dir, options=options, corridor=corridor,
-            outputs=("mask", "overlay", "json", "geojson"), pipes=pipes,
-            corridor_width_m=corridor_width_m, pipe_id_field=pipe_id_field,
-            false_alarms=false_alarms, settings=settings,
-            segmenter=segmenter, names=names):
+    for result in predict_paths(inputs, request, settings=settings, segmenter=segmenter):
         if result.ok and "json" in result.outputs:
             jsons.append(result.outputs["json"])
         else:

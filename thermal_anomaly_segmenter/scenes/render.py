@@ -77,7 +77,25 @@ def render_scene(
     ambient_degc: float | None = None,
     family: str | Family = DEFAULT_FAMILY,
 ) -> Scene:
-    """Render one seeded scene of ``family`` (see :func:`.synthetic.make_scene`)."""
+    """Render one seeded synthetic night-flight scene.
+
+    Args:
+        seed: Non-negative integer; the same seed gives a bit-identical scene.
+        height: Frame height in pixels (32..8192).
+        width: Frame width in pixels (32..8192).
+        n_leaks: Number of leaks (0..10); by default drawn from the family's distribution
+            (``karlsruhe_winter``: 0..3, mostly 1 or 2).
+        ambient_degc: Ground temperature in degC. The default draws it from the family
+            (``karlsruhe_winter``: :data:`.synthetic.DEFAULT_AMBIENT_DEGC` +-0.5). Changing
+            it shifts the whole scene by the same amount and leaves everything else unchanged.
+        family: Scene family name (see :data:`.scenes.FAMILIES`) or a :class:`.scenes.Family`.
+
+    Returns:
+        The :class:`Scene`.
+
+    Raises:
+        InvalidInputError: If an argument is out of range or the family is unknown.
+    """
     fam = get_family(family)
     seed = check_int("seed", seed, 0)
     height = check_int("height", height, MIN_SIDE, MAX_SIDE)
@@ -85,13 +103,7 @@ def render_scene(
     if n_leaks is not None:
         n_leaks = check_int("n_leaks", n_leaks, 0, MAX_LEAKS)
     if ambient_degc is not None:
-        try:
-            ambient_degc = float(ambient_degc)
-        except (TypeError, ValueError):
-            msg = f"ambient_degc must be a number, got {ambient_degc!r}"
-            raise InvalidInputError(msg) from None
-        if not math.isfinite(ambient_degc) or abs(ambient_degc) > 100:
-            raise InvalidInputError(f"ambient_degc must be within -100..100, got {ambient_degc}")
+        ambient_degc = _check_ambient(ambient_degc)
 
     extra = _stream(seed, 1)
     c = Canvas(
@@ -113,7 +125,35 @@ def render_scene(
     else:
         c.rng.random()
 
-    # Layers, painted in order (later objects cover earlier ones).
+    _paint_layers(c, n_leaks)
+    t_u = camera.compose(c, ambient)
+    c.instances[c.leak.astype(bool)] = 0
+    return Scene(
+        data=compose_frame(t_u, c.corridor),
+        corridor=c.corridor,
+        leak_mask=c.leak,
+        bait_mask=c.bait,
+        n_leaks=n_leaks,
+        instances=c.instances,
+        instance_classes=tuple(c.classes),
+        family=fam.name,
+        gsd_m=c.gsd_m,
+        pipe=c.pipe,
+    )
+
+
+def _check_ambient(value: object) -> float:
+    try:
+        ambient_degc = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"ambient_degc must be a number, got {value!r}") from None
+    if not math.isfinite(ambient_degc) or abs(ambient_degc) > 100:
+        raise InvalidInputError(f"ambient_degc must be within -100..100, got {ambient_degc}")
+    return ambient_degc
+
+
+def _paint_layers(c: Canvas, n_leaks: int) -> None:
+    """The scene's layers, painted in order (later objects cover earlier ones)."""
     terrain.parcels(c)
     terrain.snow(c)
     corridor.streets(c)
@@ -131,17 +171,3 @@ def render_scene(
     camera.sensor(c)
     terrain.gravel(c)
     leaks.leaks(c, n_leaks)
-    t_u = camera.compose(c, ambient)
-    c.instances[c.leak.astype(bool)] = 0
-    return Scene(
-        data=compose_frame(t_u, c.corridor),
-        corridor=c.corridor,
-        leak_mask=c.leak,
-        bait_mask=c.bait,
-        n_leaks=n_leaks,
-        instances=c.instances,
-        instance_classes=tuple(c.classes),
-        family=fam.name,
-        gsd_m=c.gsd_m,
-        pipe=c.pipe,
-    )

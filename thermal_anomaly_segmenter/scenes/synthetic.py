@@ -55,7 +55,6 @@ from thermal_anomaly_segmenter.scenes import (
     DEFAULT_FAMILY,
     FAMILIES,
     LEAK_MASK_FRACTION,
-    Family,
     Scene,
     get_family,
     render_scene,
@@ -86,35 +85,9 @@ _SPLIT_NAMES = ("train", "val", "test")
 _check_int = check_int
 
 
-def make_scene(
-    seed: int,
-    height: int = 512,
-    width: int = 640,
-    n_leaks: int | None = None,
-    *,
-    ambient_degc: float | None = None,
-    family: str | Family = DEFAULT_FAMILY,
-) -> Scene:
-    """Render one seeded synthetic night-flight scene.
-
-    Args:
-        seed: Non-negative integer; the same seed gives a bit-identical scene.
-        height: Frame height in pixels (32..8192).
-        width: Frame width in pixels (32..8192).
-        n_leaks: Number of leaks (0..10); by default drawn from the family's distribution
-            (``karlsruhe_winter``: 0..3, mostly 1 or 2).
-        ambient_degc: Ground temperature in degC. The default draws it from the family
-            (``karlsruhe_winter``: :data:`DEFAULT_AMBIENT_DEGC` +-0.5). Changing it shifts
-            the whole scene by the same amount and leaves everything else unchanged.
-        family: Scene family name (see :data:`.scenes.FAMILIES`) or a :class:`.scenes.Family`.
-
-    Returns:
-        The :class:`Scene`.
-
-    Raises:
-        InvalidInputError: If an argument is out of range or the family is unknown.
-    """
-    return render_scene(seed, height, width, n_leaks, ambient_degc=ambient_degc, family=family)
+#: Render one seeded synthetic night-flight scene: the published name of
+#: :func:`.scenes.render.render_scene`.
+make_scene = render_scene
 
 
 # --------------------------------------------------------------------------- datasets
