@@ -221,9 +221,8 @@ class PredictOptions:
     min_area_px: int = 4
     #: Ground sampling distance in metres per pixel, when known and not given by a GeoTIFF.
     gsd_m: float | None = None
-    #: Frames finer than the model's training GSD are seen at that GSD
-    #(:mod:`~thermal_anomaly_segmenter.io.gsd`)
-    #: when both are known; ``False`` always runs the network at the frame's own pixels.
+    #: Frames finer than the model's training GSD are seen at that GSD (:mod:`.io.gsd`) when
+    #: both are known; ``False`` always runs the network at the frame's own pixels.
     match_gsd: bool = True
     #: The night's conditions of the heat loss estimate (:mod:`.heat_loss`); defaults as
     #: stated in :class:`~thermal_anomaly_segmenter.heat_loss.Conditions`.

@@ -112,14 +112,14 @@ class EvaluateOptions:
     #: ``auto``, ``cpu`` or ``cuda``.
     device: str = "auto"
     #: A false-alarm classifier (:mod:`~thermal_anomaly_segmenter.false_alarms.classifier` JSON, or
-    #a folder holding one) applied
+    #: a folder holding one) applied
     #: to the mask at ``threshold`` before scoring (the sweep is scored without it).
     false_alarms: str | os.PathLike[str] | None = None
     #: Ground sampling distance of every frame (m/px); ``None``: what the set's
     #: ``dataset_info.json`` states (:func:`~.io.datasets.frame_gsds`), if anything.
     gsd_m: float | None = None
     #: See frames finer than the model's GSD at its GSD (:mod:`~thermal_anomaly_segmenter.io.gsd`),
-    #as predict does.
+    #: as predict does.
     match_gsd: bool = True
 
     def __post_init__(self) -> None:

@@ -62,7 +62,7 @@ class Prediction:
     #: own (:mod:`~thermal_anomaly_segmenter.io.gsd`); None: at the frame's own pixels.
     network_gsd_m: float | None = None
     #: With the false-alarm stage (:mod:`~thermal_anomaly_segmenter.false_alarms.apply`): the
-    #components it rejected (their
+    #: components it rejected (their
     #: ids follow the accepted ones in ``labels``; ``mask`` holds the accepted only) ...
     rejected: list[Anomaly] = field(default_factory=list)
     #: ... and per id of both lists ``{"cause", "leak_score"}``; empty without the stage.

@@ -51,11 +51,11 @@ class ModelConfig:
     #: Threshold recommended for this model (e.g. the best-F1 threshold of an evaluation).
     threshold: float = 0.5
     #: Calibration of the probabilities (:mod:`~thermal_anomaly_segmenter.inference.calibration`);
-    #``{}`` = the network's own.
+    #: ``{}`` = the network's own.
     calibration: dict[str, Any] = field(default_factory=dict)
     #: Ground sampling distance (m/px) of the training frames; finer frames are seen at it
     #: (:mod:`~thermal_anomaly_segmenter.io.gsd`). ``None``: unknown, frames are used at their own
-    #pixels.
+    #: pixels.
     gsd_m: float | None = None
     train_args: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
