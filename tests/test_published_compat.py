@@ -237,6 +237,27 @@ def test_in_process_train_in_the_published_form(models_root, tmp_path, monkeypat
     assert config["train_args"]["train_phases"] == ["fine_tune"]
 
 
+def test_a_published_folder_of_another_kind_is_refused_naming_it(models_root, sample_path):
+    """The published test suite's dummy folder (``{"model": "dummy_model"}`` and a checkpoint)
+    is a model folder by the published rule (it holds train_config.json) but neither kind the
+    published TASeg could load: predict answers 400 naming the kind, and writes nothing."""
+    folder = models_root / "dummy"
+    folder.mkdir()
+    (folder / "train_config.json").write_text('{"model": "dummy_model"}')
+    (folder / "epoch=0.ckpt").write_bytes(b"never read")
+    assert str(folder) in api.get_metadata()["models_local"]
+    with tempfile.TemporaryDirectory() as temp:
+        own = Path(temp) / sample_path.name
+        shutil.copyfile(sample_path, own)
+        with pytest.raises(ApiError) as info:
+            api.predict(input_file=_upload(own), model_dir=folder, threshold=0.5,
+                        accept="application/json")
+        assert own.is_file()
+    assert info.value.status == 400
+    assert "'dummy_model'" in info.value.message and "segformer or smp" in info.value.message
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch=0.ckpt", "train_config.json"]
+
+
 def _frames_only_data(tmp_path: Path, monkeypatch) -> Path:
     """DATA_PATH holding one frame under train/ and no dataset sets (the published tests'
     tests/data); the settings are reloaded for it."""
