@@ -117,18 +117,22 @@ class ModelDir(PathString):
 
 
 class DatasetDir(PathString):
-    """A dataset folder under REMOTE_PATH or DATA_PATH (after symlinks), as an absolute path."""
+    """An existing folder under REMOTE_PATH or DATA_PATH (after symlinks), as an absolute path.
+
+    What it holds (generated_set, manual_set, their splits) is checked where the training
+    starts, as published: the request is refused there with the reason
+    (:class:`~thermal_anomaly_segmenter.errors.DatasetNotFoundError`, HTTP 404 / exit 2).
+    """
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        from thermal_anomaly_segmenter.io.datasets import resolve_dataset_path
-
-        settings = get_settings()
         try:
-            folder = config.confine(text, config.dataset_roots(settings), "dataset_path")
-            return str(resolve_dataset_path(folder, settings))  # checks the layout
+            folder = config.confine(text, config.dataset_roots(get_settings()), "dataset_path")
         except TasegError as exc:
             raise ValidationError(str(exc)) from None
+        if not folder.is_dir():
+            raise ValidationError(f"dataset_path {text!r} does not exist or is not a folder")
+        return str(folder)
 
 
 class DataPath(PathString):

@@ -12,6 +12,7 @@ import io
 import json
 import lzma
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -26,6 +27,7 @@ import pytest
 from deepaas_server import (
     BIN,
     ROOT,
+    SAMPLE,
     TINY_TRAIN,
     environment,
     eventually,
@@ -440,6 +442,20 @@ def _dataset_with_info(folders: Path, name: str, info_text: str) -> Path:
     subprocess.run(["cp", "-r", str(folders / "data" / "synth"), str(dataset)], check=True)
     (dataset / "manual_set" / "dataset_info.json").write_text(info_text)
     return dataset
+
+
+@pytest.mark.slow
+def test_a_dataset_folder_without_sets_is_refused_when_training_starts(server, folders):
+    # As published, any existing folder is taken when the request is read (issue 27 item 7);
+    # its content is checked when the training starts: the reason, and no model written.
+    frames = folders / "data" / "frames_only" / "train"
+    frames.mkdir(parents=True)
+    shutil.copyfile(SAMPLE, frames / SAMPLE.name)
+    models = sorted(p.name for p in (folders / "models").iterdir())
+    doc = _train(server, dataset_path=str(frames.parent))
+    assert doc["status"] == "error", doc
+    assert "neither generated_set nor manual_set" in doc["message"], doc
+    assert sorted(p.name for p in (folders / "models").iterdir()) == models
 
 
 @pytest.mark.slow

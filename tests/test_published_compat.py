@@ -237,6 +237,95 @@ def test_in_process_train_in_the_published_form(models_root, tmp_path, monkeypat
     assert config["train_args"]["train_phases"] == ["fine_tune"]
 
 
+def test_a_published_folder_of_another_kind_is_refused_naming_it(models_root, sample_path):
+    """The published test suite's dummy folder (``{"model": "dummy_model"}`` and a checkpoint)
+    is a model folder by the published rule (it holds train_config.json) but neither kind the
+    published TASeg could load: predict answers 400 naming the kind, and writes nothing."""
+    folder = models_root / "dummy"
+    folder.mkdir()
+    (folder / "train_config.json").write_text('{"model": "dummy_model"}')
+    (folder / "epoch=0.ckpt").write_bytes(b"never read")
+    assert str(folder) in api.get_metadata()["models_local"]
+    with tempfile.TemporaryDirectory() as temp:
+        own = Path(temp) / sample_path.name
+        shutil.copyfile(sample_path, own)
+        with pytest.raises(ApiError) as info:
+            api.predict(input_file=_upload(own), model_dir=folder, threshold=0.5,
+                        accept="application/json")
+        assert own.is_file()
+    assert info.value.status == 400
+    assert "'dummy_model'" in info.value.message and "segformer or smp" in info.value.message
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch=0.ckpt", "train_config.json"]
+
+
+def _frames_only_data(tmp_path: Path, monkeypatch) -> Path:
+    """DATA_PATH holding one frame under train/ and no dataset sets (the published tests'
+    tests/data); the settings are reloaded for it."""
+    from thermal_anomaly_segmenter.config import reload_settings
+
+    data = tmp_path / "data"
+    (data / "train").mkdir(parents=True)
+    shutil.copyfile(ROOT / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4",
+                    data / "train" / "KA1_DJI_0_0095_R.npy.lz4")
+    monkeypatch.setenv("DATA_PATH", str(data))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+    reload_settings()
+    return data
+
+
+def test_dataset_content_is_checked_where_training_starts(models_root, tmp_path, monkeypatch):
+    """As published, dataset_path is any existing folder when the request is read; what it
+    holds is checked when the training starts, refused there with the reason, and nothing is
+    written for it."""
+    from api import schemas
+
+    data = _frames_only_data(tmp_path, monkeypatch)
+    loaded = schemas.load_args(schemas.TrainArgsSchema(), {"dataset_path": data})
+    assert loaded["dataset_path"] == str(data.resolve())
+    before = sorted(p.relative_to(models_root) for p in models_root.rglob("*"))
+    with pytest.raises(ApiError) as info:
+        api.train(model_type="segformer_b0", train_phases="fine_tune", dataset_path=data,
+                  batch_size=1, worker_count=0, seed=1, gpu=False, mlflow=False, epochs=1)
+    assert info.value.status == 404
+    assert "neither generated_set nor manual_set" in info.value.message
+    assert sorted(p.relative_to(models_root) for p in models_root.rglob("*")) == before
+    for missing, reason in ((data / "nothing_here", "does not exist"),
+                            (data / "train" / "KA1_DJI_0_0095_R.npy.lz4", "not a folder")):
+        with pytest.raises(ApiError) as info:
+            api.train(dataset_path=missing, gpu=False, mlflow=False)
+        assert info.value.status == 422 and reason in info.value.message
+
+
+def test_train_reaches_the_core_through_one_call_point(models_root, tmp_path, monkeypatch):
+    """``thermal_anomaly_segmenter.train.train`` is the one core call of api.train (where the
+    published tests mocked ``train_segmentation``): it gets the request as TrainOptions and
+    its metrics, model and run folder are the answer. The training itself is tested in
+    tests/test_training_api.py; here only the adapter's hand-over."""
+    from unittest.mock import patch
+
+    from thermal_anomaly_segmenter.train.runs import TrainResult
+
+    data = _frames_only_data(tmp_path, monkeypatch)
+    done = TrainResult(model_dir=models_root / "m", run_dir=models_root / ".runs" / "m",
+                       metrics={"test_dataset_iou": 0.25, "test_per_image_dice": 0.5})
+    with patch("thermal_anomaly_segmenter.train.train", autospec=True,
+               return_value=done) as core:
+        answer = api.train(model_type="smp_unet", train_phases="fine_tune",
+                           dataset_path=Path(api.config.DATA_PATH), data_augmentation=True,
+                           loss_fn="Dice", batch_size=1, worker_count=1, seed=3, gpu=False,
+                           mlflow=False)
+    core.assert_called_once()
+    options = core.call_args.args[0]
+    assert isinstance(options, TrainOptions)
+    assert (options.model_type, options.train_phases, options.loss_fn) == (
+        "smp_unet", ("fine_tune",), "Dice")
+    assert (options.batch_size, options.worker_count, options.seed) == (1, 1, 3)
+    assert Path(options.dataset_path) == data.resolve()
+    assert answer == {"test_dataset_iou": 0.25, "test_per_image_dice": 0.5,
+                      "model_dir": str(models_root / "m"),
+                      "run_dir": str(models_root / ".runs" / "m")}
+
+
 # --------------------------------------------------------------------------- config files
 
 

@@ -100,6 +100,9 @@ def validate_model_config(data: Any, format_version: int) -> None:
     """
     if not isinstance(data, dict):
         raise _fail("the file", "must hold a JSON object")
+    if "model_type" not in data and "model" in data:  # the published format, another kind
+        raise _fail(f"\"model\" {data['model']!r:.40}", "is not a kind the published TASeg "
+                    "wrote (segformer or smp), and there is no model_type of a TASeg folder")
     if not isinstance(data.get("model_type"), str):
         raise _fail("model_type", "is missing or not text")
     version = data.get("format_version", format_version)
