@@ -15,7 +15,7 @@ know neither sky nor air temperature) is compared with the surface flux of the m
 same pixels: the heat conducted to the surface (second-order one-sided gradient), minus the
 same without the leak.
 
-    python -m benchmarks.heat_loss_physics     # the table of benchmarks/pending/31.md
+    python -m benchmarks.heat_loss_physics     # the table of RESULTS.md, "Heat loss physics check"
 """
 
 from __future__ import annotations
