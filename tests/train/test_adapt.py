@@ -292,7 +292,7 @@ def test_review_clicked_in_chromium_adapts_a_model_that_reports(survey, browser,
 
     new = tmp_path / "new_model"
     proc = _taseg("adapt", str(review), str(survey["frames"]), "--out", str(new),
-                  "--max-time", "0.4", "--no-gpu", "--model-dir", str(MODEL), cwd=tmp_path)
+                  "--max-time", "1", "--no-gpu", "--model-dir", str(MODEL), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "adapted model" in proc.stdout and "more decisions would likely help" in proc.stdout
     for name in ("model.safetensors", "train_config.json", "model.onnx", "adapt.json"):
