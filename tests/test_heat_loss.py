@@ -69,7 +69,8 @@ def test_calm_night_range_floors_the_wind_at_zero():
 def test_estimate_matches_a_conduction_model_of_a_leak_in_soil(depth, wind, dt):
     """The estimate from the simulated surface temperatures (corridor median background, no
     knowledge of sky or air temperature) against the model's conducted surface flux over the
-    same anomaly pixels: within 20 % (benchmarks/history/2026-12-07_stop18_heat-loss.md has the whole grid)."""
+    same anomaly pixels: within 20 % (RESULTS.md, "Heat loss physics check", has the whole
+    grid)."""
     c = heat_loss_physics.case(depth, wind, dt)
     assert 0.8 <= c["ratio"] <= 1.2, c
     assert c["surface_share"] + c["deep_share"] == pytest.approx(1.0, abs=0.02)  # energy kept
