@@ -304,8 +304,8 @@ def adapt(options: AdaptOptions, *, settings=None) -> AdaptResult:
 
         export_onnx(model_dir)
         digests = {n: hashlib.sha256(f.data.tobytes()).hexdigest() for n, f in frames.items()}
-        record = _record(review, review_path, counts, complete, digests, start, stage,
-                         options, time.monotonic() - started, model_dir)
+        learned = _Learned(review, review_path, counts, complete, digests, start)
+        record = _record(learned, stage, options, time.monotonic() - started, model_dir)
         from thermal_anomaly_segmenter.io.atomic import publish_dir
 
         publish_dir(model_dir, out)
@@ -365,15 +365,30 @@ def _store_stage(model_dir: Path, x: np.ndarray, causes: list[str], seed: int):
     return stage
 
 
-def _record(review, review_path: Path, counts: dict[str, int], complete: dict[str, bool],
-            digests: dict[str, str], start: Path, stage, options: AdaptOptions,
-            seconds: float, model_dir: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Learned:
+    """What an adapted folder learned from: the review, its decisions, the frames."""
+
+    review: Any
+    review_path: Path
+    counts: dict[str, int]
+    #: frame name -> whether every listed anomaly of it was decided
+    complete: dict[str, bool]
+    #: frame name -> SHA-256 of its data
+    digests: dict[str, str]
+    start: Path
+
+
+def _record(learned: _Learned, stage, options: AdaptOptions, seconds: float,
+            model_dir: Path) -> dict[str, Any]:
     """``adapt.json``: what the folder learned from, and whether more decisions would help."""
     from thermal_anomaly_segmenter.io.atomic import atomic_write
     from thermal_anomaly_segmenter.models.folder import CONFIG_NAME
     from thermal_anomaly_segmenter.models.load import read_model_config
 
     config = read_model_config(model_dir)
+    review, review_path, counts = learned.review, learned.review_path, learned.counts
+    complete, digests = learned.complete, learned.digests
     n_complete = sum(complete.values())
     record = {
         "schema": RECORD_SCHEMA, "review": str(review_path.resolve()),
@@ -381,7 +396,7 @@ def _record(review, review_path: Path, counts: dict[str, int], complete: dict[st
         "decisions": counts, "complete_frames": n_complete,
         "frames": [{"name": n, "fully_decided": c, "decisions": len(review.firm(n)),
                     "data_sha256": digests[n]} for n, c in complete.items()],
-        "start_model": str(start), "max_time_min": options.max_time,
+        "start_model": str(learned.start), "max_time_min": options.max_time,
         "seconds": round(seconds, 1), "threshold": config.threshold,
         "calibration": config.calibration.get("fitted_on"),
         "false_alarm_stage": stage.record(),
