@@ -168,14 +168,20 @@ def _check_polygon(polygons: Any, what: str) -> None:
 
 def rasterize_footprint(decision: dict[str, Any], shape: tuple[int, int]) -> np.ndarray:
     """A decision's footprint (pixel-corner rings, holes after the exterior) as a 0/1 mask."""
+    from affine import Affine
     from rasterio.features import rasterize
 
     polygons = decision.get("polygon")
     if not polygons:
         raise InvalidInputError(f"review: anomaly {decision.get('frame')}/{decision.get('id')} "
                                 "has no footprint")
-    geoms = [{"type": "Polygon", "coordinates": rings} for rings in polygons]
-    return rasterize(((g, 1) for g in geoms), out_shape=shape, dtype="uint8")
+    # Pixel coordinates are meant, but rasterio warns (NotGeoreferencedWarning) about an
+    # identity transform: shift the rings and the grid by one pixel (exact for pixel corners).
+    geoms = [{"type": "Polygon",
+              "coordinates": [[[x + 1, y + 1] for x, y in ring] for ring in rings]}
+             for rings in polygons]
+    return rasterize(((g, 1) for g in geoms), out_shape=shape, dtype="uint8",
+                     transform=Affine.translation(1, 1))
 
 
 def component_examples(review: Review, frame_name: str, t_u: np.ndarray,
