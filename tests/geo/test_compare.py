@@ -219,7 +219,8 @@ def test_report_gpkg_points_are_compared(tmp_path) -> None:
     [("layer", "has no layer 'anomalies'"), ("far", "do not overlap"),
      ("pipes", "mismatched networks"), ("frames", "without georeference"),
      ("empty", "holds no GeoPackage"), ("missing", "does not exist"),
-     ("not_gpkg", "not a GeoPackage")],
+     ("not_gpkg", "not a GeoPackage"), ("vrt", "not a GeoPackage"),
+     ("huge", "coordinates beyond")],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, case, message) -> None:
     old = survey(tmp_path / "old.gpkg", OLD)
@@ -242,6 +243,13 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, case, message) -> None:
         new.mkdir()
     elif case == "missing":
         new = tmp_path / "nowhere"
+    elif case == "vrt":  # an OGR VRT under a .gpkg name: GDAL would follow its reference
+        new.write_text('<OGRVRTDataSource><OGRVRTLayer name="anomalies"><SrcDataSource>'
+                       f'{old}</SrcDataSource></OGRVRTLayer></OGRVRTDataSource>')
+    elif case == "huge":  # GEOS and PROJ must never see these coordinates
+        v = 1e308
+        ring = shapely.Polygon([(v, v), (v, -v), (-v, -v)])
+        survey(new, [(ring, leak(10, 0, 1.0, 3.0)[1])])
     else:
         new.write_text("hello")
     code = main(["compare", str(old), str(new), "--out", str(tmp_path / "out")])

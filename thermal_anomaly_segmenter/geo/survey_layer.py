@@ -62,13 +62,30 @@ def _texts(meta: dict, columns: list, name: str, n: int) -> list[str | None]:
 
 
 def read_layer(path: Path, label: str) -> SurveyLayer:
-    """The ``anomalies`` layer of one GeoPackage; InvalidInputError names what is wrong."""
+    """The ``anomalies`` layer of one GeoPackage; InvalidInputError names what is wrong.
+
+    The file passes the GIS gate first (:mod:`thermal_anomaly_segmenter.io.gis_guard`): a
+    GeoPackage by content, bounded features and vertices, finite coordinates in the area of
+    its CRS, so no upload can make GDAL follow a reference or GEOS/PROJ crash."""
     import pyogrio
     import shapely
-    from pyproj import CRS
 
+    from thermal_anomaly_segmenter.io.gis_guard import (
+        MAX_SURVEY_FEATURES,
+        check_geopackage,
+        check_survey_geometries,
+        horizontal_crs,
+        library_errors,
+        vector_config,
+    )
+
+    source = f"{label} {path.name}"
+    check_geopackage(path, source)
+    vector_config()
     try:
         layers = [str(row[0]) for row in pyogrio.list_layers(path)]
+        features = (int(pyogrio.read_info(path, layer=LAYER).get("features") or 0)
+                    if LAYER in layers else 0)
     except Exception as exc:  # pyogrio raises DataSourceError and friends
         reason = " ".join(str(exc).split())[:200]
         raise InvalidInputError(f"{label} {path.name} is not a GeoPackage GDAL can read: "
@@ -77,12 +94,19 @@ def read_layer(path: Path, label: str) -> SurveyLayer:
         raise InvalidInputError(f"{label} {path.name} has no layer '{LAYER}' (layers: "
                                 f"{', '.join(layers) or 'none'}); give a GeoPackage written "
                                 "by taseg predict --pipes or taseg report")
-    meta, _, wkb, columns = pyogrio.raw.read(path, layer=LAYER)
+    if features > MAX_SURVEY_FEATURES:
+        raise InvalidInputError(f"{source}: {features:,} anomalies, above the limit of "
+                                f"{MAX_SURVEY_FEATURES:,}")
+    meta, _, wkb, columns = pyogrio.raw.read(path, layer=LAYER,
+                                             max_features=MAX_SURVEY_FEATURES + 1)
     if not meta.get("crs"):
         raise InvalidInputError(f"{label} {path.name}: layer '{LAYER}' has no CRS (frames "
                                 "without georeference cannot be compared)")
+    crs = horizontal_crs(meta["crs"], source)
+    with library_errors(source):
+        geoms = shapely.from_wkb(wkb) if len(wkb) else np.empty(0, object)
+        check_survey_geometries(np.asarray(geoms, dtype=object), crs, source)
     n = len(wkb)
-    geoms = shapely.from_wkb(wkb) if n else np.empty(0, object)
     raw_ids = _texts(meta, columns, "id", n)
     frames = _texts(meta, columns, "frame", n)
     stem = path.stem
@@ -97,14 +121,18 @@ def read_layer(path: Path, label: str) -> SurveyLayer:
         area_m2=_column(meta, columns, "area_m2", n), mean_dt=mean_dt, peak_dt=peak_dt,
         pipe_id=_texts(meta, columns, "pipe_id", n),
         chainage=_column(meta, columns, "chainage_m", n),
-        crs=CRS.from_user_input(meta["crs"]), source=path.name,
+        crs=crs, source=path.name,
     )
 
 
 def _has_layer(path: Path) -> bool:
     import pyogrio
 
+    from thermal_anomaly_segmenter.io.gis_guard import check_geopackage, vector_config
+
     try:
+        check_geopackage(path, path.name)  # OGR opens GeoPackages only, never a VRT
+        vector_config()
         return LAYER in {str(row[0]) for row in pyogrio.list_layers(path)}
     except Exception:  # noqa: BLE001 - not a GeoPackage GDAL reads: not one of the survey's
         return False

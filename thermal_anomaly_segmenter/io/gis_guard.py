@@ -58,6 +58,13 @@ MAX_VERTICES = 200_000
 #: whole file in memory, several times its size, before a feature can be counted.
 #: 200,000 vertices take about 6 MB of GeoJSON.
 MAX_LAYER_BYTES = 64 << 20
+#: An earlier survey's anomaly GeoPackage (``taseg compare``, ``previous_file``): most bytes,
+#: features and vertices read (100,000 anomalies take about 2 million vertices).
+MAX_SURVEY_BYTES = 1 << 30
+MAX_SURVEY_FEATURES = 1_000_000
+MAX_SURVEY_VERTICES = 20_000_000
+#: GeoPackage application ids in the SQLite header.
+GPKG_IDS = (b"GPKG", b"GP10", b"GP11")
 #: Largest TIFF block (tile or strip) GDAL may decode at once, bytes.
 MAX_BLOCK_BYTES = 64 << 20
 #: Most overview levels a raster may declare (2^30 px per side needs 30).
@@ -136,7 +143,7 @@ def layer_target(path: Path, source: str) -> tuple[str, str]:
     if head.startswith(b"PK\x03\x04"):
         return _zipped_shapefile(path, source, hint), "ESRI Shapefile"
     if head.startswith(b"SQLite format 3\x00"):
-        if head[68:72] not in (b"GPKG", b"GP10", b"GP11"):
+        if head[68:72] not in GPKG_IDS:
             raise InvalidInputError(f"{source}: an SQLite file but not a GeoPackage; {hint}")
         return str(path), "GPKG"
     if head[:4] == b"\x00\x00\x27\x0a":
@@ -144,6 +151,34 @@ def layer_target(path: Path, source: str) -> tuple[str, str]:
     if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
         return str(path), "GeoJSON"
     raise InvalidInputError(f"{source}: not a readable vector layer; {hint}")
+
+
+def check_geopackage(path: Path, source: str) -> None:
+    """Refuse ``path`` unless it is a local GeoPackage (by content) within
+    :data:`MAX_SURVEY_BYTES`: OGR then opens it with its GPKG driver, never a VRT."""
+    local_file(path, source)
+    size = path.stat().st_size
+    if size > MAX_SURVEY_BYTES:
+        raise InvalidInputError(f"{source}: {size / 2**20:,.0f} MiB, above the limit of "
+                                f"{MAX_SURVEY_BYTES >> 20} MiB")
+    with path.open("rb") as fh:
+        head = fh.read(100)
+    if not head.startswith(b"SQLite format 3\x00") or head[68:72] not in GPKG_IDS:
+        raise InvalidInputError(f"{source} is not a GeoPackage; give the .gpkg written by "
+                                "taseg predict --pipes or taseg report")
+
+
+def check_survey_geometries(geoms: np.ndarray, proj, source: str) -> None:
+    """Bounded anomaly polygons with finite coordinates inside the CRS's area of use, before
+    GEOS or PROJ work on them."""
+    import shapely
+
+    vertices = int(shapely.get_num_coordinates(geoms).sum()) if len(geoms) else 0
+    if vertices > MAX_SURVEY_VERTICES:
+        raise InvalidInputError(f"{source}: its anomalies hold {vertices:,} vertices, above the "
+                                f"limit of {MAX_SURVEY_VERTICES:,}")
+    if len(geoms):
+        check_coordinates(shapely.get_coordinates(geoms), proj, source, "the layer")
 
 
 def _zipped_shapefile(path: Path, source: str, hint: str) -> str:
