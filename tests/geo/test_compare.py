@@ -101,6 +101,42 @@ def test_matching_is_one_to_one_and_deterministic(tmp_path) -> None:
     assert statuses(compare_surveys(a, c))[(None, "c:1")] == "new"
 
 
+def merged(parts, dt: float):
+    """One component of several leak-like parts (a manhole and a leak beside it, bridged)."""
+    polys = [leak(x, y, r, dt)[0] for x, y, r in parts]
+    bridge = shapely.box(ORIGIN[0] + parts[0][0], ORIGIN[1] - 0.3, ORIGIN[0] + parts[-1][0],
+                         ORIGIN[1] + 0.3)
+    poly = shapely.union_all(polys + [bridge])
+    return poly, dict(leak(parts[0][0], 0, 1.0, dt)[1], area_m2=poly.area,
+                      area_px=int(poly.area / 0.01))
+
+
+@pytest.mark.parametrize("beside", ["apart", "merged"])
+def test_a_new_leak_beside_a_vanished_manhole_is_new(tmp_path, beside) -> None:
+    # city_wet pairs 8 and 20 of benchmarks/compare_pairs.py: a manhole (or a car's engine)
+    # flagged on night 1 is not flagged on night 2, and a new leak within the tolerance of
+    # it (or merged with it into one component) read as that manhole grown
+    shift = (1.2, 0.5)  # the whole second flight, as its georeference places it
+    old = [leak(10, 0, 1.0, 3.0), leak(40, 0, 1.0, 3.0), leak(70, 0, 0.5, 2.0)]
+    # the new leak 3 m from the manhole, against the shift: its footprint 0.3 m from the
+    # manhole's as NEW places it, its centroid 3 m from where the manhole would be
+    new_leak = leak(67, 0, 1.1, 3.0) if beside == "apart" else \
+        merged([(70, 0, 0.5), (67.2, 0, 1.2)], 2.6)
+    new = [leak(10, 0, 1.0, 3.1), leak(40, 0, 1.6, 3.5), new_leak]
+    a = read_survey(survey(tmp_path / "old.gpkg", old), "OLD")
+    b = read_survey(survey(tmp_path / "new.gpkg", new, shift=shift), "NEW")
+    want = {("old:1", "new:1"): "stable", ("old:2", "new:2"): "grown",
+            (None, "new:3"): "new", ("old:3", None): "gone"}
+    assert statuses(compare_surveys(a, b)) == want
+    # the footprints alone (no co-registration) make it one anomaly that grew
+    gap_only = compare_surveys(a, b, CompareOptions(coregister_min_ties=0))
+    assert statuses(gap_only)[("old:3", "new:3")] == "grown"
+    # the same leak grown unevenly (its centre moved 0.8 m beyond the shift) stays one
+    uneven = new[:2] + [leak(70.8, 0, 1.2, 3.0)]
+    c = read_survey(survey(tmp_path / "uneven.gpkg", uneven, shift=shift), "NEW")
+    assert statuses(compare_surveys(a, c))[("old:3", "uneven:3")] == "grown"
+
+
 @pytest.mark.parametrize(
     ("old", "new", "status"),
     [((1.0, 3.0), (1.6, 3.0), "grown"), ((1.0, 3.0), (1.0, 4.2), "grown"),

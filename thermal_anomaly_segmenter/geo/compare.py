@@ -8,7 +8,18 @@ pipes, on the same pipe. Pairs are then taken greedily, closest first (footprint
 the overlap's share of the union, then centroid distance plus the difference of chainage,
 then the surveys' order), each anomaly in at most one pair: one-to-one and deterministic,
 in O(P log P) for P candidate pairs.
-A matched pair's status follows :class:`.config.CompareOptions`.
+
+The georeference error of a flight is nearly the same for neighbouring anomalies (a shift
+and a slight rotation), so the matched pairs around an anomaly tell how far the flights
+disagree there: the median displacement of its nearest matched pairs (a k-d tree query).
+A pair whose centroid moved farther than that offset allows, by more than
+``residual_m`` plus the change of its equivalent radius (a leak grows or shrinks around its
+source), is two anomalies: a new leak beside a manhole or car of the first night, or
+merged with it into one component, is ``new`` and the old one ``gone``, not one grown
+anomaly. The pairs are then taken again without such candidates. Where fewer than
+``coregister_min_ties`` pairs lie within ``coregister_radius_m``, the offset is unknown and
+the footprints' gap alone decides.
+A matched pair's status follows :class:`CompareOptions`.
 """
 
 from __future__ import annotations
@@ -147,13 +158,11 @@ def _check_surveys(old: np.ndarray, new: np.ndarray, o: SurveyLayer, n: SurveyLa
             f"({sample[1]}, ...); compare surveys of one network with the same --pipes layer")
 
 
-def match(old_m: np.ndarray, new_m: np.ndarray, old: SurveyLayer, new: SurveyLayer,
-          tolerance_m: float) -> list[tuple[int, int, float]]:
-    """One-to-one pairs ``(old, new, gap_m)`` of metric geometries (see the module doc)."""
+def _candidates(old_m: np.ndarray, new_m: np.ndarray, old: SurveyLayer, new: SurveyLayer,
+                tolerance_m: float):
+    """Candidate pairs ``(i, j, gap)`` and their greedy order (see the module doc)."""
     import shapely
 
-    if not len(old_m) or not len(new_m):
-        return []
     tree = shapely.STRtree(new_m)
     i, j = tree.query(old_m, predicate="dwithin", distance=tolerance_m)
     if i.size:
@@ -161,9 +170,7 @@ def match(old_m: np.ndarray, new_m: np.ndarray, old: SurveyLayer, new: SurveyLay
         pipes_n = np.asarray(new.pipe_id, dtype=object)[j]
         keep = (pipes_o == None) | (pipes_n == None) | (pipes_o == pipes_n)  # noqa: E711
         i, j = i[keep], j[keep]
-    if not i.size:
-        return []
-    gap = shapely.distance(old_m[i], new_m[j])
+    gap = shapely.distance(old_m[i], new_m[j]) if i.size else np.zeros(0)
     # where footprints overlap, the larger share of their union wins (0 for points)
     overlap = np.zeros(i.size)
     touch = gap == 0
@@ -172,20 +179,80 @@ def match(old_m: np.ndarray, new_m: np.ndarray, old: SurveyLayer, new: SurveyLay
         union = shapely.area(shapely.union(a, b))
         overlap[touch] = np.divide(shapely.area(shapely.intersection(a, b)), union,
                                    out=np.zeros(union.size), where=union > 0)
-    spread = shapely.distance(shapely.centroid(old_m[i]), shapely.centroid(new_m[j]))
+    spread = shapely.distance(shapely.centroid(old_m[i]), shapely.centroid(new_m[j])) \
+        if i.size else np.zeros(0)
     chain = np.abs(old.chainage[i] - new.chainage[j])
     spread = spread + np.where(np.isfinite(chain), chain, 0.0)
     # millimetres: equal gaps compare equal whatever the reprojection's rounding
     order = np.lexsort((j, i, np.round(spread, 3), -np.round(overlap, 4), np.round(gap, 3)))
-    used_o = np.zeros(len(old_m), bool)
-    used_n = np.zeros(len(new_m), bool)
-    pairs = []
+    return i, j, gap, order
+
+
+def _greedy(i: np.ndarray, j: np.ndarray, order: np.ndarray, sizes: tuple[int, int]
+            ) -> list[int]:
+    """Candidates taken in ``order``, each anomaly in at most one: their indices."""
+    used_o = np.zeros(sizes[0], bool)
+    used_n = np.zeros(sizes[1], bool)
+    taken = []
     for k in order.tolist():
         a, b = int(i[k]), int(j[k])
         if not (used_o[a] or used_n[b]):
             used_o[a] = used_n[b] = True
-            pairs.append((a, b, float(gap[k])))
-    return pairs
+            taken.append(k)
+    return taken
+
+
+def _coregistered(centre_o: np.ndarray, centre_n: np.ndarray, radius: tuple, i: np.ndarray,
+                  j: np.ndarray, ties: list[int], options: CompareOptions) -> np.ndarray:
+    """Which candidates move as the flights' local georeference offset allows.
+
+    The offset at an old anomaly is the median displacement (new centroid minus old) of the
+    ``coregister_ties`` nearest matched pairs within ``coregister_radius_m``; with fewer than
+    ``coregister_min_ties`` there, it is unknown and the candidate stays."""
+    from scipy.spatial import cKDTree
+
+    ok = np.ones(i.size, bool)
+    if len(ties) < max(options.coregister_min_ties, 1):
+        return ok
+    tie_o, tie_n = i[ties], j[ties]
+    moved = centre_n[tie_n] - centre_o[tie_o]
+    k = min(options.coregister_ties, len(ties))
+    dist, near = cKDTree(centre_o[tie_o]).query(
+        centre_o[i], k=k, distance_upper_bound=options.coregister_radius_m)
+    dist, near = dist.reshape(i.size, k), near.reshape(i.size, k)
+    found = np.isfinite(dist)
+    shifts = np.where(found[..., None], moved[np.minimum(near, len(ties) - 1)], np.nan)
+    known = found.sum(axis=1) >= options.coregister_min_ties
+    if not known.any():
+        return ok
+    offset = np.nanmedian(shifts[known], axis=1)
+    residual = np.hypot(*(centre_n[j[known]] - centre_o[i[known]] - offset).T)
+    # a leak grows or shrinks around its source: its centre may move by the change of radius
+    growth = np.nan_to_num(np.abs(radius[1][j[known]] - radius[0][i[known]]))
+    ok[known] = residual <= options.residual_m + growth
+    return ok
+
+
+def match(old_m: np.ndarray, new_m: np.ndarray, old: SurveyLayer, new: SurveyLayer,
+          options: CompareOptions) -> list[tuple[int, int, float]]:
+    """One-to-one pairs ``(old, new, gap_m)`` of metric geometries (see the module doc)."""
+    import shapely
+
+    if not len(old_m) or not len(new_m):
+        return []
+    i, j, gap, order = _candidates(old_m, new_m, old, new, options.tolerance_m)
+    if not i.size:
+        return []
+    sizes = (len(old_m), len(new_m))
+    taken = _greedy(i, j, order, sizes)
+    if options.coregister_min_ties:
+        centre_o, centre_n = (np.column_stack([shapely.get_x(c), shapely.get_y(c)])
+                              for c in (shapely.centroid(old_m), shapely.centroid(new_m)))
+        radius = (np.sqrt(old.area_m2 / math.pi), np.sqrt(new.area_m2 / math.pi))
+        ok = _coregistered(centre_o, centre_n, radius, i, j, taken, options)
+        if not ok[taken].all():  # a dropped candidate that was not taken changes nothing
+            taken = _greedy(i, j, order[ok[order]], sizes)
+    return [(int(i[k]), int(j[k]), float(gap[k])) for k in taken]
 
 
 def compare_surveys(old: SurveyLayer, new: SurveyLayer,
@@ -199,7 +266,7 @@ def compare_surveys(old: SurveyLayer, new: SurveyLayer,
     new_m = reproject(new.geoms, new.crs, metric) if len(new) else new.geoms
     old_m = reproject(old_in_new, new.crs, metric) if len(old) else old_in_new
     _check_surveys(old_m, new_m, old, new)
-    pairs = match(old_m, new_m, old, new, options.tolerance_m)
+    pairs = match(old_m, new_m, old, new, options)
     by_new = {b: (a, gap) for a, b, gap in pairs}
     changes = []
     for b in range(len(new)):
@@ -233,6 +300,15 @@ class CompareOptions:
     shrunk_area_ratio: float = 0.67
     grown_dt_degc: float = 1.0
     shrunk_dt_degc: float = 1.0
+    #: Largest move of a pair's centroid, metres, beyond the flights' local georeference
+    #: offset and the change of its equivalent radius (see the module doc).
+    residual_m: float = 1.0
+    #: The local offset is the median displacement of at most this many nearest pairs ...
+    coregister_ties: int = 9
+    #: ... within this distance, metres ...
+    coregister_radius_m: float = 100.0
+    #: ... and is used where at least this many lie there (0: never, the gap alone decides).
+    coregister_min_ties: int = 3
 
     def __post_init__(self) -> None:
         checks = (
@@ -242,6 +318,14 @@ class CompareOptions:
              "within 0..1"),
             ("grown dT", self.grown_dt_degc, self.grown_dt_degc > 0.0, "> 0 K"),
             ("shrunk dT", self.shrunk_dt_degc, self.shrunk_dt_degc > 0.0, "> 0 K"),
+            ("residual", self.residual_m, 0.0 <= self.residual_m <= 100.0, "within 0..100 m"),
+            ("co-registration radius", self.coregister_radius_m,
+             0.0 < self.coregister_radius_m <= 100_000.0, "within 0..100000 m"),
+            ("co-registration ties", self.coregister_ties, 1 <= self.coregister_ties <= 1000,
+             "within 1..1000"),
+            ("least co-registration ties", self.coregister_min_ties,
+             0 <= self.coregister_min_ties <= self.coregister_ties,
+             f"within 0..{self.coregister_ties} (co-registration ties)"),
         )
         for name, value, ok, rule in checks:
             if not (ok and math.isfinite(value)):
