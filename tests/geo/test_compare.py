@@ -20,6 +20,7 @@ import shapely  # noqa: E402
 from pyproj import Transformer  # noqa: E402
 
 from thermal_anomaly_segmenter.cli.parser import main  # noqa: E402
+from thermal_anomaly_segmenter.errors import InvalidInputError  # noqa: E402
 from thermal_anomaly_segmenter.geo.compare import (  # noqa: E402
     CompareOptions,  # noqa: E402
     compare_surveys,
@@ -135,6 +136,21 @@ def test_a_new_leak_beside_a_vanished_manhole_is_new(tmp_path, beside) -> None:
     uneven = new[:2] + [leak(70.8, 0, 1.2, 3.0)]
     c = read_survey(survey(tmp_path / "uneven.gpkg", uneven, shift=shift), "NEW")
     assert statuses(compare_surveys(a, c))[("old:3", "uneven:3")] == "grown"
+
+
+def test_cli_residual_and_checked_options(tmp_path, capsys) -> None:
+    old = [leak(10, 0, 1.0, 3.0), leak(40, 0, 1.0, 3.0), leak(70, 0, 0.5, 2.0)]
+    new = [leak(10, 0, 1.0, 3.1), leak(40, 0, 1.6, 3.5), leak(67, 0, 1.1, 3.0)]
+    a = survey(tmp_path / "old.gpkg", old)
+    b = survey(tmp_path / "new.gpkg", new, shift=(1.2, 0.5))
+    for extra, summary in (([], "1 grown, 1 stable, 0 shrunk, 1 new, 1 gone"),
+                           (["--residual", "5"], "2 grown, 1 stable, 0 shrunk, 0 new, 0 gone")):
+        code = main(["compare", str(a), str(b), "--out", str(tmp_path / f"out{len(extra)}"),
+                     *extra])
+        out = capsys.readouterr().out
+        assert code == 0 and summary in out, out
+    with pytest.raises(InvalidInputError, match="least co-registration ties"):
+        CompareOptions(coregister_min_ties=10)
 
 
 @pytest.mark.parametrize(

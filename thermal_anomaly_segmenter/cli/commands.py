@@ -387,7 +387,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     options = CompareOptions(tolerance_m=args.tolerance, grown_area_ratio=args.grown_area_ratio,
                              shrunk_area_ratio=args.shrunk_area_ratio,
-                             grown_dt_degc=args.grown_dt, shrunk_dt_degc=args.shrunk_dt)
+                             grown_dt_degc=args.grown_dt, shrunk_dt_degc=args.shrunk_dt,
+                             residual_m=args.residual)
     old = read_survey(args.old, "OLD")
     new = read_survey(args.new, "NEW")
     comparison = compare_surveys(old, new, options)

@@ -165,5 +165,9 @@ def add_compare_parser(sub) -> None:
     c.add_argument("--shrunk-dt", type=positive_float, default=d.shrunk_dt_degc, metavar="K",
                    help=f"fall of mean dT from which it has shrunk (default "
                    f"{d.shrunk_dt_degc:g})")
+    c.add_argument("--residual", type=positive_float, default=d.residual_m, metavar="METRES",
+                   help="largest move of one anomaly's centre beyond the flights' local "
+                   "georeference offset (the median of its nearest matched pairs) and the "
+                   f"change of its radius (default {d.residual_m:g})")
     c.add_argument("--overwrite", action="store_true",
                    help="replace changes.* already in DIR (default: refuse)")
