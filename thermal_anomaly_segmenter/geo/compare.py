@@ -12,9 +12,9 @@ in O(P log P) for P candidate pairs.
 The georeference error of a flight is nearly the same for neighbouring anomalies (a shift
 and a slight rotation), so the matched pairs around an anomaly tell how far the flights
 disagree there: the median displacement of its nearest matched pairs (a k-d tree query).
-A pair whose centroid moved farther than that offset allows, by more than
-``residual_m`` plus the change of its equivalent radius (a leak grows or shrinks around its
-source), is two anomalies: a new leak beside a manhole or car of the first night, or
+A pair whose centroid moved, beyond that offset, by more than ``residual_m`` plus the
+change of its equivalent radius (a leak grows or shrinks around its source), is two
+anomalies: a new leak beside a manhole or car of the first night, or
 merged with it into one component, is ``new`` and the old one ``gone``, not one grown
 anomaly. The pairs are then taken again without such candidates. Where fewer than
 ``coregister_min_ties`` pairs lie within ``coregister_radius_m``, the offset is unknown and
