@@ -529,6 +529,41 @@ def test_published_folder_loads_imports_and_predicts_identically(published, kind
         import_published(folder, dest)  # nothing is overwritten
 
 
+def test_a_network_answering_published_outputs_predicts_like_the_published_inference(
+        published, sample_frame):
+    """The published loader's contract: a network whose forward returns an object carrying
+    ``.logits`` at a coarser resolution (a Hugging Face output, the published suite's dummy
+    model) is run like the published inference: logits upsampled bilinearly to the frame."""
+    import types
+
+    import torch
+
+    from thermal_anomaly_segmenter.config import PredictOptions
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
+    from thermal_anomaly_segmenter.models.load import read_model_config
+
+    folder, net = published["smp"]
+
+    class Coarse(torch.nn.Module):  # answers at a quarter of the input, as SegFormer does
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return types.SimpleNamespace(logits=self.net(x)[..., ::4, ::4])
+
+    segmenter = Segmenter(read_model_config(folder), Coarse().eval(), device="cpu")
+    got = segmenter.probabilities([sample_frame], PredictOptions(device="cpu"))[0]
+
+    class Published(torch.nn.Module):  # what published_probability's interpolation reads
+        def forward(self, x):
+            return net(x)[..., ::4, ::4]
+
+    assert got.shape == sample_frame.data.shape[:2]
+    np.testing.assert_allclose(got, published_probability(Published().eval(), sample_frame),
+                               atol=1e-5)
+
+
 def test_checkpoint_outside_phase_folders_and_last_ckpt(published, tmp_path):
     from thermal_anomaly_segmenter.errors import ModelNotFoundError
     from thermal_anomaly_segmenter.models.published import choose_checkpoint

@@ -341,6 +341,8 @@ class Segmenter:
             return self._engine.forward_normalized(batch)
         import torch
 
+        from thermal_anomaly_segmenter.models.networks import logits_at
+
         x = torch.from_numpy(batch).permute(0, 3, 1, 2)
         cuda = self.device == "cuda"
         if cuda:
@@ -352,7 +354,7 @@ class Segmenter:
             torch.inference_mode(),
             torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda),
         ):
-            logits = self.calibration.apply_logits(self.model(x).float())
+            logits = self.calibration.apply_logits(logits_at(self.model(x), x.shape[-2:]).float())
             probs = torch.sigmoid(logits)[:, 0]
         return probs.cpu().numpy()
 

@@ -34,7 +34,15 @@ class SegmentationNet(nn.Module):
         if pad_h or pad_w:
             # Replicate, not zeros: a zero border would look like a cold edge.
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        out = self.net(pixel_values=x).logits if self.family == "segformer" else self.net(x)
-        if out.shape[-2:] != x.shape[-2:]:
-            out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return out[..., :h, :w]
+        out = self.net(pixel_values=x) if self.family == "segformer" else self.net(x)
+        return logits_at(out, x.shape[-2:])[..., :h, :w]
+
+
+def logits_at(out, size: tuple[int, int]) -> torch.Tensor:
+    """A network's logits at ``size``: its output tensor, or the ``.logits`` of an output
+    object (Hugging Face models, the networks of the published TASeg), upsampled bilinearly
+    where the network answers at a coarser resolution (as the published inference did)."""
+    logits = getattr(out, "logits", out)
+    if tuple(logits.shape[-2:]) != tuple(size):
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    return logits

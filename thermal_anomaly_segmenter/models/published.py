@@ -57,10 +57,14 @@ class Choice:
         return f"{rel} (phase {self.phase}, {self.reason})"
 
 
+PUBLISHED_KINDS = ("segformer", "smp")
+
+
 def is_published_config(data: Any) -> bool:
-    """Whether a parsed ``train_config.json`` is the published format (not TASeg's own)."""
-    return (isinstance(data, dict) and "model_type" not in data
-            and data.get("model") in ("segformer", "smp"))
+    """Whether a parsed ``train_config.json`` is the published format (not TASeg's own): a
+    ``"model"`` kind and no ``model_type``. The kind itself is checked where the folder is
+    read (:func:`load_published`), as the published loader did, so the error names it."""
+    return isinstance(data, dict) and "model_type" not in data and "model" in data
 
 
 def is_published_folder(folder: str | os.PathLike[str]) -> bool:
@@ -78,6 +82,11 @@ def _read_config(folder: Path) -> dict[str, Any]:
     data = read_config_data(folder)
     if not is_published_config(data):
         raise InvalidInputError(f"{folder} is not a published TASeg model folder")
+    if data["model"] not in PUBLISHED_KINDS:
+        raise InvalidInputError(
+            f"{folder / CONFIG_NAME}: \"model\" {data['model']!r:.40} is not a kind the "
+            "published TASeg wrote (segformer or smp), and there is no model_type of a TASeg "
+            "folder")
     return data
 
 
@@ -284,7 +293,7 @@ def import_published(
     if not is_published_folder(source):
         raise InvalidInputError(
             f"{source} is not a published TASeg model folder (its {CONFIG_NAME} has no "
-            "\"model\": \"segformer\" | \"smp\")")
+            "\"model\" kind)")
     model, config = load_published(source)
     chosen = config.train_args["published"]
     choice = Choice(Path(chosen["checkpoint"]), chosen["phase"], None, chosen["reason"])
