@@ -407,3 +407,57 @@ def test_augmentation_keeps_undecided_pixels_undecided():
                             torch.zeros(4, 3), params)
     assert set(torch.unique(out).tolist()) <= {0.0, 1.0, float(IGNORE)}
     assert float(IGNORE) in torch.unique(out).tolist()
+
+
+def test_a_fine_tuned_network_that_lost_the_leaks_gives_way_to_the_start(survey, tmp_path):
+    """The check after fine-tuning, on real networks and the survey's frames: a "fine-tuned"
+    folder whose network learned to predict nothing (its last layer's bias at -20) keeps
+    none of the confirmed leaks, so the start network's weights, calibration and threshold
+    come back; the start network against itself is kept, at a threshold that keeps the
+    leaks and is no higher than its own."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from thermal_anomaly_segmenter.false_alarms.review import Review
+    from thermal_anomaly_segmenter.train.adapt import AdaptOptions, resolve_frames
+    from thermal_anomaly_segmenter.train.adapt_check import (
+        MIN_THRESHOLD,
+        apply_verdict,
+        decision_scores,
+        judge,
+    )
+
+    data = survey["data"]
+    first = data["anomalies"][0]
+    path = tmp_path / "review.json"
+    path.write_text(json.dumps(_review(data, lambda a: "leak" if a is first
+                                       else "false_alarm")))
+    review = Review.read(path)
+    frames = resolve_frames(review, AdaptOptions(str(path), [str(survey["frames"])],
+                                                 str(tmp_path / "unused")))
+    dead = tmp_path / "dead"
+    shutil.copytree(MODEL, dead, ignore=shutil.ignore_patterns("model.onnx*"))
+    state = load_file(str(dead / "model.safetensors"))
+    state["net.segmentation_head.0.weight"].zero_()
+    state["net.segmentation_head.0.bias"].fill_(-20.0)
+    save_file(state, str(dead / "model.safetensors"), metadata={"format": "pt"})
+    start_config = json.loads((MODEL / "train_config.json").read_text())
+
+    start = decision_scores(MODEL, review, frames)
+    assert start.leaks.size == 1 and start.false_alarms.size == len(data["anomalies"]) - 1
+    # the start network reported every one of them: all above its threshold
+    assert start.tally(start_config["threshold"]) == (1, 0)
+    verdict = judge(start, start_config["threshold"], decision_scores(dead, review, frames),
+                    0.5)
+    assert not verdict.fine_tuned_kept and verdict.adapted == (0, start.false_alarms.size)
+    apply_verdict(dead, MODEL, verdict)
+    config = json.loads((dead / "train_config.json").read_text())
+    assert config["train_args"]["network"] == "start"
+    assert (config["threshold"], config["calibration"]) == (start_config["threshold"],
+                                                            start_config["calibration"])
+    np.testing.assert_array_equal(decision_scores(dead, review, frames).leaks, start.leaks)
+
+    itself = judge(start, start_config["threshold"], start, 0.9)
+    assert itself.fine_tuned_kept and itself.adapted[0] == 1
+    assert MIN_THRESHOLD <= itself.threshold <= min(0.9, float(start.leaks[0]))

@@ -7,7 +7,10 @@ confirmed leak's footprint is a positive, a false alarm's a negative, the rest o
 background only where every listed anomaly of it was decided, else left out of the loss).
 The starting model is fine-tuned on it with the training code (:func:`.loop.train`, one
 ``fine_tune`` phase within the time budget), which writes the model folder with its
-calibration and threshold chosen on the same reviewed frames. Then the survey's own
+calibration and threshold chosen on the same reviewed frames. The fine-tuned network is
+then kept only where it does better than the start network on the decisions themselves
+(:mod:`.adapt_check`: the threshold that keeps the confirmed leaks; otherwise the start
+network stays). Then the survey's own
 false-alarm stage is trained on the reviewed components and switched on only where
 cross-validation says it keeps the leaks (:mod:`.adapt_stage`), the folder is exported to
 ONNX and gets ``adapt.json``: what it learned from and whether more decisions would help.
@@ -88,7 +91,8 @@ class AdaptResult:
         lines = [f"adapted model: {self.model_dir}",
                  f"  learned from {d['leak']} leak(s), {d['false_alarm']} false alarm(s) on "
                  f"{len(r['frames'])} frame(s) ({r['complete_frames']} fully decided)",
-                 f"  threshold {r['threshold']:.2f}; false-alarm stage "
+                 f"  network: {r['network']['network']}; threshold {r['threshold']:.2f}; "
+                 "false-alarm stage "
                  f"{'ON' if r['false_alarm_stage']['on'] else 'off'}: "
                  f"{r['false_alarm_stage']['reason']}"]
         lines += [f"  more decisions would likely help: {h}" for h in r["hints"]]
@@ -236,9 +240,11 @@ def _stage_examples(review, frames: dict[str, Any]) -> tuple[np.ndarray, list[st
     return x, [r["cause"] for r in rows]
 
 
-def hints(counts: dict[str, int], complete: int, stage) -> list[str]:
+def hints(counts: dict[str, int], complete: int, stage, fine_tuned: bool = True) -> list[str]:
     """Why more decisions would likely help (empty when the review looks sufficient)."""
-    out = []
+    out = [] if fine_tuned else [
+        "fine-tuning did not beat the start network on your decisions, so the folder keeps "
+        "the start network (its false-alarm stage still learned from them)"]
     if counts["leak"] < ENOUGH_LEAKS:
         out.append(f"only {counts['leak']} leak(s) confirmed (aim for {ENOUGH_LEAKS}+)")
     if counts["false_alarm"] < ENOUGH_FALSE_ALARMS:
@@ -296,15 +302,16 @@ def adapt(options: AdaptOptions, *, settings=None) -> AdaptResult:
         raise InvalidInputError(f"cannot write beside {out}: {exc.strerror or exc}") from None
     try:
         complete = write_partial_dataset(staging / "data", review, frames)
-        after_s = _seconds_after_training(start, frames, options.gpu)
+        before, after_s = _start_scores(start, review, frames, options.gpu)
         model_dir = _fine_tune(options, start, staging, settings, started, after_s)
+        verdict = _judge(model_dir, start, before, review, frames, options.gpu)
         x, causes = _stage_examples(review, frames)
         stage = _store_stage(model_dir, x, causes, options.seed)
         from thermal_anomaly_segmenter.models.onnx_export import export_onnx
 
         export_onnx(model_dir)
         digests = {n: hashlib.sha256(f.data.tobytes()).hexdigest() for n, f in frames.items()}
-        learned = _Learned(review, review_path, counts, complete, digests, start)
+        learned = _Learned(review, review_path, counts, complete, digests, start, verdict)
         record = _record(learned, stage, options, time.monotonic() - started, model_dir)
         from thermal_anomaly_segmenter.io.atomic import publish_dir
 
@@ -314,17 +321,36 @@ def adapt(options: AdaptOptions, *, settings=None) -> AdaptResult:
     return AdaptResult(out, record)
 
 
-def _seconds_after_training(start: Path, frames: dict[str, Any], gpu: bool | None) -> float:
-    """Estimated seconds of the work after fine-tuning, from one timed inference (so a busy
-    machine reserves more)."""
-    from thermal_anomaly_segmenter.config import PredictOptions
-    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
+def _device(gpu: bool | None) -> str:
+    return "cpu" if gpu is False else "auto"
 
-    segmenter = Segmenter.from_folder(start, device="cpu" if gpu is False else "auto")
-    frame = next(iter(frames.values()))
+
+def _start_scores(start: Path, review, frames: dict[str, Any], gpu: bool | None):
+    """The start network's scores of the decisions, and the estimated seconds of the work
+    after fine-tuning, from the time they took (so a busy machine reserves more)."""
+    from thermal_anomaly_segmenter.train.adapt_check import decision_scores
+
     t0 = time.monotonic()
-    segmenter.probabilities([frame], PredictOptions(device=segmenter.device))
-    return (time.monotonic() - t0) * (2 * len(frames) + 1 + EXPORT_FRAMES)
+    scores = decision_scores(start, review, frames, _device(gpu))
+    per_frame = (time.monotonic() - t0) / max(1, len(frames))
+    # calibration and threshold (two passes), the test frame, the adapted network's scores
+    # (one pass), the ONNX export
+    return scores, per_frame * (3 * len(frames) + 1 + EXPORT_FRAMES)
+
+
+def _judge(model_dir: Path, start: Path, before, review, frames: dict[str, Any],
+           gpu: bool | None):
+    """Keep the fine-tuned network only where it does better on the decisions
+    (:mod:`.adapt_check`)."""
+    from thermal_anomaly_segmenter.models.load import read_model_config
+    from thermal_anomaly_segmenter.train.adapt_check import apply_verdict, decision_scores, judge
+
+    after = decision_scores(model_dir, review, frames, _device(gpu))
+    verdict = judge(before, read_model_config(start).threshold, after,
+                    read_model_config(model_dir).threshold)
+    apply_verdict(model_dir, start, verdict)
+    log.info("network: %s (%s)", verdict.record()["network"], verdict.record())
+    return verdict
 
 
 def _fine_tune(options: AdaptOptions, start: Path, staging: Path, settings, started: float,
@@ -377,6 +403,8 @@ class _Learned:
     #: frame name -> SHA-256 of its data
     digests: dict[str, str]
     start: Path
+    #: the fine-tuned network against the start one (:class:`.adapt_check.Verdict`)
+    verdict: Any
 
 
 def _record(learned: _Learned, stage, options: AdaptOptions, seconds: float,
@@ -399,8 +427,9 @@ def _record(learned: _Learned, stage, options: AdaptOptions, seconds: float,
         "start_model": str(learned.start), "max_time_min": options.max_time,
         "seconds": round(seconds, 1), "threshold": config.threshold,
         "calibration": config.calibration.get("fitted_on"),
+        "network": learned.verdict.record(),
         "false_alarm_stage": stage.record(),
-        "hints": hints(counts, n_complete, stage),
+        "hints": hints(counts, n_complete, stage, learned.verdict.fine_tuned_kept),
     }
     atomic_write(model_dir / RECORD_NAME, json.dumps(record, indent=2) + "\n")
     # the training's data and run folders were staging folders, gone with it: point to the
