@@ -291,8 +291,10 @@ def test_review_clicked_in_chromium_adapts_a_model_that_reports(survey, browser,
     assert {f"{d['frame']}/{d['id']}": d["decision"] for d in exported["decisions"]} == decisions
 
     new = tmp_path / "new_model"
+    # --min-leaks 1: fine-tune on this small review (by default 10 confirmed leaks are needed)
     proc = _taseg("adapt", str(review), str(survey["frames"]), "--out", str(new),
-                  "--max-time", "1", "--no-gpu", "--model-dir", str(MODEL), cwd=tmp_path)
+                  "--max-time", "1", "--no-gpu", "--model-dir", str(MODEL), "--min-leaks", "1",
+                  cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "adapted model" in proc.stdout and "more decisions would likely help" in proc.stdout
     for name in ("model.safetensors", "train_config.json", "model.onnx", "adapt.json"):
@@ -311,6 +313,8 @@ def test_review_clicked_in_chromium_adapts_a_model_that_reports(survey, browser,
     assert config["train_args"]["false_alarm_stage"] in ("on", "off")
     assert config["train_args"]["adapt"] == "adapt.json"
     assert config["train_args"]["review_sha256"] == record["review_sha256"]
+    assert record["network"]["leaks"] == n_leak
+    assert config["train_args"]["network"] == record["network"]["network"]
 
     # the new folder predicts, and taseg report uses it
     proc = _taseg("report", str(survey["frames"]), "--out", str(tmp_path / "report2"),
@@ -412,9 +416,9 @@ def test_augmentation_keeps_undecided_pixels_undecided():
 def test_a_fine_tuned_network_that_lost_the_leaks_gives_way_to_the_start(survey, tmp_path):
     """The check after fine-tuning, on real networks and the survey's frames: a "fine-tuned"
     folder whose network learned to predict nothing (its last layer's bias at -20) keeps
-    none of the confirmed leaks, so the start network's weights, calibration and threshold
-    come back; the start network against itself is kept, at a threshold that keeps the
-    leaks and is no higher than its own."""
+    none of the confirmed leaks at any threshold >= MIN_THRESHOLD: collapsed, so the start
+    network's weights, calibration and threshold come back. A network that keeps the leaks
+    is kept, at a threshold that keeps them and is no higher than its validation's."""
     import shutil
 
     from safetensors.torch import load_file, save_file
@@ -450,7 +454,8 @@ def test_a_fine_tuned_network_that_lost_the_leaks_gives_way_to_the_start(survey,
     assert start.tally(start_config["threshold"]) == (1, 0)
     verdict = judge(start, start_config["threshold"], decision_scores(dead, review, frames),
                     0.5)
-    assert not verdict.fine_tuned_kept and verdict.adapted == (0, start.false_alarms.size)
+    assert not verdict.fine_tuned_kept and "collapsed" in verdict.reason
+    assert verdict.adapted == (0, start.false_alarms.size)
     apply_verdict(dead, MODEL, verdict)
     config = json.loads((dead / "train_config.json").read_text())
     assert config["train_args"]["network"] == "start"
@@ -458,6 +463,38 @@ def test_a_fine_tuned_network_that_lost_the_leaks_gives_way_to_the_start(survey,
                                                             start_config["calibration"])
     np.testing.assert_array_equal(decision_scores(dead, review, frames).leaks, start.leaks)
 
-    itself = judge(start, start_config["threshold"], start, 0.9)
-    assert itself.fine_tuned_kept and itself.adapted[0] == 1
-    assert MIN_THRESHOLD <= itself.threshold <= min(0.9, float(start.leaks[0]))
+    kept = judge(start, start_config["threshold"], start, 0.9)
+    assert kept.fine_tuned_kept and kept.adapted[0] == 1
+    assert MIN_THRESHOLD <= kept.threshold <= min(0.9, float(start.leaks[0]))
+
+
+def test_too_few_confirmed_leaks_keep_the_start_network_without_training(survey, tmp_path):
+    """Under --min-leaks confirmed leaks the network is not fine-tuned (a few positives teach
+    it to predict nothing): the folder holds the start network's weights and threshold, its
+    record says why, and the run takes no training time."""
+    from safetensors.torch import load_file
+
+    data = survey["data"]
+    first = data["anomalies"][0]
+    review = tmp_path / "review.json"
+    review.write_text(json.dumps(_review(data, lambda a: "leak" if a is first
+                                         else "false_alarm")))
+    new = tmp_path / "new"
+    proc = _taseg("adapt", str(review), str(survey["frames"]), "--out", str(new),
+                  "--no-gpu", "--model-dir", str(MODEL), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads((new / "adapt.json").read_text())
+    assert record["network"]["network"] == "start" and "1 confirmed leak" in \
+        record["network"]["reason"]
+    assert any("keeps the start network" in h for h in record["hints"])
+    assert "network: start" in proc.stdout
+    assert record["seconds"] < 120  # no fine-tuning within the 15-minute default budget
+    ours, theirs = load_file(str(new / "model.safetensors")), load_file(
+        str(MODEL / "model.safetensors"))
+    assert ours.keys() == theirs.keys() and all(ours[k].equal(theirs[k]) for k in ours)
+    config = json.loads((new / "train_config.json").read_text())
+    start = json.loads((MODEL / "train_config.json").read_text())
+    assert config["threshold"] == start["threshold"] and (new / "model.onnx").is_file()
+    bad = _taseg("adapt", str(review), str(survey["frames"]), "--out", str(tmp_path / "x"),
+                 "--min-leaks", "0", cwd=tmp_path)
+    assert bad.returncode == 2 and "--min-leaks" in bad.stderr and not (tmp_path / "x").exists()

@@ -54,6 +54,10 @@ def add_adapt_parser(sub) -> None:
     a.add_argument("--no-gpu", action="store_true", help="train on the CPU")
     a.add_argument("--corridor", help="corridor mask for TIFF frames: one file, or a folder of "
                    "masks named like the frames")
+    a.add_argument("--min-leaks", type=int, default=10, metavar="N",
+                   help="fewest confirmed leaks to fine-tune the network on; with fewer the "
+                   "folder keeps the start network and only the false-alarm stage adapts "
+                   "(default 10)")
 
 
 def add_models_parser(sub) -> None:

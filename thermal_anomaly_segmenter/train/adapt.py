@@ -7,10 +7,10 @@ confirmed leak's footprint is a positive, a false alarm's a negative, the rest o
 background only where every listed anomaly of it was decided, else left out of the loss).
 The starting model is fine-tuned on it with the training code (:func:`.loop.train`, one
 ``fine_tune`` phase within the time budget), which writes the model folder with its
-calibration and threshold chosen on the same reviewed frames. The fine-tuned network is
-then kept only where it does better than the start network on the decisions themselves
-(:mod:`.adapt_check`: the threshold that keeps the confirmed leaks; otherwise the start
-network stays). Then the survey's own
+calibration and threshold chosen on the same reviewed frames. The network is fine-tuned
+only from ``min_leaks`` (10) confirmed leaks on, gets the threshold that keeps the confirmed
+leaks, and gives way to the start network where it collapsed (:mod:`.adapt_check`). Then the
+survey's own
 false-alarm stage is trained on the reviewed components and switched on only where
 cross-validation says it keeps the leaks (:mod:`.adapt_stage`), the folder is exported to
 ONNX and gets ``adapt.json``: what it learned from and whether more decisions would help.
@@ -78,6 +78,8 @@ class AdaptOptions:
     #: named like the frames.
     corridor: str | None = None
     seed: int = 0
+    #: Fewest confirmed leaks to fine-tune the network on (:mod:`.adapt_check`).
+    min_leaks: int = 10
 
 
 @dataclass
@@ -198,6 +200,11 @@ def check_review(review) -> dict[str, int]:
     return counts
 
 
+def check_min_leaks(min_leaks: int) -> None:
+    if isinstance(min_leaks, bool) or not isinstance(min_leaks, int) or min_leaks < 1:
+        raise InvalidInputError(f"--min-leaks must be a whole number >= 1, got {min_leaks!r}")
+
+
 def check_budget(max_time: float) -> None:
     if not max_time * 60 >= MIN_BUDGET_S:
         raise InvalidInputError(f"--max-time {max_time:g} min is too small to train (at least "
@@ -243,8 +250,8 @@ def _stage_examples(review, frames: dict[str, Any]) -> tuple[np.ndarray, list[st
 def hints(counts: dict[str, int], complete: int, stage, fine_tuned: bool = True) -> list[str]:
     """Why more decisions would likely help (empty when the review looks sufficient)."""
     out = [] if fine_tuned else [
-        "fine-tuning did not beat the start network on your decisions, so the folder keeps "
-        "the start network (its false-alarm stage still learned from them)"]
+        "the folder keeps the start network (see adapt.json's network.reason); its "
+        "false-alarm stage still learned from your decisions"]
     if counts["leak"] < ENOUGH_LEAKS:
         out.append(f"only {counts['leak']} leak(s) confirmed (aim for {ENOUGH_LEAKS}+)")
     if counts["false_alarm"] < ENOUGH_FALSE_ALARMS:
@@ -286,6 +293,7 @@ def adapt(options: AdaptOptions, *, settings=None) -> AdaptResult:
     started = time.monotonic()
     settings = settings or get_settings()
     check_budget(options.max_time)
+    check_min_leaks(options.min_leaks)
     out = Path(options.out).expanduser()
     if out.exists() or out.is_symlink():
         raise InvalidInputError(f"{out} already exists; choose another --out (nothing is "
@@ -302,9 +310,8 @@ def adapt(options: AdaptOptions, *, settings=None) -> AdaptResult:
         raise InvalidInputError(f"cannot write beside {out}: {exc.strerror or exc}") from None
     try:
         complete = write_partial_dataset(staging / "data", review, frames)
-        before, after_s = _start_scores(start, review, frames, options.gpu)
-        model_dir = _fine_tune(options, start, staging, settings, started, after_s)
-        verdict = _judge(model_dir, start, before, review, frames, options.gpu)
+        model_dir, verdict = _network(options, start, staging, (review, frames, counts),
+                                      settings, started)
         x, causes = _stage_examples(review, frames)
         stage = _store_stage(model_dir, x, causes, options.seed)
         from thermal_anomaly_segmenter.models.onnx_export import export_onnx
@@ -319,6 +326,24 @@ def adapt(options: AdaptOptions, *, settings=None) -> AdaptResult:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return AdaptResult(out, record)
+
+
+def _network(options: AdaptOptions, start: Path, staging: Path, reviewed: tuple,
+             settings, started: float):
+    """The adapted folder's network: fine-tuned and checked, or the start one where the
+    review has too few confirmed leaks (:mod:`.adapt_check`)."""
+    from thermal_anomaly_segmenter.models.load import read_model_config
+    from thermal_anomaly_segmenter.train.adapt_check import start_folder, too_few_leaks
+
+    review, frames, counts = reviewed
+    verdict = too_few_leaks(counts["leak"], counts["false_alarm"],
+                            read_model_config(start).threshold, options.min_leaks)
+    if verdict is not None:
+        log.info("network not fine-tuned: %s", verdict.reason)
+        return start_folder(start, staging / "model"), verdict
+    before, after_s = _start_scores(start, review, frames, options.gpu)
+    model_dir = _fine_tune(options, start, staging, settings, started, after_s)
+    return model_dir, _judge(model_dir, start, before, review, frames, options.gpu)
 
 
 def _device(gpu: bool | None) -> str:

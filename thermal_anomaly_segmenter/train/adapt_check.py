@@ -2,14 +2,20 @@
 
 A decided anomaly is scored by the highest probability a model gives inside its footprint
 (what the report's masks threshold: the anomaly is kept where that exceeds the threshold).
-The adapted network gets the highest threshold that keeps :data:`KEEP_LEAKS` of the confirmed
-leaks (never above the one its validation chose, never under :data:`MIN_THRESHOLD`), then
-it is compared with the network it started from at that one's own threshold: it replaces
-it only where it keeps at least as many confirmed leaks and, at equal leaks, rejects at
-least as many false alarms. Otherwise the adapted folder keeps the start network's weights,
-calibration and threshold (a few decisions can teach a network to predict nothing:
-measured on 25 decisions of a held-out family, object recall 0.56 -> 0.00) and the
-survey's false-alarm stage is what adapts.
+
+The decisions cannot rank the fine-tuned network against the start one: they were made on
+the start network's own detections, so the start keeps every confirmed leak by construction
+and the leaks it missed (where fine-tuning gains most) are not in the review. What they can
+show is a network that learned to predict nothing, which a few positives teach (measured on
+25 decisions of a held-out family, 2 of them leaks: object recall 0.56 -> 0.00). So:
+
+- with fewer than :data:`MIN_LEAKS` confirmed leaks the network is not fine-tuned: the folder
+  keeps the start network, and the survey's false-alarm stage is what adapts;
+- the fine-tuned network gets the highest threshold that keeps :data:`KEEP_LEAKS` of the
+  confirmed leaks (never above the one its validation chose, never under
+  :data:`MIN_THRESHOLD`);
+- where even then it keeps under :data:`COLLAPSED` of them, it has collapsed and the start
+  network's weights, calibration and threshold come back.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ KEEP_LEAKS = 0.95
 #: Lowest threshold the adapted network may get: below it a network that learned to predict
 #: nothing (calibrated probabilities of 1e-4 everywhere) would mark every pixel.
 MIN_THRESHOLD = 0.05
+#: Fewest confirmed leaks to fine-tune the network on (``taseg adapt --min-leaks``).
+MIN_LEAKS = 10
+#: Share of the confirmed leaks under which a fine-tuned network counts as collapsed.
+COLLAPSED = 0.5
 
 
 @dataclass(frozen=True)
@@ -76,36 +86,50 @@ def threshold_for(scores: DecisionScores, validation: float) -> float:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of the comparison, as recorded in ``adapt.json``."""
+    """The outcome of the check, as recorded in ``adapt.json``."""
 
     fine_tuned_kept: bool
+    reason: str
     threshold: float
-    start: tuple[int, int]
-    adapted: tuple[int, int]
     leaks: int
     false_alarms: int
+    start: tuple[int, int] | None = None
+    adapted: tuple[int, int] | None = None
 
     def record(self) -> dict[str, Any]:
-        def side(t: tuple[int, int]) -> dict[str, int]:
-            return {"leaks_kept": t[0], "false_alarms_rejected": t[1]}
+        def side(t: tuple[int, int] | None) -> dict[str, int] | None:
+            return None if t is None else {"leaks_kept": t[0], "false_alarms_rejected": t[1]}
 
         return {"network": "fine-tuned" if self.fine_tuned_kept else "start",
-                "rule": "the fine-tuned network replaces the start network where, on the "
-                        "reviewed decisions, it keeps at least as many confirmed leaks and, at "
-                        "equal leaks, rejects at least as many false alarms",
-                "leaks": self.leaks, "false_alarms": self.false_alarms,
+                "reason": self.reason, "leaks": self.leaks, "false_alarms": self.false_alarms,
                 "start": side(self.start), "fine_tuned": side(self.adapted),
                 "threshold": self.threshold}
 
 
+def too_few_leaks(leaks: int, false_alarms: int, threshold: float,
+                  min_leaks: int = MIN_LEAKS) -> Verdict | None:
+    """The verdict without fine-tuning, where the review has too few confirmed leaks."""
+    if leaks >= min_leaks:
+        return None
+    return Verdict(False, f"{leaks} confirmed leak(s): the network is fine-tuned from "
+                          f"{min_leaks} on (fewer teach it to predict nothing)", threshold,
+                   leaks, false_alarms)
+
+
 def judge(start: DecisionScores, start_threshold: float, adapted: DecisionScores,
           validation_threshold: float) -> Verdict:
-    """Compare the adapted network with the start network on the same decisions."""
+    """The fine-tuned network's threshold, and whether it collapsed (see the module doc)."""
     threshold = threshold_for(adapted, validation_threshold)
     before, after = start.tally(start_threshold), adapted.tally(threshold)
-    kept = after[0] > before[0] or (after[0] == before[0] and after[1] >= before[1])
-    return Verdict(kept, threshold, before, after, int(start.leaks.size),
-                   int(start.false_alarms.size))
+    n = int(adapted.leaks.size)
+    if n and after[0] < COLLAPSED * n:
+        return Verdict(False, f"the fine-tuned network keeps {after[0]} of the {n} confirmed "
+                              f"leaks at any threshold >= {MIN_THRESHOLD}: collapsed",
+                       start_threshold, n, int(adapted.false_alarms.size), before, after)
+    return Verdict(True, f"keeps {after[0]} of the {n} confirmed leaks and rejects {after[1]} "
+                         f"of the {adapted.false_alarms.size} false alarms at threshold "
+                         f"{threshold:.3f}", threshold, n, int(adapted.false_alarms.size),
+                   before, after)
 
 
 def apply_verdict(model_dir: Path, start_dir: Path, verdict: Verdict) -> None:
@@ -131,3 +155,13 @@ def apply_verdict(model_dir: Path, start_dir: Path, verdict: Verdict) -> None:
         config.threshold, config.calibration = start.threshold, start.calibration
     config.train_args["network"] = "fine-tuned" if verdict.fine_tuned_kept else "start"
     atomic_write(model_dir / CONFIG_NAME, config.to_json() + "\n")
+
+
+def start_folder(start_dir: Path, dest: Path) -> Path:
+    """The start network as the adapted folder's network (no fine-tuning)."""
+    from thermal_anomaly_segmenter.models.folder import save_model_folder
+    from thermal_anomaly_segmenter.models.load import load_model_folder
+
+    network, config = load_model_folder(start_dir)  # also a published start folder
+    config.train_args = {**config.train_args, "network": "start"}
+    return save_model_folder(dest, config, network)
