@@ -447,6 +447,8 @@ def test_a_fine_tuned_network_that_lost_the_leaks_gives_way_to_the_start(survey,
     state["net.segmentation_head.0.bias"].fill_(-20.0)
     save_file(state, str(dead / "model.safetensors"), metadata={"format": "pt"})
     start_config = json.loads((MODEL / "train_config.json").read_text())
+    fine_tuned = {**start_config, "gsd_m": None, "threshold": 0.5}  # reviewed without GSDs
+    (dead / "train_config.json").write_text(json.dumps(fine_tuned))
 
     start = decision_scores(MODEL, review, frames)
     assert start.leaks.size == 1 and start.false_alarms.size == len(data["anomalies"]) - 1
@@ -459,8 +461,8 @@ def test_a_fine_tuned_network_that_lost_the_leaks_gives_way_to_the_start(survey,
     apply_verdict(dead, MODEL, verdict)
     config = json.loads((dead / "train_config.json").read_text())
     assert config["train_args"]["network"] == "start"
-    assert (config["threshold"], config["calibration"]) == (start_config["threshold"],
-                                                            start_config["calibration"])
+    for key in ("threshold", "calibration", "gsd_m", "normalization", "input_size"):
+        assert config[key] == start_config[key], key
     np.testing.assert_array_equal(decision_scores(dead, review, frames).leaks, start.leaks)
 
     kept = judge(start, start_config["threshold"], start, 0.9)

@@ -134,7 +134,7 @@ def judge(start: DecisionScores, start_threshold: float, adapted: DecisionScores
 
 def apply_verdict(model_dir: Path, start_dir: Path, verdict: Verdict) -> None:
     """Write the verdict into the adapted folder: the chosen threshold, or the start
-    network's weights, calibration and threshold."""
+    network's weights and configuration (calibration, threshold, GSD, normalisation)."""
     from thermal_anomaly_segmenter.io.atomic import atomic_write
     from thermal_anomaly_segmenter.models.folder import CONFIG_NAME, WEIGHTS_NAME
     from thermal_anomaly_segmenter.models.load import read_model_config
@@ -152,7 +152,10 @@ def apply_verdict(model_dir: Path, start_dir: Path, verdict: Verdict) -> None:
         state = {k: v.detach().cpu().contiguous().clone() for k, v in network.state_dict().items()}
         with atomic_path(model_dir / WEIGHTS_NAME) as tmp:
             save_file(state, str(tmp), metadata={"format": "pt"})
-        config.threshold, config.calibration = start.threshold, start.calibration
+        # everything that decides how the network sees a frame comes back with it (its GSD
+        # too: reviewed frames without one would leave the fine-tuned config without it)
+        start.train_args = config.train_args
+        config = start
     config.train_args["network"] = "fine-tuned" if verdict.fine_tuned_kept else "start"
     atomic_write(model_dir / CONFIG_NAME, config.to_json() + "\n")
 
