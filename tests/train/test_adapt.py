@@ -454,8 +454,7 @@ def test_a_fine_tuned_network_that_lost_the_leaks_gives_way_to_the_start(survey,
     assert start.leaks.size == 1 and start.false_alarms.size == len(data["anomalies"]) - 1
     # the start network reported every one of them: all above its threshold
     assert start.tally(start_config["threshold"]) == (1, 0)
-    verdict = judge(start, start_config["threshold"], decision_scores(dead, review, frames),
-                    0.5)
+    verdict = judge(decision_scores(dead, review, frames), 0.5, start_config["threshold"])
     assert not verdict.fine_tuned_kept and "collapsed" in verdict.reason
     assert verdict.adapted == (0, start.false_alarms.size)
     apply_verdict(dead, MODEL, verdict)
@@ -465,7 +464,7 @@ def test_a_fine_tuned_network_that_lost_the_leaks_gives_way_to_the_start(survey,
         assert config[key] == start_config[key], key
     np.testing.assert_array_equal(decision_scores(dead, review, frames).leaks, start.leaks)
 
-    kept = judge(start, start_config["threshold"], start, 0.9)
+    kept = judge(start, 0.9, start_config["threshold"])
     assert kept.fine_tuned_kept and kept.adapted[0] == 1
     assert MIN_THRESHOLD <= kept.threshold <= min(0.9, float(start.leaks[0]))
 

@@ -341,40 +341,39 @@ def _network(options: AdaptOptions, start: Path, staging: Path, reviewed: tuple,
     if verdict is not None:
         log.info("network not fine-tuned: %s", verdict.reason)
         return start_folder(start, staging / "model"), verdict
-    before, after_s = _start_scores(start, review, frames, options.gpu)
+    after_s = _seconds_after_training(start, frames, options.gpu)
     model_dir = _fine_tune(options, start, staging, settings, started, after_s)
-    return model_dir, _judge(model_dir, start, before, review, frames, options.gpu)
+    return model_dir, _judge(model_dir, start, review, frames, options.gpu)
 
 
 def _device(gpu: bool | None) -> str:
     return "cpu" if gpu is False else "auto"
 
 
-def _start_scores(start: Path, review, frames: dict[str, Any], gpu: bool | None):
-    """The start network's scores of the decisions, and the estimated seconds of the work
-    after fine-tuning, from the time they took (so a busy machine reserves more)."""
-    from thermal_anomaly_segmenter.train.adapt_check import decision_scores
+def _seconds_after_training(start: Path, frames: dict[str, Any], gpu: bool | None) -> float:
+    """Estimated seconds of the work after fine-tuning, from one timed inference (so a busy
+    machine reserves more)."""
+    from thermal_anomaly_segmenter.config import PredictOptions
+    from thermal_anomaly_segmenter.inference.segmenter import Segmenter
 
+    segmenter = Segmenter.from_folder(start, device=_device(gpu))
+    frame = next(iter(frames.values()))
     t0 = time.monotonic()
-    scores = decision_scores(start, review, frames, _device(gpu))
-    per_frame = (time.monotonic() - t0) / max(1, len(frames))
-    # calibration and threshold (two passes), the test frame, the adapted network's scores
-    # (one pass), the ONNX export
-    return scores, per_frame * (3 * len(frames) + 1 + EXPORT_FRAMES)
+    segmenter.probabilities([frame], PredictOptions(device=segmenter.device))
+    # calibration and threshold (two passes), the test frame, the fine-tuned network's
+    # scores of the decisions (one pass), the ONNX export
+    return (time.monotonic() - t0) * (3 * len(frames) + 1 + EXPORT_FRAMES)
 
 
-def _judge(model_dir: Path, start: Path, before, review, frames: dict[str, Any],
-           gpu: bool | None):
-    """Keep the fine-tuned network only where it does better on the decisions
-    (:mod:`.adapt_check`)."""
+def _judge(model_dir: Path, start: Path, review, frames: dict[str, Any], gpu: bool | None):
+    """Check the fine-tuned network on the decisions (:mod:`.adapt_check`)."""
     from thermal_anomaly_segmenter.models.load import read_model_config
     from thermal_anomaly_segmenter.train.adapt_check import apply_verdict, decision_scores, judge
 
-    after = decision_scores(model_dir, review, frames, _device(gpu))
-    verdict = judge(before, read_model_config(start).threshold, after,
-                    read_model_config(model_dir).threshold)
+    verdict = judge(decision_scores(model_dir, review, frames, _device(gpu)),
+                    read_model_config(model_dir).threshold, read_model_config(start).threshold)
     apply_verdict(model_dir, start, verdict)
-    log.info("network: %s (%s)", verdict.record()["network"], verdict.record())
+    log.info("network: %s (%s)", verdict.record()["network"], verdict.reason)
     return verdict
 
 

@@ -93,7 +93,7 @@ class Verdict:
     threshold: float
     leaks: int
     false_alarms: int
-    start: tuple[int, int] | None = None
+    #: (confirmed leaks kept, false alarms rejected) by the fine-tuned network
     adapted: tuple[int, int] | None = None
 
     def record(self) -> dict[str, Any]:
@@ -102,7 +102,7 @@ class Verdict:
 
         return {"network": "fine-tuned" if self.fine_tuned_kept else "start",
                 "reason": self.reason, "leaks": self.leaks, "false_alarms": self.false_alarms,
-                "start": side(self.start), "fine_tuned": side(self.adapted),
+                "fine_tuned": side(self.adapted),
                 "threshold": self.threshold}
 
 
@@ -116,20 +116,19 @@ def too_few_leaks(leaks: int, false_alarms: int, threshold: float,
                    leaks, false_alarms)
 
 
-def judge(start: DecisionScores, start_threshold: float, adapted: DecisionScores,
-          validation_threshold: float) -> Verdict:
+def judge(adapted: DecisionScores, validation_threshold: float,
+          start_threshold: float) -> Verdict:
     """The fine-tuned network's threshold, and whether it collapsed (see the module doc)."""
     threshold = threshold_for(adapted, validation_threshold)
-    before, after = start.tally(start_threshold), adapted.tally(threshold)
-    n = int(adapted.leaks.size)
+    after = adapted.tally(threshold)
+    n, m = int(adapted.leaks.size), int(adapted.false_alarms.size)
     if n and after[0] < COLLAPSED * n:
         return Verdict(False, f"the fine-tuned network keeps {after[0]} of the {n} confirmed "
                               f"leaks at any threshold >= {MIN_THRESHOLD}: collapsed",
-                       start_threshold, n, int(adapted.false_alarms.size), before, after)
+                       start_threshold, n, m, after)
     return Verdict(True, f"keeps {after[0]} of the {n} confirmed leaks and rejects {after[1]} "
-                         f"of the {adapted.false_alarms.size} false alarms at threshold "
-                         f"{threshold:.3f}", threshold, n, int(adapted.false_alarms.size),
-                   before, after)
+                         f"of the {m} false alarms at threshold {threshold:.3f}", threshold, n,
+                   m, after)
 
 
 def apply_verdict(model_dir: Path, start_dir: Path, verdict: Verdict) -> None:
