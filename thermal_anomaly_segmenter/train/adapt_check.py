@@ -80,8 +80,10 @@ def threshold_for(scores: DecisionScores, validation: float) -> float:
         return validation
     need = math.ceil(KEEP_LEAKS * scores.leaks.size)
     kth = float(np.sort(scores.leaks)[::-1][need - 1])
-    # just under the need-th leak's score, so that leak is kept (masks use prob > threshold)
-    return float(max(MIN_THRESHOLD, min(validation, np.nextafter(kth, 0.0))))
+    # a thousandth under the need-th leak's score, so that leak is kept (masks use prob >
+    # threshold) and the stored threshold reads as the reports print it (3 decimals)
+    below = round(math.ceil(kth * 1000) / 1000 - 0.001, 3)
+    return float(max(MIN_THRESHOLD, min(validation, below)))
 
 
 @dataclass(frozen=True)
