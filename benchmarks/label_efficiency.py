@@ -37,6 +37,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -59,9 +61,39 @@ def _set_files(root: Path) -> dict[str, tuple[Path, Path]]:
                           f"{p.name[:-8]}.png") for p in images}
 
 
-def simulated_review(report_html: Path, pool: Path) -> tuple[dict, list[dict]]:
+def truth_outline(anomaly: dict, truth: np.ndarray) -> list | None:
+    """What an inspector outlining a confirmed leak on its crop draws: the labelled leaks the
+    footprint touches, cut to the crop's window (its side as in the report: twice the
+    footprint's box and 24 px), as pixel-corner polygons; None where nothing is left."""
+    from affine import Affine
+    from rasterio.features import shapes
+    from scipy import ndimage
+
+    from thermal_anomaly_segmenter.false_alarms.review import rasterize_footprint
+
+    footprint = rasterize_footprint(anomaly, truth.shape).astype(bool)
+    parts, _ = ndimage.label(truth)
+    ids = np.unique(parts[footprint])
+    drawn = np.isin(parts, ids[ids > 0])
+    x0, y0, x1, y1 = anomaly["bbox"]
+    half = max(x1 - x0, y1 - y0) + 12
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    window = np.zeros_like(drawn)
+    window[max(0, int(cy - half)):int(cy + half) + 1,
+           max(0, int(cx - half)):int(cx + half) + 1] = True
+    drawn &= window
+    if not drawn.any():
+        return None
+    return [[[list(map(float, xy)) for xy in ring] for ring in geom["coordinates"]]
+            for geom, value in shapes(drawn.astype(np.uint8), mask=drawn,
+                                      transform=Affine.identity()) if value]
+
+
+def simulated_review(report_html: Path, pool: Path, outline: bool = False
+                     ) -> tuple[dict, list[dict]]:
     """The report's page data and every anomaly decided from the ground truth, in the
-    report's review order."""
+    report's review order; with ``outline`` the inspector also outlines each confirmed
+    leak (:func:`truth_outline`)."""
     from thermal_anomaly_segmenter.false_alarms.review import rasterize_footprint
     from thermal_anomaly_segmenter.io.datasets import read_label_mask
 
@@ -75,10 +107,14 @@ def simulated_review(report_html: Path, pool: Path) -> tuple[dict, list[dict]]:
         a = by_key[key]
         truth = read_label_mask(files[a["frame"]][1]) > 0
         hit = bool((rasterize_footprint(a, truth.shape).astype(bool) & truth).any())
-        decisions.append({"frame": a["frame"], "id": a["id"],
-                          "decision": "leak" if hit else "false_alarm",
-                          "cause": "leak" if hit else "other", "bbox": a["bbox"],
-                          "polygon": a["polygon"], "severity": a["severity"]})
+        decision = {"frame": a["frame"], "id": a["id"],
+                    "decision": "leak" if hit else "false_alarm",
+                    "cause": "leak" if hit else "other", "bbox": a["bbox"],
+                    "polygon": a["polygon"], "severity": a["severity"]}
+        drawn = truth_outline(a, truth) if outline and hit else None
+        if drawn:
+            decision.update(polygon=drawn, outlined=True)
+        decisions.append(decision)
     return data, decisions
 
 
@@ -130,13 +166,14 @@ def train_stage(rnd: Path, pool: Path) -> Path | None:
 
 
 def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[dict],
-              n: int, minutes: float) -> dict:
-    """Adapt on the first ``n`` decisions; paint the same frames; score both."""
+              n: int, minutes: float, variant: str = "", paint: bool = True) -> dict:
+    """Adapt on the first ``n`` decisions; paint the same frames; score both. ``variant``
+    names the round's folder apart (``n<N><variant>``); ``paint=False`` skips painting."""
     import subprocess  # nosec B404 - this project's own CLI
 
     from thermal_anomaly_segmenter.false_alarms.classifier import FILE_NAME
 
-    rnd = work / f"n{n}"
+    rnd = work / f"n{n}{variant}"
     shutil.rmtree(rnd, ignore_errors=True)
     rnd.mkdir(parents=True)
     chosen = decisions[:n]
@@ -154,7 +191,8 @@ def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[di
     record = json.loads((adapted / "adapt.json").read_text())
     stage = adapted / FILE_NAME if (adapted / FILE_NAME).is_file() else None
     row = {"decisions": len(chosen), "frames": len(frames),
-           "leaks": record["decisions"]["leak"], "stage_on": stage is not None,
+           "leaks": record["decisions"]["leak"],
+           "outlined": sum(bool(d.get("outlined")) for d in chosen), "stage_on": stage is not None,
            "adapt_s": round(adapt_s, 1),
            "adapted": _score(adapted, test, rnd / "eval_adapted", stage)}
     survey_stage = train_stage(rnd, pool)
@@ -162,6 +200,8 @@ def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[di
         # or not adapt's cross-validation switched it on
         row["stage_alone"] = _score(START, test, rnd / "eval_stage", survey_stage)
         row["adapted_with_stage"] = _score(adapted, test, rnd / "eval_both", survey_stage)
+    if not paint:
+        return row
     painted = full_mask_set(rnd, pool, frames)
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-m", "thermal_anomaly_segmenter", "train",  # nosec B603
@@ -175,7 +215,8 @@ def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[di
 
 
 def run(work: Path, families: list[str], budgets: list[int], pool_n: int, test_n: int,
-        minutes: float, size: tuple[int, int], seed: int = 0) -> list[dict]:
+        minutes: float, size: tuple[int, int], seed: int = 0, outline: bool = False,
+        variant: str = "", paint: bool = True) -> list[dict]:
     from benchmarks.heldout_families import test_set
     from thermal_anomaly_segmenter.report.inspector import make_report
 
@@ -188,7 +229,7 @@ def run(work: Path, families: list[str], budgets: list[int], pool_n: int, test_n
         if not (report / "report.html").is_file():
             make_report(sorted((pool / "manual_set" / "image").iterdir()), report,
                         model_dir=START)
-        data, decisions = simulated_review(report / "report.html", pool)
+        data, decisions = simulated_review(report / "report.html", pool, outline)
         base = {"family": family, "decisions": 0,
                 "adapted": _score(START, test, fam / "eval_start")}
         rows.append(base)
@@ -198,8 +239,8 @@ def run(work: Path, families: list[str], budgets: list[int], pool_n: int, test_n
                       f"{n}: round skipped", file=sys.stderr)
                 continue
             rows.append({"family": family, **one_round(fam, pool, test, data, decisions, n,
-                                                       minutes)})
-    (work / "label_efficiency.json").write_text(json.dumps(rows, indent=2))
+                                                       minutes, variant, paint)})
+    (work / f"label_efficiency{variant}.json").write_text(json.dumps(rows, indent=2))
     return rows
 
 
@@ -209,12 +250,13 @@ def table(rows: list[dict]) -> str:
             return "| - | - | - "
         return "".join(f"| {scores[k]:.3f} " for k in COLUMNS)
 
-    lines = ["| family | decisions | frames | stage | adapted: recall | precision | IoU | "
-             "stage alone: recall | precision | IoU | adapted + stage: recall | precision | "
+    lines = ["| family | decisions | outlined | frames | stage | adapted: recall | precision | "
+             "IoU | stage alone: recall | precision | IoU | adapted + stage: recall | precision | "
              "IoU | full masks: recall | precision | IoU |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['family']} | {r['decisions']} | {r.get('frames', '-')} | "
+        lines.append(f"| {r['family']} | {r['decisions']} | {r.get('outlined', '-')} | "
+                     f"{r.get('frames', '-')} | "
                      f"{'on' if r.get('stage_on') else 'off'} {cells(r['adapted'])}"
                      f"{cells(r.get('stage_alone'))}{cells(r.get('adapted_with_stage'))}"
                      f"{cells(r.get('painted'))}|")
@@ -230,10 +272,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--test", type=int, default=20, help="test frames per family")
     p.add_argument("--minutes", type=float, default=15.0, help="budget of each round")
     p.add_argument("--size", default="512x640", help="frame size HxW")
+    p.add_argument("--outline", action="store_true",
+                   help="the inspector also outlines every confirmed leak on its crop")
+    p.add_argument("--variant", default="", help="suffix of the rounds' folders and json")
+    p.add_argument("--no-paint", dest="paint", action="store_false",
+                   help="skip painting full masks (e.g. measured already for these frames)")
     args = p.parse_args(argv)
     size = tuple(int(v) for v in args.size.split("x"))
     rows = run(args.work, args.families.split(","), [int(v) for v in args.decisions.split(",")],
-               args.pool, args.test, args.minutes, size)  # type: ignore[arg-type]
+               args.pool, args.test, args.minutes, size, 0, args.outline, args.variant,
+               args.paint)  # type: ignore[arg-type]
     print(table(rows))
 
 

@@ -89,6 +89,22 @@ def test_partial_label_counts_every_click(survey, tmp_path):
     path.write_text(json.dumps(_review(data, lambda a: "leak" if a is leak else (
         "false_alarm" if a["frame"] == frame else None))))
     label = Review.read(path).partial_label(frame, shape)
+    assert (label == 1).sum() == leak["area_px"]
+    # ... except a band around the leak: its footprint's edge is the start network's guess
+    from scipy import ndimage
+
+    band = label == UNDECIDED_PNG
+    radius = np.sqrt(leak["area_px"] / np.pi)
+    assert band.any() and not (band & footprint).any()
+    assert (ndimage.distance_transform_edt(~footprint)[band] <= radius + 1.5).all()
+    assert set(np.unique(label[~band & ~footprint])) == {0}
+    # an outlined leak's edge is the inspector's: no band
+    outlined = _review(data, lambda a: "leak" if a is leak else (
+        "false_alarm" if a["frame"] == frame else None))
+    next(d for d in outlined["decisions"]
+         if d["id"] == leak["id"] and d["frame"] == frame)["outlined"] = True
+    path.write_text(json.dumps(outlined))
+    label = Review.read(path).partial_label(frame, shape)
     assert set(np.unique(label)) == {0, 1} and label.sum() == leak["area_px"]
 
 

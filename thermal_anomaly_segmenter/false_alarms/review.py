@@ -26,6 +26,9 @@ DECISIONS = ("leak", "false_alarm", "unsure")
 #: File of a dataset (at its root) holding the reviewed components as stage examples.
 EXAMPLES_NAME = "review_examples.json"
 EXAMPLES_SCHEMA = "taseg.review_examples/1"
+#: Width of the band left out of the loss around a confirmed leak that was not outlined, in
+#: equivalent radii of its footprint (:meth:`Review.partial_label`).
+EXTENT_BAND = 1.0
 
 
 @dataclass
@@ -97,10 +100,16 @@ class Review:
                 out[d["decision"]] += 1
         return out
 
-    def partial_label(self, frame: str, shape: tuple[int, int]) -> np.ndarray | None:
+    def partial_label(self, frame: str, shape: tuple[int, int],
+                      extent_band: float = EXTENT_BAND) -> np.ndarray | None:
         """The frame's label from every click (uint8 PNG values): 1 on confirmed leaks, 0 on
         false alarms, and elsewhere 0 where the frame is :meth:`complete`, else
-        ``UNDECIDED_PNG`` (left out of the loss). None when nothing firm was decided."""
+        ``UNDECIDED_PNG`` (left out of the loss). None when nothing firm was decided.
+
+        A confirmed leak the inspector did not outline has the start network's footprint,
+        whose edge is a guess: a band around it, ``extent_band`` times its equivalent radius
+        wide, is left out of the loss instead of taught as background (an outlined leak's
+        edge is the inspector's and is kept)."""
         from thermal_anomaly_segmenter.io.datasets import UNDECIDED_PNG
 
         firm = self.firm(frame)
@@ -108,8 +117,12 @@ class Review:
             return None
         self._check_shape(frame, shape)
         label = np.full(shape, 0 if self.complete(frame) else UNDECIDED_PNG, np.uint8)
-        for d in sorted(firm, key=lambda d: d["decision"] == "leak"):  # leaks drawn last win
-            label[rasterize_footprint(d, shape) > 0] = 1 if d["decision"] == "leak" else 0
+        footprints = [(d, rasterize_footprint(d, shape) > 0) for d in firm]
+        for d, mask in footprints:
+            if d["decision"] == "leak" and not d.get("outlined") and extent_band > 0:
+                label[_band(mask, extent_band)] = UNDECIDED_PNG
+        for d, mask in sorted(footprints, key=lambda f: f[0]["decision"] == "leak"):
+            label[mask] = 1 if d["decision"] == "leak" else 0  # leaks drawn last win
         return label
 
     def _check_shape(self, frame: str, shape: tuple[int, int]) -> None:
@@ -118,6 +131,15 @@ class Review:
         if None not in want and tuple(want) != tuple(shape):
             raise InvalidInputError(f"review {self.source}: frame {frame} was {want[0]} x "
                                     f"{want[1]} px in the report but is {shape[0]} x {shape[1]}")
+
+
+def _band(mask: np.ndarray, factor: float) -> np.ndarray:
+    """Pixels within ``factor`` equivalent radii of ``mask`` (at least 2 px), mask included."""
+    import cv2
+
+    radius = max(2, round(factor * float(np.sqrt(mask.sum() / np.pi))))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(mask.astype(np.uint8), kernel) > 0
 
 
 #: Bounds of a review's footprints: pixel coordinates, points per review.
