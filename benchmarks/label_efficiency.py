@@ -118,6 +118,30 @@ def simulated_review(report_html: Path, pool: Path, outline: bool = False
     return data, decisions
 
 
+def footprint_coverage(decisions: list[dict], pool: Path) -> dict[str, float]:
+    """How the confirmed leaks' footprints (or outlines) meet the labelled leaks they touch:
+    ``precision`` (footprint pixels on a leak) and ``recall`` (leak pixels covered)."""
+    from scipy import ndimage
+
+    from thermal_anomaly_segmenter.false_alarms.review import rasterize_footprint
+    from thermal_anomaly_segmenter.io.datasets import read_label_mask
+
+    files = _set_files(pool)
+    hit = drawn = labelled = 0
+    for d in decisions:
+        if d["decision"] != "leak":
+            continue
+        truth = read_label_mask(files[d["frame"]][1]) > 0
+        mask = rasterize_footprint(d, truth.shape) > 0
+        parts, _ = ndimage.label(truth)
+        ids = np.unique(parts[mask])
+        touched = np.isin(parts, ids[ids > 0])
+        hit += int((mask & touched).sum())
+        drawn += int(mask.sum())
+        labelled += int(touched.sum())
+    return {"precision": round(hit / max(drawn, 1), 3), "recall": round(hit / max(labelled, 1), 3)}
+
+
 def full_mask_set(work: Path, pool: Path, frames: list[str]) -> Path:
     """The same frames with their full ground-truth labels, as a manual_set (all splits)."""
     from thermal_anomaly_segmenter.io.dataset_writer import write_info
@@ -191,6 +215,7 @@ def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[di
     record = json.loads((adapted / "adapt.json").read_text())
     stage = adapted / FILE_NAME if (adapted / FILE_NAME).is_file() else None
     row = {"decisions": len(chosen), "frames": len(frames),
+           "footprints": footprint_coverage(chosen, pool),
            "leaks": record["decisions"]["leak"],
            "outlined": sum(bool(d.get("outlined")) for d in chosen), "stage_on": stage is not None,
            "adapt_s": round(adapt_s, 1),
