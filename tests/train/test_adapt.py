@@ -515,3 +515,7 @@ def test_too_few_confirmed_leaks_keep_the_start_network_without_training(survey,
     bad = _taseg("adapt", str(review), str(survey["frames"]), "--out", str(tmp_path / "x"),
                  "--min-leaks", "0", cwd=tmp_path)
     assert bad.returncode == 2 and "--min-leaks" in bad.stderr and not (tmp_path / "x").exists()
+    bad = _taseg("adapt", str(review), str(survey["frames"]), "--out", str(tmp_path / "x"),
+                 "--extent-band", "-1", cwd=tmp_path)
+    assert bad.returncode == 2 and "--extent-band" in bad.stderr and len(
+        bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "x").exists()

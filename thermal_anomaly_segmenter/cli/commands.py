@@ -403,7 +403,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     result = adapt(AdaptOptions(review=args.review, frames=list(args.frames), out=args.out,
                                 model_dir=args.model_dir, max_time=args.max_time,
                                 gpu=False if args.no_gpu else None, corridor=args.corridor,
-                                min_leaks=args.min_leaks),
+                                min_leaks=args.min_leaks, extent_band=args.extent_band),
                    settings=get_settings())
     print(result.summary())
     return EXIT_OK

@@ -58,6 +58,10 @@ def add_adapt_parser(sub) -> None:
                    help="fewest confirmed leaks to fine-tune the network on; with fewer the "
                    "folder keeps the start network and only the false-alarm stage adapts "
                    "(default 10)")
+    a.add_argument("--extent-band", type=float, default=1.0, metavar="RADII",
+                   help="band left out of the loss around a confirmed leak that was not "
+                   "outlined, in radii of its footprint (default 1; 0 teaches its "
+                   "surroundings as background)")
 
 
 def add_models_parser(sub) -> None:

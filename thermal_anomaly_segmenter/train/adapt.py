@@ -80,6 +80,10 @@ class AdaptOptions:
     seed: int = 0
     #: Fewest confirmed leaks to fine-tune the network on (:mod:`.adapt_check`).
     min_leaks: int = 10
+    #: Band left out of the loss around a confirmed leak that was not outlined, in
+    #: equivalent radii of its footprint (0: its surroundings are background where the
+    #: frame is fully decided); see :meth:`Review.partial_label`.
+    extent_band: float = 1.0
 
 
 @dataclass
@@ -205,13 +209,19 @@ def check_min_leaks(min_leaks: int) -> None:
         raise InvalidInputError(f"--min-leaks must be a whole number >= 1, got {min_leaks!r}")
 
 
+def check_extent_band(band: float) -> None:
+    if isinstance(band, bool) or not isinstance(band, (int, float)) or not 0 <= band <= 10:
+        raise InvalidInputError(f"--extent-band must be a number from 0 to 10, got {band!r}")
+
+
 def check_budget(max_time: float) -> None:
     if not max_time * 60 >= MIN_BUDGET_S:
         raise InvalidInputError(f"--max-time {max_time:g} min is too small to train (at least "
                                 f"{MIN_BUDGET_S / 60:.2f} min)")
 
 
-def write_partial_dataset(root: Path, review, frames: dict[str, Any]) -> dict[str, bool]:
+def write_partial_dataset(root: Path, review, frames: dict[str, Any],
+                          extent_band: float = 1.0) -> dict[str, bool]:
     """A ``manual_set`` of the reviewed frames with partial labels in every split (see
     :data:`SPLITS`)."""
     import cv2
@@ -223,7 +233,7 @@ def write_partial_dataset(root: Path, review, frames: dict[str, Any]) -> dict[st
     complete = {}
     set_dir = root / "manual_set"
     for k, (name, frame) in enumerate(frames.items()):
-        ok, png = cv2.imencode(".png", review.partial_label(name, frame.shape))
+        ok, png = cv2.imencode(".png", review.partial_label(name, frame.shape, extent_band))
         if not ok:  # pragma: no cover - cv2 fails only on invalid arrays
             raise InvalidInputError(f"cannot encode the label of {name}")
         complete[name] = review.complete(name)
@@ -294,6 +304,7 @@ def adapt(options: AdaptOptions, *, settings=None) -> AdaptResult:
     settings = settings or get_settings()
     check_budget(options.max_time)
     check_min_leaks(options.min_leaks)
+    check_extent_band(options.extent_band)
     out = Path(options.out).expanduser()
     if out.exists() or out.is_symlink():
         raise InvalidInputError(f"{out} already exists; choose another --out (nothing is "
@@ -309,7 +320,8 @@ def adapt(options: AdaptOptions, *, settings=None) -> AdaptResult:
     except OSError as exc:
         raise InvalidInputError(f"cannot write beside {out}: {exc.strerror or exc}") from None
     try:
-        complete = write_partial_dataset(staging / "data", review, frames)
+        complete = write_partial_dataset(staging / "data", review, frames,
+                                         options.extent_band)
         model_dir, verdict = _network(options, start, staging, (review, frames, counts),
                                       settings, started)
         x, causes = _stage_examples(review, frames)
