@@ -190,7 +190,8 @@ def train_stage(rnd: Path, pool: Path) -> Path | None:
 
 
 def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[dict],
-              n: int, minutes: float, variant: str = "", paint: bool = True) -> dict:
+              n: int, minutes: float, variant: str = "", paint: bool = True,
+              extent_band: float = 1.0) -> dict:
     """Adapt on the first ``n`` decisions; paint the same frames; score both. ``variant``
     names the round's folder apart (``n<N><variant>``); ``paint=False`` skips painting."""
     import subprocess  # nosec B404 - this project's own CLI
@@ -208,7 +209,8 @@ def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[di
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-m", "thermal_anomaly_segmenter", "adapt",  # nosec B603
                     str(rnd / "review.json"), str(pool), "--out", str(rnd / "adapted"),
-                    "--max-time", str(minutes), "--no-gpu", "--model-dir", str(START)],
+                    "--max-time", str(minutes), "--no-gpu", "--model-dir", str(START),
+                    "--extent-band", str(extent_band)],
                    check=True, cwd=ROOT)
     adapt_s = time.monotonic() - t0
     adapted = rnd / "adapted"
@@ -241,7 +243,7 @@ def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[di
 
 def run(work: Path, families: list[str], budgets: list[int], pool_n: int, test_n: int,
         minutes: float, size: tuple[int, int], seed: int = 0, outline: bool = False,
-        variant: str = "", paint: bool = True) -> list[dict]:
+        variant: str = "", paint: bool = True, extent_band: float = 1.0) -> list[dict]:
     from benchmarks.heldout_families import test_set
     from thermal_anomaly_segmenter.report.inspector import make_report
 
@@ -264,7 +266,8 @@ def run(work: Path, families: list[str], budgets: list[int], pool_n: int, test_n
                       f"{n}: round skipped", file=sys.stderr)
                 continue
             rows.append({"family": family, **one_round(fam, pool, test, data, decisions, n,
-                                                       minutes, variant, paint)})
+                                                       minutes, variant, paint,
+                                                       extent_band)})
     (work / f"label_efficiency{variant}.json").write_text(json.dumps(rows, indent=2))
     return rows
 
@@ -302,11 +305,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--variant", default="", help="suffix of the rounds' folders and json")
     p.add_argument("--no-paint", dest="paint", action="store_false",
                    help="skip painting full masks (e.g. measured already for these frames)")
+    p.add_argument("--extent-band", type=float, default=1.0,
+                   help="taseg adapt --extent-band of every round")
     args = p.parse_args(argv)
     size = tuple(int(v) for v in args.size.split("x"))
     rows = run(args.work, args.families.split(","), [int(v) for v in args.decisions.split(",")],
                args.pool, args.test, args.minutes, size, 0, args.outline, args.variant,
-               args.paint)  # type: ignore[arg-type]
+               args.paint, args.extent_band)  # type: ignore[arg-type]
     print(table(rows))
 
 
