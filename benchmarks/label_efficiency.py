@@ -69,18 +69,14 @@ def truth_outline(anomaly: dict, truth: np.ndarray) -> list | None:
     from rasterio.features import shapes
     from scipy import ndimage
 
-    from thermal_anomaly_segmenter.false_alarms.review import rasterize_footprint
+    from thermal_anomaly_segmenter.false_alarms.review import crop_window, rasterize_footprint
 
     footprint = rasterize_footprint(anomaly, truth.shape).astype(bool)
     parts, _ = ndimage.label(truth)
     ids = np.unique(parts[footprint])
     drawn = np.isin(parts, ids[ids > 0])
-    x0, y0, x1, y1 = anomaly["bbox"]
-    half = max(x1 - x0, y1 - y0) + 12
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     window = np.zeros_like(drawn)
-    window[max(0, int(cy - half)):int(cy + half) + 1,
-           max(0, int(cx - half)):int(cx + half) + 1] = True
+    window[crop_window(anomaly["bbox"], truth.shape)] = True
     drawn &= window
     if not drawn.any():
         return None
@@ -191,7 +187,7 @@ def train_stage(rnd: Path, pool: Path) -> Path | None:
 
 def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[dict],
               n: int, minutes: float, variant: str = "", paint: bool = True,
-              extent_band: float = 1.0) -> dict:
+              extent_band: float = 1.0, seen_only: bool = False) -> dict:
     """Adapt on the first ``n`` decisions; paint the same frames; score both. ``variant``
     names the round's folder apart (``n<N><variant>``); ``paint=False`` skips painting."""
     import subprocess  # nosec B404 - this project's own CLI
@@ -210,7 +206,7 @@ def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[di
     subprocess.run([sys.executable, "-m", "thermal_anomaly_segmenter", "adapt",  # nosec B603
                     str(rnd / "review.json"), str(pool), "--out", str(rnd / "adapted"),
                     "--max-time", str(minutes), "--no-gpu", "--model-dir", str(START),
-                    "--extent-band", str(extent_band)],
+                    "--extent-band", str(extent_band)] + (["--seen-only"] if seen_only else []),
                    check=True, cwd=ROOT)
     adapt_s = time.monotonic() - t0
     adapted = rnd / "adapted"
@@ -243,7 +239,8 @@ def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[di
 
 def run(work: Path, families: list[str], budgets: list[int], pool_n: int, test_n: int,
         minutes: float, size: tuple[int, int], seed: int = 0, outline: bool = False,
-        variant: str = "", paint: bool = True, extent_band: float = 1.0) -> list[dict]:
+        variant: str = "", paint: bool = True, extent_band: float = 1.0,
+        seen_only: bool = False) -> list[dict]:
     from benchmarks.heldout_families import test_set
     from thermal_anomaly_segmenter.report.inspector import make_report
 
@@ -267,7 +264,7 @@ def run(work: Path, families: list[str], budgets: list[int], pool_n: int, test_n
                 continue
             rows.append({"family": family, **one_round(fam, pool, test, data, decisions, n,
                                                        minutes, variant, paint,
-                                                       extent_band)})
+                                                       extent_band, seen_only)})
     (work / f"label_efficiency{variant}.json").write_text(json.dumps(rows, indent=2))
     return rows
 
@@ -307,11 +304,13 @@ def main(argv: list[str] | None = None) -> None:
                    help="skip painting full masks (e.g. measured already for these frames)")
     p.add_argument("--extent-band", type=float, default=1.0,
                    help="taseg adapt --extent-band of every round")
+    p.add_argument("--seen-only", action="store_true",
+                   help="taseg adapt --seen-only in every round")
     args = p.parse_args(argv)
     size = tuple(int(v) for v in args.size.split("x"))
     rows = run(args.work, args.families.split(","), [int(v) for v in args.decisions.split(",")],
                args.pool, args.test, args.minutes, size, 0, args.outline, args.variant,
-               args.paint, args.extent_band)  # type: ignore[arg-type]
+               args.paint, args.extent_band, args.seen_only)  # type: ignore[arg-type]
     print(table(rows))
 
 

@@ -98,6 +98,16 @@ def test_partial_label_counts_every_click(survey, tmp_path):
     assert band.any() and not (band & footprint).any()
     assert (ndimage.distance_transform_edt(~footprint)[band] <= radius + 1.5).all()
     assert set(np.unique(label[~band & ~footprint])) == {0}
+    # seen only: background inside the decided crops, the rest of the frame never looked at
+    from thermal_anomaly_segmenter.false_alarms.review import crop_window
+
+    seen = np.zeros(shape, bool)
+    for a in listed:
+        seen[crop_window(a["bbox"], shape)] = True
+    assert not seen.all()
+    label = Review.read(path).partial_label(frame, shape, seen_only=True)
+    assert (label[~seen] == UNDECIDED_PNG).all() and (label == 1).sum() == leak["area_px"]
+    assert set(np.unique(label[seen & ~band & ~footprint])) == {0}
     # an outlined leak's edge is the inspector's: no band
     outlined = _review(data, lambda a: "leak" if a is leak else (
         "false_alarm" if a["frame"] == frame else None))

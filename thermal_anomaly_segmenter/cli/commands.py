@@ -403,7 +403,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     result = adapt(AdaptOptions(review=args.review, frames=list(args.frames), out=args.out,
                                 model_dir=args.model_dir, max_time=args.max_time,
                                 gpu=False if args.no_gpu else None, corridor=args.corridor,
-                                min_leaks=args.min_leaks, extent_band=args.extent_band),
+                                min_leaks=args.min_leaks, extent_band=args.extent_band,
+                                seen_only=args.seen_only),
                    settings=get_settings())
     print(result.summary())
     return EXIT_OK

@@ -62,6 +62,9 @@ def add_adapt_parser(sub) -> None:
                    help="band left out of the loss around a confirmed leak that was not "
                    "outlined, in radii of its footprint (default 1; 0 teaches its "
                    "surroundings as background)")
+    a.add_argument("--seen-only", action="store_true",
+                   help="a fully decided frame is background only inside the crops that were "
+                   "decided, not elsewhere (the inspector never saw the rest of the frame)")
 
 
 def add_models_parser(sub) -> None:

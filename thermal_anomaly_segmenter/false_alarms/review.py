@@ -101,7 +101,8 @@ class Review:
         return out
 
     def partial_label(self, frame: str, shape: tuple[int, int],
-                      extent_band: float = EXTENT_BAND) -> np.ndarray | None:
+                      extent_band: float = EXTENT_BAND, seen_only: bool = False
+                      ) -> np.ndarray | None:
         """The frame's label from every click (uint8 PNG values): 1 on confirmed leaks, 0 on
         false alarms, and elsewhere 0 where the frame is :meth:`complete`, else
         ``UNDECIDED_PNG`` (left out of the loss). None when nothing firm was decided.
@@ -109,7 +110,9 @@ class Review:
         A confirmed leak the inspector did not outline has the start network's footprint,
         whose edge is a guess: a band around it, ``extent_band`` times its equivalent radius
         wide, is left out of the loss instead of taught as background (an outlined leak's
-        edge is the inspector's and is kept)."""
+        edge is the inspector's and is kept). With ``seen_only`` a complete frame is
+        background only inside the crops the inspector decided on (:func:`crop_window`):
+        the rest of it was never looked at and may hold a leak the start network missed."""
         from thermal_anomaly_segmenter.io.datasets import UNDECIDED_PNG
 
         firm = self.firm(frame)
@@ -117,6 +120,10 @@ class Review:
             return None
         self._check_shape(frame, shape)
         label = np.full(shape, 0 if self.complete(frame) else UNDECIDED_PNG, np.uint8)
+        if seen_only and self.complete(frame):
+            label[:] = UNDECIDED_PNG
+            for d in firm:
+                label[crop_window(d["bbox"], shape)] = 0
         footprints = [(d, rasterize_footprint(d, shape) > 0) for d in firm]
         for d, mask in footprints:
             if d["decision"] == "leak" and not d.get("outlined") and extent_band > 0:
@@ -131,6 +138,16 @@ class Review:
         if None not in want and tuple(want) != tuple(shape):
             raise InvalidInputError(f"review {self.source}: frame {frame} was {want[0]} x "
                                     f"{want[1]} px in the report but is {shape[0]} x {shape[1]}")
+
+
+def crop_window(bbox: Any, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """The frame pixels an anomaly's crop in the report shows around its box ``[x0, y0, x1,
+    y1]``: the box's longer side plus 12 px on every side of its centre."""
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    half = max(x1 - x0, y1 - y0) + 12
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return (slice(max(0, int(cy - half)), min(shape[0], int(np.ceil(cy + half)))),
+            slice(max(0, int(cx - half)), min(shape[1], int(np.ceil(cx + half)))))
 
 
 def _band(mask: np.ndarray, factor: float) -> np.ndarray:

@@ -84,6 +84,9 @@ class AdaptOptions:
     #: equivalent radii of its footprint (0: its surroundings are background where the
     #: frame is fully decided); see :meth:`Review.partial_label`.
     extent_band: float = 1.0
+    #: Fully decided frames are background only inside the crops the inspector decided on
+    #: (``False``: the whole frame but the confirmed leaks).
+    seen_only: bool = False
 
 
 @dataclass
@@ -221,7 +224,8 @@ def check_budget(max_time: float) -> None:
 
 
 def write_partial_dataset(root: Path, review, frames: dict[str, Any],
-                          extent_band: float = 1.0) -> dict[str, bool]:
+                          extent_band: float = 1.0, seen_only: bool = False
+                          ) -> dict[str, bool]:
     """A ``manual_set`` of the reviewed frames with partial labels in every split (see
     :data:`SPLITS`)."""
     import cv2
@@ -233,7 +237,8 @@ def write_partial_dataset(root: Path, review, frames: dict[str, Any],
     complete = {}
     set_dir = root / "manual_set"
     for k, (name, frame) in enumerate(frames.items()):
-        ok, png = cv2.imencode(".png", review.partial_label(name, frame.shape, extent_band))
+        ok, png = cv2.imencode(".png", review.partial_label(name, frame.shape, extent_band,
+                                                                seen_only))
         if not ok:  # pragma: no cover - cv2 fails only on invalid arrays
             raise InvalidInputError(f"cannot encode the label of {name}")
         complete[name] = review.complete(name)
@@ -321,7 +326,7 @@ def adapt(options: AdaptOptions, *, settings=None) -> AdaptResult:
         raise InvalidInputError(f"cannot write beside {out}: {exc.strerror or exc}") from None
     try:
         complete = write_partial_dataset(staging / "data", review, frames,
-                                         options.extent_band)
+                                         options.extent_band, options.seen_only)
         model_dir, verdict = _network(options, start, staging, (review, frames, counts),
                                       settings, started)
         x, causes = _stage_examples(review, frames)
