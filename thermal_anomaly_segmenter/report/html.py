@@ -5,7 +5,9 @@ severity then dT with the values of the prediction reports written exactly as th
 (JSON number text). Review buttons keep the inspector's decisions in the page's
 localStorage and export them as ``review.json`` (schema :data:`REVIEW_SCHEMA`), which
 ``taseg build-dataset --review`` turns into labels and ``taseg adapt`` into a model folder; a
-"review next" queue lists the undecided anomalies in :mod:`.review_order`.
+"review next" queue lists the undecided anomalies in :mod:`.review_order`. *outline* lets the
+inspector click a leak's extent on its crop; through the crop's ``crop_frame`` mapping the
+export writes it as that decision's polygon in frame pixels, with ``"outlined": true``.
 """
 
 from __future__ import annotations
