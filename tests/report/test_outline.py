@@ -136,6 +136,8 @@ def test_outline_clicked_on_a_crop_is_exported_in_frame_pixels(report, browser, 
         out = {"drawn": await _outline(page, key, clicks)}
         out["count"] = await page.js("document.getElementById('review-count').textContent")
         out["review"] = await page.js("window.tasegReview()")
+        out["stored"] = await page.js("Object.keys(localStorage).map(k => "
+                                      "JSON.parse(localStorage.getItem(k)))")
         out["shown"] = await page.js(f"document.querySelectorAll('tr[data-key=\"{key}\"] "
                                      ".crop-box svg polygon').length")
         # two clicks are no outline: done ignores them (the row is still confirmed a leak)
@@ -179,6 +181,9 @@ def test_outline_clicked_on_a_crop_is_exported_in_frame_pixels(report, browser, 
     ys, xs = np.nonzero(outline)
     assert abs(xs.mean() + 0.5 - first["x"]) < 0.25 * (bx1 - bx0) + 2
     assert abs(ys.mean() + 0.5 - first["y"]) < 0.25 * (by1 - by0) + 2
+
+    [stored] = out["stored"]  # kept with the decisions, as the export closes it
+    assert stored[key]["outline"] == ring[:-1]
 
     path = tmp_path / "review.json"
     path.write_text(json.dumps(out["review"]))
