@@ -115,6 +115,11 @@ REVIEW_EDITS = {
     "frames a list": {**_review(), "frames": ["f0"]},
     "anomalies text": {**_review(), "frames": {"f0": {"anomalies": "1"}}},
     "decisions an object": {**_review(), "decisions": {"f0": "leak"}},
+    "outlined text": _review(None, outlined="true"),
+    "outlined a number": _review(None, outlined=1),
+    "outlined false alarm": _review(None, decision="false_alarm", cause="lamp", outlined=True),
+    "outlined unsure": _review(None, decision="unsure", outlined=False),
+    "outlined without polygon": _review([], outlined=True),
 }
 
 
@@ -157,11 +162,15 @@ def test_cli_severity_config_deep_or_latin1(tmp_path, kind):
     assert_one_line_exit_2(proc, config.name)
 
 
-def test_cli_review_with_nan_polygon(tmp_path):
+@pytest.mark.parametrize("edit, words", [
+    ("polygon +1e308", ("review.json",)),
+    ("outlined text", ("review.json", "f0/1", "outlined must be true or false")),
+    ("outlined false alarm", ("review.json", "f0/1", "outlined on a false_alarm"))])
+def test_cli_review_with_bad_polygon_or_outline(tmp_path, edit, words):
     for name in ("tiffs", "corridors"):
         (tmp_path / name).mkdir()
-    review = _write(tmp_path / "review.json", REVIEW_EDITS["polygon +1e308"])
+    review = _write(tmp_path / "review.json", REVIEW_EDITS[edit])
     proc = taseg("build-dataset", tmp_path / "tiffs", tmp_path / "corridors", tmp_path / "ds",
                  "--review", review)
-    assert_one_line_exit_2(proc, "review.json")
+    assert_one_line_exit_2(proc, *words)
     assert not (tmp_path / "ds").exists()

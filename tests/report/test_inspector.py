@@ -413,7 +413,13 @@ def test_report_of_an_orthomosaic_has_pipes_map_and_geopackage(tmp_path):
     assert info["features"] == len(rows) and "25832" in info["crs"]
     html = (out / "report.html").read_text()
     assert '<div class="map">' in html and "chainage" in html
-    assert result.survey.items[0].crop_png is not None  # cropped from the downsampled overlay
+    item = result.survey.items[0]
+    assert item.crop_png is not None  # cropped from the downsampled overlay
+    # the crop -> frame mapping (for outlines) is in the orthomosaic's own pixels: the blob's
+    # centre lies inside the crop, near its middle unless the crop meets the border
+    x0, y0, kx, ky = item.crop_frame
+    h, w = cv2.imdecode(np.frombuffer(item.crop_png, np.uint8), cv2.IMREAD_COLOR).shape[:2]
+    assert 0.25 < (220.5 - x0) / kx / w < 0.75 and 0.25 < (150.5 - y0) / ky / h < 0.75
 
 
 def test_report_of_geotiff_frames_has_a_frame_index_and_geopackage(tmp_path):

@@ -66,6 +66,8 @@ class Review:
                                         f"{str(d.get('cause'))[:40]!r}")
             if d.get("polygon") is not None:
                 _check_polygon(d["polygon"], f"review {path.name}: {d['frame']}/{d['id']}")
+            if "outlined" in d:
+                _check_outlined(d, f"review {path.name}: {d['frame']}/{d['id']}")
             by_frame.setdefault(d["frame"], []).append(d)
         return cls(str(path), frames, by_frame, data.get("report_id"))
 
@@ -179,6 +181,21 @@ def _checked_frames(frames: Any, name: str) -> dict[str, dict[str, Any]]:
                 number(info[key], f"review {name}: frames.{frame[:60]}.{key}", low=1,
                        high=MAX_COORD_PX, integer=True)
     return frames
+
+
+def _check_outlined(decision: dict[str, Any], what: str) -> None:
+    """``outlined`` (the inspector drew the leak's extent on the report: ``polygon`` is that
+    outline, not the network's footprint): a JSON boolean, only on a leak decision; true
+    only with a polygon."""
+    outlined = decision["outlined"]
+    if not isinstance(outlined, bool):
+        raise InvalidInputError(f"{what}: outlined must be true or false, got "
+                                f"{str(outlined)[:40]!r}")
+    if decision["decision"] != "leak":
+        raise InvalidInputError(f"{what}: outlined on a {decision['decision']} decision "
+                                "(only a leak is outlined)")
+    if outlined and not decision.get("polygon"):
+        raise InvalidInputError(f"{what}: outlined without a polygon")
 
 
 def _check_polygon(polygons: Any, what: str) -> None:

@@ -5,7 +5,9 @@ severity then dT with the values of the prediction reports written exactly as th
 (JSON number text). Review buttons keep the inspector's decisions in the page's
 localStorage and export them as ``review.json`` (schema :data:`REVIEW_SCHEMA`), which
 ``taseg build-dataset --review`` turns into labels and ``taseg adapt`` into a model folder; a
-"review next" queue lists the undecided anomalies in :mod:`.review_order`.
+"review next" queue lists the undecided anomalies in :mod:`.review_order`. *outline* lets the
+inspector click a leak's extent on its crop; through the crop's ``crop_frame`` mapping the
+export writes it as that decision's polygon in frame pixels, with ``"outlined": true``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import struct
 from collections import Counter
 from html import escape
 from typing import Any
@@ -50,26 +53,58 @@ tr[data-decision=false_alarm] .review{background:#eee}
 tr[data-decision=unsure] .review{background:#fff3c4}
 .decision{font-weight:bold}.map{position:relative;display:inline-block}
 .map svg{position:absolute;left:0;top:0}.muted{color:#777}
+.crop-box{position:relative;display:inline-block}
+.crop-box svg{position:absolute;left:0;top:0;width:100%;height:100%;pointer-events:none}
+.crop-box .outline{fill:none;stroke:#ff2bd6;stroke-width:1.5}.crop-box .vertex{fill:#ff2bd6}
+tr.outlining .crop-box{cursor:crosshair;box-shadow:0 0 0 2px #ff2bd6}
 """
 
 _JS = r"""
 (function(){
 const data=JSON.parse(document.getElementById('taseg-data').textContent);
 const KEY='taseg-review:'+data.report_id;
+const byKey={};data.anomalies.forEach(function(a){byKey[a.frame+'/'+a.id]=a;});
 let state={};
 try{state=JSON.parse(localStorage.getItem(KEY)||'{}')||{};}catch(e){state={};}
+let drawing=null;  // the row being outlined: {key, pts: frame pixel corners}
 function save(){try{localStorage.setItem(KEY,JSON.stringify(state));}catch(e){}}
+function r2(v){return Math.round(v*100)/100;}
+function outlined(d){return !!(d&&d.decision==='leak'&&Array.isArray(d.outline)&&
+  d.outline.length>=3);}
+function drawOutline(tr){
+  const svg=tr.querySelector('.crop-box svg');if(!svg)return;
+  svg.textContent='';
+  const a=byKey[tr.dataset.key];const m=a&&a.crop_frame;if(!m)return;
+  const d=state[tr.dataset.key];const live=drawing&&drawing.key===tr.dataset.key;
+  const pts=live?drawing.pts:(outlined(d)?d.outline:[]);if(!pts.length)return;
+  const crop=pts.map(function(p){return [(p[0]-m[0])/m[2],(p[1]-m[1])/m[3]];});
+  const line=document.createElementNS(svg.namespaceURI,live?'polyline':'polygon');
+  line.setAttribute('points',crop.map(function(c){return c[0]+','+c[1];}).join(' '));
+  line.setAttribute('class','outline');svg.appendChild(line);
+  if(live)crop.forEach(function(c){
+    const dot=document.createElementNS(svg.namespaceURI,'circle');
+    dot.setAttribute('cx',c[0]);dot.setAttribute('cy',c[1]);dot.setAttribute('r',2);
+    dot.setAttribute('class','vertex');svg.appendChild(dot);
+  });
+}
 function show(){
   document.querySelectorAll('#anomalies tr[data-key]').forEach(function(tr){
     const d=state[tr.dataset.key];
     tr.dataset.decision=d?d.decision:'';
-    tr.querySelector('.decision').textContent=d?(d.decision+(d.cause?' ('+d.cause+')':'')):'';
+    const live=!!drawing&&drawing.key===tr.dataset.key;
+    tr.classList.toggle('outlining',live);
+    const done=tr.querySelector('button[data-outline=done]');if(done)done.hidden=!live;
+    tr.querySelector('.decision').textContent=d?(d.decision+(d.cause?' ('+d.cause+')':'')+
+      (outlined(d)?', outlined':'')+(live?': click around the leak on the crop':'')):'';
+    drawOutline(tr);
   });
   const n=Object.keys(state).length;
-  const kinds={leak:0,false_alarm:0,unsure:0};
-  Object.keys(state).forEach(function(k){kinds[state[k].decision]=(kinds[state[k].decision]||0)+1;});
+  const kinds={leak:0,false_alarm:0,unsure:0};let lined=0;
+  Object.keys(state).forEach(function(k){kinds[state[k].decision]=(kinds[state[k].decision]||0)+1;
+    if(outlined(state[k]))lined++;});
   document.getElementById('review-count').textContent=n+' of '+data.anomalies.length+
-    ' decided ('+kinds.leak+' leak, '+kinds.false_alarm+' false alarm, '+kinds.unsure+' unsure)';
+    ' decided ('+kinds.leak+' leak, '+kinds.false_alarm+' false alarm, '+kinds.unsure+
+    ' unsure), '+lined+(lined===1?' leak':' leaks')+' outlined';
   showNext();
 }
 function showNext(){
@@ -87,19 +122,56 @@ function showNext(){
 }
 document.querySelectorAll('#anomalies tr[data-key] button[data-decision]').forEach(function(b){
   b.addEventListener('click',function(){
-    const tr=b.closest('tr');const dec=b.dataset.decision;
+    const tr=b.closest('tr');const dec=b.dataset.decision;const k=tr.dataset.key;
     const cause=dec==='false_alarm'?tr.querySelector('select.cause').value:
       (dec==='leak'?'leak':null);
-    state[tr.dataset.key]={decision:dec,cause:cause};save();show();
+    const entry={decision:dec,cause:cause};
+    // an outline says where the leak is: kept while the row stays a leak, else dropped
+    if(dec==='leak'&&outlined(state[k]))entry.outline=state[k].outline;
+    if(dec!=='leak'&&drawing&&drawing.key===k)drawing=null;
+    state[k]=entry;save();show();
+  });
+});
+document.querySelectorAll('#anomalies tr[data-key] button[data-outline]').forEach(function(b){
+  b.addEventListener('click',function(){
+    const k=b.closest('tr').dataset.key;const act=b.dataset.outline;
+    if(act==='start'){
+      // outlining a leak is confirming it
+      if(!state[k]||state[k].decision!=='leak')state[k]={decision:'leak',cause:'leak'};
+      drawing={key:k,pts:[]};
+    }else if(act==='done'){
+      if(drawing&&drawing.key===k&&drawing.pts.length>=3&&state[k]&&
+         state[k].decision==='leak')
+        state[k].outline=drawing.pts.map(function(p){return [r2(p[0]),r2(p[1])];});
+      if(drawing&&drawing.key===k)drawing=null;
+    }else{
+      if(state[k])delete state[k].outline;
+      if(drawing&&drawing.key===k)drawing=null;
+    }
+    save();show();
+  });
+});
+document.querySelectorAll('#anomalies tr[data-key] .crop-box').forEach(function(box){
+  box.addEventListener('click',function(e){
+    const k=box.closest('tr').dataset.key;const m=byKey[k]&&byKey[k].crop_frame;
+    if(!drawing||drawing.key!==k||!m)return;
+    const img=box.querySelector('img');const rect=img.getBoundingClientRect();
+    const u=(e.clientX-rect.left)*img.naturalWidth/rect.width;
+    const v=(e.clientY-rect.top)*img.naturalHeight/rect.height;
+    drawing.pts.push([m[0]+u*m[2],m[1]+v*m[3]]);show();
   });
 });
 function review(){
-  const byKey={};data.anomalies.forEach(function(a){byKey[a.frame+'/'+a.id]=a;});
   const decisions=[];
   Object.keys(state).sort().forEach(function(k){
-    const a=byKey[k];if(!a)return;
-    decisions.push({frame:a.frame,id:a.id,decision:state[k].decision,cause:state[k].cause,
-      bbox:a.bbox,polygon:a.polygon,severity:a.severity});
+    const a=byKey[k];if(!a)return;const s=state[k];
+    const d={frame:a.frame,id:a.id,decision:s.decision,cause:s.cause,
+      bbox:a.bbox,polygon:a.polygon,severity:a.severity};
+    if(outlined(s)){  // frame pixel corners, the ring closed
+      const ring=s.outline.map(function(p){return [r2(p[0]),r2(p[1])];});
+      ring.push(ring[0].slice());d.polygon=[[ring]];d.outlined=true;
+    }
+    decisions.push(d);
   });
   return {schema:data.review_schema,report_id:data.report_id,created:new Date().toISOString(),
     frames:data.frames,decisions:decisions};
@@ -110,7 +182,8 @@ document.getElementById('export').addEventListener('click',function(){
   const a=document.createElement('a');a.href=URL.createObjectURL(blob);a.download='review.json';
   document.body.appendChild(a);a.click();a.remove();
 });
-document.getElementById('clear').addEventListener('click',function(){state={};save();show();});
+document.getElementById('clear').addEventListener('click',function(){
+  state={};drawing=null;save();show();});
 function order(key){
   const body=document.querySelector('#anomalies tbody');
   const rows=Array.from(body.querySelectorAll('tr[data-key]'));
@@ -149,6 +222,16 @@ def _img(png: bytes | None, alt: str) -> str:
     return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
 
 
+def _crop_box(png: bytes | None, alt: str) -> str:
+    """A row's crop with an empty SVG over it in the crop's pixels (the page draws the
+    inspector's outline there)."""
+    if not png:
+        return _img(png, alt)
+    width, height = struct.unpack(">II", png[16:24])  # the PNG's IHDR
+    return (f'<div class="crop-box">{_img(png, alt)}<svg viewBox="0 0 {width} {height}" '
+            f'aria-hidden="true"></svg></div>')
+
+
 def _location(item: Item) -> str:
     r = item.record
     parts = []
@@ -173,10 +256,14 @@ def _row(item: Item, since: bool = False) -> str:
         cls = ' class="num"' if key not in ("severity", "frame", "cause") else ""
         cells.append(f'<td data-col="{key}"{cls}>{text}</td>')
     options = "".join(f'<option value="{c}">{c}</option>' for c in CAUSES if c != "leak")
+    off = "" if item.crop_png and item.crop_frame else " disabled"  # nothing to click on
     review = (f'<td class="review"><button data-decision="leak">confirm leak</button>'
               f'<button data-decision="false_alarm">false alarm</button>'
               f'<select class="cause" aria-label="cause">{options}</select>'
-              f'<button data-decision="unsure">unsure</button>'
+              f'<button data-decision="unsure">unsure</button><br>'
+              f'<button data-outline="start"{off}>outline</button>'
+              f'<button data-outline="done" hidden>done</button>'
+              f'<button data-outline="clear"{off}>clear outline</button>'
               f'<div class="decision"></div></td>')
     key = escape(f"{item.frame}/{item.id}")
     loss = _num(row["heat_loss_w"])
@@ -187,7 +274,7 @@ def _row(item: Item, since: bool = False) -> str:
         extra, attr = row_cells(item, _img), f' data-since="{escape(item.since or "new")}"'
     return (f'<tr class="sev-{item.severity}" data-key="{key}" data-rank="{item.rank}" '
             f'data-loss="{loss}"{attr}>{"".join(cells)}'
-            f'{extra}<td class="crop">{_img(item.crop_png, key)}'
+            f'{extra}<td class="crop">{_crop_box(item.crop_png, key)}'
             f'<span class="loc">{escape(item.scale_bar or "")}</span></td>'
             f'<td class="loc">{_location(item)}</td>{review}</tr>')
 
@@ -322,7 +409,7 @@ def page_data(survey: Survey) -> dict[str, Any]:
     anomalies = []
     for it in survey.items:
         entry = it.row()
-        entry.update(bbox=it.record.get("bbox"), polygon=it.polygon)
+        entry.update(bbox=it.record.get("bbox"), polygon=it.polygon, crop_frame=it.crop_frame)
         if survey.since is not None:
             entry.update(since=it.since, old_id=it.old_id)
         anomalies.append(entry)

@@ -59,6 +59,8 @@ class Item:
     crop_png: bytes | None = None
     scale_bar: str | None = None
     polygon: list | None = None  # pixel-corner rings of the footprint (review labels)
+    #: crop pixel -> frame pixel (corners): ``[x0, y0, kx, ky]``, frame x = x0 + u * kx
+    crop_frame: list[float] | None = None
     rank: int | None = None
     #: status since the previous survey (``--previous``), its id there and its old crop
     since: str | None = None
@@ -275,7 +277,8 @@ def build_survey(frames: list[SurveyFrame], rules: SeverityRules,
                 item.severity = rules.classify(rec, median)
                 item.x, item.y = _pixel_centroid(rec, doc)
                 if view is not None:
-                    item.crop_png, item.scale_bar = view.crop(rec, item.x, item.y)
+                    item.crop_png, item.scale_bar, item.crop_frame = view.crop(
+                        rec, item.x, item.y)
                 if status == "accepted":
                     item.polygon = polygons.get(item.id)
                     survey.items.append(item)
@@ -395,13 +398,16 @@ class _OverlayView:
         return cls(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), sx, sy, top, gsd)
 
     def crop(self, rec: dict[str, Any], x: float | None, y: float | None
-             ) -> tuple[bytes | None, str | None]:
+             ) -> tuple[bytes | None, str | None, list[float] | None]:
+        """The crop around an anomaly as PNG, its scale bar's label, and where it lies in the
+        frame: ``[x0, y0, kx, ky]`` with frame pixel-corner ``(x0 + u * kx, y0 + v * ky)`` at
+        crop pixel-corner ``(u, v)`` (an inspector's outline is clicked on the crop)."""
         import cv2
 
         from thermal_anomaly_segmenter.outputs.write import encode_png
 
         if x is None or y is None:
-            return None, None
+            return None, None, None
         if rec.get("bbox"):
             x0, y0, x1, y1 = rec["bbox"]
         else:
@@ -414,7 +420,7 @@ class _OverlayView:
         cx0, cx1 = int(max(0, ox - half_w)), int(min(w_img, math.ceil(ox + half_w)))
         cy0, cy1 = int(max(self.top, oy - half_h)), int(min(h_img, math.ceil(oy + half_h)))
         if cx1 - cx0 < 2 or cy1 - cy0 < 2:
-            return None, None
+            return None, None, None
         piece = self.image[cy0:cy1, cx0:cx1]
         zoom = CROP_SIDE / max(piece.shape[:2])
         crop = cv2.resize(piece, (max(1, round(piece.shape[1] * zoom)),
@@ -422,7 +428,11 @@ class _OverlayView:
                           interpolation=cv2.INTER_NEAREST if zoom >= 1 else cv2.INTER_AREA)
         per_px = 1.0 / (self.sx * zoom)  # frame pixels per crop pixel
         label = _draw_scale_bar(crop, per_px, self.gsd)
-        return encode_png(crop), label
+        # The resize's own ratios (rounded sides), not zoom: corners map onto corners.
+        kx = piece.shape[1] / (crop.shape[1] * self.sx)
+        ky = piece.shape[0] / (crop.shape[0] * self.sy)
+        to_frame = [cx0 / self.sx, (cy0 - self.top) / self.sy, kx, ky]
+        return encode_png(crop), label, [round(v, 4) for v in to_frame]
 
 
 def _nice(value: float) -> float:
