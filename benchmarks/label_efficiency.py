@@ -109,7 +109,7 @@ def simulated_review(report_html: Path, pool: Path, outline: bool = False
                     "polygon": a["polygon"], "severity": a["severity"]}
         drawn = truth_outline(a, truth) if outline and hit else None
         if drawn:
-            decision.update(polygon=drawn, outlined=True)
+            decision["outline"] = drawn
         decisions.append(decision)
     return data, decisions
 
@@ -119,7 +119,7 @@ def footprint_coverage(decisions: list[dict], pool: Path) -> dict[str, float]:
     ``precision`` (footprint pixels on a leak) and ``recall`` (leak pixels covered)."""
     from scipy import ndimage
 
-    from thermal_anomaly_segmenter.false_alarms.review import rasterize_footprint
+    from thermal_anomaly_segmenter.false_alarms.review import leak_extent
     from thermal_anomaly_segmenter.io.datasets import read_label_mask
 
     files = _set_files(pool)
@@ -128,7 +128,7 @@ def footprint_coverage(decisions: list[dict], pool: Path) -> dict[str, float]:
         if d["decision"] != "leak":
             continue
         truth = read_label_mask(files[d["frame"]][1]) > 0
-        mask = rasterize_footprint(d, truth.shape) > 0
+        mask = leak_extent(d, truth.shape)
         parts, _ = ndimage.label(truth)
         ids = np.unique(parts[mask])
         touched = np.isin(parts, ids[ids > 0])
@@ -215,7 +215,7 @@ def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[di
     row = {"decisions": len(chosen), "frames": len(frames),
            "footprints": footprint_coverage(chosen, pool),
            "leaks": record["decisions"]["leak"],
-           "outlined": sum(bool(d.get("outlined")) for d in chosen), "stage_on": stage is not None,
+           "outlined": sum("outline" in d for d in chosen), "stage_on": stage is not None,
            "adapt_s": round(adapt_s, 1),
            "adapted": _score(adapted, test, rnd / "eval_adapted", stage)}
     survey_stage = train_stage(rnd, pool)

@@ -115,11 +115,12 @@ REVIEW_EDITS = {
     "frames a list": {**_review(), "frames": ["f0"]},
     "anomalies text": {**_review(), "frames": {"f0": {"anomalies": "1"}}},
     "decisions an object": {**_review(), "decisions": {"f0": "leak"}},
-    "outlined text": _review(None, outlined="true"),
-    "outlined a number": _review(None, outlined=1),
-    "outlined false alarm": _review(None, decision="false_alarm", cause="lamp", outlined=True),
-    "outlined unsure": _review(None, decision="unsure", outlined=False),
-    "outlined without polygon": _review([], outlined=True),
+    "outline text": _review(None, outline="[[[1, 1], [5, 1], [5, 5]]]"),
+    "outline NaN": _review(None, outline=[[[[1, 1], [float("nan"), 1], [5, 5]]]]),
+    "outline on a false alarm": _review(None, decision="false_alarm", cause="lamp",
+                                        outline=[[[[1, 1], [5, 1], [5, 5], [1, 1]]]]),
+    "outline on unsure": _review(None, decision="unsure", outline=[[[[1, 1], [5, 1], [5, 5]]]]),
+    "outline empty": _review(None, outline=[]),
 }
 
 
@@ -164,8 +165,8 @@ def test_cli_severity_config_deep_or_latin1(tmp_path, kind):
 
 @pytest.mark.parametrize("edit, words", [
     ("polygon +1e308", ("review.json",)),
-    ("outlined text", ("review.json", "f0/1", "outlined must be true or false")),
-    ("outlined false alarm", ("review.json", "f0/1", "outlined on a false_alarm"))])
+    ("outline text", ("review.json", "f0/1", "outline")),
+    ("outline on a false alarm", ("review.json", "f0/1", "outline on a false_alarm"))])
 def test_cli_review_with_bad_polygon_or_outline(tmp_path, edit, words):
     for name in ("tiffs", "corridors"):
         (tmp_path / name).mkdir()

@@ -112,7 +112,11 @@ async def _outline(page, key: str, crop_points: list[tuple[int, int]], done: boo
 
 @pytest.mark.slow
 def test_outline_clicked_on_a_crop_is_exported_in_frame_pixels(report, browser, tmp_path):
-    from thermal_anomaly_segmenter.false_alarms.review import Review, rasterize_footprint
+    from thermal_anomaly_segmenter.false_alarms.review import (
+        Review,
+        leak_extent,
+        rasterize_footprint,
+    )
 
     data = report["data"]
     first, second = data["anomalies"][:2]
@@ -165,16 +169,17 @@ def test_outline_clicked_on_a_crop_is_exported_in_frame_pixels(report, browser, 
     [d] = out["review"]["decisions"]
     assert (d["frame"], d["id"], d["decision"], d["cause"]) == (first["frame"], first["id"],
                                                                  "leak", "leak")
-    assert d["outlined"] is True and len(d["polygon"]) == 1 and len(d["polygon"][0]) == 1
-    ring = d["polygon"][0][0]
+    assert d["polygon"] == first["polygon"]  # the network's footprint stays beside it
+    assert len(d["outline"]) == 1 and len(d["outline"][0]) == 1
+    ring = d["outline"][0][0]
     assert len(ring) == len(clicks) + 1 and ring[0] == ring[-1]
     for (x, y), (u, v) in zip(ring, clicks, strict=False):
         assert x == round(x, 2) and y == round(y, 2)
         # frame pixel corners, back through the page's mapping onto the clicked crop pixels
         # (within the one CSS pixel a mouse event's integer position may round off)
         assert abs((x - x0) / kx - (u + 0.5)) <= 1.01 and abs((y - y0) / ky - (v + 0.5)) <= 1.01
-    outline = rasterize_footprint(d, (HEIGHT, WIDTH))
-    network = rasterize_footprint({**d, "polygon": first["polygon"]}, (HEIGHT, WIDTH))
+    outline = rasterize_footprint({**d, "polygon": d["outline"]}, (HEIGHT, WIDTH))
+    network = rasterize_footprint(d, (HEIGHT, WIDTH))
     assert (outline & network).sum() >= 0.95 * network.sum()  # it lies around the anomaly
     box = (bx1 - bx0 + 6) * (by1 - by0 + 6)
     assert network.sum() < outline.sum() <= 1.3 * box
@@ -188,25 +193,27 @@ def test_outline_clicked_on_a_crop_is_exported_in_frame_pixels(report, browser, 
     path = tmp_path / "review.json"
     path.write_text(json.dumps(out["review"]))
     review = Review.read(path)
-    assert review.decisions[first["frame"]][0]["polygon"] == d["polygon"]
+    assert review.decisions[first["frame"]][0]["outline"] == d["outline"]
+    assert (leak_extent(review.decisions[first["frame"]][0], (HEIGHT, WIDTH))
+            == outline.astype(bool)).all()
 
     short = {x["id"]: x for x in out["short"]["decisions"]}
-    assert short[second["id"]]["decision"] == "leak" and "outlined" not in short[second["id"]]
+    assert short[second["id"]]["decision"] == "leak" and "outline" not in short[second["id"]]
     assert short[second["id"]]["polygon"] == second["polygon"]  # as exported without outline
     other = {x["id"]: x for x in out["other"]["decisions"]}
     assert other[second["id"]]["decision"] == "leak"  # outline on an unsure row: a leak
-    assert other[second["id"]]["outlined"] is True
+    assert other[second["id"]]["outline"]
     cleared = {x["id"]: x for x in out["cleared"]["decisions"]}
-    assert "outlined" not in cleared[second["id"]]
+    assert "outline" not in cleared[second["id"]]
     assert cleared[second["id"]]["polygon"] == second["polygon"]
     dropped = {x["id"]: x for x in out["false_alarm"]["decisions"]}
     assert dropped[first["id"]]["decision"] == "false_alarm"
-    assert "outlined" not in dropped[first["id"]]
+    assert "outline" not in dropped[first["id"]]
     assert dropped[first["id"]]["polygon"] == first["polygon"]
 
 
 def test_review_with_an_outline_is_read(report, tmp_path):
-    """``outlined: true`` on a leak with its polygon is accepted as the exporter writes it."""
+    """An ``outline`` on a leak beside its polygon is accepted as the exporter writes it."""
     from thermal_anomaly_segmenter.false_alarms.review import Review
 
     data = report["data"]
@@ -218,5 +225,5 @@ def test_review_with_an_outline_is_read(report, tmp_path):
         "schema": data["review_schema"], "report_id": data["report_id"],
         "frames": data["frames"], "decisions": [
             {"frame": a["frame"], "id": a["id"], "decision": "leak", "cause": "leak",
-             "bbox": a["bbox"], "polygon": [[ring]], "outlined": True}]}))
-    assert Review.read(path).decisions[a["frame"]][0]["outlined"] is True
+             "bbox": a["bbox"], "polygon": a["polygon"], "outline": [[ring]]}]}))
+    assert Review.read(path).decisions[a["frame"]][0]["outline"] == [[ring]]

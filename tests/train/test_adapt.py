@@ -111,11 +111,16 @@ def test_partial_label_counts_every_click(survey, tmp_path):
     # an outlined leak's edge is the inspector's: no band
     outlined = _review(data, lambda a: "leak" if a is leak else (
         "false_alarm" if a["frame"] == frame else None))
+    x0, y0, x1, y1 = leak["bbox"]
+    drawn = [[[[x0 - 3, y0 - 3], [x1 + 3, y0 - 3], [x1 + 3, y1 + 3], [x0 - 3, y1 + 3],
+               [x0 - 3, y0 - 3]]]]
     next(d for d in outlined["decisions"]
-         if d["id"] == leak["id"] and d["frame"] == frame)["outlined"] = True
+         if d["id"] == leak["id"] and d["frame"] == frame)["outline"] = drawn
     path.write_text(json.dumps(outlined))
     label = Review.read(path).partial_label(frame, shape)
-    assert set(np.unique(label)) == {0, 1} and label.sum() == leak["area_px"]
+    assert set(np.unique(label)) == {0, 1}
+    inside = ((min(x1 + 3, shape[1]) - max(x0 - 3, 0)) * (min(y1 + 3, shape[0]) - max(y0 - 3, 0)))
+    assert label.sum() == inside > leak["area_px"]
 
 
 def test_partial_label_is_read_with_undecided_pixels_ignored(tmp_path):

@@ -66,8 +66,8 @@ class Review:
                                         f"{str(d.get('cause'))[:40]!r}")
             if d.get("polygon") is not None:
                 _check_polygon(d["polygon"], f"review {path.name}: {d['frame']}/{d['id']}")
-            if "outlined" in d:
-                _check_outlined(d, f"review {path.name}: {d['frame']}/{d['id']}")
+            if "outline" in d:
+                _check_outline(d, f"review {path.name}: {d['frame']}/{d['id']}")
             by_frame.setdefault(d["frame"], []).append(d)
         return cls(str(path), frames, by_frame, data.get("report_id"))
 
@@ -79,14 +79,15 @@ class Review:
         return bool(decided) and len(firm) == n and len(decided) == n
 
     def label(self, frame: str, shape: tuple[int, int]) -> np.ndarray | None:
-        """The frame's label (uint8 0/1: the confirmed leaks), or None if not fully decided."""
+        """The frame's label (uint8 0/1: the confirmed leaks, outlined where the inspector drew
+        one), or None if not fully decided."""
         if not self.complete(frame):
             return None
         self._check_shape(frame, shape)
         label = np.zeros(shape, np.uint8)
         for d in self.decisions[frame]:
             if d["decision"] == "leak":
-                label |= rasterize_footprint(d, shape)
+                label[leak_extent(d, shape)] = 1
         return label
 
     def firm(self, frame: str) -> list[dict[str, Any]]:
@@ -126,9 +127,10 @@ class Review:
             label[:] = UNDECIDED_PNG
             for d in firm:
                 label[crop_window(d["bbox"], shape)] = 0
-        footprints = [(d, rasterize_footprint(d, shape) > 0) for d in firm]
+        footprints = [(d, leak_extent(d, shape) if d["decision"] == "leak"
+                       else rasterize_footprint(d, shape) > 0) for d in firm]
         for d, mask in footprints:
-            if d["decision"] == "leak" and not d.get("outlined") and extent_band > 0:
+            if d["decision"] == "leak" and not d.get("outline") and extent_band > 0:
                 label[_band(mask, extent_band)] = UNDECIDED_PNG
         for d, mask in sorted(footprints, key=lambda f: f[0]["decision"] == "leak"):
             label[mask] = 1 if d["decision"] == "leak" else 0  # leaks drawn last win
@@ -183,19 +185,23 @@ def _checked_frames(frames: Any, name: str) -> dict[str, dict[str, Any]]:
     return frames
 
 
-def _check_outlined(decision: dict[str, Any], what: str) -> None:
-    """``outlined`` (the inspector drew the leak's extent on the report: ``polygon`` is that
-    outline, not the network's footprint): a JSON boolean, only on a leak decision; true
-    only with a polygon."""
-    outlined = decision["outlined"]
-    if not isinstance(outlined, bool):
-        raise InvalidInputError(f"{what}: outlined must be true or false, got "
-                                f"{str(outlined)[:40]!r}")
+def _check_outline(decision: dict[str, Any], what: str) -> None:
+    """``outline``: the leak's extent the inspector drew on the report (pixel-corner rings
+    like ``polygon``, which stays the network's footprint); only on a leak decision."""
     if decision["decision"] != "leak":
-        raise InvalidInputError(f"{what}: outlined on a {decision['decision']} decision "
+        raise InvalidInputError(f"{what}: an outline on a {decision['decision']} decision "
                                 "(only a leak is outlined)")
-    if outlined and not decision.get("polygon"):
-        raise InvalidInputError(f"{what}: outlined without a polygon")
+    if not decision["outline"]:
+        raise InvalidInputError(f"{what}: an empty outline")
+    _check_polygon(decision["outline"], f"{what}: outline")
+
+
+def leak_extent(decision: dict[str, Any], shape: tuple[int, int]) -> np.ndarray:
+    """A confirmed leak's pixels (bool): its outline where the inspector drew one, else the
+    network's footprint."""
+    if decision.get("outline"):
+        return rasterize_footprint({**decision, "polygon": decision["outline"]}, shape) > 0
+    return rasterize_footprint(decision, shape) > 0
 
 
 def _check_polygon(polygons: Any, what: str) -> None:

@@ -7,7 +7,8 @@ localStorage and export them as ``review.json`` (schema :data:`REVIEW_SCHEMA`), 
 ``taseg build-dataset --review`` turns into labels and ``taseg adapt`` into a model folder; a
 "review next" queue lists the undecided anomalies in :mod:`.review_order`. *outline* lets the
 inspector click a leak's extent on its crop; through the crop's ``crop_frame`` mapping the
-export writes it as that decision's polygon in frame pixels, with ``"outlined": true``.
+export writes it as that decision's ``outline`` in frame pixels (its ``polygon`` stays the
+network's footprint).
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ function review(){
       bbox:a.bbox,polygon:a.polygon,severity:a.severity};
     if(outlined(s)){  // frame pixel corners, the ring closed
       const ring=s.outline.map(function(p){return [r2(p[0]),r2(p[1])];});
-      ring.push(ring[0].slice());d.polygon=[[ring]];d.outlined=true;
+      ring.push(ring[0].slice());d.outline=[[ring]];
     }
     decisions.push(d);
   });
