@@ -35,6 +35,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,25 @@ ROOT = Path(__file__).resolve().parent.parent
 START = ROOT / "models" / "unet_mobilenetv2_synthetic"
 COLUMNS = ("test_object_recall", "test_object_precision", "test_dataset_iou")
 POOL_SEED_OFFSET = 7919  # pool seeds never meet the test set's
+
+
+@dataclass
+class Rounds:
+    """How every round of a family runs."""
+
+    minutes: float = 15.0
+    #: Suffix of the rounds' folders (``n<N><variant>``) and of the JSON written.
+    variant: str = ""
+    #: Paint full masks on the same frames, side by side.
+    paint: bool = True
+    #: ``taseg adapt --extent-band`` / ``--seen-only``.
+    extent_band: float = 1.0
+    seen_only: bool = False
+    #: The inspector outlines each confirmed leak on its crop.
+    outline: bool = False
+    #: The inspector outlines, on each frame whose listed anomalies are all decided, the
+    #: labelled leaks none of them touches (the leaks the start network missed).
+    add_missed: bool = False
 
 
 def pool_frames(work: Path, family: str, n: int, seed: int, size: tuple[int, int]) -> Path:
@@ -65,8 +85,6 @@ def truth_outline(anomaly: dict, truth: np.ndarray) -> list | None:
     """What an inspector outlining a confirmed leak on its crop draws: the labelled leaks the
     footprint touches, cut to the crop's window (its side as in the report: twice the
     footprint's box and 24 px), as pixel-corner polygons; None where nothing is left."""
-    from affine import Affine
-    from rasterio.features import shapes
     from scipy import ndimage
 
     from thermal_anomaly_segmenter.false_alarms.review import crop_window, rasterize_footprint
@@ -78,11 +96,7 @@ def truth_outline(anomaly: dict, truth: np.ndarray) -> list | None:
     window = np.zeros_like(drawn)
     window[crop_window(anomaly["bbox"], truth.shape)] = True
     drawn &= window
-    if not drawn.any():
-        return None
-    return [[[list(map(float, xy)) for xy in ring] for ring in geom["coordinates"]]
-            for geom, value in shapes(drawn.astype(np.uint8), mask=drawn,
-                                      transform=Affine.identity()) if value]
+    return _polygons(drawn) if drawn.any() else None
 
 
 def simulated_review(report_html: Path, pool: Path, outline: bool = False
@@ -112,6 +126,46 @@ def simulated_review(report_html: Path, pool: Path, outline: bool = False
             decision["outline"] = drawn
         decisions.append(decision)
     return data, decisions
+
+
+def _polygons(mask: np.ndarray) -> list:
+    from affine import Affine
+    from rasterio.features import shapes
+
+    return [[[list(map(float, xy)) for xy in ring] for ring in geom["coordinates"]]
+            for geom, value in shapes(mask.astype(np.uint8), mask=mask,
+                                      transform=Affine.identity()) if value]
+
+
+def missed_leaks(chosen: list[dict], data: dict, pool: Path) -> list[dict]:
+    """The leaks an inspector adds on the frames whose every listed anomaly is decided: each
+    labelled leak none of the frame's listed footprints touches, outlined whole."""
+    from scipy import ndimage
+
+    from thermal_anomaly_segmenter.false_alarms.review import rasterize_footprint
+    from thermal_anomaly_segmenter.io.datasets import read_label_mask
+
+    files = _set_files(pool)
+    decided: dict[str, int] = {}
+    for d in chosen:
+        decided[d["frame"]] = decided.get(d["frame"], 0) + 1
+    added = []
+    for frame, n in sorted(decided.items()):
+        if n != data["frames"][frame]["anomalies"]:
+            continue
+        truth = read_label_mask(files[frame][1]) > 0
+        listed = np.zeros_like(truth)
+        for a in data["anomalies"]:
+            if a["frame"] == frame:
+                listed |= rasterize_footprint(a, truth.shape) > 0
+        parts, count = ndimage.label(truth)
+        for k in range(1, count + 1):
+            leak = parts == k
+            if not (leak & listed).any():
+                added.append({"frame": frame, "id": f"added-{len(added) + 1}",
+                              "decision": "leak", "cause": "leak", "added": True,
+                              "outline": _polygons(leak)})
+    return added
 
 
 def footprint_coverage(decisions: list[dict], pool: Path) -> dict[str, float]:
@@ -186,36 +240,38 @@ def train_stage(rnd: Path, pool: Path) -> Path | None:
 
 
 def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[dict],
-              n: int, minutes: float, variant: str = "", paint: bool = True,
-              extent_band: float = 1.0, seen_only: bool = False) -> dict:
-    """Adapt on the first ``n`` decisions; paint the same frames; score both. ``variant``
-    names the round's folder apart (``n<N><variant>``); ``paint=False`` skips painting."""
+              n: int, how: Rounds) -> dict:
+    """Adapt on the first ``n`` decisions (and the missed leaks added, with
+    ``how.add_missed``); paint the same frames; score both."""
     import subprocess  # nosec B404 - this project's own CLI
 
     from thermal_anomaly_segmenter.false_alarms.classifier import FILE_NAME
 
-    rnd = work / f"n{n}{variant}"
+    rnd = work / f"n{n}{how.variant}"
     shutil.rmtree(rnd, ignore_errors=True)
     rnd.mkdir(parents=True)
     chosen = decisions[:n]
+    added = missed_leaks(chosen, data, pool) if how.add_missed else []
     review = {"schema": data["review_schema"], "report_id": data["report_id"],
-              "frames": data["frames"], "decisions": chosen}
+              "frames": data["frames"], "decisions": chosen + added}
     (rnd / "review.json").write_text(json.dumps(review))
     frames = sorted({d["frame"] for d in chosen})
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-m", "thermal_anomaly_segmenter", "adapt",  # nosec B603
                     str(rnd / "review.json"), str(pool), "--out", str(rnd / "adapted"),
-                    "--max-time", str(minutes), "--no-gpu", "--model-dir", str(START),
-                    "--extent-band", str(extent_band)] + (["--seen-only"] if seen_only else []),
+                    "--max-time", str(how.minutes), "--no-gpu", "--model-dir", str(START),
+                    "--extent-band", str(how.extent_band)]
+                   + (["--seen-only"] if how.seen_only else []),
                    check=True, cwd=ROOT)
     adapt_s = time.monotonic() - t0
     adapted = rnd / "adapted"
     record = json.loads((adapted / "adapt.json").read_text())
     stage = adapted / FILE_NAME if (adapted / FILE_NAME).is_file() else None
     row = {"decisions": len(chosen), "frames": len(frames),
-           "footprints": footprint_coverage(chosen, pool),
+           "footprints": footprint_coverage(chosen + added, pool),
            "leaks": record["decisions"]["leak"],
-           "outlined": sum("outline" in d for d in chosen), "stage_on": stage is not None,
+           "outlined": sum("outline" in d for d in chosen), "added": len(added),
+           "stage_on": stage is not None,
            "adapt_s": round(adapt_s, 1),
            "adapted": _score(adapted, test, rnd / "eval_adapted", stage)}
     survey_stage = train_stage(rnd, pool)
@@ -223,13 +279,13 @@ def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[di
         # or not adapt's cross-validation switched it on
         row["stage_alone"] = _score(START, test, rnd / "eval_stage", survey_stage)
         row["adapted_with_stage"] = _score(adapted, test, rnd / "eval_both", survey_stage)
-    if not paint:
+    if not how.paint:
         return row
     painted = full_mask_set(rnd, pool, frames)
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-m", "thermal_anomaly_segmenter", "train",  # nosec B603
                     "--dataset-path", str(painted), "--no-gpu", "--no-mlflow", "--max-time",
-                    str(minutes), "--train-phases", "fine_tune", "--weights", str(START),
+                    str(how.minutes), "--train-phases", "fine_tune", "--weights", str(START),
                     "--output-dir", str(rnd / "painted_model"), "--min-label-px", "-1"],
                    check=True, cwd=ROOT, env={**os.environ, "MODELS_PATH": str(rnd)})
     row["painted_s"] = round(time.monotonic() - t0, 1)
@@ -238,9 +294,7 @@ def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[di
 
 
 def run(work: Path, families: list[str], budgets: list[int], pool_n: int, test_n: int,
-        minutes: float, size: tuple[int, int], seed: int = 0, outline: bool = False,
-        variant: str = "", paint: bool = True, extent_band: float = 1.0,
-        seen_only: bool = False) -> list[dict]:
+        size: tuple[int, int], how: Rounds, seed: int = 0) -> list[dict]:
     from benchmarks.heldout_families import test_set
     from thermal_anomaly_segmenter.report.inspector import make_report
 
@@ -253,7 +307,7 @@ def run(work: Path, families: list[str], budgets: list[int], pool_n: int, test_n
         if not (report / "report.html").is_file():
             make_report(sorted((pool / "manual_set" / "image").iterdir()), report,
                         model_dir=START)
-        data, decisions = simulated_review(report / "report.html", pool, outline)
+        data, decisions = simulated_review(report / "report.html", pool, how.outline)
         base = {"family": family, "decisions": 0,
                 "adapted": _score(START, test, fam / "eval_start")}
         rows.append(base)
@@ -263,9 +317,8 @@ def run(work: Path, families: list[str], budgets: list[int], pool_n: int, test_n
                       f"{n}: round skipped", file=sys.stderr)
                 continue
             rows.append({"family": family, **one_round(fam, pool, test, data, decisions, n,
-                                                       minutes, variant, paint,
-                                                       extent_band, seen_only)})
-    (work / f"label_efficiency{variant}.json").write_text(json.dumps(rows, indent=2))
+                                                       how)})
+    (work / f"label_efficiency{how.variant}.json").write_text(json.dumps(rows, indent=2))
     return rows
 
 
@@ -275,12 +328,13 @@ def table(rows: list[dict]) -> str:
             return "| - | - | - "
         return "".join(f"| {scores[k]:.3f} " for k in COLUMNS)
 
-    lines = ["| family | decisions | outlined | frames | stage | adapted: recall | precision | "
-             "IoU | stage alone: recall | precision | IoU | adapted + stage: recall | precision | "
-             "IoU | full masks: recall | precision | IoU |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| family | decisions | outlined | added | frames | stage | adapted: recall | "
+             "precision | IoU | stage alone: recall | precision | IoU | adapted + stage: "
+             "recall | precision | IoU | full masks: recall | precision | IoU |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['family']} | {r['decisions']} | {r.get('outlined', '-')} | "
+                     f"{r.get('added', '-')} | "
                      f"{r.get('frames', '-')} | "
                      f"{'on' if r.get('stage_on') else 'off'} {cells(r['adapted'])}"
                      f"{cells(r.get('stage_alone'))}{cells(r.get('adapted_with_stage'))}"
@@ -306,11 +360,15 @@ def main(argv: list[str] | None = None) -> None:
                    help="taseg adapt --extent-band of every round")
     p.add_argument("--seen-only", action="store_true",
                    help="taseg adapt --seen-only in every round")
+    p.add_argument("--add-missed", action="store_true",
+                   help="the inspector also outlines the leaks the report did not list on "
+                   "the frames it fully decided")
     args = p.parse_args(argv)
     size = tuple(int(v) for v in args.size.split("x"))
+    how = Rounds(args.minutes, args.variant, args.paint, args.extent_band, args.seen_only,
+                 args.outline, args.add_missed)
     rows = run(args.work, args.families.split(","), [int(v) for v in args.decisions.split(",")],
-               args.pool, args.test, args.minutes, size, 0, args.outline, args.variant,
-               args.paint, args.extent_band, args.seen_only)  # type: ignore[arg-type]
+               args.pool, args.test, size, how)  # type: ignore[arg-type]
     print(table(rows))
 
 
