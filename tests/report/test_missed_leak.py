@@ -196,3 +196,80 @@ def test_added_leak_is_no_component_and_no_listed_anomaly(tmp_path):
                                                 np.ones_like(t_u, bool))] == [1]
     label = review.label("f0", (64, 80))
     assert label[40:50, 40:50].all() and not label[10:20, 10:20].any()
+
+
+@pytest.fixture(scope="module")
+def tiff_survey(tmp_path_factory) -> dict:
+    """One synthetic TIFF frame with its corridor, reported with the shipped model, and a
+    review as the page exports it: the first listed anomaly a leak, the others false alarms,
+    and one leak added where the report listed none."""
+    import cv2
+    import tifffile
+
+    from thermal_anomaly_segmenter.report.inspector import make_report
+    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
+
+    root = tmp_path_factory.mktemp("added")
+    for name in ("tiffs", "corridors"):
+        (root / name).mkdir()
+    scene = make_scene(7, HEIGHT, WIDTH, family="karlsruhe_winter")
+    tifffile.imwrite(root / "tiffs" / "f0.tif", scene.t_u.astype(np.float32))
+    cv2.imwrite(str(root / "corridors" / "f0.png"), scene.corridor.astype(np.uint8) * 255)
+    make_report([root / "tiffs" / "f0.tif"], root / "report", model_dir=MODEL,
+                corridor=root / "corridors" / "f0.png")
+    html = (root / "report" / "report.html").read_text()
+    data = json.loads(re.search(r'id="taseg-data">(.*?)</script>', html, re.S).group(1))
+    assert len(data["anomalies"]) >= 2
+    decisions = [{"frame": a["frame"], "id": a["id"], "bbox": a["bbox"],
+                  "polygon": a["polygon"], "severity": a["severity"],
+                  **({"decision": "leak", "cause": "leak"} if k == 0 else
+                     {"decision": "false_alarm", "cause": "lamp"})}
+                 for k, a in enumerate(data["anomalies"])]
+    ring = [[4, 4], [30, 4], [30, 24], [4, 24], [4, 4]]  # a corner no listed anomaly is in
+    assert all(a["bbox"][0] > 30 or a["bbox"][1] > 24 for a in data["anomalies"])
+    decisions.append({"frame": "f0", "id": "added-1", "decision": "leak", "cause": "leak",
+                      "added": True, "outline": [[ring]]})
+    review = root / "review.json"
+    review.write_text(json.dumps({"schema": data["review_schema"],
+                                  "report_id": data["report_id"], "frames": data["frames"],
+                                  "decisions": decisions}))
+    return {"root": root, "data": data, "review": review}
+
+
+@pytest.mark.slow
+def test_build_dataset_and_adapt_take_a_review_with_an_added_leak(tiff_survey, tmp_path):
+    """``taseg build-dataset --review`` labels the added leak and keeps no stage example of
+    it; ``taseg adapt`` runs on it and scores only the listed anomalies for its threshold."""
+    import subprocess
+    import sys
+
+    from thermal_anomaly_segmenter.datasets.builder import BuildOptions, build_dataset
+    from thermal_anomaly_segmenter.false_alarms.review import Review, read_examples
+    from thermal_anomaly_segmenter.io.datasets import read_label_mask
+    from thermal_anomaly_segmenter.io.read import read_frame
+    from thermal_anomaly_segmenter.train.adapt_check import decision_scores
+
+    root, data = tiff_survey["root"], tiff_survey["data"]
+    report = build_dataset(root / "tiffs", root / "corridors", tmp_path / "ds", BuildOptions(
+        review=tiff_survey["review"], splits=(1.0, 0.0, 0.0), previews=False))
+    assert report.reviewed_frames == ["f0"]
+    label = read_label_mask(tmp_path / "ds" / "manual_set" / "label" / "survey_train" / "f0.png")
+    assert label[4:24, 4:30].all()  # the added leak, pixel corners (4, 4)-(30, 24)
+    assert int(label.sum()) == 26 * 20 + data["anomalies"][0]["area_px"]
+    _, causes = read_examples(tmp_path / "ds")
+    assert sorted(causes) == sorted(["leak"] + ["lamp"] * (len(data["anomalies"]) - 1))
+
+    review = Review.read(tiff_survey["review"])
+    frame = read_frame(root / "tiffs" / "f0.tif", root / "corridors" / "f0.png", name="f0")
+    scores = decision_scores(MODEL, review, {"f0": frame})
+    assert (scores.leaks.size, scores.false_alarms.size) == (1, len(data["anomalies"]) - 1)
+
+    new = tmp_path / "new"
+    proc = subprocess.run(
+        [sys.executable, "-m", "thermal_anomaly_segmenter", "adapt", str(tiff_survey["review"]),
+         str(root / "tiffs"), "--corridor", str(root / "corridors"), "--out", str(new),
+         "--no-gpu", "--model-dir", str(MODEL)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads((new / "adapt.json").read_text())
+    assert record["decisions"]["leak"] == 2  # the listed leak and the added one
+    assert record["network"]["network"] == "start"  # 2 leaks: under --min-leaks
