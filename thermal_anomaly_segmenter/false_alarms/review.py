@@ -217,16 +217,19 @@ def _check_added(decision: dict[str, Any], what: str) -> None:
 
 def _check_added_ids(by_frame: dict[str, list[dict[str, Any]]], name: str) -> None:
     """An added leak's id is its own: no listed anomaly's, no other added leak's."""
+    from collections import Counter
+
     for frame, decided in by_frame.items():
-        listed = [str(d["id"]) for d in decided if not is_added(d)]
-        added = [d["id"] for d in decided if is_added(d)]
-        clash = (set(listed) & set(added)) or {i for i in added if added.count(i) > 1}
-        if clash:
-            raise InvalidInputError(f"review {name}: {frame}/{str(min(clash))[:40]}: an added "
+        ids = Counter(d["id"] for d in decided if is_added(d))
+        twice = sorted(i for i, n in ids.items() if n > 1)
+        if twice:
+            raise InvalidInputError(f"review {name}: {frame[:60]}/{twice[0][:40]}: an added "
                                     "leak's id is used twice")
-        if any(str(i).startswith(ADDED_PREFIX) for i in listed):
-            raise InvalidInputError(f"review {name}: {frame}: a listed anomaly's id starts "
-                                    f"with {ADDED_PREFIX!r} without added: true")
+        for d in decided:
+            if not is_added(d) and str(d["id"]).startswith(ADDED_PREFIX):
+                raise InvalidInputError(
+                    f"review {name}: {frame[:60]}/{str(d['id'])[:40]}: an id starting with "
+                    f"{ADDED_PREFIX!r} is an added leak's (added: true)")
 
 
 def _outline_box(decision: dict[str, Any]) -> list[float]:

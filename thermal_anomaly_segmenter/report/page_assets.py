@@ -27,9 +27,9 @@ tr.outlining .crop-box{cursor:crosshair;box-shadow:0 0 0 2px #ff2bd6}
 #frames .frame{display:inline-block;vertical-align:top;margin:0 1em 1em 0}
 #frames h3{font-size:1em;margin:.2em 0}.frame-box{position:relative;display:inline-block}
 .frame-box img{display:block}.frame-box svg{position:absolute;left:0;top:0;width:100%;
-height:100%;pointer-events:none}.frame-box .outline{fill:none;stroke:#00e5ff;stroke-width:1.5}
-.frame-box .vertex{fill:#00e5ff}.frame.outlining .frame-box{cursor:crosshair;
-box-shadow:0 0 0 2px #00e5ff}.frame ul.added{margin:.2em 0;padding-left:1.2em}
+height:100%;pointer-events:none}.frame-box .outline{fill:none;stroke:#ff2bd6;stroke-width:1.5}
+.frame-box .vertex{fill:#ff2bd6}.frame.outlining .frame-box{cursor:crosshair;
+box-shadow:0 0 0 2px #ff2bd6}.frame ul.added{margin:.2em 0;padding-left:1.2em}
 """
 
 JS = r"""

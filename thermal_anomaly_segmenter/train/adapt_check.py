@@ -5,7 +5,8 @@ A decided anomaly is scored by the highest probability a model gives inside its 
 
 The decisions cannot rank the fine-tuned network against the start one: they were made on
 the start network's own detections, so the start keeps every confirmed leak by construction
-and the leaks it missed (where fine-tuning gains most) are not in the review. What they can
+and the leaks it missed (where fine-tuning gains most) are in the review only where the
+inspector added one by hand (``added``, not scored here: it has no component to keep). What they can
 show is a network that learned to predict nothing, which a few positives teach (measured on
 25 decisions of a held-out family, 2 of them leaks: object recall 0.56 -> 0.00). So:
 
