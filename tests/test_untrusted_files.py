@@ -121,6 +121,18 @@ REVIEW_EDITS = {
                                         outline=[[[[1, 1], [5, 1], [5, 5], [1, 1]]]]),
     "outline on unsure": _review(None, decision="unsure", outline=[[[[1, 1], [5, 1], [5, 5]]]]),
     "outline empty": _review(None, outline=[]),
+    "added on a false alarm": _review(None, id="added-1", decision="false_alarm", cause="lamp",
+                                      added=True, outline=[[[[1, 1], [5, 1], [5, 5]]]]),
+    "added without outline": _review(None, id="added-1", added=True),
+    "added with a listed id": _review(None, added=True, outline=[[[[1, 1], [5, 1], [5, 5]]]]),
+    "added not true": _review(None, id="added-1", added="true",
+                              outline=[[[[1, 1], [5, 1], [5, 5]]]]),
+    "added outline NaN": _review(None, id="added-1", added=True,
+                                 outline=[[[[1, 1], [float("nan"), 1], [5, 5]]]]),
+    "added twice": {**_review(), "decisions": 2 * [
+        {"frame": "f0", "id": "added-1", "decision": "leak", "added": True,
+         "outline": [[[[1, 1], [5, 1], [5, 5]]]]}]},
+    "listed id like an added one": _review(None, id="added-1"),
 }
 
 
@@ -166,7 +178,9 @@ def test_cli_severity_config_deep_or_latin1(tmp_path, kind):
 @pytest.mark.parametrize("edit, words", [
     ("polygon +1e308", ("review.json",)),
     ("outline text", ("review.json", "f0/1", "outline")),
-    ("outline on a false alarm", ("review.json", "f0/1", "outline on a false_alarm"))])
+    ("outline on a false alarm", ("review.json", "f0/1", "outline on a false_alarm")),
+    ("added on a false alarm", ("review.json", "f0/added-1", "added false_alarm")),
+    ("added with a listed id", ("review.json", "f0/1", "added-"))])
 def test_cli_review_with_bad_polygon_or_outline(tmp_path, edit, words):
     for name in ("tiffs", "corridors"):
         (tmp_path / name).mkdir()

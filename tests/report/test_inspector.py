@@ -413,6 +413,8 @@ def test_report_of_an_orthomosaic_has_pipes_map_and_geopackage(tmp_path):
     assert info["features"] == len(rows) and "25832" in info["crs"]
     html = (out / "report.html").read_text()
     assert '<div class="map">' in html and "chainage" in html
+    # too big to show whole: the Frames section says so and offers no frame to outline on
+    assert "1 orthomosaic(s) not shown here" in html and 'class="frame"' not in html
     item = result.survey.items[0]
     assert item.crop_png is not None  # cropped from the downsampled overlay
     # the crop -> frame mapping (for outlines) is in the orthomosaic's own pixels: the blob's

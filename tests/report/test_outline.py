@@ -165,7 +165,8 @@ def test_outline_clicked_on_a_crop_is_exported_in_frame_pixels(report, browser, 
     assert not out["errors"], out["errors"]
     assert out["drawn"] == len(clicks)
     assert out["shown"] == 1  # the closed outline is drawn over the crop
-    assert out["count"].endswith("(1 leak, 0 false alarm, 0 unsure), 1 leak outlined")
+    assert out["count"].endswith("(1 leak, 0 false alarm, 0 unsure), 1 leak outlined, "
+                                "0 missed leaks added")
     [d] = out["review"]["decisions"]
     assert (d["frame"], d["id"], d["decision"], d["cause"]) == (first["frame"], first["id"],
                                                                  "leak", "leak")

@@ -8,6 +8,11 @@ into a label (the confirmed leaks' footprints): a ``manual_set`` label for
 (:mod:`~thermal_anomaly_segmenter.false_alarms.classifier`), kept in the dataset as
 :data:`EXAMPLES_NAME` and read back by
 :func:`read_examples` (``taseg train --review`` adds them to the stage's training set).
+
+A leak the report did not list, outlined by the inspector on the whole frame, is a decision
+``{"id": "added-<n>", "decision": "leak", "added": true, "outline": ...}`` (:func:`is_added`):
+a positive in the labels, but no listed anomaly (:meth:`Review.complete`) and no component of
+the network to learn the false-alarm stage from.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ DECISIONS = ("leak", "false_alarm", "unsure")
 #: File of a dataset (at its root) holding the reviewed components as stage examples.
 EXAMPLES_NAME = "review_examples.json"
 EXAMPLES_SCHEMA = "taseg.review_examples/1"
+#: Id prefix of a leak the inspector added (one the report did not list).
+ADDED_PREFIX = "added-"
 #: Width of the band left out of the loss around a confirmed leak that was not outlined, in
 #: equivalent radii of its footprint (:meth:`Review.partial_label`).
 EXTENT_BAND = 1.0
@@ -64,16 +71,21 @@ class Review:
             if d["decision"] == "false_alarm" and d.get("cause") not in CAUSES:
                 raise InvalidInputError(f"review {path.name}: unknown cause "
                                         f"{str(d.get('cause'))[:40]!r}")
+            what = f"review {path.name}: {d['frame']}/{str(d['id'])[:40]}"
             if d.get("polygon") is not None:
-                _check_polygon(d["polygon"], f"review {path.name}: {d['frame']}/{d['id']}")
+                _check_polygon(d["polygon"], what)
+            if "added" in d:
+                _check_added(d, what)
             if "outline" in d:
-                _check_outline(d, f"review {path.name}: {d['frame']}/{d['id']}")
+                _check_outline(d, what)
             by_frame.setdefault(d["frame"], []).append(d)
+        _check_added_ids(by_frame, path.name)
         return cls(str(path), frames, by_frame, data.get("report_id"))
 
     def complete(self, frame: str) -> bool:
-        """Every anomaly the report listed for ``frame`` is decided leak or false alarm."""
-        decided = self.decisions.get(frame, [])
+        """Every anomaly the report listed for ``frame`` is decided leak or false alarm (a leak
+        the inspector added is none of them)."""
+        decided = [d for d in self.decisions.get(frame, []) if not is_added(d)]
         n = int(self.frames.get(frame, {}).get("anomalies") or 0)
         firm = {d["id"] for d in decided if d["decision"] in ("leak", "false_alarm")}
         return bool(decided) and len(firm) == n and len(decided) == n
@@ -125,8 +137,8 @@ class Review:
         label = np.full(shape, 0 if self.complete(frame) else UNDECIDED_PNG, np.uint8)
         if seen_only and self.complete(frame):
             label[:] = UNDECIDED_PNG
-            for d in firm:
-                label[crop_window(d["bbox"], shape)] = 0
+            for d in firm:  # an added leak's crop: the box of its outline
+                label[crop_window(_outline_box(d) if is_added(d) else d["bbox"], shape)] = 0
         footprints = [(d, leak_extent(d, shape) if d["decision"] == "leak"
                        else rasterize_footprint(d, shape) > 0) for d in firm]
         for d, mask in footprints:
@@ -183,6 +195,48 @@ def _checked_frames(frames: Any, name: str) -> dict[str, dict[str, Any]]:
                 number(info[key], f"review {name}: frames.{frame[:60]}.{key}", low=1,
                        high=MAX_COORD_PX, integer=True)
     return frames
+
+
+def is_added(decision: dict[str, Any]) -> bool:
+    """A leak the inspector outlined on the whole frame that the report did not list."""
+    return decision.get("added") is True
+
+
+def _check_added(decision: dict[str, Any], what: str) -> None:
+    """``added``: JSON ``true`` on a leak with an outline and an ``added-<n>`` id."""
+    if decision["added"] is not True:
+        raise InvalidInputError(f"{what}: added must be true (a leak the report did not list)")
+    if decision["decision"] != "leak":
+        raise InvalidInputError(f"{what}: an added {decision['decision']} decision (only a "
+                                "missed leak is added)")
+    if not isinstance(decision["id"], str) or not decision["id"].startswith(ADDED_PREFIX):
+        raise InvalidInputError(f"{what}: an added leak's id must start with {ADDED_PREFIX!r}")
+    if "outline" not in decision:
+        raise InvalidInputError(f"{what}: an added leak needs its outline")
+
+
+def _check_added_ids(by_frame: dict[str, list[dict[str, Any]]], name: str) -> None:
+    """An added leak's id is its own: no listed anomaly's, no other added leak's."""
+    from collections import Counter
+
+    for frame, decided in by_frame.items():
+        ids = Counter(d["id"] for d in decided if is_added(d))
+        twice = sorted(i for i, n in ids.items() if n > 1)
+        if twice:
+            raise InvalidInputError(f"review {name}: {frame[:60]}/{twice[0][:40]}: an added "
+                                    "leak's id is used twice")
+        for d in decided:
+            if not is_added(d) and str(d["id"]).startswith(ADDED_PREFIX):
+                raise InvalidInputError(
+                    f"review {name}: {frame[:60]}/{str(d['id'])[:40]}: an id starting with "
+                    f"{ADDED_PREFIX!r} is an added leak's (added: true)")
+
+
+def _outline_box(decision: dict[str, Any]) -> list[float]:
+    """``[x0, y0, x1, y1]`` around a decision's outline."""
+    points = np.asarray([p for rings in decision["outline"] for ring in rings for p in ring],
+                        np.float64)
+    return [*points.min(0), *points.max(0)]
 
 
 def _check_outline(decision: dict[str, Any], what: str) -> None:
@@ -251,8 +305,9 @@ def component_examples(review: Review, frame_name: str, t_u: np.ndarray,
     """Features and cause of each component of ``frame_name`` decided leak or false alarm."""
     from thermal_anomaly_segmenter.false_alarms.classifier import component_features
 
+    # an added leak is no component of the network: the stage never sees it
     decided = [d for d in review.decisions.get(frame_name, [])
-               if d["decision"] in ("leak", "false_alarm")]
+               if d["decision"] in ("leak", "false_alarm") and not is_added(d)]
     if not decided:
         return []
     review._check_shape(frame_name, t_u.shape)

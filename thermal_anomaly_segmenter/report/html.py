@@ -8,7 +8,10 @@ localStorage and export them as ``review.json`` (schema :data:`REVIEW_SCHEMA`), 
 "review next" queue lists the undecided anomalies in :mod:`.review_order`. *outline* lets the
 inspector click a leak's extent on its crop; through the crop's ``crop_frame`` mapping the
 export writes it as that decision's ``outline`` in frame pixels (its ``polygon`` stays the
-network's footprint).
+network's footprint). The Frames section shows every frame whole (its overlay, see
+:attr:`.survey.SurveyFrame.view_jpeg`): *add missed leak* outlines a leak the report did not
+list, exported as a decision with ``added: true`` and an ``added-<n>`` id. The page's style and
+script are in :mod:`.page_assets`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from html import escape
 from typing import Any
 
 from thermal_anomaly_segmenter.false_alarms.classifier import CAUSES
+from thermal_anomaly_segmenter.report.page_assets import CSS, JS
 from thermal_anomaly_segmenter.report.survey import Item, Survey
 
 REVIEW_SCHEMA = "taseg.review/1"
@@ -39,166 +43,6 @@ _MAP_SIDE = 900
 #: The page may load nothing but its own inline styles, scripts and data: images.
 _CSP = ("default-src 'none'; img-src data: blob:; style-src 'unsafe-inline'; "
         "script-src 'unsafe-inline'")
-
-_CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
-h1{font-size:1.5em;margin:0 0 .3em}h2{font-size:1.15em;margin:1.4em 0 .4em}
-table{border-collapse:collapse;background:#fff}td,th{border:1px solid #ccc;padding:3px 6px;
-vertical-align:top}th{background:#eee;text-align:left}td.num{text-align:right}
-.sev-A{background:#f8c9c4}.sev-B{background:#fbe3b5}.sev-C{background:#e4ecf5}
-.totals td{min-width:4em}.rule{font-family:monospace;font-size:.9em}
-.crop img{display:block;image-rendering:pixelated}.loc{font-size:.85em;color:#444}
-.review button{margin:1px;font-size:.85em}.review select{font-size:.85em}
-tr[data-decision=leak] .review{background:#d5f0d5}
-tr[data-decision=false_alarm] .review{background:#eee}
-tr[data-decision=unsure] .review{background:#fff3c4}
-.decision{font-weight:bold}.map{position:relative;display:inline-block}
-.map svg{position:absolute;left:0;top:0}.muted{color:#777}
-.crop-box{position:relative;display:inline-block}
-.crop-box svg{position:absolute;left:0;top:0;width:100%;height:100%;pointer-events:none}
-.crop-box .outline{fill:none;stroke:#ff2bd6;stroke-width:1.5}.crop-box .vertex{fill:#ff2bd6}
-tr.outlining .crop-box{cursor:crosshair;box-shadow:0 0 0 2px #ff2bd6}
-"""
-
-_JS = r"""
-(function(){
-const data=JSON.parse(document.getElementById('taseg-data').textContent);
-const KEY='taseg-review:'+data.report_id;
-const byKey={};data.anomalies.forEach(function(a){byKey[a.frame+'/'+a.id]=a;});
-let state={};
-try{state=JSON.parse(localStorage.getItem(KEY)||'{}')||{};}catch(e){state={};}
-let drawing=null;  // the row being outlined: {key, pts: frame pixel corners}
-function save(){try{localStorage.setItem(KEY,JSON.stringify(state));}catch(e){}}
-function r2(v){return Math.round(v*100)/100;}
-function outlined(d){return !!(d&&d.decision==='leak'&&Array.isArray(d.outline)&&
-  d.outline.length>=3);}
-function drawOutline(tr){
-  const svg=tr.querySelector('.crop-box svg');if(!svg)return;
-  svg.textContent='';
-  const a=byKey[tr.dataset.key];const m=a&&a.crop_frame;if(!m)return;
-  const d=state[tr.dataset.key];const live=drawing&&drawing.key===tr.dataset.key;
-  const pts=live?drawing.pts:(outlined(d)?d.outline:[]);if(!pts.length)return;
-  const crop=pts.map(function(p){return [(p[0]-m[0])/m[2],(p[1]-m[1])/m[3]];});
-  const line=document.createElementNS(svg.namespaceURI,live?'polyline':'polygon');
-  line.setAttribute('points',crop.map(function(c){return c[0]+','+c[1];}).join(' '));
-  line.setAttribute('class','outline');svg.appendChild(line);
-  if(live)crop.forEach(function(c){
-    const dot=document.createElementNS(svg.namespaceURI,'circle');
-    dot.setAttribute('cx',c[0]);dot.setAttribute('cy',c[1]);dot.setAttribute('r',2);
-    dot.setAttribute('class','vertex');svg.appendChild(dot);
-  });
-}
-function show(){
-  document.querySelectorAll('#anomalies tr[data-key]').forEach(function(tr){
-    const d=state[tr.dataset.key];
-    tr.dataset.decision=d?d.decision:'';
-    const live=!!drawing&&drawing.key===tr.dataset.key;
-    tr.classList.toggle('outlining',live);
-    const done=tr.querySelector('button[data-outline=done]');if(done)done.hidden=!live;
-    tr.querySelector('.decision').textContent=d?(d.decision+(d.cause?' ('+d.cause+')':'')+
-      (outlined(d)?', outlined':'')+(live?': click around the leak on the crop':'')):'';
-    drawOutline(tr);
-  });
-  const n=Object.keys(state).length;
-  const kinds={leak:0,false_alarm:0,unsure:0};let lined=0;
-  Object.keys(state).forEach(function(k){kinds[state[k].decision]=(kinds[state[k].decision]||0)+1;
-    if(outlined(state[k]))lined++;});
-  document.getElementById('review-count').textContent=n+' of '+data.anomalies.length+
-    ' decided ('+kinds.leak+' leak, '+kinds.false_alarm+' false alarm, '+kinds.unsure+
-    ' unsure), '+lined+(lined===1?' leak':' leaks')+' outlined';
-  showNext();
-}
-function showNext(){
-  const list=document.querySelector('#review-next ol');if(!list)return;
-  list.textContent='';
-  (data.review_order||[]).filter(function(k){return !state[k];}).slice(0,10).forEach(function(k){
-    const li=document.createElement('li');const b=document.createElement('button');
-    b.textContent=k;b.dataset.key=k;
-    b.addEventListener('click',function(){
-      const tr=document.querySelector('#anomalies tr[data-key="'+CSS.escape(k)+'"]');
-      if(tr){tr.scrollIntoView({block:'center'});}
-    });
-    li.appendChild(b);list.appendChild(li);
-  });
-}
-document.querySelectorAll('#anomalies tr[data-key] button[data-decision]').forEach(function(b){
-  b.addEventListener('click',function(){
-    const tr=b.closest('tr');const dec=b.dataset.decision;const k=tr.dataset.key;
-    const cause=dec==='false_alarm'?tr.querySelector('select.cause').value:
-      (dec==='leak'?'leak':null);
-    const entry={decision:dec,cause:cause};
-    // an outline says where the leak is: kept while the row stays a leak, else dropped
-    if(dec==='leak'&&outlined(state[k]))entry.outline=state[k].outline;
-    if(dec!=='leak'&&drawing&&drawing.key===k)drawing=null;
-    state[k]=entry;save();show();
-  });
-});
-document.querySelectorAll('#anomalies tr[data-key] button[data-outline]').forEach(function(b){
-  b.addEventListener('click',function(){
-    const k=b.closest('tr').dataset.key;const act=b.dataset.outline;
-    if(act==='start'){
-      // outlining a leak is confirming it
-      if(!state[k]||state[k].decision!=='leak')state[k]={decision:'leak',cause:'leak'};
-      drawing={key:k,pts:[]};
-    }else if(act==='done'){
-      if(drawing&&drawing.key===k&&drawing.pts.length>=3&&state[k]&&
-         state[k].decision==='leak')
-        state[k].outline=drawing.pts.map(function(p){return [r2(p[0]),r2(p[1])];});
-      if(drawing&&drawing.key===k)drawing=null;
-    }else{
-      if(state[k])delete state[k].outline;
-      if(drawing&&drawing.key===k)drawing=null;
-    }
-    save();show();
-  });
-});
-document.querySelectorAll('#anomalies tr[data-key] .crop-box').forEach(function(box){
-  box.addEventListener('click',function(e){
-    const k=box.closest('tr').dataset.key;const m=byKey[k]&&byKey[k].crop_frame;
-    if(!drawing||drawing.key!==k||!m)return;
-    const img=box.querySelector('img');const rect=img.getBoundingClientRect();
-    const u=(e.clientX-rect.left)*img.naturalWidth/rect.width;
-    const v=(e.clientY-rect.top)*img.naturalHeight/rect.height;
-    drawing.pts.push([m[0]+u*m[2],m[1]+v*m[3]]);show();
-  });
-});
-function review(){
-  const decisions=[];
-  Object.keys(state).sort().forEach(function(k){
-    const a=byKey[k];if(!a)return;const s=state[k];
-    const d={frame:a.frame,id:a.id,decision:s.decision,cause:s.cause,
-      bbox:a.bbox,polygon:a.polygon,severity:a.severity};
-    if(outlined(s)){  // frame pixel corners, the ring closed
-      const ring=s.outline.map(function(p){return [r2(p[0]),r2(p[1])];});
-      ring.push(ring[0].slice());d.outline=[[ring]];
-    }
-    decisions.push(d);
-  });
-  return {schema:data.review_schema,report_id:data.report_id,created:new Date().toISOString(),
-    frames:data.frames,decisions:decisions};
-}
-window.tasegReview=review;
-document.getElementById('export').addEventListener('click',function(){
-  const blob=new Blob([JSON.stringify(review(),null,1)],{type:'application/json'});
-  const a=document.createElement('a');a.href=URL.createObjectURL(blob);a.download='review.json';
-  document.body.appendChild(a);a.click();a.remove();
-});
-document.getElementById('clear').addEventListener('click',function(){
-  state={};drawing=null;save();show();});
-function order(key){
-  const body=document.querySelector('#anomalies tbody');
-  const rows=Array.from(body.querySelectorAll('tr[data-key]'));
-  rows.sort(function(a,b){return key==='loss'?
-    (parseFloat(b.dataset.loss||'-Infinity')-parseFloat(a.dataset.loss||'-Infinity'))||
-    (a.dataset.rank-b.dataset.rank):a.dataset.rank-b.dataset.rank;});
-  rows.forEach(function(r){body.appendChild(r);});
-}
-document.getElementById('sort-loss').addEventListener('click',function(){order('loss');});
-document.getElementById('sort-rank').addEventListener('click',function(){order('rank');});
-show();
-})();
-"""
-
 
 def _num(value: Any) -> str:
     """A value as the prediction report writes it (JSON number text), HTML-escaped; empty
@@ -330,6 +174,47 @@ def _heat_loss(survey: Survey) -> str:
             f'<ul id="heat-loss-conditions">{items}</ul>')
 
 
+def _frames(survey: Survey) -> str:
+    """Each frame whole, with buttons to outline a leak the report did not list on it."""
+    parts, ortho = [], 0
+    for frame in survey.frames:
+        if frame.ortho:
+            ortho += 1
+            continue
+        name = escape(frame.name)
+        if frame.view_jpeg is None or frame.view_frame is None:
+            parts.append(f'<div class="frame"><h3>{name}</h3><span class="muted">no overlay'
+                         '</span></div>')
+            continue
+        width, height = _jpeg_size(frame.view_jpeg)
+        shown = min(2.0, 640 / max(width, height))  # small frames drawn larger to click on
+        data = base64.b64encode(frame.view_jpeg).decode("ascii")
+        parts.append(
+            f'<div class="frame" data-frame="{name}"><h3>{name}</h3><div class="frame-box">'
+            f'<img alt="{name}" width="{round(width * shown)}" '
+            f'height="{round(height * shown)}" src="data:image/jpeg;base64,{data}">'
+            f'<svg viewBox="0 0 {width} {height}" aria-hidden="true"></svg></div><br>'
+            '<button data-add="start">add missed leak</button><button data-add="done" '
+            'hidden>done</button> <span class="hint muted"></span><ul class="added"></ul>'
+            '</div>')
+    note = (f'<p class="muted">{ortho} orthomosaic(s) not shown here (too big to show '
+            'whole): see the Map.</p>' if ortho else "")
+    return (f'<p>Every frame whole, the listed anomalies outlined in green. A leak the '
+            'report did not list: press <i>add missed leak</i>, click around it on the '
+            'frame (three points or more), then <i>done</i>; it is exported with the '
+            'decisions (the only way the network learns the leaks it misses).</p>'
+            f'{note}<div id="frames">{"".join(parts)}</div>')
+
+
+def _jpeg_size(jpeg: bytes) -> tuple[int, int]:
+    """``(width, height)`` of a frame's view (JPEG)."""
+    import cv2
+    import numpy as np
+
+    height, width = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE).shape
+    return width, height
+
+
 def _map(survey: Survey) -> str:
     """An orthomosaic's downsampled overlay with numbered marks, else a frame index of the
     georeferenced anomalies in map coordinates; empty without a georeference."""
@@ -428,8 +313,9 @@ def page_data(survey: Survey) -> dict[str, Any]:
 
     thresholds = {f.name: f.doc.get("threshold") for f in survey.frames}
     order = review_order([{**a, "threshold": thresholds.get(a["frame"])} for a in anomalies])
+    views = {f.name: f.view_frame for f in survey.frames if f.view_frame is not None}
     return {"report_id": digest, "review_schema": REVIEW_SCHEMA, "frames": frames,
-            "anomalies": anomalies, "review_order": order,
+            "anomalies": anomalies, "review_order": order, "frame_views": views,
             "rejected": [{**it.row(), "status": "rejected"} for it in survey.rejected]}
 
 
@@ -455,7 +341,7 @@ def render_html(survey: Survey, title: str = "TASeg inspection report") -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{_CSP}">
-<title>{escape(title)}</title><style>{_CSS}</style></head><body>
+<title>{escape(title)}</title><style>{CSS}</style></head><body>
 <h1>{escape(title)}</h1>
 <p>{n_frames} frame(s), {len(survey.items)} anomalies listed, {len(survey.rejected)} rejected
 as false alarms.</p>
@@ -473,10 +359,11 @@ model most: the least certain first, spread across frames and causes; then run
 <code>taseg adapt review.json FRAMES --out NEW_MODEL</code>)</span><ol></ol></div>
 <table id="anomalies"><thead><tr>{head}<th>crop</th><th>location</th><th>review</th></tr></thead>
 <tbody>{rows}</tbody></table>
+<h2 id="frames-heading">Frames</h2>{_frames(survey)}
 <h2>Map</h2>{_map(survey) or '<p class="muted">No georeferenced anomaly.</p>'}
 <h2>Rejected false alarms</h2>{_rejected(survey)}
 {f"<h2>Inputs that failed</h2><ul>{failures}</ul>" if failures else ""}
 <script type="application/json" id="taseg-data">{data}</script>
-<script>{_JS}</script>
+<script>{JS}</script>
 </body></html>
 """

@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 #: Side of a crop in the report, pixels of the page.
 CROP_SIDE = 160
+#: Longest side of a whole frame's view in the report's Frames section, image pixels.
+VIEW_SIDE = 640
+#: JPEG quality of a frame's view: a 320 x 256 frame's is ~20 KB, so 200 frames stay small.
+VIEW_QUALITY = 85
 #: Most frames taken from one zip of frames.
 MAX_ZIP_FRAMES = 2000
 _SEVERITY_ORDER = {"A": 0, "B": 1, "C": 2}
@@ -94,6 +98,11 @@ class SurveyFrame:
     json_path: Path
     overlay: Path | None
     mask: Path | None
+    #: The whole frame's overlay as JPEG (no legend, at most :data:`VIEW_SIDE` px and never
+    #: above the frame's own size) and its image pixel -> frame pixel ``[x0, y0, kx, ky]``
+    #: (as an anomaly's ``crop_frame``); None for an orthomosaic or without an overlay.
+    view_jpeg: bytes | None = None
+    view_frame: list[float] | None = None
 
     @property
     def ortho(self) -> bool:
@@ -267,6 +276,8 @@ def build_survey(frames: list[SurveyFrame], rules: SeverityRules,
         survey.screened |= stage is not None
         verdicts = {v["id"]: v for v in (stage or {}).get("verdicts", [])}
         view = _OverlayView.open(frame)
+        if view is not None and not frame.ortho:  # an orthomosaic is too big to show whole
+            frame.view_jpeg, frame.view_frame = view.whole(doc["frame"])
         polygons = _footprints(frame)
         for status, records in (("accepted", doc.get("anomalies", [])),
                                 ("rejected", doc.get("rejected", []))):
@@ -433,6 +444,27 @@ class _OverlayView:
         ky = piece.shape[0] / (crop.shape[0] * self.sy)
         to_frame = [cx0 / self.sx, (cy0 - self.top) / self.sy, kx, ky]
         return encode_png(crop), label, [round(v, 4) for v in to_frame]
+
+
+    def whole(self, info: dict[str, Any]) -> tuple[bytes, list[float]]:
+        """The frame's part of the overlay (no title) as JPEG, downscaled to at most
+        :data:`VIEW_SIDE` px and the frame's own pixels; its ``[x0, y0, kx, ky]`` mapping."""
+        import cv2
+
+        height, width = int(info["height"]), int(info["width"])
+        piece = self.image[self.top:self.top + round(height * self.sy),
+                           :round(width * self.sx)]
+        zoom = min(1.0, VIEW_SIDE / max(piece.shape[:2]), 1.0 / max(self.sx, self.sy))
+        small = cv2.resize(piece, (max(1, round(piece.shape[1] * zoom)),
+                                   max(1, round(piece.shape[0] * zoom))),
+                           interpolation=cv2.INTER_AREA)
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
+                                [cv2.IMWRITE_JPEG_QUALITY, VIEW_QUALITY])
+        if not ok:
+            raise ValueError("cannot encode a frame's view as JPEG")
+        kx = piece.shape[1] / (small.shape[1] * self.sx)
+        ky = piece.shape[0] / (small.shape[0] * self.sy)
+        return jpeg.tobytes(), [0.0, 0.0, round(kx, 6), round(ky, 6)]
 
 
 def _nice(value: float) -> float:

@@ -5,7 +5,8 @@ A decided anomaly is scored by the highest probability a model gives inside its 
 
 The decisions cannot rank the fine-tuned network against the start one: they were made on
 the start network's own detections, so the start keeps every confirmed leak by construction
-and the leaks it missed (where fine-tuning gains most) are not in the review. What they can
+and the leaks it missed (where fine-tuning gains most) are in the review only where the
+inspector added one by hand (``added``, not scored here: it has no component to keep). What they can
 show is a network that learned to predict nothing, which a few positives teach (measured on
 25 decisions of a held-out family, 2 of them leaks: object recall 0.56 -> 0.00). So:
 
@@ -53,16 +54,18 @@ class DecisionScores:
 
 def decision_scores(model_dir: Path, review, frames: dict[str, Any],
                     device: str = "cpu") -> DecisionScores:
-    """Score every firm decision of ``review`` with the model folder's probabilities."""
+    """Score every firm decision of ``review`` on a listed anomaly with the model folder's
+    probabilities (a leak the inspector added has no component of the start network: the
+    threshold is still chosen on the anomalies it listed)."""
     from thermal_anomaly_segmenter.config import PredictOptions
-    from thermal_anomaly_segmenter.false_alarms.review import rasterize_footprint
+    from thermal_anomaly_segmenter.false_alarms.review import is_added, rasterize_footprint
     from thermal_anomaly_segmenter.inference.segmenter import Segmenter
 
     segmenter = Segmenter.from_folder(model_dir, device=device, backend="torch")
     options = PredictOptions(device=segmenter.device)
     scores: dict[str, list[float]] = {"leak": [], "false_alarm": []}
     for name, frame in frames.items():
-        firm = review.firm(name)
+        firm = [d for d in review.firm(name) if not is_added(d)]
         if not firm:
             continue
         prob = segmenter.probabilities([frame], options)[0]
