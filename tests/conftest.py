@@ -68,3 +68,34 @@ def save_tiny_model(
 @pytest.fixture(scope="session")
 def tiny_segformer_dir(tmp_path_factory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("models") / "segformer_b0_tiny")
+
+
+@pytest.fixture()
+def browser(tmp_path):
+    """A headless Chromium of its own (DevTools websocket URL of its page)."""
+    from headless_browser import start_browser
+
+    yield from start_browser(tmp_path / "profile")
+
+
+@pytest.fixture(scope="session")
+def one_frame_report(tmp_path_factory) -> dict:
+    """One synthetic 192 x 256 frame (three anomalies) reported with the shipped model: its
+    folder, survey, page data, HTML and file URL. Read only."""
+    import json
+    import re
+
+    from thermal_anomaly_segmenter.io.formats import write_frame
+    from thermal_anomaly_segmenter.report.inspector import make_report
+    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
+
+    root = tmp_path_factory.mktemp("one_frame_report")
+    (root / "frames").mkdir()
+    write_frame(root / "frames" / "g0.npy.lz4",
+                make_scene(7, 192, 256, family="karlsruhe_winter").data)
+    result = make_report([root / "frames"], root / "report",
+                         model_dir=ROOT / "models" / "unet_mobilenetv2_synthetic")
+    html = (root / "report" / "report.html").read_text()
+    data = json.loads(re.search(r'id="taseg-data">(.*?)</script>', html, re.S).group(1))
+    return {"root": root, "survey": result.survey, "data": data, "html": html,
+            "url": (root / "report" / "report.html").as_uri()}

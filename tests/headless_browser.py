@@ -75,3 +75,24 @@ class Page:
                 return value
             await asyncio.sleep(0.2)
         raise AssertionError(f"timed out waiting for {expression}")
+
+
+async def in_page(ws_url: str, body):
+    """Run ``await body(page)`` on the browser's page at ``ws_url``; its result."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            ws_url, max_msg_size=0) as ws:
+        return await body(Page(ws))
+
+
+async def open_report(page: Page, url: str, width: int = 1600, height: int = 1000) -> None:
+    """Load a report at a window size (the default headless window is narrower than its
+    table) and wait for its script's first render."""
+    await page.call("Runtime.enable")
+    await page.call("Page.enable")
+    await page.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                    deviceScaleFactor=1, mobile=False)
+    await page.call("Page.navigate", url=url)
+    await page.wait_for("document.readyState === 'complete' && "
+                        "!!document.getElementById('review-count').textContent")

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
+from headless_browser import in_page
 
 from thermal_anomaly_segmenter.errors import InvalidInputError
 from thermal_anomaly_segmenter.report.severity import DEFAULTS, load_rules
@@ -155,20 +156,6 @@ def test_report_never_overwrites(survey):
 # --------------------------------------------------------------------------- in Chromium
 
 
-@pytest.fixture()
-def browser(tmp_path):
-    from headless_browser import start_browser
-
-    yield from start_browser(tmp_path / "profile")
-
-
-async def _session(ws_url: str, body):
-    import aiohttp
-    from headless_browser import Page
-
-    async with aiohttp.ClientSession() as session, session.ws_connect(
-            ws_url, max_msg_size=0) as ws:
-        return await body(Page(ws))
 
 
 def _table_js() -> str:
@@ -200,7 +187,7 @@ def test_table_in_chromium_matches_the_json_offline(survey, browser):
         by_loss = await page.js(_table_js())
         return table, dict(totals), broken, page.events, by_loss
 
-    table, totals, broken, events, by_loss = asyncio.run(_session(browser, body))
+    table, totals, broken, events, by_loss = asyncio.run(in_page(browser, body))
     # no pixel size, no estimate: sorting by loss keeps the rank order, columns stay empty
     assert [c["rank"] for c in by_loss] == [c["rank"] for c in table]
     assert all(c["heat_loss_w"] == "" for c in by_loss)
@@ -276,7 +263,7 @@ def test_review_in_chromium_becomes_dataset_labels(survey, browser, tmp_path):
             await asyncio.sleep(0.2)
         return shown
 
-    shown = asyncio.run(_session(browser, body))
+    shown = asyncio.run(in_page(browser, body))
     assert shown.startswith(f"{len(decisions)} of")
     review = json.loads((downloads / "review.json").read_text())
     assert {f"{d['frame']}/{d['id']}": d["decision"] for d in review["decisions"]} == decisions
@@ -363,7 +350,7 @@ def test_heat_loss_column_total_and_sort_in_chromium(tmp_path, browser):
         total = await page.js("document.querySelector('[data-total=heat_loss_w]').textContent")
         return ranked, by_loss, back, total
 
-    ranked, by_loss, back, total = asyncio.run(_session(browser, body))
+    ranked, by_loss, back, total = asyncio.run(in_page(browser, body))
     assert [c["heat_loss_w"] for c in ranked] == [json.dumps(it.record["heat_loss_w"])
                                                   for it in items]
     losses = [float(c["heat_loss_w"]) for c in by_loss]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from headless_browser import in_page, open_report
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "unet_mobilenetv2_synthetic"
@@ -19,22 +20,9 @@ HEIGHT, WIDTH = 192, 256
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> dict:
-    """One synthetic frame reported with the shipped model."""
-    from thermal_anomaly_segmenter.io.formats import write_frame
-    from thermal_anomaly_segmenter.report.inspector import make_report
-    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
-
-    root = tmp_path_factory.mktemp("missed")
-    (root / "frames").mkdir()
-    write_frame(root / "frames" / "g0.npy.lz4",
-                make_scene(7, HEIGHT, WIDTH, family="karlsruhe_winter").data)
-    result = make_report([root / "frames"], root / "report", model_dir=MODEL)
-    html = (root / "report" / "report.html").read_text()
-    data = json.loads(re.search(r'id="taseg-data">(.*?)</script>', html, re.S).group(1))
-    assert data["anomalies"]
-    return {"root": root, "survey": result.survey, "data": data, "html": html,
-            "url": (root / "report" / "report.html").as_uri()}
+def report(one_frame_report) -> dict:
+    assert one_frame_report["data"]["anomalies"]
+    return one_frame_report
 
 
 def test_frame_view_is_the_overlay_at_the_frames_own_size(report):
@@ -63,20 +51,6 @@ def test_frame_view_is_the_overlay_at_the_frames_own_size(report):
     assert 'data-frame="g0"' in report["html"] and "add missed leak" in report["html"]
 
 
-@pytest.fixture()
-def browser(tmp_path):
-    from headless_browser import start_browser
-
-    yield from start_browser(tmp_path / "profile")
-
-
-async def _session(ws_url: str, body):
-    import aiohttp
-    from headless_browser import Page
-
-    async with aiohttp.ClientSession() as session, session.ws_connect(
-            ws_url, max_msg_size=0) as ws:
-        return await body(Page(ws))
 
 
 async def _add(page, frame: str, points: list[tuple[int, int]], done: bool = True) -> int:
@@ -111,13 +85,7 @@ def test_missed_leak_added_on_a_frame_is_exported_and_learned(report, browser, t
     listed = [f"{a['frame']}/{a['id']}" for a in data["anomalies"] if a["frame"] == "g0"]
 
     async def body(page):
-        await page.call("Runtime.enable")
-        await page.call("Page.enable")
-        await page.call("Emulation.setDeviceMetricsOverride", width=1600, height=1000,
-                        deviceScaleFactor=1, mobile=False)
-        await page.call("Page.navigate", url=report["url"])
-        await page.wait_for("document.readyState === 'complete' && "
-                            "!!document.getElementById('review-count').textContent")
+        await open_report(page, report["url"])
         out = {"drawn": await _add(page, "g0", clicks)}
         out["short"] = await _add(page, "g0", clicks[:2])  # two points: no leak
         await _add(page, "g0", clicks[1:4])  # a second one, then removed
@@ -136,7 +104,7 @@ def test_missed_leak_added_on_a_frame_is_exported_and_learned(report, browser, t
         out["errors"] = [e for e in page.events if e["method"] == "Runtime.exceptionThrown"]
         return out
 
-    out = asyncio.run(_session(browser, body))
+    out = asyncio.run(in_page(browser, body))
     assert not out["errors"], out["errors"]
     assert out["drawn"] == len(clicks) and out["short"] == 2
     assert out["two"] == 2 and out["shown"] == 1

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from headless_browser import in_page, open_report
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "unet_mobilenetv2_synthetic"
@@ -20,23 +20,10 @@ HEIGHT, WIDTH = 192, 256
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> dict:
-    """One synthetic frame reported with the shipped model (three anomalies)."""
-    from thermal_anomaly_segmenter.io.formats import write_frame
-    from thermal_anomaly_segmenter.report.inspector import make_report
-    from thermal_anomaly_segmenter.scenes.synthetic import make_scene
-
-    root = tmp_path_factory.mktemp("outline")
-    (root / "frames").mkdir()
-    write_frame(root / "frames" / "g0.npy.lz4",
-                make_scene(7, HEIGHT, WIDTH, family="karlsruhe_winter").data)
-    result = make_report([root / "frames"], root / "report", model_dir=MODEL)
-    html = (root / "report" / "report.html").read_text()
-    text = re.search(r'id="taseg-data">(.*?)</script>', html, re.S).group(1)
-    data = json.loads(text)
+def report(one_frame_report) -> dict:
+    data = one_frame_report["data"]
     assert len(data["anomalies"]) >= 2 and all(a["crop_frame"] for a in data["anomalies"])
-    return {"root": root, "survey": result.survey, "data": data,
-            "url": (root / "report" / "report.html").as_uri()}
+    return one_frame_report
 
 
 def test_crop_pixels_map_onto_the_overlay_pixels_they_show(report):
@@ -69,20 +56,6 @@ def test_crop_pixels_map_onto_the_overlay_pixels_they_show(report):
         assert 0 < (item.x + 0.5 - x0) / kx < w and 0 < (item.y + 0.5 - y0) / ky < h
 
 
-@pytest.fixture()
-def browser(tmp_path):
-    from headless_browser import start_browser
-
-    yield from start_browser(tmp_path / "profile")
-
-
-async def _session(ws_url: str, body):
-    import aiohttp
-    from headless_browser import Page
-
-    async with aiohttp.ClientSession() as session, session.ws_connect(
-            ws_url, max_msg_size=0) as ws:
-        return await body(Page(ws))
 
 
 async def _click_at(page, x: float, y: float) -> None:
@@ -129,14 +102,7 @@ def test_outline_clicked_on_a_crop_is_exported_in_frame_pixels(report, browser, 
     clicks = [(round((x - x0) / kx), round((y - y0) / ky)) for x, y in frame_pts]
 
     async def body(page):
-        await page.call("Runtime.enable")
-        await page.call("Page.enable")
-        # the default headless window is narrower than the table: every crop must fit
-        await page.call("Emulation.setDeviceMetricsOverride", width=2400, height=1000,
-                        deviceScaleFactor=1, mobile=False)
-        await page.call("Page.navigate", url=report["url"])
-        await page.wait_for("document.readyState === 'complete' && "
-                            "!!document.getElementById('review-count').textContent")
+        await open_report(page, report["url"], width=2400)  # every crop must fit
         out = {"drawn": await _outline(page, key, clicks)}
         out["count"] = await page.js("document.getElementById('review-count').textContent")
         out["review"] = await page.js("window.tasegReview()")
@@ -161,7 +127,7 @@ def test_outline_clicked_on_a_crop_is_exported_in_frame_pixels(report, browser, 
         out["errors"] = [e for e in page.events if e["method"] == "Runtime.exceptionThrown"]
         return out
 
-    out = asyncio.run(_session(browser, body))
+    out = asyncio.run(in_page(browser, body))
     assert not out["errors"], out["errors"]
     assert out["drawn"] == len(clicks)
     assert out["shown"] == 1  # the closed outline is drawn over the crop

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SHIPPED_ONLY
+from headless_browser import in_page
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "samples" / "KA1_DJI_0_0095_R.npy.lz4"
@@ -67,20 +68,6 @@ def _hostile(doc: dict) -> None:
     doc["false_alarm_stage"]["verdicts"][0]["cause"] = HOSTILE_CAUSE
 
 
-@pytest.fixture()
-def browser(tmp_path):
-    from headless_browser import start_browser
-
-    yield from start_browser(tmp_path / "profile")
-
-
-async def _session(ws_url: str, body):
-    import aiohttp
-    from headless_browser import Page
-
-    async with aiohttp.ClientSession() as session, session.ws_connect(
-            ws_url, max_msg_size=0) as ws:
-        return await body(Page(ws))
 
 
 @pytest.mark.slow
@@ -111,7 +98,7 @@ def test_hostile_values_stay_text_in_chromium_and_csv(predicted, tmp_path, brows
                                   "td.loc')).map(td => td.textContent).join(' ')")
         return before, count, json.loads(review), cells, locations, page.events
 
-    before, count, review, cells, locations, events = asyncio.run(_session(browser, body))
+    before, count, review, cells, locations, events = asyncio.run(in_page(browser, body))
     assert before[0] == "undefined" and before[1] != "pwned", before
     assert before[2] == 3, before
     assert count.startswith("1 of 3"), count

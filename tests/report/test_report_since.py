@@ -91,12 +91,6 @@ def test_bad_previous_is_refused_before_predicting(nights, tmp_path, capsys) -> 
     assert code == 2 and "--tolerance needs --previous" in capsys.readouterr().err
 
 
-@pytest.fixture()
-def browser(tmp_path):
-    from headless_browser import start_browser
-
-    yield from start_browser(tmp_path / "profile")
-
 
 @pytest.mark.slow
 def test_status_filter_and_totals_in_chromium(nights, browser) -> None:

@@ -263,12 +263,6 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(survey, tmp_path):
 # --------------------------------------------------------------------------- end to end
 
 
-@pytest.fixture()
-def browser(tmp_path):
-    from headless_browser import start_browser
-
-    yield from start_browser(tmp_path / "profile")
-
 
 async def _click_and_export(ws_url: str, url: str, decisions: dict[str, str],
                             downloads: Path) -> dict:
