@@ -23,6 +23,13 @@ Protocol, per held-out family (training generator, ``heldout.second_generator`` 
 
     python -m benchmarks.label_efficiency --work /tmp/le --families rural_coarse
         [--decisions 25,50] [--pool 40] [--test 20] [--minutes 15] [--size 512x640]
+        [--outline] [--add-missed] [--extent-band R] [--seen-only] [--variant _x] [--no-paint]
+
+``--outline``: the inspector also outlines each confirmed leak on its crop (the labelled
+leaks its footprint touches, cut to the crop); ``--add-missed``: on each frame whose listed
+anomalies it decided, it outlines the labelled leaks none of them touches (the report's
+*add missed leak*). Each round records how the leak labels it taught meet the labelled
+leaks (``footprints``: precision and recall).
 
 Prints a Markdown table and writes ``<work>/label_efficiency.json``.
 """
