@@ -347,7 +347,9 @@ def run_adapt(args: Mapping[str, Any]) -> dict[str, Any]:
         review=args["review"], frames=list(frames), out=str(settings.models_path /
                                                             f"adapted_{stamp}"),
         model_dir=args.get("review_model_dir"), max_time=args.get("max_time") or 15.0,
-        gpu=args.get("gpu")), settings=settings)
+        gpu=args.get("gpu"), min_leaks=args.get("review_min_leaks", 10),
+        extent_band=args.get("review_extent_band", 1.0),
+        seen_only=bool(args.get("review_seen_only"))), settings=settings)
     return {"model_dir": str(result.model_dir), "adapt": result.record}
 
 

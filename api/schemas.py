@@ -452,6 +452,23 @@ class TrainArgsSchema(marshmallow.Schema):
         metadata={"description": "With review: the model folder to adapt. Default: the "
                   "default model."},
     )
+    review_min_leaks = fields.Integer(
+        load_default=10,
+        metadata={"description": "With review: fewest confirmed leaks to fine-tune the "
+                  "network on; with fewer the new folder keeps the start network and only the "
+                  "false-alarm stage adapts (taseg adapt --min-leaks)."},
+    )
+    review_extent_band = fields.Float(
+        load_default=1.0,
+        metadata={"description": "With review: band left out of the loss around a confirmed "
+                  "leak that was not outlined, in radii of its footprint, 0 to 10 (taseg adapt "
+                  "--extent-band)."},
+    )
+    review_seen_only = fields.Boolean(
+        load_default=False,
+        metadata={"description": "With review: a fully decided frame is background only "
+                  "inside the crops that were decided (taseg adapt --seen-only)."},
+    )
 
 
 def load_args(schema: marshmallow.Schema, values: Mapping[str, Any]) -> dict[str, Any]:

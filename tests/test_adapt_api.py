@@ -74,6 +74,11 @@ def test_bad_review_is_400_or_422_and_writes_nothing(env, tmp_path):
     with pytest.raises(ApiError) as info:
         api.train(**common, review=str(env["data"] / "review.json"), max_time=0.01)
     assert info.value.status == 400 and "too small" in info.value.message
+    for field, value, named in (("review_min_leaks", 0, "--min-leaks"),
+                                ("review_extent_band", -1.0, "--extent-band")):
+        with pytest.raises(ApiError) as info:
+            api.train(**common, review=str(env["data"] / "review.json"), **{field: value})
+        assert info.value.status == 400 and named in info.value.message
     assert not any(env["models"].iterdir())
 
 
