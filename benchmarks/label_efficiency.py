@@ -73,6 +73,8 @@ class Rounds:
     #: The inspector outlines, on each frame whose listed anomalies are all decided, the
     #: labelled leaks none of them touches (the leaks the start network missed).
     add_missed: bool = False
+    #: Train on a GPU where there is one (the rounds are CPU-only by default).
+    gpu: bool = False
 
 
 def pool_frames(work: Path, family: str, n: int, seed: int, size: tuple[int, int]) -> Path:
@@ -246,6 +248,10 @@ def train_stage(rnd: Path, pool: Path) -> Path | None:
     return path
 
 
+def _cpu(how: Rounds) -> list[str]:
+    return [] if how.gpu else ["--no-gpu"]
+
+
 def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[dict],
               n: int, how: Rounds) -> dict:
     """Adapt on the first ``n`` decisions (and the missed leaks added, with
@@ -266,7 +272,7 @@ def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[di
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-m", "thermal_anomaly_segmenter", "adapt",  # nosec B603
                     str(rnd / "review.json"), str(pool), "--out", str(rnd / "adapted"),
-                    "--max-time", str(how.minutes), "--no-gpu", "--model-dir", str(START),
+                    "--max-time", str(how.minutes), *_cpu(how), "--model-dir", str(START),
                     "--extent-band", str(how.extent_band)]
                    + (["--seen-only"] if how.seen_only else []),
                    check=True, cwd=ROOT)
@@ -291,7 +297,7 @@ def one_round(work: Path, pool: Path, test: Path, data: dict, decisions: list[di
     painted = full_mask_set(rnd, pool, frames)
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-m", "thermal_anomaly_segmenter", "train",  # nosec B603
-                    "--dataset-path", str(painted), "--no-gpu", "--no-mlflow", "--max-time",
+                    "--dataset-path", str(painted), *_cpu(how), "--no-mlflow", "--max-time",
                     str(how.minutes), "--train-phases", "fine_tune", "--weights", str(START),
                     "--output-dir", str(rnd / "painted_model"), "--min-label-px", "-1"],
                    check=True, cwd=ROOT, env={**os.environ, "MODELS_PATH": str(rnd)})
@@ -370,10 +376,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--add-missed", action="store_true",
                    help="the inspector also outlines the leaks the report did not list on "
                    "the frames it fully decided")
+    p.add_argument("--gpu", action="store_true", help="train on a GPU where there is one")
     args = p.parse_args(argv)
     size = tuple(int(v) for v in args.size.split("x"))
     how = Rounds(args.minutes, args.variant, args.paint, args.extent_band, args.seen_only,
-                 args.outline, args.add_missed)
+                 args.outline, args.add_missed, args.gpu)
     rows = run(args.work, args.families.split(","), [int(v) for v in args.decisions.split(",")],
                args.pool, args.test, size, how)  # type: ignore[arg-type]
     print(table(rows))
