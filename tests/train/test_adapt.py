@@ -528,3 +528,17 @@ def test_too_few_confirmed_leaks_keep_the_start_network_without_training(survey,
                  "--extent-band", "-1", cwd=tmp_path)
     assert bad.returncode == 2 and "--extent-band" in bad.stderr and len(
         bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
+
+
+def test_crop_window_outside_the_frame_is_empty():
+    """A box left of or above the frame (an added leak's outline may lie there) shows no
+    frame pixel: a negative slice end would otherwise count from the far edge."""
+    from thermal_anomaly_segmenter.false_alarms.review import crop_window
+
+    frame = np.zeros((64, 80), bool)
+    for box, inside in (([-40, -40, -30, -30], 0), ([-500, -500, -490, -490], 0),
+                        ([1000, 10, 1010, 20], 0), ([10, 10, 20, 20], 37 * 37),
+                        ([-5, -5, 3, 3], 19 * 19)):
+        frame[:] = False
+        frame[crop_window(box, frame.shape)] = True
+        assert frame.sum() == inside, box

@@ -162,8 +162,12 @@ def crop_window(bbox: Any, shape: tuple[int, int]) -> tuple[slice, slice]:
     x0, y0, x1, y1 = (float(v) for v in bbox)
     half = max(x1 - x0, y1 - y0) + 12
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    return (slice(max(0, int(cy - half)), min(shape[0], int(np.ceil(cy + half)))),
-            slice(max(0, int(cx - half)), min(shape[1], int(np.ceil(cx + half)))))
+
+    def span(centre: float, size: int) -> slice:  # clipped to the frame: empty outside it
+        lo = min(size, max(0, int(centre - half)))
+        return slice(lo, max(lo, min(size, int(np.ceil(centre + half)))))
+
+    return span(cy, shape[0]), span(cx, shape[1])
 
 
 def _band(mask: np.ndarray, factor: float) -> np.ndarray:

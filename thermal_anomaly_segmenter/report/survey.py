@@ -445,7 +445,6 @@ class _OverlayView:
         to_frame = [cx0 / self.sx, (cy0 - self.top) / self.sy, kx, ky]
         return encode_png(crop), label, [round(v, 4) for v in to_frame]
 
-
     def whole(self, info: dict[str, Any]) -> tuple[bytes, list[float]]:
         """The frame's part of the overlay (no title) as JPEG, downscaled to at most
         :data:`VIEW_SIDE` px and the frame's own pixels; its ``[x0, y0, kx, ky]`` mapping."""
