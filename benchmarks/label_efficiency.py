@@ -37,6 +37,7 @@ Prints a Markdown table and writes ``<work>/label_efficiency.json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -84,6 +85,16 @@ def pool_frames(work: Path, family: str, n: int, seed: int, size: tuple[int, int
     return test_set(work / "pool", family, n, seed + POOL_SEED_OFFSET, size)
 
 
+@functools.lru_cache(maxsize=512)
+def _truth(label: Path) -> np.ndarray:
+    """A pool frame's labelled leaks (bool), read once: many decisions share a frame."""
+    from thermal_anomaly_segmenter.io.datasets import read_label_mask
+
+    mask = read_label_mask(label) > 0
+    mask.flags.writeable = False
+    return mask
+
+
 def _set_files(root: Path) -> dict[str, tuple[Path, Path]]:
     images = sorted((root / "manual_set" / "image").rglob("*.npy.lz4"))
     return {p.name[:-8]: (p, root / "manual_set" / "label" / p.parent.name /
@@ -114,7 +125,6 @@ def simulated_review(report_html: Path, pool: Path, outline: bool = False
     report's review order; with ``outline`` the inspector also outlines each confirmed
     leak (:func:`truth_outline`)."""
     from thermal_anomaly_segmenter.false_alarms.review import rasterize_footprint
-    from thermal_anomaly_segmenter.io.datasets import read_label_mask
 
     html = report_html.read_text()
     start = html.index('id="taseg-data">') + len('id="taseg-data">')
@@ -124,7 +134,7 @@ def simulated_review(report_html: Path, pool: Path, outline: bool = False
     decisions = []
     for key in data["review_order"]:
         a = by_key[key]
-        truth = read_label_mask(files[a["frame"]][1]) > 0
+        truth = _truth(files[a["frame"]][1])
         hit = bool((rasterize_footprint(a, truth.shape).astype(bool) & truth).any())
         decision = {"frame": a["frame"], "id": a["id"],
                     "decision": "leak" if hit else "false_alarm",
@@ -152,7 +162,6 @@ def missed_leaks(chosen: list[dict], data: dict, pool: Path) -> list[dict]:
     from scipy import ndimage
 
     from thermal_anomaly_segmenter.false_alarms.review import rasterize_footprint
-    from thermal_anomaly_segmenter.io.datasets import read_label_mask
 
     files = _set_files(pool)
     decided: dict[str, int] = {}
@@ -162,7 +171,7 @@ def missed_leaks(chosen: list[dict], data: dict, pool: Path) -> list[dict]:
     for frame, n in sorted(decided.items()):
         if n != data["frames"][frame]["anomalies"]:
             continue
-        truth = read_label_mask(files[frame][1]) > 0
+        truth = _truth(files[frame][1])
         listed = np.zeros_like(truth)
         for a in data["anomalies"]:
             if a["frame"] == frame:
@@ -183,14 +192,13 @@ def footprint_coverage(decisions: list[dict], pool: Path) -> dict[str, float]:
     from scipy import ndimage
 
     from thermal_anomaly_segmenter.false_alarms.review import leak_extent
-    from thermal_anomaly_segmenter.io.datasets import read_label_mask
 
     files = _set_files(pool)
     hit = drawn = labelled = 0
     for d in decisions:
         if d["decision"] != "leak":
             continue
-        truth = read_label_mask(files[d["frame"]][1]) > 0
+        truth = _truth(files[d["frame"]][1])
         mask = leak_extent(d, truth.shape)
         parts, _ = ndimage.label(truth)
         ids = np.unique(parts[mask])
